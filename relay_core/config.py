@@ -1,0 +1,325 @@
+"""Configuration: one TOML file, read with tomllib and validated by pydantic.
+
+Every error names the key path (`sources[1].client_secret`) and says how to fix it. Relative
+paths are resolved against the folder of the configuration file, so a config works from any cwd.
+Secrets are references (see secrets.py); they are resolved only when a component needs them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+from .secrets import SecretRef
+
+DEFAULT_CONFIG = "career-relay.toml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def secret_field(value: Any, info) -> SecretRef | None:
+    if value is None or isinstance(value, SecretRef):
+        return value
+    try:
+        return SecretRef.parse(info.field_name, value)
+    except ConfigError as exc:
+        # pydantic adds the full key path (mail.smtp.password) to a ValueError.
+        raise ValueError(f"{exc.problem}. {exc.fix}") from None
+
+
+class Company(Section):
+    name: str = "株式会社サンプル"
+    legal_name: str = ""
+    address: str = ""
+    representative: str = ""
+    sender: str = "採用担当 <recruit@example.co.jp>"
+    reply_to: str = "recruit@example.co.jp"
+    timezone: str = "Asia/Tokyo"
+    locale: Literal["ja", "en"] = "ja"
+    privacy_policy_url: str = ""
+    signature: str = ""          # extra lines under the sender name in emails
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as "
+                             "\"Asia/Tokyo\" or \"Europe/Berlin\"") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Store(Section):
+    url: str = "sqlite:///career-relay.db"
+
+
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+class Schedule(Section):
+    delay_hours: float = Field(24, ge=0, le=72)
+    business_hours: str = "10:00-18:00"
+    deadline_business_days: int = Field(3, ge=1, le=10)
+    holidays: str = "JP"
+    business_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])  # Mon=0
+    hold_for_approval: bool = False
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        if value == "always":
+            return value
+        m = _HOURS.match(value.replace(" ", ""))
+        if not m or not (0 <= int(m[1]) < 24 and 0 <= int(m[3]) <= 24
+                         and int(m[2]) < 60 and int(m[4]) < 60):
+            raise ValueError("write business hours as \"HH:MM-HH:MM\" (e.g. \"10:00-18:00\") "
+                             "or \"always\"")
+        if (int(m[1]), int(m[2])) >= (int(m[3]), int(m[4])):
+            raise ValueError("business hours must end after they start")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        import holidays
+
+        if value and value.upper() not in holidays.list_supported_countries():
+            raise ValueError(f"no holiday calendar for country {value!r}; use an ISO code "
+                             "such as \"JP\", \"US\" or \"DE\", or \"\" for none")
+        return value.upper()
+
+    @property
+    def window(self) -> tuple[time, time] | None:
+        if self.business_hours == "always":
+            return None
+        m = _HOURS.match(self.business_hours.replace(" ", ""))
+        end = time(23, 59, 59) if int(m[3]) == 24 else time(int(m[3]), int(m[4]))
+        return time(int(m[1]), int(m[2])), end
+
+
+class Eligibility(Section):
+    max_age_days: int = Field(14, ge=1)
+    person_cooldown_days: int = Field(180, ge=0)
+    skip_agency_sourced: bool = True
+    # Rejection categories (or raw reason ids) that get the courteous email without the invitation.
+    no_invitation_reasons: list[str] = Field(default_factory=list)
+
+
+class Smtp(Section):
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: SecretRef | None = None
+    timeout_seconds: float = 30
+    retries: int = Field(3, ge=0, le=10)
+    messages_per_second: float = Field(0, ge=0)  # 0 = no client-side limit
+    ca_file: str = ""   # a private CA bundle, e.g. for a relay with an internal certificate
+
+    _secret = field_validator("password", mode="before")(secret_field)
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> Smtp:
+        if self.security == "none" and self.password is not None and self.host not in (
+                "localhost", "127.0.0.1", "::1"):
+            raise ValueError("security = \"none\" would send the password in clear text; "
+                             "use \"starttls\" or \"ssl\"")
+        return self
+
+
+class Mail(Section):
+    transport: Literal["file", "smtp"] = "file"
+    outbox_dir: str = "outbox"
+    mode: Literal["full", "invite_only"] = "full"
+    templates_dir: str = ""         # a folder whose files override the shipped templates
+    message_id_domain: str = ""     # defaults to the sender's domain
+    smtp: Smtp = Field(default_factory=Smtp)
+
+
+class Relay(Section):
+    enabled: bool = True
+    public_base_url: str = "https://relay.example.co.jp"
+    signing_key: SecretRef | None = None
+    invitation_ttl_days: int = Field(30, ge=1, le=365)
+
+    _secret = field_validator("signing_key", mode="before")(secret_field)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("write the public address the candidate will open, e.g. "
+                             "\"https://relay.example.co.jp\"")
+        return value.rstrip("/")
+
+
+class Web(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cycle_minutes: int = Field(10, ge=1)
+    max_body_bytes: int = 1_000_000
+
+
+class SourceConfig(BaseModel):
+    """The common keys of a `[[sources]]` block; the connector validates the rest."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    type: str
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,39}$", value):
+            raise ValueError("use lower-case letters, digits, '-' and '_' (it appears in URLs)")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Agency(Section):
+    id: str
+    legal_name: str = ""
+    address: str = ""
+    representative: str = ""
+    country: str = ""
+    licence_number: str = ""
+    deletion_contact: str = ""
+    purpose: str = ""
+    channel: Literal["webhook", "email", "redirect"] = "redirect"
+    url: str = ""
+    email: str = ""
+    secret: SecretRef | None = None
+    fields: list[str] = Field(default_factory=lambda: ["name", "email"])
+
+    _secret = field_validator("secret", mode="before")(secret_field)
+
+    def missing_disclosures(self) -> list[str]:
+        required = ["legal_name", "address", "representative", "country", "deletion_contact"]
+        if self.country.upper() == "JP":
+            required.append("licence_number")
+        return [k for k in required if not getattr(self, k).strip()]
+
+
+class Config(Section):
+    company: Company = Field(default_factory=Company)
+    store: Store = Field(default_factory=Store)
+    schedule: Schedule = Field(default_factory=Schedule)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    mail: Mail = Field(default_factory=Mail)
+    relay: Relay = Field(default_factory=Relay)
+    web: Web = Field(default_factory=Web)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    agencies: list[Agency] = Field(default_factory=list)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for label, items, attr in (("sources", self.sources, "name"),
+                                   ("agencies", self.agencies, "id")):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                value = getattr(item, attr)
+                if value in seen:
+                    raise ConfigError(f"{label}[{i}].{attr}", f"{value!r} is used twice",
+                                      "Give every entry its own name")
+                seen.add(value)
+        return self
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def store_url(self) -> str:
+        url = self.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith(
+                prefix + "/"):
+            return prefix + str(self.path(url[len(prefix):]).resolve())
+        return url
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError("sources", f"no source named {name!r}",
+                          "Check the name against the [[sources]] blocks")
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _fix_for(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key; check its spelling against config.example.toml"
+    if kind == "missing":
+        return "this key is required; see config.example.toml"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def validation_to_config_error(exc: ValidationError, prefix: tuple = ()) -> ConfigError:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        problems.append(f"{key_path(prefix + tuple(err['loc']))}: {_fix_for(err)}")
+    first = exc.errors(include_url=False, include_input=False)[0]
+    error = ConfigError("", "; ".join(problems))
+    error.key = key_path(prefix + tuple(first["loc"]))
+    return error
+
+
+def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise validation_to_config_error(exc) from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("", f"configuration file {path} not found",
+                          "Create one with `career-relay init`, or pass --config PATH")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML ({exc})",
+                          "Fix the syntax at the line shown") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8", "Save the file as UTF-8") from None
+    return parse_config(data, path.resolve().parent)

@@ -1,0 +1,115 @@
+"""The normalised event every connector produces, and the states of a relay case."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Category(str, enum.Enum):
+    """What the rejection means for the candidate; picks the template variant and eligibility."""
+
+    WE_REJECTED = "we_rejected"
+    CANDIDATE_WITHDREW = "candidate_withdrew"
+    HIRED = "hired"
+    OTHER = "other"
+
+
+class CaseState(str, enum.Enum):
+    DETECTED = "detected"
+    SKIPPED = "skipped"
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# Which transitions the store accepts; anything else is a bug and raises.
+TRANSITIONS: dict[CaseState, set[CaseState]] = {
+    CaseState.DETECTED: {CaseState.SKIPPED, CaseState.SCHEDULED, CaseState.HELD},
+    CaseState.SCHEDULED: {CaseState.SENDING, CaseState.CANCELLED, CaseState.HELD,
+                          CaseState.SKIPPED},
+    CaseState.HELD: {CaseState.SCHEDULED, CaseState.CANCELLED},
+    CaseState.SENDING: {CaseState.SENT, CaseState.FAILED, CaseState.SCHEDULED},
+    CaseState.FAILED: {CaseState.SCHEDULED},
+    CaseState.SKIPPED: set(),
+    CaseState.SENT: set(),
+    CaseState.CANCELLED: set(),
+}
+
+
+class Person(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    first_name: str = ""
+    last_name: str = ""
+    full_name: str = ""
+    emails: list[str] = Field(default_factory=list)
+    language: str | None = None
+    timezone: str | None = None
+
+    def __repr__(self) -> str:  # personal data never reaches logs or tracebacks
+        return "Person(<redacted>)"
+
+    __str__ = __repr__
+
+    @property
+    def display_name(self) -> str:
+        if self.full_name:
+            return self.full_name
+        return " ".join(p for p in (self.last_name, self.first_name) if p)
+
+
+class Flags(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prospect: bool = False
+    private: bool = False
+    anonymized: bool = False
+    can_email: bool = True
+    agency_sourced: bool = False
+    duplicate: bool = False
+    no_invitation: bool = False  # e.g. Greenhouse SECURITY_CONCERN: courteous mail, no relay
+    ats_sends_rejection: bool = False
+
+
+class RejectionEvent(BaseModel):
+    """One rejection as the ATS reports it, translated into the core's vocabulary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ats: str                      # connector type, e.g. "hrmos_export"
+    source: str                   # the configured source name (the ATS instance)
+    application_id: str
+    candidate_id: str = ""
+    person: Person
+    job_title: str = ""
+    stage: str = ""
+    reason_id: str = ""
+    reason_text: str = ""
+    category: Category
+    rejected_at: datetime
+    flags: Flags = Field(default_factory=Flags)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @field_validator("rejected_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("rejected_at must carry a timezone")
+        return value
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.source}:{self.application_id}"
+
+    def __repr__(self) -> str:
+        return (f"RejectionEvent(source={self.source!r}, application_id={self.application_id!r}, "
+                f"category={self.category.value})")
+
+    __str__ = __repr__

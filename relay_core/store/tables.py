@@ -1,0 +1,143 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in relay_core/migrations own the DDL;
+tests/test_store.py checks that these definitions and the migrations agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite forgets the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+relay_cases = Table(
+    "relay_cases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("application_id", String(128), nullable=False),
+    Column("ats", String(32), nullable=False),
+    Column("candidate_id", String(128), nullable=False, default=""),
+    Column("state", String(16), nullable=False, index=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("category", String(32), nullable=False),
+    Column("language", String(8), nullable=False, default="ja"),
+    Column("invite", Boolean, nullable=False, default=True),
+    # Personal data lives only in email/person_json/event_json so purge can blank exactly these.
+    Column("email", String(320)),
+    Column("person_key", String(64), index=True),
+    Column("person_json", Text),
+    Column("event_json", Text),
+    Column("job_title", Text, nullable=False, default=""),
+    Column("rejected_at", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("send_at", UTCDateTime, index=True),
+    Column("deadline_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("message_id", String(255)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "application_id", name="uq_relay_cases_source_application"),
+)
+
+# Append-only: the application never updates or deletes a row (enforced in store/db.py, and by
+# triggers created in the migrations).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16)),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+source_cursors = Table(
+    "source_cursors", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), index=True),
+    Column("kind", String(32), nullable=False),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("recipient", String(320)),
+    Column("message", LargeBinary),      # the exact bytes, so a retry sends the same message
+    Column("state", String(16), nullable=False, index=True),  # pending|sending|sent|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("address_hash", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+inbound_events = Table(
+    "inbound_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event"),
+)
+
+locks = Table(
+    "locks", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
