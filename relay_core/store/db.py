@@ -172,13 +172,15 @@ class Store:
                 t.relay_cases.c.application_id == application_id)).first()
             return dict(row._mapping) if row else None
 
-    def due_cases(self, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+    def due_cases(self, now: datetime, limit: int = 1000, after_id: int = 0
+                  ) -> list[dict[str, Any]]:
+        """Scheduled cases whose time has come, in id order (keyset pages via `after_id`)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.relay_cases)
                 .where(t.relay_cases.c.state == CaseState.SCHEDULED.value,
-                       t.relay_cases.c.send_at <= now)
-                .order_by(t.relay_cases.c.send_at, t.relay_cases.c.id).limit(limit))
+                       t.relay_cases.c.send_at <= now, t.relay_cases.c.id > after_id)
+                .order_by(t.relay_cases.c.id).limit(limit))
             return [dict(r._mapping) for r in rows]
 
     def recently_mailed(self, conn: Connection, key: str, since: datetime,

@@ -141,3 +141,23 @@ locks = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# Relay links. Only the SHA-256 of a token is stored; the token itself exists only in the email.
+invitations = Table(
+    "invitations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), nullable=False, index=True),
+    Column("purpose", String(16), nullable=False),       # "consent" | "withdraw"
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+# Keys the instance makes for itself when the config names none (the embedded default).
+instance_keys = Table(
+    "instance_keys", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -122,6 +122,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name="pk_locks"),
     )
 
+    op.create_table(
+        "invitations",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("case_id", sa.Integer, nullable=False),
+        sa.Column("purpose", sa.String(16), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("used_at", UTCDateTime),
+        sa.PrimaryKeyConstraint("id", name="pk_invitations"),
+        sa.ForeignKeyConstraint(["case_id"], ["relay_cases.id"],
+                                name="fk_invitations_case_id_relay_cases"),
+        sa.UniqueConstraint("token_hash", name="uq_invitations_token_hash"),
+    )
+    op.create_index("ix_invitations_case_id", "invitations", ["case_id"])
+
+    op.create_table(
+        "instance_keys",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_instance_keys"),
+    )
+
     _append_only_triggers("audit_log")
 
 
@@ -139,7 +163,7 @@ def _append_only_triggers(table: str) -> None:
 
 
 def downgrade() -> None:
-    for table in ("locks", "inbound_events", "suppressions", "outbox", "source_cursors",
+    for table in ("instance_keys", "invitations", "locks", "inbound_events", "suppressions", "outbox", "source_cursors",
                   "audit_log", "relay_cases"):
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":

@@ -1,0 +1,386 @@
+"""The relay pipeline: RejectionEvent → eligibility → schedule → render → send → record.
+
+Each step is a state transition in the store (see models.TRANSITIONS) with its audit row in the
+same transaction. The unique key (source, application id) makes detection idempotent; the
+conditional `scheduled → sending` update and the outbox make delivery at-most-once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select, update
+
+from .config import Config
+from .consent import tokens
+from .eligibility import assess, language_for
+from .errors import AuthError, ConfigError, FatalError, RelayError, RetriableError, TemplateError
+from .mail.message import build_message, make_message_id
+from .mail.transports import PermanentMailError, Transport
+from .models import CaseState, RejectionEvent
+from .rendering import Renderer, build_context
+from .scheduling import BusinessCalendar
+from .store import Store, utcnow
+from .store import tables as t
+from .store.db import person_key
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+log = logging.getLogger("career_relay")
+SEND_BATCH = 200
+RETRY_AFTER = timedelta(minutes=15)
+
+
+@dataclass
+class SourceReport:
+    source: str
+    detected: int = 0
+    already_known: int = 0
+    scheduled: int = 0
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    problems: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class CycleReport:
+    sources: dict[str, SourceReport] = field(default_factory=dict)
+    sent: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    retry_later: int = 0
+    late: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(s.error for s in self.sources.values())
+
+
+# --- detection -------------------------------------------------------------------------------
+def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, now: datetime,
+           actor: str, report: SourceReport | None = None,
+           conn: Connection | None = None) -> SourceReport:
+    """Record events and decide each new case: skipped(reason) or scheduled(send_at)."""
+    events = list(events)
+    report = report or SourceReport(events[0].source if events else "")
+    if conn is None:
+        with store.begin() as own:
+            return ingest(store, config, events, now=now, actor=actor, report=report, conn=own)
+    calendar = BusinessCalendar(config.schedule, config.company.tz)
+    cooldown = timedelta(days=config.eligibility.person_cooldown_days)
+    for event in events:
+        decision = assess(event, config, now)
+        case_id = store.insert_case(conn, event, email=decision.email,
+                                    language=language_for(event, config), now=now, actor=actor)
+        if case_id is None:
+            report.already_known += 1
+            continue
+        report.detected += 1
+        reason = decision.reason
+        if decision.eligible:
+            key = person_key(decision.email)
+            if store.is_suppressed(conn, key):
+                reason = "the address bounced permanently before; it is suppressed"
+            elif cooldown and store.recently_mailed(conn, key, now - cooldown, case_id):
+                reason = (f"the same person was mailed within the last "
+                          f"{config.eligibility.person_cooldown_days} days")
+        if reason:
+            store.transition(conn, case_id, CaseState.SKIPPED, actor=actor, reason=reason, now=now)
+            report.skipped += 1
+            report.skip_reasons[reason] += 1
+            continue
+        plan = calendar.plan(event.rejected_at, now)
+        store.transition(conn, case_id, CaseState.SCHEDULED, actor=actor, now=now,
+                         reason="late: past the deadline" if plan.late else "",
+                         send_at=plan.send_at, deadline_at=plan.deadline_at, late=plan.late,
+                         invite=decision.invite)
+        report.scheduled += 1
+    return report
+
+
+def cancel_pending(store: Store, source: str, application_ids: Iterable[str], reason: str,
+                   actor: str, conn: Connection | None = None) -> int:
+    """Cancel the not-yet-sent mail of these applications (an un-rejection in the ATS)."""
+    if conn is None:
+        with store.begin() as own:
+            return cancel_pending(store, source, application_ids, reason, actor, own)
+    cancelled = 0
+    for app_id in application_ids:
+        case_id = conn.execute(select(t.relay_cases.c.id).where(
+            t.relay_cases.c.source == source,
+            t.relay_cases.c.application_id == app_id)).scalar_one_or_none()
+        if case_id is not None and store.transition(
+                conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
+                allowed_from=[CaseState.SCHEDULED, CaseState.HELD]):
+            cancelled += 1
+    return cancelled
+
+
+def poll_source(store: Store, config: Config, connector: Connector, *, now: datetime,
+                report: SourceReport) -> None:
+    cursor = store.get_cursor(connector.name)
+    for page in connector.poll(cursor):
+        with store.begin() as conn:
+            ingest(store, config, page.events, now=now, actor=f"poll:{connector.name}",
+                   report=report, conn=conn)
+            if page.cursor is not None and page.cursor != cursor:
+                store.set_cursor(conn, connector.name, page.cursor)
+                cursor = page.cursor
+        report.problems.extend(str(p) for p in page.problems)
+
+
+# --- sending ---------------------------------------------------------------------------------
+def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], store: Store,
+             report: CycleReport) -> list[dict[str, Any]]:
+    """Ask each ATS once for all its due cases; cancel what is no longer rejected."""
+    from connectors.base import ApplicationStatus
+
+    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in cases:
+        by_source[case["source"]].append(case)
+    keep: list[dict[str, Any]] = []
+    for source, group in by_source.items():
+        connector = connectors.get(source)
+        if connector is None:
+            report.errors.append(f"{len(group)} case(s) wait for source {source!r}, which is "
+                                 "no longer configured or is disabled")
+            continue
+        try:
+            states = connector.recheck([c["application_id"] for c in group])
+        except (RetriableError, AuthError, FatalError) as exc:
+            report.errors.append(f"{source}: re-check before sending failed, sending postponed "
+                                 f"({exc})")
+            continue
+        gone = [c["application_id"] for c in group
+                if states.get(c["application_id"]) == ApplicationStatus.NOT_REJECTED]
+        if gone:
+            report.cancelled += cancel_pending(
+                store, source, gone, "the ATS no longer shows this application as rejected",
+                actor=f"recheck:{source}")
+        keep.extend(c for c in group if c["application_id"] not in set(gone))
+    return keep
+
+
+def _invitation_expiry(config: Config, now: datetime, language: str) -> str:
+    day = (now + timedelta(days=config.relay.invitation_ttl_days)).astimezone(config.company.tz)
+    return f"{day.year}年{day.month}月{day.day}日" if language == "ja" else day.strftime(
+        "%-d %B %Y")
+
+
+def prepare(store: Store, config: Config, renderer: Renderer, case: dict[str, Any],
+            now: datetime) -> bool:
+    """scheduled → sending: render the mail and put it in the outbox, in one transaction."""
+    actor = "send"
+    with store.begin() as conn:
+        if not store.transition(conn, case["id"], CaseState.SENDING, actor=actor, now=now,
+                                allowed_from=[CaseState.SCHEDULED]):
+            return False  # another process took it
+        person = json.loads(case["person_json"] or "{}")
+        url = expires = None
+        if case["invite"] and config.mail.mode in ("full", "invite_only"):
+            key = tokens.signing_key(config, conn)
+            token = tokens.mint(conn, key, case["id"], "consent",
+                                timedelta(days=config.relay.invitation_ttl_days), now)
+            url = f"{config.relay.public_base_url}/r/{token}"
+            expires = _invitation_expiry(config, now, case["language"])
+        kind = "invite_only" if config.mail.mode == "invite_only" else "rejection"
+        if kind == "invite_only" and url is None:
+            raise _Skip("invite-only mode and this case carries no invitation")
+        event = json.loads(case["event_json"] or "{}")
+        context = build_context(
+            config, display_name=person.get("full_name") or "", job_title=case["job_title"],
+            last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
+            stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
+            language=case["language"])
+        rendered = renderer.render(kind, case["language"], context)
+        domain = config.mail.message_id_domain or config.company.reply_to.rpartition("@")[2]
+        message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind, domain)
+        message = build_message(
+            config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
+            subject=rendered.subject, text=rendered.text, html=rendered.html,
+            message_id=message_id, date=now)
+        conn.execute(t.outbox.insert().values(
+            case_id=case["id"], kind=kind, message_id=message_id, recipient=case["email"],
+            message=message.as_bytes(), state="pending", attempts=0, next_attempt_at=now,
+            last_error="", created_at=now))
+        conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == case["id"])
+                     .values(message_id=message_id))
+    return True
+
+
+class _Skip(RelayError):
+    pass
+
+
+def send_due(store: Store, config: Config, connectors: dict[str, Connector],
+             renderer: Renderer, transport: Transport, *, now: datetime,
+             report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
+    last_id = 0
+    while due := store.due_cases(now, limit=SEND_BATCH, after_id=last_id):
+        last_id = due[-1]["id"]
+        for case in _recheck(connectors, due, store, report):
+            try:
+                prepare(store, config, renderer, case, now)
+            except _Skip as exc:
+                with store.begin() as conn:
+                    store.transition(conn, case["id"], CaseState.SKIPPED, actor="send",
+                                     reason=str(exc), now=now)
+            except (TemplateError, FatalError) as exc:
+                # The message names a template or a field, never the candidate's data.
+                with store.begin() as conn:
+                    store.transition(conn, case["id"], CaseState.FAILED, actor="send",
+                                     reason=f"could not build the email: {exc}", now=now,
+                                     allowed_from=[CaseState.SCHEDULED])
+                report.failed += 1
+        deliver_outbox(store, transport, now=now, report=report, progress=progress)
+        annotate_sent(store, connectors, [c["id"] for c in due])
+    deliver_outbox(store, transport, now=now, report=report, progress=progress)
+    report.late = count_late(store, now)
+
+
+def recover_interrupted(store: Store, transport: Transport, now: datetime) -> int:
+    """Outbox rows left `sending` by a crashed run. A file transport is idempotent and simply
+    resends; for SMTP we cannot know whether the server accepted the message, and a duplicate
+    is worse than a question, so the case fails with a reason that says how to check."""
+    with store.begin() as conn:
+        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.message_id)
+                            .where(t.outbox.c.state == "sending")).all()
+        for row in rows:
+            if transport.idempotent:
+                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id)
+                             .values(state="pending"))
+                continue
+            conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
+                state="failed", last_error="interrupted during delivery"))
+            if row.case_id is not None:
+                store.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
+                                 allowed_from=[CaseState.SENDING],
+                                 reason=f"interrupted while handing {row.message_id} to the "
+                                        "mail server; look it up in the server log before "
+                                        "resending")
+    return len(rows)
+
+
+def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
+                   report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
+    with store.engine.connect() as conn:
+        pending = conn.execute(
+            select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.kind, t.outbox.c.message,
+                   t.outbox.c.attempts, t.outbox.c.recipient)
+            .where(t.outbox.c.state == "pending", t.outbox.c.next_attempt_at <= now)
+            .order_by(t.outbox.c.id)).all()
+    if not pending:
+        return
+    from email import message_from_bytes, policy
+
+    with transport:
+        for row in pending:
+            with store.begin() as conn:
+                claimed = conn.execute(update(t.outbox).where(
+                    t.outbox.c.id == row.id, t.outbox.c.state == "pending")
+                    .values(state="sending", attempts=row.attempts + 1)).rowcount == 1
+            if not claimed:
+                continue
+            message = message_from_bytes(row.message, policy=policy.SMTP)
+            try:
+                transport.send(message)
+            except RetriableError as exc:
+                with store.begin() as conn:
+                    conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
+                        state="pending", next_attempt_at=now + RETRY_AFTER,
+                        last_error=str(exc)[:500]))
+                report.retry_later += 1
+                continue
+            except PermanentMailError as exc:
+                with store.begin() as conn:
+                    conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
+                        state="failed", last_error=str(exc)[:500], message=None))
+                    if exc.suppress_address and row.recipient:
+                        store.suppress(conn, person_key(row.recipient), f"SMTP {exc.code}")
+                    if row.case_id is not None and row.kind in ("rejection", "invite_only"):
+                        store.transition(conn, row.case_id, CaseState.FAILED, actor="send",
+                                         reason=f"the mail server refused it: {exc}", now=now,
+                                         allowed_from=[CaseState.SENDING])
+                report.failed += 1
+                continue
+            with store.begin() as conn:
+                # The bytes are personal data and no longer needed once delivered.
+                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
+                    state="sent", sent_at=utcnow(), message=None, last_error=""))
+                if row.case_id is not None and row.kind in ("rejection", "invite_only"):
+                    store.transition(conn, row.case_id, CaseState.SENT, actor="send", now=now,
+                                     allowed_from=[CaseState.SENDING], sent_at=now)
+                    report.sent += 1
+            if progress:
+                progress(1)
+
+
+def annotate_sent(store: Store, connectors: dict[str, Connector], case_ids: list[int]) -> None:
+    """Write "relay invitation sent" back to the ATS once per case (optional per connector)."""
+    if not case_ids:
+        return
+    with store.engine.connect() as conn:
+        sent = conn.execute(select(t.relay_cases.c.id, t.relay_cases.c.source,
+                                   t.relay_cases.c.application_id, t.relay_cases.c.invite)
+                            .where(t.relay_cases.c.id.in_(case_ids),
+                                   t.relay_cases.c.state == CaseState.SENT.value)).all()
+        done = set(conn.scalars(select(t.audit_log.c.case_id).where(
+            t.audit_log.c.case_id.in_(case_ids), t.audit_log.c.action == "annotated")))
+    for row in sent:
+        connector = connectors.get(row.source)
+        if connector is None or row.id in done:
+            continue
+        text = ("Career Relay: rejection email with relay invitation sent" if row.invite
+                else "Career Relay: rejection email sent")
+        try:
+            written = connector.annotate(row.application_id, text)
+        except RelayError as exc:
+            log.warning("case %s: write-back to the ATS failed (%s)", row.id, exc)
+            continue
+        if written:
+            with store.begin() as conn:
+                store.audit(conn, row.id, f"annotate:{row.source}", "annotated")
+
+
+def count_late(store: Store, now: datetime) -> int:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.relay_cases.c.late, t.relay_cases.c.deadline_at).where(
+            t.relay_cases.c.state.in_([CaseState.SCHEDULED.value, CaseState.SENDING.value,
+                                       CaseState.HELD.value]))).all()
+    return sum(1 for late, deadline in rows if late or (deadline and deadline < now))
+
+
+# --- one cycle -------------------------------------------------------------------------------
+def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
+              transport: Transport, renderer: Renderer | None = None,
+              now: datetime | None = None,
+              progress: Callable[[int], None] | None = None) -> CycleReport:
+    """Poll every source, schedule, send what is due. Holds the run lock throughout."""
+    now = now or utcnow()
+    renderer = renderer or Renderer(config)
+    report = CycleReport()
+    with store.lock():
+        recover_interrupted(store, transport, now)
+        for name, connector in connectors.items():
+            source_report = report.sources.setdefault(name, SourceReport(name))
+            if not connector.polls:
+                continue
+            try:
+                poll_source(store, config, connector, now=now, report=source_report)
+            except ConfigError:
+                raise
+            except RelayError as exc:
+                source_report.error = f"{type(exc).__name__}: {exc}"
+                log.warning("source %s: %s", name, source_report.error)
+        send_due(store, config, connectors, renderer, transport, now=now, report=report,
+                 progress=progress)
+    return report

@@ -1,0 +1,64 @@
+"""ATS webhook receiver: `POST /webhooks/<type>/<source name>`.
+
+The connector verifies the signature against the raw body and translates; this module only
+enforces size, de-duplicates redeliveries and stores the outcome before answering 200, so an
+acknowledged delivery is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import FatalError, SignatureError
+from ..pipeline import cancel_pending, ingest
+from ..store import utcnow
+from .app import state
+
+router = APIRouter()
+log = logging.getLogger("career_relay.webhooks")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, "payload too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, "payload too large")
+    return body
+
+
+@router.post("/webhooks/{ats_type}/{source}")
+async def receive(ats_type: str, source: str, request: Request) -> JSONResponse:
+    app = state(request)
+    connector = app.connectors.get(source)
+    if connector is None or connector.type != ats_type or not connector.receives_webhooks:
+        raise HTTPException(404, "no such webhook source")
+    body = await read_body(request, app.config.web.max_body_bytes)
+    try:
+        result = connector.parse_webhook(request.headers, body)
+    except SignatureError as exc:
+        # Never log the body: it holds personal data and may be an attacker's probe.
+        log.warning("webhook %s: signature refused (%s)", source, exc)
+        raise HTTPException(401, "signature verification failed") from None
+    except FatalError as exc:
+        log.warning("webhook %s: unusable delivery (%s)", source, exc)
+        raise HTTPException(400, str(exc)) from None
+    if result.reply is not None and not result.events and not result.unrejected:
+        return JSONResponse(result.reply)
+    store = app.store
+    with store.begin() as conn:
+        if result.event_id and not store.record_inbound(conn, source, result.event_id,
+                                                        result.kind):
+            return JSONResponse({"status": "duplicate"})
+        report = ingest(store, app.config, result.events, now=utcnow(),
+                        actor=f"webhook:{source}", conn=conn)
+        cancelled = cancel_pending(store, source, result.unrejected,
+                                   "un-rejected in the ATS (webhook)", f"webhook:{source}", conn)
+    return JSONResponse({"status": "stored", "new_cases": report.detected,
+                         "cancelled": cancelled})
