@@ -1,0 +1,196 @@
+"""The `career-relay` command. Every command takes --config and exits non-zero on failure:
+0 done, 1 done with failures (see the output), 2 configuration or usage error,
+75 another run holds the lock (cron may simply try again next time)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import ConfigError, LockedError, RelayError, TemplateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Career Relay: courteous rejection emails with an opt-in relay to "
+                       "partner recruitment agencies.")
+secrets_app = typer.Typer(no_args_is_help=True, help="Store secrets in the system keyring.")
+app.add_typer(secrets_app, name="secrets")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_FAILURES, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 75
+ConfigOpt = Annotated[Path, typer.Option(
+    "--config", "-c", envvar="CAREER_RELAY_CONFIG", help="The configuration file.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DEFAULT_CONFIG = Path("career-relay.toml")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _runtime(config: Path):
+    from .runtime import load_runtime
+
+    try:
+        return load_runtime(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--now {value!r} is not an ISO date-time such as 2025-06-23T11:00:00+09:00",
+                    EXIT_CONFIG) from None
+    if moment.tzinfo is None:
+        raise _fail("--now needs a UTC offset, e.g. 2025-06-23T11:00:00+09:00", EXIT_CONFIG)
+    return moment
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+         version: Annotated[bool, typer.Option("--version")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if version:
+        console.print(f"career-relay {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+        now: Annotated[str | None, typer.Option(
+            help="Act as if it were this moment (replays, the shipped example).")] = None) -> None:
+    """One cycle: poll every source, schedule, send what is due. Safe to run from cron."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .pipeline import run_cycle
+    from .reports import cycle_json, cycle_table
+
+    moment = _parse_now(now)
+    rt = _runtime(config)
+    show_progress = console.is_terminal and not as_json
+    try:
+        with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(),
+                      console=err, disable=not show_progress, transient=True) as bar:
+            task = bar.add_task("send", total=None)
+            report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport(),
+                               now=moment, progress=lambda n: bar.advance(task, n))
+    except LockedError as exc:
+        raise _fail(str(exc), EXIT_LOCKED) from None
+    except (ConfigError, TemplateError) as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    if as_json:
+        console.print_json(json.dumps(cycle_json(report)))
+    else:
+        console.print(cycle_table(report))
+    if not report.ok or report.failed:
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+          offline: Annotated[bool, typer.Option(
+              help="Skip the checks that contact the ATS or the mail server.")] = False) -> None:
+    """Configuration, templates, credentials and connectivity, as one table."""
+    from .checks import run_checks
+
+    results = run_checks(config, offline=offline)
+    if as_json:
+        console.print_json(json.dumps([r.__dict__ for r in results]))
+    else:
+        table = Table(title="career-relay check")
+        for col in ("", "check", "detail"):
+            table.add_column(col)
+        for r in results:
+            table.add_row("[green]ok[/green]" if r.ok else "[red]FAIL[/red]", r.what, r.detail)
+        console.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+           now: Annotated[str | None, typer.Option(help="Evaluate 'due' and 'late' at this "
+                                                   "moment.")] = None) -> None:
+    """Cases by state, due, late and failed."""
+    from .reports import status_data, status_tables
+
+    rt = _runtime(config)
+    data = status_data(rt.store, _parse_now(now))
+    if as_json:
+        console.print_json(json.dumps(data))
+    else:
+        for table in status_tables(data):
+            console.print(table)
+
+
+@app.command()
+def preview(config: ConfigOpt = DEFAULT_CONFIG,
+            case: Annotated[int | None, typer.Option(help="A case id from `status`.")] = None,
+            lang: Annotated[str | None, typer.Option(help="ja or en")] = None,
+            kind: Annotated[str, typer.Option(help="rejection, invite_only or "
+                                              "confirmation")] = "rejection",
+            html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
+            ) -> None:
+    """Render an email for sample data or a real case, without sending or recording anything."""
+    from .preview import render_preview
+
+    try:
+        rendered = render_preview(config, case_id=case, language=lang, kind=kind)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    except TemplateError as exc:
+        raise _fail(str(exc), EXIT_FAILURES) from None
+    console.print(f"[bold]Subject:[/bold] {rendered.subject}", highlight=False)
+    console.print(rendered.html if html else rendered.text, highlight=False, markup=False)
+
+
+@app.command()
+def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Webhooks, the consent page and the same cycle as `run` every few minutes."""
+    from .service import serve_forever
+
+    rt = _runtime(config)
+    serve_forever(rt)
+
+
+@app.command()
+def init(config: ConfigOpt = DEFAULT_CONFIG,
+         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+    """Write a configuration file by answering a few questions."""
+    from .init import write_config
+
+    if config.exists() and not force:
+        raise _fail(f"{config} exists; pass --force to overwrite it", EXIT_CONFIG)
+    write_config(config)
+    console.print(f"Wrote {config}. Next: `career-relay check --config {config}`.")
+
+
+@secrets_app.command("set")
+def secrets_set(name: Annotated[str, typer.Argument(help="e.g. smtp, greenhouse")],
+                service: Annotated[str, typer.Option(help="Keyring service")] = "career-relay",
+                ) -> None:
+    """Prompt for a secret (not echoed) and store it in the system keyring."""
+    from .secrets import keyring_set
+
+    value = typer.prompt(f"Value for {service}/{name}", hide_input=True,
+                         confirmation_prompt=True)
+    try:
+        keyring_set(service, name, value)
+    except RelayError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    console.print(f"Stored. Write \"keyring:{service}/{name}\" in the configuration file.")
