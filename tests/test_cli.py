@@ -1,0 +1,142 @@
+"""The commands as a user runs them, on a copy of the shipped example."""
+
+import json
+import shutil
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from relay_core.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = "2025-06-23T11:00:00+09:00"
+runner = CliRunner()
+
+
+@pytest.fixture
+def example(tmp_path, store_url):
+    """config.example.toml and its export copied to tmp, on the suite's store backend."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite:///examples/career-relay.db"', f'url = "{store_url}"')
+    config = tmp_path / "career-relay.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def outbox(config: Path):
+    return sorted((config.parent / "examples" / "outbox").glob("*.eml"))
+
+
+def test_example_run_writes_japanese_and_english_mail_once(example):
+    result = runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    assert result.exit_code == 0, result.output
+    assert "hrmos" in result.output and "sent" in result.output
+    files = outbox(example)
+    messages = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    subjects = [m["Subject"] for m in messages]
+    assert any("選考結果のご連絡" in s for s in subjects)
+    assert any(s.isascii() for s in subjects)                  # the English candidate
+    recipients = {m["To"].addresses[0].addr_spec for m in messages}
+    assert len(recipients) == len(messages) == 4
+    # No mail for withdrawn, stale, agency-introduced, duplicate or in-progress rows.
+    data = json.loads(runner.invoke(app, ["status", "--config", str(example), "--json"]).output)
+    assert data["by_state"]["sent"] == 4
+    assert data["by_state"]["skipped"] >= 3
+    assert any("withdrew" in r for r in data["skip_reasons"])
+
+    again = runner.invoke(app, ["run", "--config", str(example), "--now", NOW, "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["sent"] == 0
+    assert outbox(example) == files
+
+
+def test_example_run_reports_the_bad_row_by_line(example):
+    result = runner.invoke(app, ["run", "--config", str(example), "--now", NOW, "--json"])
+    problems = json.loads(result.output)["sources"]["hrmos"]["problems"]
+    assert len(problems) == 1 and "line" in problems[0]
+
+
+def test_check_passes_on_the_example(example):
+    result = runner.invoke(app, ["check", "--config", str(example), "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "templates" in result.output and "FAIL" not in result.output
+
+
+def test_check_names_a_broken_user_template_with_file_and_line(example):
+    folder = example.parent / "mine" / "email" / "ja"
+    folder.mkdir(parents=True)
+    (folder / "rejection.txt").write_text("{{ candidate.display_name }} 様\n\n{{ candidate.age }}\n",
+                                          encoding="utf-8")
+    text = example.read_text(encoding="utf-8").replace('templates_dir = ""',
+                                                       'templates_dir = "mine"')
+    example.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["check", "--config", str(example), "--offline", "--json"])
+    assert result.exit_code == 1
+    failures = [r for r in json.loads(result.output) if not r["ok"]]
+    assert any("email/ja/rejection.txt:3" in r["detail"] for r in failures)
+
+
+def test_config_error_exits_2_with_the_key(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[mail.smtp]\npassword = "hunter2"\n', encoding="utf-8")
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "mail.smtp.password" in result.output and "hunter2" not in result.output
+
+
+def test_bad_now_is_a_usage_error(example):
+    result = runner.invoke(app, ["run", "--config", str(example), "--now", "tomorrow"])
+    assert result.exit_code == 2 and "ISO" in result.output
+
+
+def test_preview_sample_and_real_case_records_nothing(example):
+    sample = runner.invoke(app, ["preview", "--config", str(example), "--lang", "en"])
+    assert sample.exit_code == 0, sample.output
+    assert "Subject:" in sample.output
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    before = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                            "--json"]).output)
+    real = runner.invoke(app, ["preview", "--config", str(example), "--case", "1", "--html"])
+    assert real.exit_code == 0, real.output and "<html" in real.output
+    after = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                           "--json"]).output)
+    assert before == after
+
+
+def test_init_writes_a_config_that_check_accepts(tmp_path):
+    target = tmp_path / "career-relay.toml"
+    answers = "\n".join(["株式会社テスト", "採用 <hr@test.example>", "hr@test.example",
+                         "Asia/Tokyo", "ja", "https://test.example/privacy",
+                         "https://relay.test.example", "exports/"]) + "\n"
+    result = runner.invoke(app, ["init", "--config", str(target)], input=answers)
+    assert result.exit_code == 0, result.output
+    from relay_core.config import load_config
+
+    config = load_config(target)
+    assert config.company.name == "株式会社テスト"
+    assert runner.invoke(app, ["init", "--config", str(target)]).exit_code == 2  # no overwrite
+
+
+def test_secrets_set_stores_in_keyring_without_echo(monkeypatch):
+    stored = {}
+    monkeypatch.setattr("relay_core.secrets.keyring_set",
+                        lambda service, name, value: stored.update({(service, name): value}))
+    result = runner.invoke(app, ["secrets", "set", "smtp"], input="pw123\npw123\n")
+    assert result.exit_code == 0, result.output
+    assert stored == {("career-relay", "smtp"): "pw123"}
+    assert "pw123" not in result.output
+    assert "keyring:career-relay/smtp" in result.output
+
+
+def test_locked_run_exits_75(example):
+    from relay_core.config import load_config
+    from relay_core.store import open_store
+
+    store = open_store(load_config(example).store_url)
+    with store.lock():
+        result = runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    assert result.exit_code == 75

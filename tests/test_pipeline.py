@@ -1,0 +1,158 @@
+"""The core against an in-memory connector: detection, decisions, sending, idempotency."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+
+from connectors.base import ApplicationStatus
+from relay_core.errors import RetriableError
+from relay_core.mail.transports import FileTransport
+from relay_core.models import CaseState, Category
+from relay_core.pipeline import cancel_pending, ingest, run_cycle
+from relay_core.store import open_store
+from tests.fakes import FakeConnector, event
+
+NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)   # Monday 11:00 JST
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config()
+
+
+def outbox_messages(config):
+    folder = config.path(config.mail.outbox_dir)
+    files = sorted(folder.glob("*.eml")) if folder.exists() else []
+    return [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+
+
+def cycle(config, store, connector, now=NOW):
+    return run_cycle(config, store, {connector.name: connector},
+                     transport=FileTransport(config.path(config.mail.outbox_dir)), now=now)
+
+
+def test_rejection_becomes_one_sent_email_with_an_audit_trail(config, store):
+    connector = FakeConnector(events=[event("1"), event("2", email="hanako@example.com",
+                                                        language="en")])
+    report = cycle(config, store, connector)
+    assert report.sent == 2 and report.ok
+    messages = outbox_messages(config)
+    assert sorted(m["To"].addresses[0].addr_spec for m in messages) == [
+        "hanako@example.com", "taro@example.com"]
+    case = store.case_by_key("fake", "1")
+    assert case["state"] == "sent" and case["message_id"]
+    trail = [(r["from_state"], r["to_state"]) for r in store.audit_trail(case["id"])]
+    assert trail == [(None, "detected"), ("detected", "scheduled"), ("scheduled", "sending"),
+                     ("sending", "sent")]
+    body = next(m for m in messages if m["To"].addresses[0].addr_spec == "taro@example.com")
+    text = body.get_body(("plain",)).get_content()
+    assert "山田" in text and "https://relay.example.co.jp/r/" in text
+
+
+def test_second_run_sends_nothing_and_changes_nothing(config, store):
+    connector = FakeConnector(events=[event("1")])
+    cycle(config, store, connector)
+    before = store.counts_by_state()
+    connector.events.append(event("1"))          # the ATS reports the same rejection again
+    report = cycle(config, store, connector)
+    assert report.sent == 0
+    assert store.counts_by_state() == before
+    assert len(outbox_messages(config)) == 1
+
+
+def test_same_event_from_poll_and_webhook_is_one_case(config, store):
+    ingest(store, config, [event("1")], now=NOW, actor="webhook:fake")
+    ingest(store, config, [event("1")], now=NOW, actor="poll:fake")
+    assert store.counts_by_state() == {"scheduled": 1}
+
+
+def test_withdrawal_and_other_skips_are_recorded_with_reasons(config, store):
+    connector = FakeConnector(events=[
+        event("1", category=Category.CANDIDATE_WITHDREW),
+        event("2", rejected_at=NOW - timedelta(days=40)),
+        event("3", agency_sourced=True)])
+    report = cycle(config, store, connector)
+    assert report.sent == 0 and outbox_messages(config) == []
+    reasons = {store.case_by_key("fake", a)["reason"] for a in "123"}
+    assert any("withdrew" in r for r in reasons)
+    assert any("40" in r or "14 days" in r for r in reasons)
+    assert any("agency" in r for r in reasons)
+
+
+def test_unrejected_before_sending_is_cancelled(config, store):
+    connector = FakeConnector(events=[event("1"), event("2", email="b@example.com")],
+                              statuses={"2": ApplicationStatus.NOT_REJECTED})
+    report = cycle(config, store, connector)
+    assert report.sent == 1 and report.cancelled == 1
+    assert store.case_by_key("fake", "2")["state"] == "cancelled"
+    assert connector.recheck_calls == [["1", "2"]]        # one batched call
+
+
+def test_recheck_failure_postpones_instead_of_sending_blind(config, store):
+    class Down(FakeConnector):
+        def recheck(self, application_ids):
+            raise RetriableError("HTTP 503")
+
+    report = cycle(config, store, Down(events=[event("1")]))
+    assert report.sent == 0 and "postponed" in report.errors[0]
+    assert store.case_by_key("fake", "1")["state"] == "scheduled"
+
+
+def test_webhook_unreject_cancels_a_pending_send(make_config, store):
+    config = make_config({"schedule": {"delay_hours": 24}})
+    ingest(store, config, [event("1")], now=NOW, actor="webhook:fake")
+    assert cancel_pending(store, "fake", ["1"], "un-rejected", "webhook:fake") == 1
+    report = cycle(config, store, FakeConnector(), now=NOW + timedelta(days=2))
+    assert report.sent == 0 and store.case_by_key("fake", "1")["state"] == "cancelled"
+
+
+def test_not_sent_before_its_time(make_config, store):
+    config = make_config({"schedule": {"delay_hours": 24, "business_hours": "10:00-18:00"}})
+    connector = FakeConnector(events=[event("1", rejected_at=NOW)])
+    assert cycle(config, store, connector).sent == 0
+    assert cycle(config, store, connector, now=NOW + timedelta(hours=23)).sent == 0
+    assert cycle(config, store, connector, now=NOW + timedelta(hours=24)).sent == 1
+
+
+def test_same_person_is_mailed_once_within_the_cooldown(config, store):
+    connector = FakeConnector(events=[event("1"), event("2")])     # same address twice
+    report = cycle(config, store, connector)
+    assert report.sent == 1
+    assert "same person" in store.case_by_key("fake", "2")["reason"]
+
+
+def test_no_invitation_means_no_link(config, store):
+    cycle(config, store, FakeConnector(events=[event("1", no_invitation=True)]))
+    [message] = outbox_messages(config)
+    assert "/r/" not in message.get_body(("plain",)).get_content()
+
+
+def test_two_runs_at_once_never_send_twice(config, store_url):
+    events = [event(str(i), email=f"p{i}@example.com") for i in range(60)]
+    reports, errors = [], []
+
+    def run_one():
+        store = open_store(store_url)
+        try:
+            reports.append(cycle(config, store, FakeConnector(events=events)))
+        except Exception as exc:  # the loser of the lock
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run_one) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(r.sent for r in reports) == 60
+    assert len(outbox_messages(config)) == 60
+    assert all(type(e).__name__ == "LockedError" for e in errors)
+
+
+def test_same_message_id_for_the_same_case(config, store, tmp_path):
+    cycle(config, store, FakeConnector(events=[event("1")]))
+    first = store.case_by_key("fake", "1")["message_id"]
+    from relay_core.mail.message import make_message_id
+
+    assert first == make_message_id("fake:1", "rejection", "example.co.jp")
