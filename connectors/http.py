@@ -1,0 +1,489 @@
+"""The HTTP layer every API connector stands on (Greenhouse now; Lever, HERP, Talentio next).
+
+Two layers (STYLE.md rule 3): `connectors.base.Connector` is transport-free; `HttpConnector`
+below owns everything about talking HTTP, so an API connector only builds requests and parses
+responses:
+
+- one `requests.Session` per source, with timeouts and `User-Agent: career-relay/<version>`;
+- retries decided in one place (tenacity): only 429, 5xx, 408, timeouts and connection errors,
+  a bounded number of attempts, capped exponential backoff with full jitter, and `Retry-After`
+  honoured (a wait longer than `RetryPolicy.max_retry_after` gives up at once: the next run
+  will try again). A non-idempotent request (POST/PATCH) is retried only on 429, where the
+  server says it did not process it (STYLE.md rule 6);
+- a client-side rate limiter (`RateLimiter`): a sliding window of the vendor's published limit,
+  narrowed by `X-RateLimit-Limit` / `-Remaining` / `-Reset` and `Retry-After` when sent;
+- status codes mapped to the error tree of relay_core/errors.py:
+
+      2xx/3xx, or a status the caller lists in `accept`   → the response
+      401                → refresh_auth() once, then AuthError (fix the credentials)
+      403                → AuthError naming the missing scope/role (`auth_hint`)
+      408, 429, 5xx, timeout, connection error → RetriableError (retried here first)
+      404, 400, 409, 422, other 4xx            → FatalError (this request will not work)
+      a body that is not the JSON we asked for → FatalError
+
+  Messages name the source, method and path, never the query string or body (both can hold
+  names or addresses) and never a credential;
+- paginators as small objects with a guard against a repeated token (STYLE.md rule 7).
+
+Declaring a connector::
+
+    class Lever(HttpConnector):
+        type = "lever"
+        Settings = LeverSettings                       # must have base_url, or override base_url
+        rate_limit = RateLimit(requests=10, per_seconds=1)   # the vendor's published limit
+        retry_policy = RetryPolicy(attempts=5)               # optional; this is the default
+
+        def auth_headers(self) -> dict[str, str]:            # called before every attempt
+            return {"Authorization": "Basic ..."}
+
+        def poll(self, cursor):
+            paginator = OffsetTokenPaginator()               # Lever: ?offset=<token>, hasNext
+            for response in self.paginate("/v1/opportunities", {"limit": 100}, paginator):
+                records = self.json(response)["data"]
+                ...
+
+Tests make waits tiny by assigning `connector.retry_policy = RetryPolicy(attempts=3,
+initial_wait=0, max_wait=0)` and a manual clock: `connector.sleep = clock.sleep` (records the
+wait and advances the clock) and `connector.clock = clock` (see tests/connectors/contract.py).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from relay_core import __version__
+from relay_core.errors import AuthError, FatalError, RetriableError
+
+from .base import Connector
+
+if TYPE_CHECKING:
+    from relay_core.config import Config, SourceConfig
+
+USER_AGENT = f"career-relay/{__version__}"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+# --- policies ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5                 # total tries, the first one included
+    initial_wait: float = 1.0         # seconds; doubles per attempt, full jitter
+    max_wait: float = 30.0            # cap of one backoff wait
+    max_retry_after: float = 300.0    # a longer Retry-After gives up now; the next run retries
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The vendor's published limit: `requests` per `per_seconds`.
+
+    `reserve` requests of each window are left unused so that clock skew between us and the
+    server's window cannot tip the last request over the limit."""
+
+    requests: int
+    per_seconds: float
+    reserve: int = 1
+
+
+class RateLimiter:
+    """Keeps one source under its limit before the server has to say 429.
+
+    A sliding window of our own send times (no window of `per_seconds` ever holds more than
+    the limit, whatever the server's window alignment), narrowed by what the server reports:
+    a lower `X-RateLimit-Limit`, `X-RateLimit-Remaining` at the reserve (wait until
+    `X-RateLimit-Reset`), and `Retry-After` on a 429. Thread-safe; `sleep`, `clock` and `wall`
+    are injectable for tests."""
+
+    def __init__(self, limit: RateLimit | None, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time):
+        self.limit = limit
+        self._sleep, self._clock, self._wall = sleep, clock, wall
+        self._sent: deque[float] = deque()
+        self._server_limit: int | None = None
+        self._blocked_until = 0.0
+        self._lock = threading.Lock()
+
+    def _capacity(self) -> int | None:
+        if self.limit is None:
+            return None
+        allowed = self.limit.requests
+        if self._server_limit is not None:
+            allowed = min(allowed, self._server_limit)
+        return max(1, allowed - self.limit.reserve)
+
+    def _delay(self, now: float) -> float:
+        wait = self._blocked_until - now
+        capacity = self._capacity()
+        if capacity is not None:
+            window = self.limit.per_seconds
+            while self._sent and self._sent[0] <= now - window:
+                self._sent.popleft()
+            if len(self._sent) >= capacity:
+                wait = max(wait, self._sent[0] + window - now)
+        return wait
+
+    def acquire(self) -> None:
+        """Block until one more request fits, then count it."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._delay(now)
+                if wait <= 0:
+                    self._sent.append(now)
+                    return
+            self._sleep(wait)
+
+    def observe(self, response: requests.Response) -> None:
+        headers = response.headers
+        limit = _int_header(headers, "X-RateLimit-Limit")
+        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        block = 0.0
+        if response.status_code == 429:
+            block = _first(parse_retry_after(headers), self._reset_delay(headers), 1.0)
+        elif remaining is not None and remaining <= (self.limit.reserve if self.limit else 0):
+            block = _first(self._reset_delay(headers),
+                           self.limit.per_seconds if self.limit else 1.0)
+        with self._lock:
+            if limit:
+                self._server_limit = limit
+            if block > 0:
+                self._blocked_until = max(self._blocked_until, self._clock() + block)
+
+    def _reset_delay(self, headers: Mapping[str, str]) -> float | None:
+        reset = _int_header(headers, "X-RateLimit-Reset")
+        if reset is None:
+            return None
+        # Most APIs send an epoch timestamp; a few send seconds-until-reset.
+        delay = reset - self._wall() if reset > 1_000_000_000 else float(reset)
+        return max(0.0, min(delay, 3600.0))
+
+
+def _first(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` as seconds (RFC 9110 allows seconds or an HTTP date)."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+# --- paginators -------------------------------------------------------------------------------
+def dig(data: Any, path: str) -> Any:
+    """`dig(body, "meta.next")`: a dotted path into parsed JSON, None where it stops."""
+    for part in path.split(".") if path else []:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+class Paginator(ABC):
+    """Walks one listing: fetch a page, ask for the next token, build the next request.
+
+    A paginator keeps no state between listings, so one instance may be reused. `pages`
+    refuses a token it has already seen (a server bug would otherwise loop forever) and stops
+    at `max_pages`."""
+
+    max_pages: int = 10_000
+
+    def pages(self, fetch: Callable[[str, dict[str, Any] | None], requests.Response],
+              url: str, params: dict[str, Any] | None) -> Iterator[requests.Response]:
+        seen: set[str] = set()
+        for _ in range(self.max_pages):
+            response = fetch(url, params)
+            yield response
+            token = self.next_token(response, params)
+            if token is None or token == "":
+                return
+            token = str(token)
+            if token in seen:
+                raise FatalError(f"{type(self).__name__}: the server sent a pagination token "
+                                 "it had already sent; stopped instead of looping. Report "
+                                 "this to the ATS vendor; the next run starts again")
+            seen.add(token)
+            url, params = self.next_request(token, url, params)
+        raise FatalError(f"{type(self).__name__}: more than {self.max_pages} pages; stopped")
+
+    @abstractmethod
+    def next_token(self, response: requests.Response,
+                   params: dict[str, Any] | None) -> str | None:
+        """The token of the next page, or None on the last page."""
+
+    @abstractmethod
+    def next_request(self, token: str, url: str, params: dict[str, Any] | None
+                     ) -> tuple[str, dict[str, Any] | None]:
+        """The URL and query parameters that fetch the page `token` names."""
+
+
+class LinkHeaderPaginator(Paginator):
+    """RFC 8288 `Link: <url>; rel="next"` (Greenhouse, GitHub). The URL is followed verbatim:
+    Greenhouse v3 refuses a cursor URL with any other query parameter added."""
+
+    def __init__(self, rel: str = "next"):
+        self.rel = rel
+
+    def next_token(self, response, params):
+        return (response.links.get(self.rel) or {}).get("url")
+
+    def next_request(self, token, url, params):
+        return token, None
+
+
+class CursorPaginator(Paginator):
+    """A cursor in the body (`cursor_field`, dotted), sent back as `cursor_param`.
+
+    `has_more_field` (dotted) ends the walk when false even if a cursor is present;
+    `only_cursor` sends the cursor alone, without the first request's filters."""
+
+    def __init__(self, cursor_param: str = "cursor", cursor_field: str = "next_cursor",
+                 has_more_field: str | None = None, only_cursor: bool = False):
+        self.cursor_param, self.cursor_field = cursor_param, cursor_field
+        self.has_more_field, self.only_cursor = has_more_field, only_cursor
+
+    def next_token(self, response, params):
+        body = _json_or_none(response)
+        if self.has_more_field is not None and not dig(body, self.has_more_field):
+            return None
+        return dig(body, self.cursor_field)
+
+    def next_request(self, token, url, params):
+        if self.only_cursor:
+            return url, {self.cursor_param: token}
+        return url, {**(params or {}), self.cursor_param: token}
+
+
+class OffsetTokenPaginator(CursorPaginator):
+    """An opaque offset token in the body, sent back as `?offset=` (Lever: `next`/`hasNext`)."""
+
+    def __init__(self, offset_param: str = "offset", token_field: str = "next",
+                 has_more_field: str | None = "hasNext"):
+        super().__init__(cursor_param=offset_param, cursor_field=token_field,
+                         has_more_field=has_more_field)
+
+
+class PageNumberPaginator(Paginator):
+    """`?page=N&per_page=M`. The walk ends on a short page, an empty page, or when
+    `total_pages_field` (dotted, optional) says this was the last page. `records_field`
+    (dotted; "" for a bare array) says where the page's records are."""
+
+    def __init__(self, page_param: str = "page", size_param: str = "per_page",
+                 page_size: int = 100, first_page: int = 1, records_field: str = "",
+                 total_pages_field: str | None = None):
+        self.page_param, self.size_param, self.page_size = page_param, size_param, page_size
+        self.first_page, self.records_field = first_page, records_field
+        self.total_pages_field = total_pages_field
+
+    def next_token(self, response, params):
+        body = _json_or_none(response)
+        records = dig(body, self.records_field) if self.records_field else body
+        page = int((params or {}).get(self.page_param, self.first_page))
+        if self.total_pages_field is not None:
+            total = dig(body, self.total_pages_field)
+            return str(page + 1) if isinstance(total, int) and page < total else None
+        if not isinstance(records, list) or len(records) < self.page_size:
+            return None
+        return str(page + 1)
+
+    def next_request(self, token, url, params):
+        return url, {**(params or {}), self.page_param: int(token),
+                     self.size_param: self.page_size}
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+# --- the HTTP connector base -----------------------------------------------------------------
+class HttpConnector(Connector):
+    """Base of every API connector. Subclasses declare `rate_limit` (and optionally
+    `retry_policy`, `timeout`), implement `poll`, and override the hooks `auth_headers`,
+    `refresh_auth` and `auth_hint` as their API needs."""
+
+    rate_limit: ClassVar[RateLimit | None] = None
+    retry_policy: RetryPolicy = RetryPolicy()
+    timeout: ClassVar[tuple[float, float]] = (10.0, 60.0)     # connect, read (seconds)
+
+    def __init__(self, source: SourceConfig, config: Config, index: int = 0):
+        super().__init__(source, config, index)
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        # Every wait goes through these two, so a test can swap in a manual clock.
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
+        self.limiter = RateLimiter(self.rate_limit, sleep=lambda s: self.sleep(s),
+                                   clock=lambda: self.clock())
+        self.request_count = 0          # HTTP requests actually sent (benchmarks, tests)
+
+    # Hooks -----------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return str(getattr(self.settings, "base_url", "")).rstrip("/")
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate one attempt (e.g. a bearer token, fetched lazily)."""
+        return {}
+
+    def refresh_auth(self) -> bool:
+        """Called once on a 401: drop a cached token and return True to try again."""
+        return False
+
+    def auth_hint(self, status: int, method: str, path: str) -> str:
+        """What to do about a 401/403 on this request; name the scope or role it needs."""
+        if status == 401:
+            return "the ATS refused the credentials; check them in the configuration"
+        return ("the credentials lack a permission (scope or role) this request needs; grant "
+                "it in the ATS's API settings")
+
+    # Requests --------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None, data: Any = None, auth: Any = None,
+                headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+                accept: tuple[int, ...] = (), authenticate: bool = True,
+                rate_limited: bool = True) -> requests.Response:
+        """Send one request with retries, rate limiting and status mapping.
+
+        `path` is joined to `base_url` unless it is an absolute URL. `accept` lists statuses
+        handed back instead of raised (e.g. 403 on a batch the caller will split).
+        `idempotent` defaults by method; a non-idempotent request is retried only on 429."""
+        method = method.upper()
+        url = path if "://" in path else f"{self.base_url}{path}"
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        policy = self.retry_policy
+
+        def retry_allowed(exc: BaseException) -> bool:
+            if not isinstance(exc, RetriableError):
+                return False
+            if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
+                return False
+            return idempotent or getattr(exc, "status", None) == 429
+
+        def wait(state) -> float:
+            exc = state.outcome.exception()
+            if getattr(exc, "retry_after", None) is not None:
+                return exc.retry_after
+            ceiling = min(policy.max_wait, policy.initial_wait * 2 ** (state.attempt_number - 1))
+            return random.uniform(0, ceiling)
+
+        retrying = Retrying(stop=stop_after_attempt(max(1, policy.attempts)), wait=wait,
+                            retry=retry_if_exception(retry_allowed), sleep=self.sleep,
+                            reraise=True)
+        return retrying(self._attempt, method, url, params=params, json=json, data=data,
+                        auth=auth, headers=headers, accept=accept, authenticate=authenticate,
+                        rate_limited=rate_limited)
+
+    def _attempt(self, method: str, url: str, *, accept: tuple[int, ...], authenticate: bool,
+                 rate_limited: bool, headers: Mapping[str, str] | None,
+                 **kwargs: Any) -> requests.Response:
+        refreshed = False
+        while True:
+            sent_headers = dict(headers or {})
+            if authenticate:
+                sent_headers.update(self.auth_headers())
+            if rate_limited:
+                self.limiter.acquire()
+            response = self._send(method, url, sent_headers, **kwargs)
+            if rate_limited:
+                self.limiter.observe(response)
+            if (response.status_code == 401 and authenticate and 401 not in accept
+                    and not refreshed and self.refresh_auth()):
+                refreshed = True
+                continue
+            return self._check_status(response, method, url, accept)
+
+    def _send(self, method: str, url: str, headers: dict[str, str],
+              **kwargs: Any) -> requests.Response:
+        self.request_count += 1
+        where = f"{self.name}: {method} {urlsplit(url).path}"
+        try:
+            return self.session.request(method, url, headers=headers, timeout=self.timeout,
+                                        **kwargs)
+        except requests.Timeout:
+            raise RetriableError(f"{where} did not answer within {self.timeout[1]:g} s; "
+                                 "the next run will try again") from None
+        except requests.ConnectionError as exc:
+            raise RetriableError(f"{where}: cannot connect ({type(exc).__name__}); check the "
+                                 "network and the configured base_url") from None
+
+    def _check_status(self, response: requests.Response, method: str, url: str,
+                      accept: tuple[int, ...]) -> requests.Response:
+        status = response.status_code
+        if status < 400 or status in accept:
+            return response
+        path = urlsplit(url).path
+        where = f"{self.name}: {method} {path} answered HTTP {status}"
+        if status in (401, 403):
+            raise AuthError(f"{where}: {self.auth_hint(status, method, path)}")
+        if status in (408, 429) or status >= 500:
+            error = RetriableError(f"{where}; retried and gave up, the next run will try again",
+                                   retry_after=parse_retry_after(response.headers))
+            error.status = status
+            raise error
+        if status == 404:
+            raise FatalError(f"{where}: not found; check base_url, or the record was deleted")
+        raise FatalError(f"{where}: the ATS refused this request as it is")
+
+    def json(self, response: requests.Response, expect: type | None = None) -> Any:
+        """The parsed body; FatalError when it is not JSON of the `expect`ed type."""
+        try:
+            body = response.json()
+        except ValueError:
+            raise FatalError(f"{self.name}: {urlsplit(response.url or '').path} did not answer "
+                             "with JSON; check base_url") from None
+        if expect is not None and not isinstance(body, expect):
+            raise FatalError(f"{self.name}: {urlsplit(response.url or '').path} answered a "
+                             f"JSON {type(body).__name__}, expected {expect.__name__}")
+        return body
+
+    def paginate(self, path: str, params: Mapping[str, Any] | None, paginator: Paginator,
+                 **request_args: Any) -> Iterator[requests.Response]:
+        """GET every page of a listing, following `paginator`."""
+        url = path if "://" in path else f"{self.base_url}{path}"
+        return paginator.pages(
+            lambda u, p: self.request("GET", u, params=p, **request_args),
+            url, dict(params) if params is not None else None)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+__all__ = ["CursorPaginator", "HttpConnector", "IDEMPOTENT_METHODS", "LinkHeaderPaginator",
+           "OffsetTokenPaginator", "PageNumberPaginator", "Paginator", "RateLimit",
+           "RateLimiter", "RetryPolicy", "USER_AGENT", "dig", "parse_retry_after"]

@@ -1,0 +1,293 @@
+"""The shared HTTP layer: retries, rate limiting, status mapping, paginators."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from contract import ManualClock, Reply, attach
+
+from connectors.base import ConnectorSettings, Page
+from connectors.http import (
+    USER_AGENT,
+    CursorPaginator,
+    HttpConnector,
+    LinkHeaderPaginator,
+    OffsetTokenPaginator,
+    PageNumberPaginator,
+    RateLimit,
+    RateLimiter,
+    RetryPolicy,
+    parse_retry_after,
+)
+from relay_core.errors import AuthError, FatalError, RetriableError
+
+BASE = "https://api.example.test"
+
+
+class ExampleSettings(ConnectorSettings):
+    base_url: str = BASE
+
+
+class Example(HttpConnector):
+    type = "example"
+    Settings = ExampleSettings
+    rate_limit = RateLimit(requests=5, per_seconds=10, reserve=0)
+
+    refreshes = 0
+
+    def auth_headers(self):
+        return {"Authorization": "Bearer <filtered>"}
+
+    def refresh_auth(self):
+        self.refreshes += 1
+        return True
+
+    def poll(self, cursor) -> Iterator[Page]:
+        for response in self.paginate("/items", {"since": cursor}, LinkHeaderPaginator()):
+            self.json(response, list)
+        yield Page([], "done")
+
+
+@pytest.fixture
+def example(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = Example(config.sources[0], config, 0)
+    adapter, clock = attach(connector)
+    return connector, adapter, clock
+
+
+def test_session_sends_user_agent_and_timeout(example):
+    connector, adapter, _ = example
+    adapter.script.append(Reply(200, []))
+    connector.request("GET", "/items")
+    sent = adapter.requests[0]
+    assert sent.headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("career-relay/")
+    assert connector.timeout[0] > 0 and connector.timeout[1] > 0
+
+
+def test_429_waits_retry_after_then_succeeds(example):
+    connector, adapter, clock = example
+    adapter.script += [Reply(429, {}, {"Retry-After": "3"}), Reply(200, [1])]
+    assert connector.request("GET", "/items").json() == [1]
+    assert 3 in clock.sleeps
+    assert connector.request_count == 2
+
+
+def test_5xx_retried_then_exhausted(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(500), Reply(502), Reply(503)]
+    with pytest.raises(RetriableError, match="HTTP 503"):
+        connector.request("GET", "/items")
+    assert connector.request_count == 3
+
+
+def test_backoff_is_capped_and_jittered(example):
+    connector, adapter, clock = example
+    connector.retry_policy = RetryPolicy(attempts=6, initial_wait=1, max_wait=4)
+    adapter.script += [Reply(500)] * 5 + [Reply(200, [])]
+    connector.request("GET", "/items")
+    assert len(clock.sleeps) == 5
+    assert all(0 <= s <= 4 for s in clock.sleeps)
+
+
+def test_timeouts_and_connection_errors_are_retried(example):
+    connector, adapter, _ = example
+    adapter.script += [requests.ReadTimeout(), requests.ConnectionError(), Reply(200, [])]
+    assert connector.request("GET", "/items").status_code == 200
+    adapter.script += [requests.ConnectTimeout()] * 3
+    with pytest.raises(RetriableError, match="did not answer"):
+        connector.request("GET", "/items")
+
+
+def test_retry_after_beyond_the_cap_gives_up_at_once(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(429, {}, {"Retry-After": "3600"})]
+    with pytest.raises(RetriableError) as info:
+        connector.request("GET", "/items")
+    assert info.value.retry_after == 3600
+    assert connector.request_count == 1
+
+
+def test_post_is_retried_only_on_429(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(503)]
+    with pytest.raises(RetriableError):
+        connector.request("POST", "/notes", json={"body": "x"})
+    assert connector.request_count == 1
+    adapter.script += [Reply(429, {}, {"Retry-After": "1"}), Reply(201, {"id": 1})]
+    assert connector.request("POST", "/notes", json={"body": "x"}).status_code == 201
+
+
+def test_401_refreshes_once_then_auth_error(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(401), Reply(200, [])]
+    assert connector.request("GET", "/items").status_code == 200
+    assert connector.refreshes == 1
+    adapter.script += [Reply(401), Reply(401)]
+    with pytest.raises(AuthError, match="refused the credentials"):
+        connector.request("GET", "/items")
+
+
+def test_403_names_the_permission_and_is_not_retried(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(403, {"message": "Forbidden"})]
+    with pytest.raises(AuthError, match="scope or role"):
+        connector.request("GET", "/items")
+    assert connector.request_count == 1
+
+
+def test_accepted_status_is_returned(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(403)]
+    assert connector.request("GET", "/items", accept=(403,)).status_code == 403
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_client_errors_are_fatal_without_retry(example, status):
+    connector, adapter, _ = example
+    adapter.script += [Reply(status, {"message": "Validation error"})]
+    with pytest.raises(FatalError) as info:
+        connector.request("GET", "/items", params={"email": "taro@example.com"})
+    assert "taro@example.com" not in str(info.value)       # no query string in messages
+    assert "/items" in str(info.value)
+    assert connector.request_count == 1
+
+
+def test_non_json_body_is_fatal(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(200, b"<html>login</html>")]
+    with pytest.raises(FatalError, match="JSON"):
+        connector.json(connector.request("GET", "/items"))
+    adapter.script += [Reply(200, {"a": 1})]
+    with pytest.raises(FatalError, match="expected list"):
+        connector.json(connector.request("GET", "/items"), list)
+
+
+# --- rate limiter -----------------------------------------------------------------------------
+def test_sliding_window_keeps_under_the_limit():
+    clock = ManualClock()
+    limiter = RateLimiter(RateLimit(requests=5, per_seconds=10, reserve=0),
+                          sleep=clock.sleep, clock=clock)
+    stamps = []
+    for _ in range(12):
+        limiter.acquire()
+        stamps.append(clock.now)
+    for i in range(len(stamps)):
+        in_window = [s for s in stamps if stamps[i] <= s < stamps[i] + 10]
+        assert len(in_window) <= 5
+    assert stamps[-1] - stamps[0] >= 20
+
+
+def _response(status=200, **headers) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update(headers)
+    return r
+
+
+def test_server_headers_narrow_the_limit():
+    clock = ManualClock()
+    limiter = RateLimiter(RateLimit(requests=100, per_seconds=10, reserve=1),
+                          sleep=clock.sleep, clock=clock, wall=lambda: 1_700_000_000)
+    limiter.observe(_response(**{"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "2"}))
+    for _ in range(3):
+        limiter.acquire()
+    assert clock.sleeps, "the server's lower limit (3, minus a reserve of 1) applies"
+    clock.sleeps.clear()
+    limiter.observe(_response(**{"X-RateLimit-Remaining": "0",
+                                 "X-RateLimit-Reset": str(1_700_000_000 + 25)}))
+    limiter.acquire()
+    assert sum(clock.sleeps) >= 25
+
+
+def test_429_blocks_the_limiter_for_retry_after():
+    clock = ManualClock()
+    limiter = RateLimiter(None, sleep=clock.sleep, clock=clock)
+    limiter.observe(_response(429, **{"Retry-After": "4"}))
+    limiter.acquire()
+    assert clock.sleeps == [4]
+
+
+def test_retry_after_http_date():
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
+    assert parse_retry_after({"Retry-After": "12"}) == 12
+    assert parse_retry_after({}) is None
+
+
+def test_real_clock_limiter_is_fast_when_under_the_limit():
+    limiter = RateLimiter(RateLimit(requests=1000, per_seconds=1))
+    started = time.monotonic()
+    for _ in range(100):
+        limiter.acquire()
+    assert time.monotonic() - started < 0.5
+
+
+# --- paginators -------------------------------------------------------------------------------
+def test_link_header_follows_next_verbatim(example):
+    connector, adapter, _ = example
+    adapter.script += [
+        Reply(200, [1], {"Link": f'<{BASE}/items?cursor=abc>; rel="next"'}),
+        Reply(200, [2], {"Link": f'<{BASE}/items?cursor=def>; rel="next"'}),
+        Reply(200, [3]),
+    ]
+    pages = list(connector.paginate("/items", {"status": "x", "per_page": 2},
+                                    LinkHeaderPaginator()))
+    assert [p.json() for p in pages] == [[1], [2], [3]]
+    assert adapter.requests[1].url == f"{BASE}/items?cursor=abc"     # nothing added
+    assert "status=x" in adapter.requests[0].url
+
+
+def test_repeated_token_is_refused(example):
+    connector, adapter, _ = example
+    looping = {"Link": f'<{BASE}/items?cursor=same>; rel="next"'}
+    adapter.script += [Reply(200, [], looping), Reply(200, [], looping)]
+    with pytest.raises(FatalError, match="already sent"):
+        list(connector.paginate("/items", None, LinkHeaderPaginator()))
+
+
+def test_cursor_paginator(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(200, {"data": [1], "meta": {"next": "c2"}}),
+                       Reply(200, {"data": [2], "meta": {"next": None}})]
+    pages = list(connector.paginate("/items", {"q": "a"},
+                                    CursorPaginator(cursor_field="meta.next")))
+    assert len(pages) == 2
+    assert "q=a" in adapter.requests[1].url and "cursor=c2" in adapter.requests[1].url
+    adapter.script += [Reply(200, {"next": "c2"}), Reply(200, {})]
+    list(connector.paginate("/items", {"q": "a"},
+                            CursorPaginator(cursor_field="next", only_cursor=True)))
+    assert adapter.requests[-1].url == f"{BASE}/items?cursor=c2"
+
+
+def test_offset_token_paginator_stops_on_has_next_false(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(200, {"data": [1], "next": "t1", "hasNext": True}),
+                       Reply(200, {"data": [2], "next": "t2", "hasNext": False})]
+    pages = list(connector.paginate("/opportunities", {"limit": 1}, OffsetTokenPaginator()))
+    assert len(pages) == 2
+    assert "offset=t1" in adapter.requests[1].url
+
+
+def test_page_number_paginator(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(200, [1, 2]), Reply(200, [3, 4]), Reply(200, [5])]
+    pages = list(connector.paginate("/items", {"page": 1, "per_page": 2},
+                                    PageNumberPaginator(page_size=2)))
+    assert len(pages) == 3
+    assert "page=3" in adapter.requests[2].url
+    adapter.script += [Reply(200, {"items": [1], "total_pages": 2}),
+                       Reply(200, {"items": [2], "total_pages": 2})]
+    pages = list(connector.paginate("/items", None, PageNumberPaginator(
+        records_field="items", total_pages_field="total_pages")))
+    assert len(pages) == 2
+
+
+def test_poll_through_the_base(example):
+    connector, adapter, _ = example
+    adapter.script += [Reply(200, [], {"Link": f'<{BASE}/items?cursor=2>; rel="next"'}),
+                       Reply(200, [])]
+    assert [p.cursor for p in connector.poll(None)] == ["done"]
