@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from relay_core.errors import ConfigError
 
 from .base import Connector
+from .greenhouse import Greenhouse
 from .hrmos_export import HrmosExport
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 _CONNECTORS: list[type[Connector]] = [
     HrmosExport,
+    Greenhouse,
 ]
 
 

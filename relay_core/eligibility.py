@@ -40,10 +40,10 @@ def first_valid_email(event: RejectionEvent) -> str | None:
 def assess(event: RejectionEvent, config: Config, now: datetime) -> Decision:
     rules = config.eligibility
     flags = event.flags
-    if event.category in SKIP_BY_CATEGORY:
-        return Decision(False, SKIP_BY_CATEGORY[event.category])
     if flags.duplicate:
         return Decision(False, "duplicate application")
+    if event.category in SKIP_BY_CATEGORY:
+        return Decision(False, SKIP_BY_CATEGORY[event.category])
     if flags.prospect:
         return Decision(False, "a prospect, not an applicant")
     if flags.private:

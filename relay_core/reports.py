@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func, select
 
 from .models import CaseState
@@ -27,7 +29,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
     }
 
 
-def cycle_table(report: CycleReport) -> Table:
+def cycle_table(report: CycleReport) -> Group:
     table = Table(title="career-relay run", show_footer=False)
     for col in ("source", "new", "known", "scheduled", "skipped", "problems"):
         table.add_column(col, justify="left" if col == "source" else "right")
@@ -43,9 +45,8 @@ def cycle_table(report: CycleReport) -> Table:
         lines += [f"{name}: skipped {n} × {reason}" for reason, n in s.skip_reasons.items()]
         lines += [f"{name}: {p}" for p in s.problems]
     lines += report.errors
-    if lines:
-        table.caption += "\n" + "\n".join(lines)
-    return table
+    notes = Text("\n".join(f"  {line}" for line in lines)) if lines else Text("")
+    return Group(table, notes)
 
 
 def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from pydantic import SecretStr
 
 from .errors import SecretError
 
-_REF = re.compile(r"^(?:keyring:(?P<service>[^/\s]+)/(?P<name>\S+)|env:(?P<var>[A-Za-z_][A-Za-z0-9_]*))$")
+_REF = re.compile(r"^(?:keyring:(?P<service>[^/\s]+)/(?P<name>\S+)"
+                  r"|env:(?P<var>[A-Za-z_][A-Za-z0-9_]*))$")
 DEFAULT_SERVICE = "career-relay"
 
 

@@ -68,7 +68,8 @@ def make_config(tmp_path: Path, store_url: str):
     def build(data: dict[str, Any] | None = None) -> Config:
         base: dict[str, Any] = {
             "company": {"name": "株式会社サンプル", "legal_name": "株式会社サンプル",
-                        "address": "東京都千代田区丸の内1-1-1", "representative": "代表取締役 山田太郎",
+                        "address": "東京都千代田区丸の内1-1-1",
+                        "representative": "代表取締役 山田太郎",
                         "sender": "採用担当 <recruit@example.co.jp>",
                         "reply_to": "recruit@example.co.jp",
                         "privacy_policy_url": "https://example.co.jp/privacy"},

@@ -50,7 +50,7 @@ def test_first_valid_address_is_used(config):
 
     e = event().model_copy(update={"person": Person(full_name="x", emails=[
         "bad address", "Second@Example.com"])})
-    assert assess(e, config, NOW).email == "Second@Example.com"
+    assert assess(e, config, NOW).email == "Second@example.com"
 
 
 def test_no_invitation_flag_and_configured_reasons_keep_the_courteous_mail(make_config):

@@ -9,7 +9,7 @@ import pytest
 from connectors.base import ApplicationStatus
 from relay_core.errors import RetriableError
 from relay_core.mail.transports import FileTransport
-from relay_core.models import CaseState, Category
+from relay_core.models import Category
 from relay_core.pipeline import cancel_pending, ingest, run_cycle
 from relay_core.store import open_store
 from tests.fakes import FakeConnector, event
@@ -43,9 +43,13 @@ def test_rejection_becomes_one_sent_email_with_an_audit_trail(config, store):
         "hanako@example.com", "taro@example.com"]
     case = store.case_by_key("fake", "1")
     assert case["state"] == "sent" and case["message_id"]
-    trail = [(r["from_state"], r["to_state"]) for r in store.audit_trail(case["id"])]
+    audit = store.audit_trail(case["id"])
+    trail = [(r["from_state"], r["to_state"]) for r in audit if r["action"] != "annotated"]
     assert trail == [(None, "detected"), ("detected", "scheduled"), ("scheduled", "sending"),
                      ("sending", "sent")]
+    # Written back to the ATS once, and recorded.
+    assert [r["action"] for r in audit].count("annotated") == 1
+    assert [a for a, _ in connector.annotations] == ["1", "2"]
     body = next(m for m in messages if m["To"].addresses[0].addr_spec == "taro@example.com")
     text = body.get_body(("plain",)).get_content()
     assert "山田" in text and "https://relay.example.co.jp/r/" in text

@@ -32,7 +32,7 @@ def test_upgrading_an_older_database_keeps_its_data(store_url):
         head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     from alembic.script import ScriptDirectory
 
-    from relay_core.store.db import MIGRATIONS, alembic_config
+    from relay_core.store.db import alembic_config
 
     with store.engine.connect() as conn:
         assert head == ScriptDirectory.from_config(alembic_config(conn)).get_current_head()

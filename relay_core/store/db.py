@@ -11,14 +11,16 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -62,8 +64,16 @@ def alembic_config(connection: Connection) -> AlembicConfig:
     return cfg
 
 
+_MIGRATING = threading.Lock()   # alembic keeps module-level state: one migration at a time
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as conn:
+    """Bring the schema up to `revision`. Concurrent starters are serialised: threads by a
+    lock, processes by an advisory lock (PostgreSQL) or a lock file next to the database."""
+    lock_file = None
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        lock_file = FileLock(f"{engine.url.database}.migrate.lock")
+    with _MIGRATING, (lock_file or nullcontext()), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Two instances starting together must not both run the DDL.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
@@ -123,7 +133,8 @@ class Store:
             rejected_at=event.rejected_at, detected_at=now, late=False, updated_at=now)
         try:
             with conn.begin_nested():
-                case_id = conn.execute(insert(t.relay_cases).values(**values)).inserted_primary_key[0]
+                result = conn.execute(insert(t.relay_cases).values(**values))
+                case_id = result.inserted_primary_key[0]
         except IntegrityError:
             return None
         self.audit(conn, case_id, actor, "detected", to_state=CaseState.DETECTED.value, at=now)

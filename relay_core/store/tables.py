@@ -161,3 +161,86 @@ instance_keys = Table(
     Column("value", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- Consent (migration 0002) -----------------------------------------------------------------
+# The relay status of a sent case: no row means the invitation is open. A row is inserted once
+# (consented | declined | expired): the primary key lets only one of two racing requests win.
+# Only `consented → withdrawn` is an update.
+relay_status = Table(
+    "relay_status", metadata,
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
+# Consent evidence (reference/privacy_email.md sec. 6 item 4). Identifiers only: the candidate's
+# name and address stay in relay_cases, which retention may blank without touching this record.
+consents = Table(
+    "consents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), nullable=False, unique=True),
+    Column("invitation_id", Integer, ForeignKey("invitations.id"), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("application_id", String(128), nullable=False),
+    Column("candidate_id", String(128), nullable=False),
+    Column("text_version", String(64), nullable=False),
+    Column("text_sha256", String(64), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("consented_at", UTCDateTime, nullable=False),
+    Column("withdrawn_at", UTCDateTime),
+    Column("withdrawal_method", String(32)),
+)
+
+# One row per agency the candidate ticked, with the exact data items it may receive.
+consent_agencies = Table(
+    "consent_agencies", metadata,
+    Column("consent_id", Integer, ForeignKey("consents.id"), primary_key=True),
+    Column("agency_id", String(64), primary_key=True),
+    Column("legal_name", Text, nullable=False),
+    Column("fields_json", Text, nullable=False),
+)
+
+# The optional preferences; personal data, deleted as soon as the consent is withdrawn.
+consent_preferences = Table(
+    "consent_preferences", metadata,
+    Column("consent_id", Integer, ForeignKey("consents.id"), primary_key=True),
+    Column("desired_role", Text, nullable=False, default=""),
+    Column("location", Text, nullable=False, default=""),
+    Column("start_period", Text, nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+)
+
+# One handoff per consented agency: pending → delivered | retrying → dead; withdrawal moves
+# pending/retrying/sending ones to `stopped`.
+handoffs = Table(
+    "handoffs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("consent_id", Integer, ForeignKey("consents.id"), nullable=False),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), nullable=False, index=True),
+    Column("agency_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("consent_id", "agency_id", name="uq_handoffs_consent_agency"),
+)
+
+# After a withdrawal, one delete/stop-use notice per handoff that reached its agency.
+deletion_notices = Table(
+    "deletion_notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("handoff_id", Integer, ForeignKey("handoffs.id"), nullable=False, unique=True),
+    Column("case_id", Integer, ForeignKey("relay_cases.id"), nullable=False, index=True),
+    Column("agency_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+)

@@ -163,8 +163,8 @@ def _append_only_triggers(table: str) -> None:
 
 
 def downgrade() -> None:
-    for table in ("instance_keys", "invitations", "locks", "inbound_events", "suppressions", "outbox", "source_cursors",
-                  "audit_log", "relay_cases"):
+    for table in ("instance_keys", "invitations", "locks", "inbound_events", "suppressions",
+                  "outbox", "source_cursors", "audit_log", "relay_cases"):
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
