@@ -1,0 +1,29 @@
+"""Email: building a message (message.py) and handing it to an outbox or SMTP (transports.py)."""
+
+from .message import (
+    build_message,
+    check_interpreter,
+    make_message_id,
+    message_id_domain,
+    validate_address,
+)
+from .transports import (
+    FileTransport,
+    PermanentMailError,
+    SmtpTransport,
+    Transport,
+    make_transport,
+)
+
+__all__ = [
+    "FileTransport",
+    "PermanentMailError",
+    "SmtpTransport",
+    "Transport",
+    "build_message",
+    "check_interpreter",
+    "make_message_id",
+    "make_transport",
+    "message_id_domain",
+    "validate_address",
+]

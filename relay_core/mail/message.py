@@ -1,0 +1,158 @@
+"""Building one email. Headers go only through EmailMessage and headerregistry.Address.
+
+ATS data (names, job titles) can hold anything, and a CR/LF in a name must never become a header
+(`Bcc: ...`). Python refuses raw CR/LF in header values, but encoded line breaks slipped through
+its generator until CVE-2024-6923 was fixed (3.11.10, 3.12.5, 3.13.0). So we do not rely on the
+interpreter: control characters and encoded line breaks are refused before building, and the
+built message is parsed back to check that it carries exactly the headers we wrote.
+
+Errors: a bad per-message value is a FatalError (this case fails, the run goes on) naming the
+field, never its value; a bad `company.sender` / `company.reply_to` is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import re
+import sys
+import unicodedata
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from ..config import Config
+from ..errors import ConfigError, FatalError
+
+# CRLF line ends for SMTP; cte_type "7bit" makes set_content choose base64 or quoted-printable
+# for UTF-8 bodies, so no 8BITMIME support is needed on the way.
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+# An RFC 2047 encoded word, a URL-encoded or quoted-printable CR/LF: never legitimate in a name.
+_ENCODED_BREAK = re.compile(r"=\?[^?\s]*\?[bq]\?|%0[ad]|=0[ad]", re.IGNORECASE)
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_MESSAGE_ID = re.compile(r"^<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+>$")
+_PATCHED = {(3, 11): (3, 11, 10), (3, 12): (3, 12, 5)}
+_FIRST_FIXED_MINOR = (3, 13, 0)
+
+
+def has_unsafe_chars(value: str) -> bool:
+    """Control characters (CR, LF, TAB, NUL, ...), Unicode line separators or encoded breaks."""
+    return (any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
+            or bool(_ENCODED_BREAK.search(value)))
+
+
+def _domain(domain: str) -> str | None:
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or len(ascii_domain) > 253 or not all(_LABEL.match(x) for x in labels):
+        return None
+    return ascii_domain
+
+
+def validate_address(addr: str) -> str | None:
+    """The address normalised (domain lower-case, IDNA), or None when it is not usable."""
+    if not isinstance(addr, str):
+        return None
+    addr = addr.strip(" ")   # a stray CR/LF is suspicious, not whitespace to tidy away
+    if has_unsafe_chars(addr) or addr.count("@") != 1 or any(c.isspace() for c in addr):
+        return None
+    local, domain = addr.split("@")
+    if (not local or len(local) > 64 or not _LOCAL_PART.match(local)
+            or local.startswith(".") or local.endswith(".") or ".." in local):
+        return None
+    normal_domain = _domain(domain)
+    return f"{local}@{normal_domain}" if normal_domain else None
+
+
+def make_message_id(case_key: str, kind: str, domain: str) -> str:
+    """One Message-ID per case and kind, the same on every retry, so receivers can drop a
+    duplicate. The case key is hashed: it names the ATS application, which is nobody's business."""
+    normal = _domain(domain or "")
+    if normal is None:
+        raise ConfigError("mail.message_id_domain", "is not a domain name",
+                          'Write the sending domain, e.g. "example.co.jp"')
+    digest = hashlib.sha256(f"{case_key}|{kind}".encode()).hexdigest()[:32]
+    return f"<relay.{digest}@{normal}>"
+
+
+def message_id_domain(config: Config) -> str:
+    return config.mail.message_id_domain or parseaddr(config.company.sender)[1].rpartition("@")[2]
+
+
+def _mailbox_from_config(key: str, value: str) -> Address:
+    if has_unsafe_chars(value):
+        raise ConfigError(key, "contains a line break or a control character",
+                          "Write it on one line")
+    name, addr = parseaddr(value)
+    normal = validate_address(addr)
+    if normal is None:
+        raise ConfigError(key, "is not a valid email address",
+                          'Write it as "採用担当 <recruit@example.co.jp>" or a bare address')
+    return _address(name, normal)
+
+
+def _address(name: str, addr: str) -> Address:
+    username, _, domain = addr.rpartition("@")
+    return Address(display_name=name, username=username, domain=domain)
+
+
+def _require_safe(field: str, value: str) -> None:
+    if not isinstance(value, str) or has_unsafe_chars(value):
+        raise FatalError(f"{field} contains a line break, a control character or an encoded "
+                         "line break; refusing to build the message")
+
+
+def build_message(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
+                  html: str, message_id: str, date: datetime) -> EmailMessage:
+    for field, value in (("to_name", to_name), ("to_addr", to_addr), ("subject", subject),
+                         ("message_id", message_id)):
+        _require_safe(field, value)
+    recipient = validate_address(to_addr)
+    if recipient is None:
+        raise FatalError("to_addr is not a valid email address")
+    if not _MESSAGE_ID.match(message_id):
+        raise FatalError("message_id must look like <id@domain>")
+    if date.tzinfo is None:
+        raise FatalError("date must carry a timezone")
+
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = _mailbox_from_config("company.sender", config.company.sender)
+    msg["To"] = _address(to_name, recipient)
+    if config.company.reply_to:
+        msg["Reply-To"] = _mailbox_from_config("company.reply_to", config.company.reply_to)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    msg.set_content(text, charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    _verify_generated(msg)
+    return msg
+
+
+def _verify_generated(msg: EmailMessage) -> None:
+    # The last line of defence on an unpatched interpreter: what a receiver would parse must be
+    # exactly what we set, one recipient and no extra header.
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    wrote = sorted(k.lower() for k in msg.keys())
+    if sorted(k.lower() for k in parsed.keys()) != wrote or len(parsed["To"].addresses) != 1:
+        raise FatalError("the generated message carries headers that were not set; refusing to "
+                         "send it (run `career-relay check` to see whether Python needs updating)")
+
+
+def check_interpreter(version: tuple[int, ...] | None = None) -> str | None:
+    """A warning when this Python lacks the CVE-2024-6923 fix (email header injection)."""
+    current = tuple((version or sys.version_info)[:3])
+    patched = _PATCHED.get(current[:2], _FIRST_FIXED_MINOR)
+    if current >= patched:
+        return None
+    wanted = ".".join(map(str, patched))
+    return (f"Python {'.'.join(map(str, current))} lacks the fix for CVE-2024-6923 (email header "
+            f"injection); upgrade to {wanted} or later. Career Relay refuses line breaks in "
+            "header values itself, but the interpreter should be patched too.")

@@ -1,0 +1,299 @@
+"""Handing built messages over: an outbox folder of .eml files, or an SMTP server.
+
+A transport is used as a context manager around a batch (`with transport: send, send, ...`), so
+SMTP opens one connection for the whole batch. What an SMTP answer means for the caller:
+
+    4xx, dropped connection, timeout   retried here (bounded, capped jittered backoff),
+                                       then RetriableError: try again in a later run
+    login refused (535)                AuthError: fix mail.smtp.username / password
+    550-553 to RCPT                    PermanentMailError(suppress_address=True): the address
+                                       is dead, never mail it again
+    any other 5xx                      PermanentMailError(suppress_address=False)
+    certificate not verified           ConfigError: set mail.smtp.ca_file; never switch it off
+
+Only the Message-ID is logged; never an address, a name or a body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+import time
+from contextlib import suppress
+from email.message import EmailMessage
+from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
+
+from ..config import Config, Smtp
+from ..errors import AuthError, ConfigError, FatalError, RetriableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT = wait_random_exponential(multiplier=0.5, max=5)
+SUPPRESS_CODES = range(550, 554)
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})")
+
+
+class PermanentMailError(FatalError):
+    """The server refused this message for good; `suppress_address` says the address is dead."""
+
+    def __init__(self, message: str, code: int, suppress_address: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.suppress_address = suppress_address
+
+
+class Transport:
+    """`open()` before a batch, `send()` each message, `close()` after; or use `with`."""
+
+    idempotent = False   # True when sending the same message twice cannot duplicate it
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def send(self, msg: EmailMessage) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _message_id(msg: EmailMessage) -> str:
+    value = msg.get("Message-ID")
+    if not value:
+        raise FatalError("the message has no Message-ID; build it with build_message()")
+    return str(value).strip()
+
+
+class FileTransport(Transport):
+    """One .eml per message, named after its Message-ID: a review outbox and the default."""
+
+    idempotent = True
+
+    def __init__(self, outbox_dir: Path | str):
+        self.outbox_dir = Path(outbox_dir)
+
+    def open(self) -> None:
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, message_id: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<> "))
+        return self.outbox_dir / f"{safe}.eml"
+
+    def send(self, msg: EmailMessage) -> None:
+        message_id = _message_id(msg)
+        target = self.path_for(message_id)
+        if target.exists():
+            log.info("%s is already in the outbox; not written again", message_id)
+            return
+        self.open()
+        # mkstemp creates the file readable by its owner only: the mail holds personal data.
+        fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(msg.as_bytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)   # readers never see half a message
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise RetriableError(f"could not write {message_id} to the outbox "
+                                 f"{self.outbox_dir} ({exc.strerror or type(exc).__name__})"
+                                 ) from None
+        log.info("wrote %s to the outbox", message_id)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, smtplib.SMTPException):   # e.g. SMTPNotSupportedError: no use asking again
+        return False
+    # Refused connections, resets and timeouts; certificate failures never get here because
+    # _connect turns them into ConfigError first.
+    return isinstance(exc, OSError)
+
+
+class SmtpTransport(Transport):
+    def __init__(self, settings: Smtp, *, wait: wait_base | None = None):
+        self.settings = settings
+        self.wait = wait or DEFAULT_WAIT     # tests pass tenacity.wait_none()
+        self._smtp: smtplib.SMTP | None = None
+        self._last_send = 0.0
+
+    def open(self) -> None:
+        if self._smtp is None:
+            self._smtp = self._connect()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def send(self, msg: EmailMessage) -> None:
+        message_id = _message_id(msg)
+        attempts = self.settings.retries + 1
+        retrying = Retrying(stop=stop_after_attempt(attempts), wait=self.wait,
+                            retry=retry_if_exception(_transient), reraise=True)
+        try:
+            retrying(self._send_once, msg)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc, message_id, attempts) from None
+        log.info("sent %s", message_id)
+
+    def _send_once(self, msg: EmailMessage) -> None:
+        self._throttle()
+        if self._smtp is not None:
+            try:
+                self._deliver(msg)
+                return
+            except smtplib.SMTPServerDisconnected:
+                pass  # the server closed the idle connection: reconnect now, no backoff needed
+        self.open()
+        self._deliver(msg)
+
+    def _deliver(self, msg: EmailMessage) -> None:
+        assert self._smtp is not None
+        try:
+            refused = self._smtp.send_message(msg)
+        except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+            raise   # the server answered and smtplib sent RSET: the connection stays usable
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+            raise
+        if refused:   # some recipients refused, others accepted; we send to one, so defensive
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with suppress(OSError):
+                smtp.close()
+
+    def _throttle(self) -> None:
+        rate = self.settings.messages_per_second
+        if rate <= 0:
+            return
+        pause = self._last_send + 1 / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        self._last_send = time.monotonic()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # create_default_context verifies the certificate and the host name; smtplib does not
+        # unless it is given a context.
+        context = ssl.create_default_context()
+        if self.settings.ca_file:
+            try:
+                context.load_verify_locations(cafile=self.settings.ca_file)
+            except (OSError, ssl.SSLError):
+                raise ConfigError("mail.smtp.ca_file", f"cannot read {self.settings.ca_file}",
+                                  "Point it at a PEM file with the CA certificate") from None
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        smtp: smtplib.SMTP | None = None
+        try:
+            if s.security == "ssl":
+                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds,
+                                        context=self._tls_context())
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+                if s.security == "starttls":
+                    smtp.starttls(context=self._tls_context())
+            if s.username:
+                self._login(smtp)
+            return smtp
+        except ssl.SSLCertVerificationError as exc:
+            _close_quietly(smtp)
+            raise ConfigError("mail.smtp", f"the TLS certificate of {s.host} could not be "
+                                           f"verified ({exc.verify_message})",
+                              "If the server uses a private CA, set mail.smtp.ca_file to its "
+                              "certificate; verification is never switched off") from None
+        except smtplib.SMTPNotSupportedError:
+            _close_quietly(smtp)
+            raise ConfigError("mail.smtp.security", f"{s.host} does not offer STARTTLS",
+                              'Use security = "ssl" (usually port 465), or ask the mail '
+                              "administrator") from None
+        except BaseException:
+            _close_quietly(smtp)
+            raise
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        s = self.settings
+        password = s.password.resolve().get_secret_value() if s.password else ""
+        try:
+            smtp.login(s.username, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            if exc.smtp_code < 500:
+                raise   # 454: a temporary failure, retried like any 4xx
+            raise AuthError(f"the SMTP server {s.host} refused the login ({exc.smtp_code}); "
+                            "check mail.smtp.username and the password secret") from None
+        except smtplib.SMTPNotSupportedError:
+            raise AuthError(f"the SMTP server {s.host} offers no login (AUTH) here; remove "
+                            "mail.smtp.username or use security = \"starttls\"") from None
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with suppress(OSError):
+            smtp.close()
+
+
+def _classify(exc: BaseException, message_id: str,
+              attempts: int) -> RetriableError | PermanentMailError | AuthError:
+    # Server texts are left out: they often quote the recipient's address.
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        stage, suppress_address = "RCPT", code in SUPPRESS_CODES
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code, text = exc.smtp_code, exc.smtp_error
+        stage = "MAIL FROM" if isinstance(exc, smtplib.SMTPSenderRefused) else "DATA"
+        suppress_address = False
+    elif _transient(exc):
+        return RetriableError(f"could not hand {message_id} to the SMTP server after {attempts} "
+                              f"attempts ({type(exc).__name__}); it will be tried again later")
+    else:
+        return PermanentMailError(f"SMTP refused {message_id} ({type(exc).__name__})", 0)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    enhanced = _ENHANCED.match(text or "")
+    detail = f"{code}{' ' + enhanced[1] if enhanced else ''} at {stage}"
+    if 400 <= code < 500:
+        return RetriableError(f"the SMTP server deferred {message_id} ({detail}) after "
+                              f"{attempts} attempts; it will be tried again later")
+    if code == 535:
+        return AuthError(f"the SMTP server refused the login ({detail})")
+    return PermanentMailError(f"the SMTP server refused {message_id} permanently ({detail})",
+                              code, suppress_address)
+
+
+def make_transport(config: Config) -> Transport:
+    if config.mail.transport == "smtp":
+        settings = config.mail.smtp
+        if settings.ca_file:   # relative to the config file, like every other path
+            settings = settings.model_copy(update={"ca_file": str(config.path(settings.ca_file))})
+        return SmtpTransport(settings)
+    return FileTransport(config.path(config.mail.outbox_dir))
