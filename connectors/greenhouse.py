@@ -1,0 +1,495 @@
+"""Greenhouse Recruiting: Harvest API **v3** (OAuth 2.0 client credentials) and signed webhooks.
+
+Docs: https://harvestdocs.greenhouse.io (Harvest v3) and https://developers.greenhouse.io/webhooks.html.
+Harvest v1/v2 (API-key Basic auth) were retired on 2026-08-31; nothing here speaks them.
+Facts and sources: ../shared/reference/greenhouse.md, cited below as [S#].
+
+Credentials: in Greenhouse, Configure → Dev Center → API Credentials → Create new API credentials
+→ "Harvest V3 (OAuth)"; copy the client id and secret (the secret is shown once); under Manage
+Scopes grant harvest:applications:list, harvest:candidates:list, harvest:rejection_details:list,
+harvest:rejection_reasons:list, harvest:jobs:list (and for write-back harvest:notes:list/create,
+harvest:candidate_tags:list/create, harvest:applied_candidate_tags:list/create). `user_id` is the
+numeric id of a **Site Admin** (from /account/users/<id>): it becomes the token's `sub`, v3 list
+endpoints answer only to Site Admins, and notes are written in that user's name [S11][S21].
+Webhooks: Dev Center → Web Hooks, "Candidate or Prospect rejected" and "…unrejected", endpoint
+https://<public host>/webhooks/greenhouse/<source name>, secret key = `webhook_secret`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+
+from relay_core.config import secret_field
+from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
+from relay_core.models import Category, Flags, Person, RejectionEvent
+from relay_core.secrets import SecretRef
+
+from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
+from .http import HttpConnector, LinkHeaderPaginator, RateLimit
+
+BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
+PER_PAGE = 500        # v3 maximum page size [S13]
+TOKEN_MARGIN = 60     # refresh this many seconds before the token expires
+
+# Normalise here, decide in the core (STYLE.md rule 4). v3 reason types carry a stable `key`
+# [S23]; webhook payloads are v1-shaped and carry only the type's display name [S9].
+CATEGORY_BY_REASON_TYPE: dict[str, tuple[Category, bool]] = {   # key → (category, no_invitation)
+    "WE_REJECTED_THEM": (Category.WE_REJECTED, False),
+    "NONE_SPECIFIED": (Category.WE_REJECTED, False),
+    "THEY_REJECTED_US": (Category.CANDIDATE_WITHDREW, False),
+    "SECURITY_CONCERN": (Category.WE_REJECTED, True),   # courteous mail, no relay invitation
+}
+REASON_KEY_BY_WEBHOOK_TYPE_NAME = {
+    "we rejected them": "WE_REJECTED_THEM", "none specified": "NONE_SPECIFIED",
+    "they rejected us": "THEY_REJECTED_US", "security concern": "SECURITY_CONCERN",
+}
+CATEGORY_BY_STATUS = {"hired": Category.HIRED}   # "rejected" → by reason; anything else → other
+EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+class GreenhouseSettings(ConnectorSettings):
+    mode: Literal["poll", "webhook", "both"] = "both"
+    client_id: SecretRef | str
+    client_secret: SecretRef
+    user_id: int = Field(gt=0)
+    base_url: str = "https://harvest.greenhouse.io"
+    auth_url: str = "https://auth.greenhouse.io"
+    webhook_secret: SecretRef | None = None
+    overlap_minutes: int = Field(10, ge=0, le=1440)
+    write_back: Literal["off", "note", "tag", "both"] = "off"
+    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
+
+    _secrets = field_validator("client_secret", "webhook_secret", mode="before")(secret_field)
+
+    @field_validator("client_id", mode="before")
+    @classmethod
+    def _client_id(cls, value: Any, info) -> Any:
+        # Not a secret, but the shipped example keeps it in the environment too.
+        if isinstance(value, str) and value.startswith(("env:", "keyring:")):
+            return secret_field(value, info)
+        return value
+
+    @field_validator("base_url", "auth_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
+            raise ValueError("write the host only, e.g. \"https://harvest.greenhouse.io\"")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> GreenhouseSettings:
+        if self.mode != "poll" and self.webhook_secret is None:
+            raise ValueError("webhook_secret is required when mode is \"webhook\" or \"both\" "
+                             "(the secret key typed into Greenhouse's Web Hooks page)")
+        return self
+
+
+class Greenhouse(HttpConnector):
+    type = "greenhouse"
+    Settings = GreenhouseSettings
+    # The v3 guide's example is 75 requests per 30 s fixed window [S21][S37a] (secondary: no
+    # vendor page confirming it was found with the docs search); X-RateLimit-* narrow it.
+    rate_limit = RateLimit(requests=75, per_seconds=30)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = threading.Lock()
+        self._webhook_key: bytes | None = None
+        self._reasons: dict[str, dict[str, Any]] = {}
+        self._reasons_until = 0.0
+        self._misses: set[str] = set()
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._tag_id: int | None = None
+
+    @property
+    def polls(self) -> bool:
+        return self.settings.mode in ("poll", "both")
+
+    @property
+    def receives_webhooks(self) -> bool:
+        return self.settings.mode in ("webhook", "both")
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # --- auth ---------------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        with self._token_lock:
+            if self._token is None or self.clock() >= self._token_expires:
+                self._fetch_token()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def refresh_auth(self) -> bool:
+        with self._token_lock:
+            self._token = None
+        return True
+
+    def _fetch_token(self) -> None:
+        s = self.settings
+        client_id = (s.client_id.resolve().get_secret_value()
+                     if isinstance(s.client_id, SecretRef) else s.client_id)
+        response = self.request(
+            "POST", f"{s.auth_url}/token", authenticate=False, rate_limited=False,
+            idempotent=True, accept=(400, 401, 403),
+            auth=(client_id, s.client_secret.resolve().get_secret_value()),
+            data={"grant_type": "client_credentials", "sub": str(s.user_id)})
+        body = self.json(response, dict) if response.status_code < 400 else {}
+        if not body.get("access_token"):
+            raise AuthError(f"{self.name}: {s.auth_url}/token refused the client credentials "
+                            f"(HTTP {response.status_code}); check client_id, client_secret and "
+                            f"that user_id {s.user_id} exists")
+        self._token = str(body["access_token"])
+        self._token_expires = self.clock() + max(0.0, _token_lifetime(body) - TOKEN_MARGIN)
+
+    def auth_hint(self, status: int, method: str, path: str) -> str:
+        if status == 401:
+            return ("a freshly fetched access token was refused too; check client_id and "
+                    "client_secret under Dev Center → API Credentials")
+        parts = path.strip("/").split("/")
+        action = {"GET": "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
+            method, method.lower())
+        scope = f"harvest:{parts[1] if len(parts) > 1 else '?'}:{action}"
+        return (f"the OAuth client lacks the scope {scope}, or user_id {self.settings.user_id} "
+                "is not a Site Admin (v3 list endpoints require one); add the scope under Dev "
+                "Center → API Credentials → Manage Scopes")
+
+    # --- polling ------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        started = self.now()
+        since = _parse_time(cursor) if cursor else None
+        if since is None:   # first run: never fetch (or blast) the whole history
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        since -= timedelta(minutes=self.settings.overlap_minutes)
+        params = {"status": "rejected", "updated_at": f"gte|{_iso(since)}", "per_page": PER_PAGE}
+        for response in self.paginate("/v3/applications", params, LinkHeaderPaginator()):
+            yield self._page([a for a in self.json(response, list) if isinstance(a, dict)])
+        # Only once every page is stored may the next poll start later (crash-safe).
+        yield Page(events=[], cursor=_iso(started))
+
+    def _page(self, apps: list[dict[str, Any]]) -> Page:
+        if not apps:
+            return Page(events=[], cursor=None)
+        candidates, hidden = self._fetch_by_ids(
+            "/v3/candidates", "ids", [str(a.get("candidate_id")) for a in apps])
+        details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
+                                        [str(a.get("id")) for a in apps], key="application_id")
+        self._load_jobs([str(a["job_id"]) for a in apps if a.get("job_id")])
+        page = Page(events=[], cursor=None)
+        for app in apps:
+            cid = str(app.get("candidate_id"))
+            try:
+                page.events.append(self._event_from_v3(app, candidates.get(cid), cid in hidden,
+                                                       details.get(str(app.get("id")))))
+            except RecordError as exc:
+                page.problems.append(exc)
+        return page
+
+    def _event_from_v3(self, app: Mapping[str, Any], candidate: Mapping[str, Any] | None,
+                       hidden: bool, detail: Mapping[str, Any] | None) -> RejectionEvent:
+        where = f"greenhouse application {app.get('id')}"
+        detail = detail or {}
+        if candidate is None and not hidden:
+            raise RecordError(where, "its candidate was not returned (deleted or merged?)")
+        reason_id = detail.get("rejection_reason_id") or app.get("rejection_reason_id")
+        reason = self._reason(reason_id) if reason_id else {}
+        job = self._jobs.get(str(app.get("job_id")), {})
+        candidate = candidate or {}
+        return self._event(
+            app, where=where, candidate=candidate, reason_id=reason_id, reason=reason,
+            rejected_at=detail.get("rejected_at") or app.get("rejected_at"),
+            job_title=job.get("name", ""), stage=app.get("stage_name"),
+            private=hidden or bool(candidate.get("private")) or bool(job.get("confidential")),
+            # UNCONFIRMED [S23][S24]: v3 sets agency_note_id only on agency submissions.
+            agency=bool(app.get("agency_note_id")),
+            raw={"application": dict(app), "rejection_details": dict(detail)})
+
+    def _event(self, app: Mapping[str, Any], *, where: str, candidate: Mapping[str, Any],
+               reason_id: Any, reason: Mapping[str, Any], rejected_at: Any, job_title: Any,
+               stage: Any, private: bool, agency: bool, raw: dict[str, Any]) -> RejectionEvent:
+        category, no_invitation = categorize(app.get("status"), reason.get("key"))
+        when = _parse_time(rejected_at)
+        if when is None:
+            raise RecordError(where, "rejected_at is missing or not a timestamp")
+        return RejectionEvent(
+            ats=self.type, source=self.name, application_id=str(app["id"]),
+            candidate_id=str(candidate.get("id") or app.get("candidate_id") or ""),
+            person=person_from(candidate), job_title=_clean(job_title), stage=_clean(stage),
+            reason_id=str(reason_id or ""), reason_text=_clean(reason.get("name")),
+            category=category, rejected_at=when,
+            flags=Flags(prospect=bool(app.get("prospect")), private=private,
+                        can_email=candidate.get("can_email") is not False,
+                        agency_sourced=agency, no_invitation=no_invitation),
+            raw=raw)
+
+    def _fetch_by_ids(self, path: str, param: str, ids: list[str], key: str = "id"
+                      ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Records by id in batches of 50. A 403 splits the batch so that one private record
+        becomes a skip (returned in the second set) instead of failing the other 49 [S1]."""
+        ids = list(dict.fromkeys(i for i in ids if i and i != "None"))
+        found: dict[str, dict[str, Any]] = {}
+        hidden: set[str] = set()
+        for start in range(0, len(ids), BATCH):
+            self._fetch_batch(path, param, ids[start:start + BATCH], key, found, hidden)
+        if hidden and not found:   # nothing readable at all: a missing scope, not privacy?
+            self.request("GET", path, params={"per_page": 1})   # raises AuthError on 403
+        return found, hidden
+
+    def _fetch_batch(self, path: str, param: str, batch: list[str], key: str,
+                     found: dict[str, dict[str, Any]], hidden: set[str]) -> None:
+        params = {param: ",".join(batch), "per_page": PER_PAGE}
+        for response in self.paginate(path, params, LinkHeaderPaginator(), accept=(403,)):
+            if response.status_code == 403:
+                if len(batch) == 1:
+                    hidden.add(batch[0])
+                    return
+                half = len(batch) // 2
+                self._fetch_batch(path, param, batch[:half], key, found, hidden)
+                self._fetch_batch(path, param, batch[half:], key, found, hidden)
+                return
+            for record in self.json(response, list):
+                if isinstance(record, dict):
+                    found[str(record.get(key))] = record
+
+    def _reason(self, reason_id: Any) -> dict[str, Any]:
+        """Rejection reasons change rarely: one listing per hour, not one per poll page."""
+        stale = self.clock() >= self._reasons_until
+        if stale or str(reason_id) not in self._reasons and str(reason_id) not in self._misses:
+            reasons: dict[str, dict[str, Any]] = {}
+            for response in self.paginate("/v3/rejection_reasons", {
+                    "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator()):
+                for r in self.json(response, list):
+                    if isinstance(r, dict):
+                        reasons[str(r.get("id"))] = {"name": r.get("name") or "",
+                                                     "key": (r.get("type") or {}).get("key")}
+            self._reasons, self._reasons_until = reasons, self.clock() + 3600
+            self._misses = set()
+        if str(reason_id) not in self._reasons:
+            self._misses.add(str(reason_id))   # asked once; unknown until the next refresh
+        return self._reasons.get(str(reason_id), {})
+
+    def _load_jobs(self, job_ids: list[str]) -> None:
+        missing = [j for j in dict.fromkeys(job_ids) if j not in self._jobs]
+        if missing:
+            jobs, _ = self._fetch_by_ids("/v3/jobs", "ids", missing)
+            for job_id in missing:
+                job = jobs.get(job_id, {})
+                self._jobs[job_id] = {"name": job.get("name") or "",
+                                      "confidential": bool(job.get("confidential"))}
+
+    # --- webhooks -----------------------------------------------------------------------------
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
+        self._verify_signature(headers, raw_body)
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, UnicodeDecodeError):
+            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
+        if not isinstance(body, dict):
+            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
+        action = str(body.get("action") or "unknown")
+        event_id = _header(headers, "Greenhouse-Event-ID")
+        app = (body.get("payload") or {}).get("application") or {}
+        if action == "ping":
+            return WebhookResult(action, event_id, reply={"status": "ok"})
+        if action == "unreject_candidate" and app.get("id") is not None:
+            return WebhookResult(action, event_id, unrejected=[str(app["id"])])
+        if action != "reject_candidate" or not isinstance(app, dict) or "id" not in app:
+            return WebhookResult(action, event_id, reply={"status": "ignored"})
+        return WebhookResult(action, event_id, events=[self._event_from_webhook(app)])
+
+    def _verify_signature(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
+        if self.settings.webhook_secret is None:
+            raise SignatureError(f"{self.name}: no webhook_secret is configured")
+        if self._webhook_key is None:
+            self._webhook_key = self.settings.webhook_secret.resolve().get_secret_value().encode()
+        algorithm, _, received = (_header(headers, "Signature") or "").strip().partition(" ")
+        if algorithm.lower() != "sha256" or not received.strip():
+            raise SignatureError(f"{self.name}: missing or malformed Signature header")
+        expected = hmac.new(self._webhook_key, raw_body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), received.strip().lower().encode()):
+            raise SignatureError(f"{self.name}: the Signature does not match the body; check "
+                                 "webhook_secret against the secret key in Greenhouse")
+
+    def _event_from_webhook(self, app: Mapping[str, Any]) -> RejectionEvent:
+        where = f"greenhouse application {app.get('id')} (webhook)"
+        candidate = app.get("candidate") or {}
+        reason = app.get("rejection_reason") or {}
+        key = REASON_KEY_BY_WEBHOOK_TYPE_NAME.get(
+            str((reason.get("type") or {}).get("name") or "").strip().lower())
+        if key is None and reason.get("id") is not None:
+            # Custom type names (the docs' own example says "Wrong skill set" [S9]): ask v3.
+            key = self._reason(reason["id"]).get("key")
+        jobs = [j for j in app.get("jobs") or [] if isinstance(j, dict)]
+        job = jobs[0] if jobs else {}
+        minimal = {k: v for k, v in app.items() if k not in ("candidate", "jobs")}
+        return self._event(
+            app, where=where, candidate=candidate,
+            reason_id=reason.get("id"), reason={"name": reason.get("name"), "key": key},
+            rejected_at=app.get("rejected_at"), job_title=job.get("name"),
+            stage=(app.get("current_stage") or {}).get("name"),
+            private=bool(candidate.get("is_private")) or bool(job.get("confidential")),
+            agency=False, raw={"application": minimal, "job_id": job.get("id")})
+
+    # --- re-check, write-back, check ------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        found, hidden = self._fetch_by_ids("/v3/applications", "ids", application_ids)
+        states = {}
+        for app_id in application_ids:
+            app = found.get(app_id)
+            if app_id in hidden:
+                states[app_id] = ApplicationStatus.UNKNOWN
+            elif app is not None and app.get("status") == "rejected":
+                states[app_id] = ApplicationStatus.REJECTED
+            else:   # un-rejected, hired, or deleted/merged/anonymized: do not mail
+                states[app_id] = ApplicationStatus.NOT_REJECTED
+        return states
+
+    def annotate(self, application_id: str, text: str) -> bool:
+        """A note and/or a tag, each written only if not already there: v3 has no idempotency
+        keys and a repeated POST would write a second note [S37a]."""
+        mode = self.settings.write_back
+        if mode == "off":
+            return False
+        found, _ = self._fetch_by_ids("/v3/applications", "ids", [application_id])
+        app = found.get(application_id)
+        if app is None:
+            raise FatalError(f"{self.name}: application {application_id} is no longer readable")
+        candidate_id = app.get("candidate_id")
+        if mode in ("note", "both"):
+            notes = [n for r in self.paginate("/v3/notes", {"application_ids": application_id,
+                                                            "per_page": PER_PAGE},
+                                              LinkHeaderPaginator())
+                     for n in self.json(r, list)]
+            if not any(isinstance(n, dict) and text in str(n.get("body") or "") for n in notes):
+                self.request("POST", "/v3/notes", json={
+                    "candidate_id": candidate_id, "application_id": int(application_id),
+                    "user_id": self.settings.user_id, "body": text,
+                    "visibility": "admin_only", "note_type": "NOTE"})
+        if mode in ("tag", "both"):
+            tag_id = self._candidate_tag_id()
+            applied = self.json(self.request("GET", "/v3/applied_candidate_tags", params={
+                "candidate_ids": candidate_id, "candidate_tag_ids": tag_id}), list)
+            if not applied:
+                self.request("POST", "/v3/applied_candidate_tags",
+                             json={"candidate_id": candidate_id, "candidate_tag_id": tag_id})
+        return True
+
+    def _candidate_tag_id(self) -> int:
+        if self._tag_id is None:
+            wanted = self.settings.tag_name.casefold()
+            for response in self.paginate("/v3/candidate_tags", {"per_page": PER_PAGE},
+                                          LinkHeaderPaginator()):
+                for tag in self.json(response, list):
+                    if str(tag.get("name", "")).casefold() == wanted:
+                        self._tag_id = int(tag["id"])
+            if self._tag_id is None:
+                created = self.request("POST", "/v3/candidate_tags",
+                                       json={"name": self.settings.tag_name})
+                self._tag_id = int(self.json(created, dict)["id"])
+        return self._tag_id
+
+    def check(self) -> list[CheckResult]:
+        label = f"{self.name} (greenhouse)"
+        try:
+            self.auth_headers()
+        except AuthError as exc:
+            return [CheckResult(f"{label}: OAuth token", False, str(exc))]
+        results = [CheckResult(f"{label}: OAuth token", True,
+                               f"client credentials accepted, sub = user {self.settings.user_id}")]
+        paths = ["applications", "candidates", "rejection_details", "rejection_reasons", "jobs"]
+        if self.settings.write_back in ("note", "both"):
+            paths.append("notes")
+        if self.settings.write_back in ("tag", "both"):
+            paths += ["candidate_tags", "applied_candidate_tags"]
+        for resource in paths:
+            path = f"/v3/{resource}"
+            response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
+            ok = response.status_code < 400
+            results.append(CheckResult(f"{label}: harvest:{resource}:list", ok,
+                                       "readable" if ok else self.auth_hint(403, "GET", path)))
+        if self.receives_webhooks:
+            url = f"{self.config.relay.public_base_url}/webhooks/greenhouse/{self.name}"
+            results.append(CheckResult(f"{label}: webhook", True, f"endpoint {url}"))
+        return results
+
+
+# --- translation helpers ----------------------------------------------------------------------
+def categorize(status: Any, reason_key: Any) -> tuple[Category, bool]:
+    """(category, no_invitation) from an application status and a reason type key."""
+    if status != "rejected":
+        return CATEGORY_BY_STATUS.get(str(status), Category.OTHER), False
+    return CATEGORY_BY_REASON_TYPE.get(str(reason_key), (Category.OTHER, False))
+
+
+def person_from(candidate: Mapping[str, Any]) -> Person:
+    first = _clean(candidate.get("preferred_name") or candidate.get("first_name"))
+    last = _clean(candidate.get("last_name"))
+    eastern = bool(_CJK.search(first + last))
+    full = " ".join(p for p in ((last, first) if eastern else (first, last)) if p)
+    entries = [e for e in candidate.get("email_addresses") or [] if isinstance(e, dict)]
+    entries.sort(key=lambda e: EMAIL_ORDER.get(str(e.get("type")), 3))
+    emails = [v for v in (_clean(e.get("value")) for e in entries) if v]
+    return Person(first_name=first, last_name=last, full_name=full, emails=emails,
+                  timezone=_timezone(candidate.get("time_zone")))
+
+
+def _clean(value: Any) -> str:
+    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
+    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        return str(ZoneInfo(value)) if isinstance(value, str) and value else None
+    except (ValueError, KeyError, OSError):
+        return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _token_lifetime(body: Mapping[str, Any]) -> float:
+    """Seconds the token lives. The field name is UNCONFIRMED: `expires_in` (seconds) was
+    measured on auth.greenhouse.io [S37a], Airbyte reads `expires_at` (a timestamp) [S24], the
+    transition endpoint says `expires` [S37a]; the partner guide says one hour [S18]."""
+    for name in ("expires_in", "expires"):
+        value = body.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    expires_at = _parse_time(body.get("expires_at"))
+    if expires_at is not None:
+        return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+    return 3600.0
