@@ -13,15 +13,19 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
 
 from .config import Config
 from .consent import tokens
+from .consent.records import expire_invitations
 from .eligibility import assess, language_for
 from .errors import AuthError, ConfigError, FatalError, RelayError, RetriableError, TemplateError
-from .mail.message import build_message, make_message_id
+from .mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
 from .mail.transports import PermanentMailError, Transport
 from .models import CaseState, RejectionEvent
 from .rendering import Renderer, build_context
@@ -177,22 +181,24 @@ def _invitation_expiry(config: Config, now: datetime, language: str) -> str:
 
 
 def prepare(store: Store, config: Config, renderer: Renderer, case: dict[str, Any],
-            now: datetime) -> bool:
+            now: datetime, signing_key: bytes | None = None) -> bool:
     """scheduled → sending: render the mail and put it in the outbox, in one transaction."""
     actor = "send"
+    kind = "invite_only" if config.mail.mode == "invite_only" else "rejection"
+    message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
+                                 message_id_domain(config))
     with store.begin() as conn:
         if not store.transition(conn, case["id"], CaseState.SENDING, actor=actor, now=now,
-                                allowed_from=[CaseState.SCHEDULED]):
+                                allowed_from=[CaseState.SCHEDULED], message_id=message_id):
             return False  # another process took it
         person = json.loads(case["person_json"] or "{}")
         url = expires = None
-        if case["invite"] and config.mail.mode in ("full", "invite_only"):
-            key = tokens.signing_key(config, conn)
+        if case["invite"]:
+            key = signing_key or tokens.signing_key(config, conn)
             token = tokens.mint(conn, key, case["id"], "consent",
                                 timedelta(days=config.relay.invitation_ttl_days), now)
             url = f"{config.relay.public_base_url}/r/{token}"
             expires = _invitation_expiry(config, now, case["language"])
-        kind = "invite_only" if config.mail.mode == "invite_only" else "rejection"
         if kind == "invite_only" and url is None:
             raise _Skip("invite-only mode and this case carries no invitation")
         event = json.loads(case["event_json"] or "{}")
@@ -202,18 +208,14 @@ def prepare(store: Store, config: Config, renderer: Renderer, case: dict[str, An
             stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
             language=case["language"])
         rendered = renderer.render(kind, case["language"], context)
-        domain = config.mail.message_id_domain or config.company.reply_to.rpartition("@")[2]
-        message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind, domain)
-        message = build_message(
+        mail = build_mail(
             config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
             subject=rendered.subject, text=rendered.text, html=rendered.html,
             message_id=message_id, date=now)
         conn.execute(t.outbox.insert().values(
-            case_id=case["id"], kind=kind, message_id=message_id, recipient=case["email"],
-            message=message.as_bytes(), state="pending", attempts=0, next_attempt_at=now,
+            case_id=case["id"], kind=kind, message_id=message_id, recipient=mail.recipient,
+            message=mail.data, state="pending", attempts=0, next_attempt_at=now,
             last_error="", created_at=now))
-        conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == case["id"])
-                     .values(message_id=message_id))
     return True
 
 
@@ -225,11 +227,15 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
              renderer: Renderer, transport: Transport, *, now: datetime,
              report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     last_id = 0
+    key = None
     while due := store.due_cases(now, limit=SEND_BATCH, after_id=last_id):
         last_id = due[-1]["id"]
+        if key is None:
+            with store.begin() as conn:
+                key = tokens.signing_key(config, conn)
         for case in _recheck(connectors, due, store, report):
             try:
-                prepare(store, config, renderer, case, now)
+                prepare(store, config, renderer, case, now, key)
             except _Skip as exc:
                 with store.begin() as conn:
                     store.transition(conn, case["id"], CaseState.SKIPPED, actor="send",
@@ -275,13 +281,11 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
     with store.engine.connect() as conn:
         pending = conn.execute(
             select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.kind, t.outbox.c.message,
-                   t.outbox.c.attempts, t.outbox.c.recipient)
+                   t.outbox.c.attempts, t.outbox.c.recipient, t.outbox.c.message_id)
             .where(t.outbox.c.state == "pending", t.outbox.c.next_attempt_at <= now)
             .order_by(t.outbox.c.id)).all()
     if not pending:
         return
-    from email import message_from_bytes, policy
-
     with transport:
         for row in pending:
             with store.begin() as conn:
@@ -290,9 +294,10 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                     .values(state="sending", attempts=row.attempts + 1)).rowcount == 1
             if not claimed:
                 continue
-            message = message_from_bytes(row.message, policy=policy.SMTP)
+            mail = OutgoingMail(row.message_id, _envelope_from(row.message), row.recipient,
+                                row.message)
             try:
-                transport.send(message)
+                transport.send(mail)
             except RetriableError as exc:
                 with store.begin() as conn:
                     conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
@@ -322,6 +327,11 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                     report.sent += 1
             if progress:
                 progress(1)
+
+
+def _envelope_from(data: bytes) -> str:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
+    return parseaddr(headers.get("From", ""))[1]
 
 
 def annotate_sent(store: Store, connectors: dict[str, Connector], case_ids: list[int]) -> None:
@@ -383,4 +393,5 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
                 log.warning("source %s: %s", name, source_report.error)
         send_due(store, config, connectors, renderer, transport, now=now, report=report,
                  progress=progress)
+        expire_invitations(store, now)
     return report

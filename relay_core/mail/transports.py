@@ -32,6 +32,7 @@ from tenacity.wait import wait_base
 
 from ..config import Config, Smtp
 from ..errors import AuthError, ConfigError, FatalError, RetriableError
+from .message import OutgoingMail
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Transport:
     def close(self) -> None:
         pass
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, mail: OutgoingMail | EmailMessage) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> Transport:
@@ -71,11 +72,8 @@ class Transport:
         self.close()
 
 
-def _message_id(msg: EmailMessage) -> str:
-    value = msg.get("Message-ID")
-    if not value:
-        raise FatalError("the message has no Message-ID; build it with build_message()")
-    return str(value).strip()
+def _outgoing(mail: OutgoingMail | EmailMessage) -> OutgoingMail:
+    return mail if isinstance(mail, OutgoingMail) else OutgoingMail.from_message(mail)
 
 
 class FileTransport(Transport):
@@ -93,8 +91,9 @@ class FileTransport(Transport):
         safe = re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<> "))
         return self.outbox_dir / f"{safe}.eml"
 
-    def send(self, msg: EmailMessage) -> None:
-        message_id = _message_id(msg)
+    def send(self, mail: OutgoingMail | EmailMessage) -> None:
+        mail = _outgoing(mail)
+        message_id = mail.message_id
         target = self.path_for(message_id)
         if target.exists():
             log.info("%s is already in the outbox; not written again", message_id)
@@ -104,7 +103,7 @@ class FileTransport(Transport):
         fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(msg.as_bytes())
+                fh.write(mail.data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)   # readers never see half a message
@@ -151,32 +150,33 @@ class SmtpTransport(Transport):
         except (smtplib.SMTPException, OSError):
             smtp.close()
 
-    def send(self, msg: EmailMessage) -> None:
-        message_id = _message_id(msg)
+    def send(self, mail: OutgoingMail | EmailMessage) -> None:
+        mail = _outgoing(mail)
+        message_id = mail.message_id
         attempts = self.settings.retries + 1
         retrying = Retrying(stop=stop_after_attempt(attempts), wait=self.wait,
                             retry=retry_if_exception(_transient), reraise=True)
         try:
-            retrying(self._send_once, msg)
+            retrying(self._send_once, mail)
         except (smtplib.SMTPException, OSError) as exc:
             raise _classify(exc, message_id, attempts) from None
         log.info("sent %s", message_id)
 
-    def _send_once(self, msg: EmailMessage) -> None:
+    def _send_once(self, mail: OutgoingMail) -> None:
         self._throttle()
         if self._smtp is not None:
             try:
-                self._deliver(msg)
+                self._deliver(mail)
                 return
             except smtplib.SMTPServerDisconnected:
                 pass  # the server closed the idle connection: reconnect now, no backoff needed
         self.open()
-        self._deliver(msg)
+        self._deliver(mail)
 
-    def _deliver(self, msg: EmailMessage) -> None:
+    def _deliver(self, mail: OutgoingMail) -> None:
         assert self._smtp is not None
         try:
-            refused = self._smtp.send_message(msg)
+            refused = self._smtp.sendmail(mail.sender, [mail.recipient], mail.data)
         except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
             raise   # the server answered and smtplib sent RSET: the connection stays usable
         except (smtplib.SMTPException, OSError):

@@ -22,6 +22,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import ConfigError, LockedError
@@ -131,11 +133,14 @@ class Store:
                                     "full_name": person.full_name}, ensure_ascii=False),
             event_json=event.model_dump_json(), job_title=event.job_title,
             rejected_at=event.rejected_at, detected_at=now, late=False, updated_at=now)
-        try:
-            with conn.begin_nested():
-                result = conn.execute(insert(t.relay_cases).values(**values))
-                case_id = result.inserted_primary_key[0]
-        except IntegrityError:
+        # ON CONFLICT DO NOTHING rather than a savepoint per row: the same application seen
+        # again (a re-import, a webhook racing a poll) is the common case, not an error.
+        dialect_insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[conn.dialect.name]
+        case_id = conn.execute(
+            dialect_insert(t.relay_cases).values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "application_id"])
+            .returning(t.relay_cases.c.id)).scalar_one_or_none()
+        if case_id is None:
             return None
         self.audit(conn, case_id, actor, "detected", to_state=CaseState.DETECTED.value, at=now)
         return case_id
@@ -158,8 +163,11 @@ class Store:
         False (and changes nothing) if another process moved it first."""
         sources = [s for s in (allowed_from or TRANSITIONS) if to in TRANSITIONS[s]]
         now = now or utcnow()
-        current = conn.execute(select(t.relay_cases.c.state).where(
-            t.relay_cases.c.id == case_id)).scalar_one_or_none()
+        if len(sources) == 1:   # the audit's from-state is known without asking
+            current = sources[0].value
+        else:
+            current = conn.execute(select(t.relay_cases.c.state).where(
+                t.relay_cases.c.id == case_id)).scalar_one_or_none()
         result = conn.execute(
             update(t.relay_cases)
             .where(t.relay_cases.c.id == case_id,
