@@ -244,3 +244,68 @@ deletion_notices = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
 )
+
+# --- Handoff, provision records, ledger (migration 0003) --------------------------------------
+# The opaque reference an agency quotes back (events, CSV); one per handoff, made on first use.
+handoff_references = Table(
+    "handoff_references", metadata,
+    Column("handoff_id", Integer, ForeignKey("handoffs.id"), primary_key=True),
+    Column("agency_id", String(64), nullable=False),
+    Column("reference", String(64), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# APPI Art. 29 provision records: written in the transaction that records a transfer, never
+# updated (trigger), deleted only by `purge` once `keep_until` (≥ 3 years) has passed. No foreign
+# keys: they must outlive anything retention does to the candidate's data. Identifiers only.
+provision_records = Table(
+    "provision_records", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("handoff_id", Integer, nullable=False, unique=True),
+    Column("consent_id", Integer, nullable=False),
+    Column("case_id", Integer, nullable=False, index=True),
+    Column("consent_reference", String(128), nullable=False),
+    Column("consented_at", UTCDateTime, nullable=False),
+    Column("agency_id", String(64), nullable=False),
+    Column("recipient_legal_name", Text, nullable=False),
+    Column("recipient_address", Text, nullable=False),
+    Column("recipient_country", String(8), nullable=False),
+    Column("candidate_ref", String(255), nullable=False),
+    Column("items_json", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("provided_at", UTCDateTime, nullable=False, index=True),
+    Column("keep_until", UTCDateTime, nullable=False, index=True),
+    Column("note", Text, nullable=False, default=""),
+)
+
+# What agencies report back; (agency, event id) makes a redelivery harmless.
+agency_events = Table(
+    "agency_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("handoff_id", Integer, ForeignKey("handoffs.id"), nullable=False, index=True),
+    Column("case_id", Integer, nullable=False, index=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("via", String(16), nullable=False),
+    UniqueConstraint("agency_id", "event_id", name="uq_agency_events_agency_event"),
+)
+
+# The credit ledger: append-only entries, a reversal is a negative entry.
+credit_entries = Table(
+    "credit_entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), nullable=False, index=True),
+    Column("event_row_id", Integer, ForeignKey("agency_events.id"), nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("yen", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=False, default=""),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

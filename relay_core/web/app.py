@@ -28,11 +28,12 @@ def state(request: Request) -> AppState:
 
 
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
-    from . import webhooks
+    from . import consent, webhooks
 
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)
     app.include_router(webhooks.router)
+    consent.install(app)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
