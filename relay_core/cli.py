@@ -194,3 +194,7 @@ def secrets_set(name: Annotated[str, typer.Argument(help="e.g. smtp, greenhouse"
     except RelayError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
     console.print(f"Stored. Write \"keyring:{service}/{name}\" in the configuration file.")
+
+
+if __name__ == "__main__":
+    app()
