@@ -88,6 +88,7 @@ def test_5xx_retried_then_exhausted(example):
 def test_backoff_is_capped_and_jittered(example):
     connector, adapter, clock = example
     connector.retry_policy = RetryPolicy(attempts=6, initial_wait=1, max_wait=4)
+    connector.limiter.limit = None      # only backoff waits here, not the 5-per-10-s limit
     adapter.script += [Reply(500)] * 5 + [Reply(200, [])]
     connector.request("GET", "/items")
     assert len(clock.sleeps) == 5
