@@ -30,7 +30,14 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from relay_core.config import secret_field
-from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
+from relay_core.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    RecordError,
+    RelayError,
+    SignatureError,
+)
 from relay_core.models import Category, Flags, Person, RejectionEvent
 from relay_core.secrets import SecretRef
 
@@ -417,7 +424,13 @@ class Greenhouse(HttpConnector):
             paths += ["candidate_tags", "applied_candidate_tags"]
         for resource in paths:
             path = f"/v3/{resource}"
-            response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
+            try:
+                response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
+            except ConfigError:
+                raise
+            except RelayError as exc:     # one unreachable endpoint must not hide the others
+                results.append(CheckResult(f"{label}: harvest:{resource}:list", False, str(exc)))
+                continue
             ok = response.status_code < 400
             results.append(CheckResult(f"{label}: harvest:{resource}:list", ok,
                                        "readable" if ok else self.auth_hint(403, "GET", path)))
