@@ -8,14 +8,20 @@ acknowledged delivery is never lost.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from ..errors import FatalError, SignatureError
+from ..errors import AuthError, FatalError, RetriableError, SignatureError
 from ..pipeline import cancel_pending, ingest
 from ..store import utcnow
-from .app import state
+from .app import AppState, state
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
 
 router = APIRouter()
 log = logging.getLogger("career_relay.webhooks")
@@ -40,12 +46,24 @@ async def receive(ats_type: str, source: str, request: Request) -> JSONResponse:
     if connector is None or connector.type != ats_type or not connector.receives_webhooks:
         raise HTTPException(404, "no such webhook source")
     body = await read_body(request, app.config.web.max_body_bytes)
+    # Verification may call the ATS (Lever sends no data) and storing touches the database:
+    # both block, so they run in the thread pool and never stall other deliveries.
+    return await run_in_threadpool(handle, app, connector, request.headers, body)
+
+
+def handle(app: AppState, connector: Connector, headers: Mapping[str, str],
+           body: bytes) -> JSONResponse:
+    source = connector.name
     try:
-        result = connector.parse_webhook(request.headers, body)
+        result = connector.parse_webhook(headers, body)
     except SignatureError as exc:
         # Never log the body: it holds personal data and may be an attacker's probe.
         log.warning("webhook %s: signature refused (%s)", source, exc)
         raise HTTPException(401, "signature verification failed") from None
+    except (RetriableError, AuthError) as exc:
+        # The ATS retries a failed delivery; a 503 asks it to.
+        log.warning("webhook %s: could not complete, ATS asked to retry (%s)", source, exc)
+        raise HTTPException(503, "temporarily unable to process; please retry") from None
     except FatalError as exc:
         log.warning("webhook %s: unusable delivery (%s)", source, exc)
         raise HTTPException(400, str(exc)) from None
