@@ -119,3 +119,30 @@ def test_keyring_round_trip(monkeypatch):
 
     keyring_set("career-relay", "smtp", "pw")
     assert SecretRef.parse("k", "keyring:career-relay/smtp").resolve().get_secret_value() == "pw"
+
+
+def commented_blocks(text: str, table: str) -> list[str]:
+    """The `# [[table]]` blocks of config.example.toml, uncommented."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.startswith(f"# [[{table}]]"):
+            current = [line[2:]]
+            blocks.append(current)
+        elif current is not None and line.startswith("# ") and "=" in line.split("#")[1]:
+            current.append(line[2:])
+        else:
+            current = None
+    return ["\n".join(b) for b in blocks]
+
+
+def test_every_commented_source_block_in_the_example_is_valid(tmp_path):
+    import tomllib
+
+    from connectors import build_connectors
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    blocks = commented_blocks(text, "sources")
+    assert blocks, "config.example.toml shows no commented source blocks"
+    for block in blocks:
+        config = parse_config(tomllib.loads(block), tmp_path)
+        assert list(build_connectors(config))
