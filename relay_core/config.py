@@ -216,6 +216,10 @@ class Agency(Section):
     email: str = ""
     secret: SecretRef | None = None
     fields: list[str] = Field(default_factory=lambda: ["name", "email"])
+    # Handoff (relay_core/handoff): webhook attempts before a handoff is `dead`, and the
+    # agency's own registration form for the `redirect` channel.
+    max_attempts: int = Field(8, ge=1, le=50)
+    register_url: str = ""
 
     _secret = field_validator("secret", mode="before")(secret_field)
 
@@ -224,6 +228,42 @@ class Agency(Section):
         if self.country.upper() == "JP":
             required.append("licence_number")
         return [k for k in required if not getattr(self, k).strip()]
+
+
+class Ledger(Section):
+    """Credits from agency events (relay_core/ledger.py). Off unless a legal review is recorded:
+    per-candidate consideration may make the relay look like unlicensed paid placement
+    (職業安定法; reference/privacy_email.md sec. 1.8(c) and sec. 6 item 12)."""
+
+    rule: Literal["off", "per_registrations", "per_placement"] = "off"
+    per_registrations: int = Field(10, ge=1, le=1000)
+    yen_per_credit: int = Field(0, ge=0)
+    legal_review_attested: str = ""    # who reviewed it and when, e.g. "2025-06-01 弁護士 …"
+
+    @field_validator("legal_review_attested", mode="before")
+    @classmethod
+    def _attestation(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("write who reviewed the credit model and when (e.g. \"2025-06-01, "
+                             "counsel name, memo ref\"), not true/false")
+        return value
+
+    @model_validator(mode="after")
+    def _attested(self) -> Ledger:
+        if self.rule != "off" and not self.legal_review_attested.strip():
+            raise ValueError("credit accounting (rule = \"" + self.rule + "\") stays off until "
+                             "legal_review_attested records the legal review (who and when); "
+                             "or set rule = \"off\"")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.rule != "off"
+
+
+class Retention(Section):
+    # Days after the rejection that the connector keeps the candidate's own data.
+    candidate_days: int = Field(180, ge=1, le=3650)
 
 
 class Config(Section):
@@ -236,6 +276,8 @@ class Config(Section):
     web: Web = Field(default_factory=Web)
     sources: list[SourceConfig] = Field(default_factory=list)
     agencies: list[Agency] = Field(default_factory=list)
+    ledger: Ledger = Field(default_factory=Ledger)
+    retention: Retention = Field(default_factory=Retention)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
