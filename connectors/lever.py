@@ -1,0 +1,396 @@
+"""Lever: Data API **v1** (HTTP Basic with an API key) and the `candidateArchiveChange` webhook.
+
+Docs: https://hire.lever.co/developer/documentation (sandbox twin:
+https://hire.sandbox.lever.co/developer/documentation). Facts and sources:
+../shared/reference/lever.md, cited below as [§n]; [DOC] is Lever's own reference.
+
+Credentials: in Lever, Settings → Integrations and API → API Credentials → Generate New Key.
+Grant read on Opportunities, Archive Reasons and Postings (plus Notes write / Opportunities write
+for the optional write-back) and switch on "Allow access to confidential data": that access can
+only be granted when the key is created, never added later [§1]. Store the key with
+`career-relay secrets set lever`. Production host https://api.lever.co, sandbox
+https://api.sandbox.lever.co; EU accounts use https://api.eu.lever.co (UNCONFIRMED in [DOC],
+used by third-party integrations [§1]). Webhooks (Super Admin): Settings → Integrations and API
+→ Webhooks → "Candidate Archive State Change" → https://<public host>/webhooks/lever/<source
+name>; copy that event's signature token into `webhook_signature_token` [§9.1][§9.4].
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from relay_core.config import secret_field
+from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
+from relay_core.models import Category, Flags, Person, RejectionEvent
+from relay_core.secrets import SecretRef
+
+from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
+from .http import HttpConnector, OffsetTokenPaginator, RateLimit
+
+LIMIT = 100            # Lever's maximum page size [§6]
+CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
+EXPAND = ["applications", "contact", "stage"]
+
+# Normalise here, decide in the core (STYLE.md rule 4). Lever archive reasons carry a `type`,
+# `hired` or `non-hired` [§3.1]; "non-hired" also covers people who left on their own, so the
+# reason *texts* below (case-insensitive; accounts rename reasons) or ids are withdrawals.
+# `withdrawal_reasons` in the source block replaces this list. Unknown reason → other, raw kept.
+CATEGORY_BY_REASON_TYPE = {"non-hired": Category.WE_REJECTED, "hired": Category.HIRED}
+DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew",
+                              "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+class LeverSettings(ConnectorSettings):
+    mode: Literal["poll", "webhook", "both"] | None = None   # default: both if a token is set
+    api_key: SecretRef
+    base_url: str = "https://api.lever.co"
+    webhook_signature_token: SecretRef | None = None
+    webhook_tolerance_seconds: int = Field(3600, ge=60, le=86400)
+    overlap_minutes: int = Field(10, ge=0, le=1440)
+    withdrawal_reasons: list[str] = Field(default_factory=lambda: list(
+        DEFAULT_WITHDRAWAL_REASONS))
+    confidentiality: Literal["all", "non-confidential"] = "all"
+    mail_confidential: bool = False        # confidential opportunities are skipped as private
+    write_back: Literal["off", "note", "tag", "both"] = "off"
+    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
+    perform_as: str | None = None          # Lever user id the note is written as
+
+    _secrets = field_validator("api_key", "webhook_signature_token", mode="before")(secret_field)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
+            raise ValueError("write the host only, e.g. \"https://api.lever.co\" (no /v1)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_token(self) -> LeverSettings:
+        if self.mode in ("webhook", "both") and self.webhook_signature_token is None:
+            raise ValueError("webhook_signature_token is required when mode is \"webhook\" or "
+                             "\"both\" (the token shown beside the webhook in Lever)")
+        return self
+
+
+class Lever(HttpConnector):
+    type = "lever"
+    Settings = LeverSettings
+    # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
+    rate_limit = RateLimit(requests=10, per_seconds=1)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._auth: str | None = None
+        self._webhook_key: bytes | None = None
+        self._reasons: dict[str, dict[str, str]] = {}
+        self._postings: dict[str, str] = {}
+        self._loaded: dict[str, float] = {}          # what → clock time of the last listing
+        self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
+
+    @property
+    def mode(self) -> str:
+        s = self.settings
+        return s.mode or ("both" if s.webhook_signature_token else "poll")
+
+    @property
+    def polls(self) -> bool:
+        return self.mode in ("poll", "both")
+
+    @property
+    def receives_webhooks(self) -> bool:
+        return self.mode in ("webhook", "both")
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def auth_headers(self) -> dict[str, str]:
+        if self._auth is None:   # the key is the user name, the password blank [§1]
+            key = self.settings.api_key.resolve().get_secret_value()
+            self._auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        return {"Authorization": self._auth}
+
+    def auth_hint(self, status: int, method: str, path: str) -> str:
+        if status == 401:
+            return "Lever refused the API key; check api_key (Settings → API Credentials)"
+        resource = path.split("/v1/", 1)[-1].split("/", 1)[0]
+        hint = f"the API key lacks the permission for /{resource}"
+        if resource == "opportunities" and self.settings.confidentiality == "all":
+            hint += (", or confidential access (granted only when a key is created: make a "
+                     "new key, or set confidentiality = \"non-confidential\")")
+        return hint
+
+    # --- polling ------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        started = self.now()
+        since = _parse_iso(cursor) if cursor else None
+        if since is None:   # first run: never fetch (or blast) the whole history
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        since -= timedelta(minutes=self.settings.overlap_minutes)
+        params = {"archived": "true", "archived_at_start": _ms(since), "expand": EXPAND,
+                  "confidentiality": self.settings.confidentiality, "limit": LIMIT}
+        for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
+            yield self._page([o for o in self._data(response) if isinstance(o, dict)])
+        yield Page(events=[], cursor=_iso(started))   # only after every page is stored
+
+    def _page(self, opportunities: list[dict[str, Any]]) -> Page:
+        page = Page(events=[], cursor=None)
+        for opp in opportunities:
+            try:
+                event = self._event(opp)
+            except RecordError as exc:
+                page.problems.append(exc)
+                continue
+            if event is not None:
+                page.events.append(event)
+        return page
+
+    def _event(self, opp: Mapping[str, Any]) -> RejectionEvent | None:
+        """None for a hire (not a rejection at all); otherwise the event, whatever its category."""
+        where = f"lever opportunity {opp.get('id')}"
+        archived = opp.get("archived") or {"reason": opp.get("archiveReason"),   # legacy keys
+                                           "archivedAt": opp.get("archivedAt")}  # [§4.3]
+        when = _from_ms(archived.get("archivedAt"))
+        if not opp.get("id") or when is None:
+            raise RecordError(where, "archived.archivedAt is missing; not an archived record")
+        reason_id = str(archived.get("reason") or "")
+        reason = self._reason(reason_id)
+        category = categorize(reason, self._withdrawals, reason_id)
+        if category is Category.HIRED:
+            return None
+        contact = opp.get("contact")
+        contact = contact if isinstance(contact, dict) else {"id": contact}
+        emails = [e for e in (_clean(x) for x in opp.get("emails") or contact.get("emails") or []
+                              if isinstance(x, str)) if e]
+        apps = [a for a in opp.get("applications") or [] if isinstance(a, dict)]
+        posting = str(apps[0].get("posting") or "") if apps else ""
+        stage = opp.get("stage")
+        protection = (opp.get("dataProtection") or {}).get("contact") or {}
+        return RejectionEvent(
+            ats=self.type, source=self.name, application_id=str(opp["id"]),
+            candidate_id=str(contact.get("id") or ""),
+            person=Person(full_name=_clean(opp.get("name") or contact.get("name")),
+                          emails=list(dict.fromkeys(emails))),
+            job_title=self._posting_title(posting), reason_id=reason_id,
+            stage=_clean(stage.get("text") if isinstance(stage, dict) else ""),
+            reason_text=_clean(reason.get("text")), category=category, rejected_at=when,
+            flags=Flags(anonymized=bool(opp.get("isAnonymized") or contact.get("isAnonymized")),
+                        can_email=protection.get("allowed") is not False,
+                        private=(opp.get("confidentiality") == "confidential"
+                                 and not self.settings.mail_confidential),
+                        agency_sourced=opp.get("origin") == "agency"),
+            # No name, emails, phones or links: raw is stored and must hold no personal data.
+            raw={k: opp.get(k) for k in ("id", "archived", "origin", "confidentiality",
+                                         "sources", "createdAt", "updatedAt", "isAnonymized",
+                                         "dataProtection")}
+            | {"contact": contact.get("id"), "posting": posting, "reason_type": reason.get("type")})
+
+    def _listing(self, what: str, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A small account-wide listing, read at most once an hour (reasons, postings)."""
+        records = [r for response in self.paginate(path, params, OffsetTokenPaginator())
+                   for r in self._data(response) if isinstance(r, dict)]
+        self._loaded[what] = self.clock()
+        return records
+
+    def _stale(self, what: str) -> bool:
+        return what not in self._loaded or self.clock() - self._loaded[what] >= 3600
+
+    def _reason(self, reason_id: str) -> dict[str, str]:
+        if reason_id and reason_id not in self._reasons and self._stale("reasons"):
+            # All types, inactive included: old archives still carry inactive reasons [§3.1].
+            self._reasons = {str(r.get("id")): {"text": str(r.get("text") or ""),
+                                                "type": str(r.get("type") or "")}
+                             for r in self._listing("reasons", "/v1/archive_reasons",
+                                                    {"limit": LIMIT})}
+        return self._reasons.get(reason_id, {})
+
+    def _posting_title(self, posting_id: str) -> str:
+        if posting_id and posting_id not in self._postings and self._stale("postings"):
+            listed = self._listing("postings", "/v1/postings", {
+                "limit": LIMIT, "confidentiality": self.settings.confidentiality})
+            self._postings = {str(p.get("id")): _clean(p.get("text")) for p in listed}
+        return self._postings.get(posting_id, "")
+
+    def _data(self, response: Any) -> list[Any]:
+        data = self.json(response, dict).get("data")
+        # `/archive_reasons?type=…` is shown returning one object in [DOC]: accept both [§3.1].
+        return data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+
+    def _opportunity(self, opp_id: str) -> dict[str, Any] | None:
+        response = self.request("GET", f"/v1/opportunities/{opp_id}",
+                                params={"expand": EXPAND}, accept=(404,))
+        if response.status_code == 404:
+            return None
+        data = self.json(response, dict).get("data")
+        return data if isinstance(data, dict) else None
+
+    # --- webhooks -----------------------------------------------------------------------------
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, UnicodeDecodeError):
+            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
+        if not isinstance(body, dict):
+            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
+        self._verify(body)
+        kind = str(body.get("event") or "unknown")
+        event_id = str(body.get("id") or body["token"])
+        data = body.get("data")
+        if not data:   # the settings page's test button sends `"data": {}` [§9.1]
+            return WebhookResult(kind, event_id, reply={"status": "ok"})
+        opp_id = data.get("opportunityId") if isinstance(data, dict) else None
+        if kind != "candidateArchiveChange" or not opp_id:
+            return WebhookResult(kind, event_id, reply={"status": "ignored"})
+        # The signature covers token + triggeredAt only, never `data` [§11.15], and the payload
+        # carries no email: whatever it claims, act on what the API says now.
+        opp = self._opportunity(str(opp_id))
+        event = self._event(opp) if opp and opp.get("archived") else None
+        if event is not None and event.category in (Category.WE_REJECTED, Category.OTHER):
+            return WebhookResult(kind, event_id, events=[event])   # the core decides
+        # Unarchived, hired, now a withdrawal, or deleted: cancel a pending send.
+        return WebhookResult(kind, event_id, events=[event] if event else [],
+                             unrejected=[str(opp_id)])
+
+    def _verify(self, body: Mapping[str, Any]) -> None:
+        """`signature == hex HMAC-SHA256(token, body.token + str(body.triggeredAt))` [§9.4]."""
+        if self.settings.webhook_signature_token is None:
+            raise SignatureError(f"{self.name}: no webhook_signature_token is configured")
+        token, at, signature = body.get("token"), body.get("triggeredAt"), body.get("signature")
+        if not (isinstance(token, str) and isinstance(signature, str)
+                and isinstance(at, int) and not isinstance(at, bool)):
+            raise SignatureError(f"{self.name}: token, triggeredAt or signature is missing")
+        if self._webhook_key is None:
+            self._webhook_key = (self.settings.webhook_signature_token.resolve()
+                                 .get_secret_value().encode())
+        expected = hmac.new(self._webhook_key, f"{token}{at}".encode(), hashlib.sha256)
+        if not hmac.compare_digest(expected.hexdigest(), signature.strip().lower()):
+            raise SignatureError(f"{self.name}: the signature does not match; check "
+                                 "webhook_signature_token against the token shown in Lever")
+        if abs(self.now().timestamp() * 1000 - at) > self.settings.webhook_tolerance_seconds * 1000:
+            raise SignatureError(f"{self.name}: triggeredAt is outside the "
+                                 f"{self.settings.webhook_tolerance_seconds} s tolerance")
+
+    # --- re-check, write-back, check ------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        """Rejected means: still archived for a non-withdrawal, non-hired reason **and** the
+        person has no other active opportunity (a rejection for job A while still in process
+        for job B must not be mailed) [§11.5]."""
+        states: dict[str, ApplicationStatus] = {}
+        contacts: dict[str, list[str]] = {}
+        for opp_id in application_ids:
+            opp = self._opportunity(opp_id)
+            try:
+                event = self._event(opp) if opp and opp.get("archived") else None
+            except RecordError:
+                states[opp_id] = ApplicationStatus.UNKNOWN
+                continue
+            if event is None or event.category is not Category.WE_REJECTED:
+                states[opp_id] = ApplicationStatus.NOT_REJECTED   # unarchived/hired/deleted
+            else:
+                states[opp_id] = ApplicationStatus.REJECTED
+                contacts.setdefault(event.candidate_id, []).append(opp_id)
+        ids = [c for c in contacts if c]
+        for start in range(0, len(ids), CONTACT_BATCH):
+            params = {"archived": "false", "contact_id": ids[start:start + CONTACT_BATCH],
+                      "confidentiality": self.settings.confidentiality, "limit": LIMIT}
+            for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
+                for active in self._data(response):
+                    contact = active.get("contact") if isinstance(active, dict) else None
+                    for opp_id in contacts.get(str(contact), []):
+                        states[opp_id] = ApplicationStatus.NOT_REJECTED
+        return states
+
+    def annotate(self, application_id: str, text: str) -> bool:
+        """A note (skipped if one with this text exists: a repeated POST would add a second)
+        and/or a tag. Tags are safe here because the poll filters on archived_at, not on
+        updated_at, which a tag bumps [§8.2]."""
+        mode = self.settings.write_back
+        if mode == "off":
+            return False
+        base = f"/v1/opportunities/{application_id}"
+        params = {"perform_as": self.settings.perform_as} if self.settings.perform_as else None
+        if mode in ("note", "both"):
+            notes = [n for r in self.paginate(f"{base}/notes", {"limit": LIMIT},
+                                              OffsetTokenPaginator()) for n in self._data(r)]
+            if not any(text in str(f.get("value") or "") for n in notes if isinstance(n, dict)
+                       for f in n.get("fields") or [] if isinstance(f, dict)):
+                self.request("POST", f"{base}/notes", params=params, json={"value": text})
+        if mode in ("tag", "both"):
+            self.request("POST", f"{base}/addTags", params=params,
+                         json={"tags": [self.settings.tag_name]})
+        return True
+
+    def check(self) -> list[CheckResult]:
+        label = f"{self.name} (lever)"
+        probes = [("archive reasons", "/v1/archive_reasons", {}),
+                  ("opportunities", "/v1/opportunities", {"confidentiality": "non-confidential"}),
+                  ("confidential opportunities", "/v1/opportunities",
+                   {"confidentiality": "confidential"}),
+                  ("postings", "/v1/postings", {})]
+        results = []
+        for what, path, params in probes:
+            try:
+                response = self.request("GET", path, params={"limit": 1, **params}, accept=(403,))
+            except AuthError as exc:
+                return results + [CheckResult(f"{label}: API key", False, str(exc))]
+            ok = response.status_code < 400
+            detail = "readable" if ok else self.auth_hint(403, "GET", path)
+            if what.startswith("confidential") and not ok:
+                ok = self.settings.confidentiality == "non-confidential"
+                detail = ("the key cannot see confidential opportunities; they are never "
+                          "polled" if ok else "the key cannot see confidential opportunities, "
+                          "so polling with confidentiality = \"all\" fails: create a key with "
+                          "confidential access, or set confidentiality = \"non-confidential\"")
+            results.append(CheckResult(f"{label}: {what}", ok, detail))
+        if self.receives_webhooks:
+            url = f"{self.config.relay.public_base_url}/webhooks/lever/{self.name}"
+            results.append(CheckResult(f"{label}: webhook", True,
+                                       f"candidateArchiveChange → {url}"))
+        return results
+
+
+def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str = ""
+               ) -> Category:
+    """The category of an archive reason ({} when the id is unknown → other)."""
+    category = CATEGORY_BY_REASON_TYPE.get(str(reason.get("type") or ""), Category.OTHER)
+    if category is Category.WE_REJECTED and (
+            str(reason.get("text") or "").strip().casefold() in withdrawals
+            or reason_id.casefold() in withdrawals):
+        return Category.CANDIDATE_WITHDREW
+    return category
+
+
+def _clean(value: Any) -> str:
+    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
+    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
+
+
+def _from_ms(value: Any) -> datetime | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
