@@ -9,7 +9,10 @@ from relay_core.errors import ConfigError
 
 from .base import Connector
 from .greenhouse import Greenhouse
+from .herp import Herp
 from .hrmos_export import HrmosExport
+from .lever import Lever
+from .talentio import Talentio
 
 if TYPE_CHECKING:
     from relay_core.config import Config
@@ -17,6 +20,9 @@ if TYPE_CHECKING:
 _CONNECTORS: list[type[Connector]] = [
     HrmosExport,
     Greenhouse,
+    Lever,
+    Herp,
+    Talentio,
 ]
 
 

@@ -95,6 +95,11 @@ class RateLimit:
     requests: int
     per_seconds: float
     reserve: int = 1
+    # Header names differ per vendor (Talentio: X-Remaining / X-Reset in seconds; HERP:
+    # x-remaining-request / x-reset-at as an ISO time); the defaults are the common ones.
+    limit_header: str | None = "X-RateLimit-Limit"     # None: the API sends no limit header
+    remaining_header: str = "X-RateLimit-Remaining"
+    reset_header: str = "X-RateLimit-Reset"
 
 
 class RateLimiter:
@@ -148,8 +153,9 @@ class RateLimiter:
 
     def observe(self, response: requests.Response) -> None:
         headers = response.headers
-        limit = _int_header(headers, "X-RateLimit-Limit")
-        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        names = self.limit or RateLimit(0, 1)
+        limit = _int_header(headers, names.limit_header) if names.limit_header else None
+        remaining = _int_header(headers, names.remaining_header)
         block = 0.0
         if response.status_code == 429:
             block = _first(parse_retry_after(headers), self._reset_delay(headers), 1.0)
@@ -163,12 +169,26 @@ class RateLimiter:
                 self._blocked_until = max(self._blocked_until, self._clock() + block)
 
     def _reset_delay(self, headers: Mapping[str, str]) -> float | None:
-        reset = _int_header(headers, "X-RateLimit-Reset")
+        name = self.limit.reset_header if self.limit else "X-RateLimit-Reset"
+        reset = _int_header(headers, name)
         if reset is None:
-            return None
+            when = _parse_when(headers.get(name))       # an ISO time (HERP's x-reset-at)
+            if when is None:
+                return None
+            return max(0.0, min(when - self._wall(), 3600.0))
         # Most APIs send an epoch timestamp; a few send seconds-until-reset.
         delay = reset - self._wall() if reset > 1_000_000_000 else float(reset)
         return max(0.0, min(delay, 3600.0))
+
+
+def _parse_when(value: str | None) -> float | None:
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _first(*values: float | None) -> float:
@@ -297,20 +317,24 @@ class OffsetTokenPaginator(CursorPaginator):
 
 class PageNumberPaginator(Paginator):
     """`?page=N&per_page=M`. The walk ends on a short page, an empty page, or when
-    `total_pages_field` (dotted, optional) says this was the last page. `records_field`
-    (dotted; "" for a bare array) says where the page's records are."""
+    `total_pages_field` (dotted, optional) says this was the last page, or when
+    `has_more_field` (dotted, optional; HERP's `hasNextPage`) is false. `records_field`
+    (dotted; "" for a bare array) says where the page's records are. `size_param=None`
+    sends no page size (an API with a fixed one)."""
 
-    def __init__(self, page_param: str = "page", size_param: str = "per_page",
+    def __init__(self, page_param: str = "page", size_param: str | None = "per_page",
                  page_size: int = 100, first_page: int = 1, records_field: str = "",
-                 total_pages_field: str | None = None):
+                 total_pages_field: str | None = None, has_more_field: str | None = None):
         self.page_param, self.size_param, self.page_size = page_param, size_param, page_size
         self.first_page, self.records_field = first_page, records_field
-        self.total_pages_field = total_pages_field
+        self.total_pages_field, self.has_more_field = total_pages_field, has_more_field
 
     def next_token(self, response, params):
         body = _json_or_none(response)
         records = dig(body, self.records_field) if self.records_field else body
         page = int((params or {}).get(self.page_param, self.first_page))
+        if self.has_more_field is not None:
+            return str(page + 1) if dig(body, self.has_more_field) is True else None
         if self.total_pages_field is not None:
             total = dig(body, self.total_pages_field)
             return str(page + 1) if isinstance(total, int) and page < total else None
@@ -319,8 +343,8 @@ class PageNumberPaginator(Paginator):
         return str(page + 1)
 
     def next_request(self, token, url, params):
-        return url, {**(params or {}), self.page_param: int(token),
-                     self.size_param: self.page_size}
+        sized = {self.size_param: self.page_size} if self.size_param else {}
+        return url, {**(params or {}), self.page_param: int(token), **sized}
 
 
 def _json_or_none(response: requests.Response) -> Any:

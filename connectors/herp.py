@@ -1,0 +1,224 @@
+"""HERP Hire: the HERP Hire API **v1** (OpenAPI document 1.5.0 at the time of writing).
+
+Docs: https://public-api.herp.cloud/hire/public/doc and the help page
+https://help.herp.cloud/ja/articles/HERP-Hire-API-86ba917e. Facts and sources:
+../shared/reference/hrmos_japan.md section 3.1, cited below as [S#] from its source list.
+
+Credentials: the API is for paid plans and is enabled on request (help page form; 1–2 business
+days) [S21]. An administrator then opens the top-right menu → 「APIキー」 and issues a key; only
+administrators can issue or see keys [S20]. Store it with `career-relay secrets set herp` and
+write `api_key = "keyring:career-relay/herp"`. Requests send `Authorization: Bearer <key>`.
+There are no documented webhooks [S20][S24], so this connector polls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+
+from relay_core.config import secret_field
+from relay_core.errors import AuthError, FatalError, RecordError
+from relay_core.models import Category, Flags, Person, RejectionEvent
+from relay_core.secrets import SecretRef
+
+from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
+from .http import HttpConnector, PageNumberPaginator, RateLimit
+
+JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
+
+# Normalise here, decide in the core (STYLE.md rule 4). A finished candidacy is
+# `status=terminated` with one of four 選考終了理由 [S22][S25]; anything else → other, raw kept.
+CATEGORY_BY_TERMINATION_REASON = {
+    "rejected": Category.WE_REJECTED,                  # 不採用
+    "refusedByCandidate": Category.CANDIDATE_WITHDREW,  # 応募者辞退: never mailed
+    "hired": Category.HIRED,                           # 入社決定
+    "notEligible": Category.OTHER,                     # 非選考対象 (spam, duplicates, …)
+}
+STEP_LABELS = {"entry": "エントリー", "casualInterview": "カジュアル面談",
+               "resumeScreening": "書類選考", "firstInterview": "一次面接",
+               "secondInterview": "二次面接", "thirdInterview": "三次面接",
+               "finalInterview": "最終面接", "offered": "内定", "offerAccepted": "内定承諾"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+class HerpSettings(ConnectorSettings):
+    api_key: SecretRef
+    base_url: str = "https://public-api.herp.cloud/hire"
+    overlap_days: int = Field(1, ge=1, le=14)   # the filter is a date: re-read the last day(s)
+
+    _secrets = field_validator("api_key", mode="before")(secret_field)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
+            raise ValueError("write the API root, e.g. \"https://public-api.herp.cloud/hire\"")
+        return value.rstrip("/")
+
+
+class Herp(HttpConnector):
+    type = "herp"
+    Settings = HerpSettings
+    # 100 requests per minute per tenant; x-remaining-request / x-reset-at (ISO time) [S20].
+    rate_limit = RateLimit(requests=100, per_seconds=60, remaining_header="x-remaining-request",
+                           reset_header="x-reset-at", limit_header=None)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._auth: str | None = None
+        self._requisitions: dict[str, str] = {}
+        self._requisitions_at: float | None = None
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def auth_headers(self) -> dict[str, str]:
+        if self._auth is None:
+            self._auth = f"Bearer {self.settings.api_key.resolve().get_secret_value()}"
+        return {"Authorization": self._auth}
+
+    def auth_hint(self, status: int, method: str, path: str) -> str:
+        if status == 401:
+            return "HERP refused the API key; check api_key (issued under 「APIキー」)"
+        return ("the API key may not read this resource; keys are issued by an administrator "
+                "and the API must be enabled for the account (paid plans, on request)")
+
+    # --- polling ------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        started = self.now()
+        since = _parse_date(cursor) if cursor else None
+        if since is None:   # first run: never fetch (or blast) the whole history
+            since = (started - timedelta(days=self.config.eligibility.max_age_days)).astimezone(
+                JST).date()
+        since -= timedelta(days=self.settings.overlap_days)
+        # The reason filter keeps withdrawals out of the listing; the table above still decides,
+        # so a server that ignored the filter (it is not in the vendor's prose) mails no one.
+        params = {"status": "terminated", "terminationReason": "rejected",
+                  "stepUpdatedAtFrom": since.isoformat()}
+        for response in self.paginate("/v1/candidacies", params, self._paginator()):
+            records = self.json(response, dict).get("candidacies")
+            page = Page(events=[], cursor=None)
+            for record in records if isinstance(records, list) else []:
+                try:
+                    page.events.append(self._event(record))
+                except RecordError as exc:
+                    page.problems.append(exc)
+            yield page
+        yield Page(events=[], cursor=started.astimezone(JST).date().isoformat())
+
+    @staticmethod
+    def _paginator() -> PageNumberPaginator:
+        # `page`, 100 per page fixed (`limit` is ignored), `hasNextPage` in the body [S24][S25].
+        return PageNumberPaginator(size_param=None, records_field="candidacies",
+                                   has_more_field="hasNextPage")
+
+    def _event(self, record: Any) -> RejectionEvent:
+        if not isinstance(record, dict) or not record.get("id"):
+            raise RecordError("herp candidacy", "a record without an id")
+        where = f"herp candidacy {record['id']}"
+        category = categorize(record.get("status"), record.get("terminationReason"))
+        when = _parse_time(record.get("terminatedAt") or record.get("stepUpdatedAt"))
+        if when is None:
+            raise RecordError(where, "terminatedAt is missing or not a timestamp")
+        channel = record.get("channel") if isinstance(record.get("channel"), dict) else {}
+        email = _clean(record.get("email"))
+        return RejectionEvent(
+            ats=self.type, source=self.name, application_id=str(record["id"]),
+            person=Person(full_name=_clean(record.get("name")), emails=[email] if email else []),
+            job_title=self._requisition_name(str(record.get("requisitionId") or "")),
+            stage=STEP_LABELS.get(str(record.get("step")), _clean(record.get("step"))),
+            reason_id=str(record.get("terminationReason") or ""), category=category,
+            rejected_at=when,
+            # エージェント経由: the agency tells its candidate [S6][S13].
+            flags=Flags(agency_sourced=channel.get("type") == "agent"),
+            raw={k: record.get(k) for k in ("id", "status", "terminationReason", "terminatedAt",
+                                            "step", "stepUpdatedAt", "requisitionId",
+                                            "appliedAt", "updatedAt")}
+            | {"channel_type": channel.get("type")})
+
+    def _requisition_name(self, requisition_id: str) -> str:
+        """Job titles from `GET /v1/requisitions`, listed once an hour. The listing's shape is
+        not in the vendor's prose (UNCONFIRMED): an unreadable answer leaves titles empty."""
+        stale = self._requisitions_at is None or self.clock() - self._requisitions_at >= 3600
+        if requisition_id and requisition_id not in self._requisitions and stale:
+            self._requisitions_at = self.clock()
+            try:
+                for response in self.paginate("/v1/requisitions", {}, PageNumberPaginator(
+                        size_param=None, records_field="requisitions",
+                        has_more_field="hasNextPage"), accept=(403, 404)):
+                    body = self.json(response) if response.status_code < 400 else {}
+                    rows = body.get("requisitions") if isinstance(body, dict) else body
+                    for row in rows if isinstance(rows, list) else []:
+                        if isinstance(row, dict) and row.get("id"):
+                            self._requisitions[str(row["id"])] = _clean(row.get("name"))
+            except FatalError:
+                pass   # a job title is cosmetic; the rejection still counts
+        return self._requisitions.get(requisition_id, "")
+
+    # --- re-check and check ---------------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        """One `GET /v1/candidacies/{id}` each. The detail response carries fewer fields than
+        the listing [S24]; when it lacks the status the answer is UNKNOWN (send as planned)."""
+        states = {}
+        for app_id in application_ids:
+            response = self.request("GET", f"/v1/candidacies/{app_id}", accept=(404,))
+            if response.status_code == 404:
+                states[app_id] = ApplicationStatus.NOT_REJECTED   # deleted
+                continue
+            body = self.json(response, dict)
+            record = body.get("candidacy") if isinstance(body.get("candidacy"), dict) else body
+            if "status" not in record:
+                states[app_id] = ApplicationStatus.UNKNOWN
+            elif categorize(record.get("status"),
+                            record.get("terminationReason")) is Category.WE_REJECTED:
+                states[app_id] = ApplicationStatus.REJECTED
+            else:
+                states[app_id] = ApplicationStatus.NOT_REJECTED
+        return states
+
+    def check(self) -> list[CheckResult]:
+        label = f"{self.name} (herp)"
+        try:
+            response = self.request("GET", "/v1/candidacies",
+                                    params={"status": "terminated"}, accept=(403,))
+        except AuthError as exc:
+            return [CheckResult(f"{label}: API key", False, str(exc))]
+        if response.status_code == 403:
+            return [CheckResult(f"{label}: candidacies", False,
+                                self.auth_hint(403, "GET", "/v1/candidacies"))]
+        remaining = response.headers.get("x-remaining-request", "?")
+        return [CheckResult(f"{label}: candidacies", True,
+                            f"readable; {remaining} of 100 requests left this minute")]
+
+
+def categorize(status: Any, termination_reason: Any) -> Category:
+    if status != "terminated":
+        return Category.OTHER        # still in process (`active`), or a status we do not know
+    return CATEGORY_BY_TERMINATION_REASON.get(str(termination_reason), Category.OTHER)
+
+
+def _clean(value: Any) -> str:
+    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
+    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=JST)
+
+
+def _parse_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None

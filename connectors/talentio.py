@@ -1,0 +1,214 @@
+"""Talentio: the Talentio API **v1** (OpenAPI documents 1.0.0 and 1.1.2 seen).
+
+Docs: https://developers.talentio.com and the help page
+https://intercom.help/talentio/ja/articles/1957111 (「APIの利用」). Facts and sources:
+../shared/reference/hrmos_japan.md section 3.2, cited below as [S#] from its source list.
+
+Credentials: an administrator opens 各種設定 > 基本設定 > 「API設定」 and issues an access token;
+it is shown once, so store it at once with `career-relay secrets set talentio` and write
+`api_token = "keyring:career-relay/talentio"` [S28][S29]. The token sees only the issuer's
+workspace [S29], so issue it from the workspace whose candidates should be mailed. The help page
+marks the API as unavailable on the Basic and Free plans [S29]. Requests send
+`Authorization: Bearer <token>`. No webhooks are documented [S28], so this connector polls.
+
+**`reject` is 辞退 (the candidate withdrew), not a rejection**; `fail` is 不合格 [S29][S30].
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+
+from relay_core.config import secret_field
+from relay_core.errors import AuthError, RecordError
+from relay_core.models import Category, Flags, Person, RejectionEvent
+from relay_core.secrets import SecretRef
+
+from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
+from .http import HttpConnector, PageNumberPaginator, RateLimit
+
+JST = ZoneInfo("Asia/Tokyo")
+
+# Normalise here, decide in the core (STYLE.md rule 4): candidate `status` [S29][S30][S31].
+# Unknown → other, raw kept. An evaluator's 合否=False that nobody finalized leaves the status
+# `ongoing`, so it is never a rejection [S32].
+CATEGORY_BY_STATUS = {
+    "fail": Category.WE_REJECTED,           # 不合格 — only when finalized (a fixedAt), see below
+    "reject": Category.CANDIDATE_WITHDREW,  # 辞退: the candidate withdrew; never mailed
+    "pass": Category.HIRED,                 # 採用 (内定承諾)
+    "ongoing": Category.OTHER,              # 選考中 (an unaccepted offer is still ongoing)
+    "poolActive": Category.OTHER,           # コンタクト中 (talent pool)
+    "poolInactive": Category.OTHER,         # 非コンタクト中
+}
+AGENCY_CHANNELS = {"agent", "agentCompany"}   # エージェント (個別担当 / 会社) [S30]
+STAGE_LABELS = {"contact": "コンタクト", "resume": "書類選考", "interview": "面接",
+                "reference": "リファレンスチェック"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+class TalentioSettings(ConnectorSettings):
+    api_token: SecretRef
+    base_url: str = "https://talentio.com/api/v1"
+    overlap_days: int = Field(1, ge=1, le=14)        # fixedAt is often a date at 00:00 JST
+    applied_within_days: int = Field(365, ge=30, le=3650)   # bounds the scan (no updated-since)
+    requests_per_hour: int = Field(1000, ge=60, le=5000)    # 1,000 (docs 1.0.0) or 5,000 (1.1.2)
+
+    _secrets = field_validator("api_token", mode="before")(secret_field)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
+            raise ValueError("write the API root, e.g. \"https://talentio.com/api/v1\"")
+        return value.rstrip("/")
+
+
+class Talentio(HttpConnector):
+    type = "talentio"
+    Settings = TalentioSettings
+    rate_limit = RateLimit(requests=1000, per_seconds=3600, limit_header=None,
+                           remaining_header="X-Remaining", reset_header="X-Reset")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.limiter.limit = RateLimit(self.settings.requests_per_hour, 3600, limit_header=None,
+                                       remaining_header="X-Remaining", reset_header="X-Reset")
+        self._auth: str | None = None
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def auth_headers(self) -> dict[str, str]:
+        if self._auth is None:
+            self._auth = f"Bearer {self.settings.api_token.resolve().get_secret_value()}"
+        return {"Authorization": self._auth}
+
+    def auth_hint(self, status: int, method: str, path: str) -> str:
+        if status == 401:
+            return "Talentio refused the access token; issue a new one under API設定"
+        return ("the token may not read candidates (403: アクセス権限がない); issue it as an "
+                "administrator of the workspace, on a plan that includes the API")
+
+    # --- polling ------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        """`status=fail` candidates who applied within `applied_within_days` (the API has no
+        updated-since filter [S28][S32]); only those finalized since the cursor become events."""
+        started = self.now()
+        since = _parse_time(cursor) if cursor else None
+        if since is None:   # first run: never fetch (or blast) the whole history
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        since -= timedelta(days=self.settings.overlap_days)
+        applied_from = (since - timedelta(days=self.settings.applied_within_days)).astimezone(JST)
+        params = {"status": "fail", "appliedAtFrom": applied_from.date().isoformat()}
+        # 100 per page, `page` ≥ 1, the array is the body, X-Total counts them [S28][S31].
+        for response in self.paginate("/candidates", params, PageNumberPaginator(
+                size_param=None)):
+            page = Page(events=[], cursor=None)
+            for record in self.json(response, list):
+                try:
+                    event = self._event(record)
+                except RecordError as exc:
+                    page.problems.append(exc)
+                    continue
+                if event.rejected_at >= since:
+                    page.events.append(event)
+            yield page
+        yield Page(events=[], cursor=_iso(started))
+
+    def _event(self, record: Any) -> RejectionEvent:
+        if not isinstance(record, dict) or record.get("id") in (None, ""):
+            raise RecordError("talentio candidate", "a record without an id")
+        where = f"talentio candidate {record['id']}"
+        stage = finalized_fail(record)
+        category = categorize(record.get("status"), stage is not None)
+        when = _parse_time((stage or {}).get("fixedAt") or record.get("fixedAt"))
+        if when is None:
+            raise RecordError(where, "neither the failed stage nor the candidate has a fixedAt")
+        requisition = record.get("requisition") if isinstance(record.get("requisition"),
+                                                              dict) else {}
+        email = _clean(record.get("email"))
+        last, first = _clean(record.get("lastName")), _clean(record.get("firstName"))
+        label = ""
+        if stage is not None:
+            label = STAGE_LABELS.get(str(stage.get("type")), _clean(stage.get("type")))
+            label += f" ({stage['step']})" if stage.get("step") else ""
+        return RejectionEvent(
+            ats=self.type, source=self.name, application_id=str(record["id"]),
+            person=Person(first_name=first, last_name=last,
+                          full_name=" ".join(p for p in (last, first) if p),
+                          emails=[email] if email else []),
+            job_title=_clean(requisition.get("name")), stage=label,
+            reason_id=str(record.get("status") or ""), category=category, rejected_at=when,
+            flags=Flags(agency_sourced=record.get("channelType") in AGENCY_CHANNELS),
+            raw={k: record.get(k) for k in ("id", "status", "fixedAt", "registeredAt",
+                                            "appliedAt", "channelType", "url")}
+            | {"requisition_id": requisition.get("id"),
+               "stages": [{k: s.get(k) for k in ("id", "type", "step", "status", "fixedAt")}
+                          for s in record.get("stages") or [] if isinstance(s, dict)]})
+
+    # --- re-check and check ---------------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        states = {}
+        for app_id in application_ids:
+            response = self.request("GET", f"/candidates/{app_id}", accept=(404,))
+            if response.status_code == 404:
+                states[app_id] = ApplicationStatus.NOT_REJECTED     # deleted
+                continue
+            record = self.json(response, dict)
+            rejected = categorize(record.get("status"),
+                                  finalized_fail(record) is not None) is Category.WE_REJECTED
+            states[app_id] = (ApplicationStatus.REJECTED if rejected
+                              else ApplicationStatus.NOT_REJECTED)
+        return states
+
+    def check(self) -> list[CheckResult]:
+        label = f"{self.name} (talentio)"
+        try:
+            response = self.request("GET", "/candidates", params={"status": "fail", "page": 1},
+                                    accept=(403,))
+        except AuthError as exc:
+            return [CheckResult(f"{label}: access token", False, str(exc))]
+        if response.status_code == 403:
+            return [CheckResult(f"{label}: candidates", False,
+                                self.auth_hint(403, "GET", "/candidates"))]
+        remaining = response.headers.get("X-Remaining", "?")
+        return [CheckResult(f"{label}: candidates", True,
+                            f"readable; {remaining} requests left this hour")]
+
+
+def finalized_fail(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The stage finalized as 不合格 (`status=fail` with a `fixedAt`), the latest if several."""
+    stages = [s for s in record.get("stages") or []
+              if isinstance(s, dict) and s.get("status") == "fail" and s.get("fixedAt")]
+    return max(stages, key=lambda s: str(s.get("fixedAt"))) if stages else None
+
+
+def categorize(status: Any, finalized: bool) -> Category:
+    category = CATEGORY_BY_STATUS.get(str(status), Category.OTHER)
+    if category is Category.WE_REJECTED and not finalized:
+        return Category.OTHER        # no stage finalized as fail: not a decided rejection
+    return category
+
+
+def _clean(value: Any) -> str:
+    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
+    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=JST)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
