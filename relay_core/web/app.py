@@ -28,11 +28,12 @@ def state(request: Request) -> AppState:
 
 
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
-    from . import consent, webhooks
+    from . import agency, consent, webhooks
 
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)
     app.include_router(webhooks.router)
+    app.include_router(agency.router)
     consent.install(app)
 
     @app.get("/healthz", response_class=PlainTextResponse)

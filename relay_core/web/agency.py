@@ -1,0 +1,79 @@
+"""`POST /agency/<agency id>/events`: registrations and placements reported by an agency.
+
+Signed like our webhooks (X-Relay-Signature, HMAC-SHA256 over timestamp and body with the
+agency's shared secret, five minutes' tolerance). The body is one event or {"events": [...]}
+(docs/agency-handoff.schema.json). A batch is all or nothing: one refused event (unknown
+reference, bad type) refuses the batch with a message naming it, so the agency fixes and resends;
+resending accepted events is harmless (idempotent by event id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import SignatureError
+from ..handoff.channels import SIGNATURE_HEADER, agency_secret, verify_signature
+from ..handoff.gate import agency_by_id
+from ..ledger import EventRefused, event_from_json, record_event
+from ..store import utcnow
+from .app import AppState, state
+from .webhooks import read_body
+
+router = APIRouter()
+log = logging.getLogger("career_relay.agency")
+MAX_EVENTS = 500
+
+
+class _Refused(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _store_events(app: AppState, agency_id: str, items: list[Any]) -> dict[str, Any]:
+    events = [event_from_json(item, app.config) for item in items]
+    now = utcnow()
+    try:
+        with app.store.begin() as conn:
+            results = [record_event(app.store, conn, app.config, agency_id, e, via="api",
+                                    now=now) for e in events]
+    except EventRefused as exc:
+        raise _Refused(str(exc)) from None
+    return {"accepted": sum(r.status == "stored" for r in results),
+            "duplicates": sum(r.status == "duplicate" for r in results),
+            "results": [{"id": r.event_id, "status": r.status} for r in results]}
+
+
+@router.post("/agency/{agency_id}/events")
+async def receive_events(agency_id: str, request: Request) -> JSONResponse:
+    app = state(request)
+    agency = agency_by_id(app.config, agency_id)
+    if agency is None or agency.secret is None:
+        raise HTTPException(404, "no such agency")
+    body = await read_body(request, app.config.web.max_body_bytes)
+    try:
+        secret = await run_in_threadpool(agency_secret, agency)
+        verify_signature(secret, request.headers.get(SIGNATURE_HEADER), body)
+    except SignatureError as exc:
+        log.warning("agency %s: events refused (%s)", agency_id, exc)
+        raise HTTPException(401, "signature verification failed") from None
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the body is not JSON") from None
+    items = data.get("events") if isinstance(data, dict) and "events" in data else [data]
+    if not isinstance(items, list) or not items or len(items) > MAX_EVENTS:
+        raise HTTPException(400, f"send one event or {{\"events\": [...]}} with 1 to "
+                                 f"{MAX_EVENTS} events")
+    try:
+        result = await run_in_threadpool(_store_events, app, agency_id, items)
+    except (_Refused, EventRefused) as exc:
+        message = getattr(exc, "message", str(exc))
+        log.info("agency %s: events refused: %s", agency_id, message)
+        return JSONResponse({"error": message}, status_code=422)
+    return JSONResponse(result)

@@ -1,0 +1,129 @@
+"""The email channel through a real aiosmtpd server, the redirect channel, and deletion notices
+after a withdrawal (sec. 6 item 5: one per earlier recipient)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import select
+
+from relay_core.consent.records import ConsentRefused
+from relay_core.handoff import channels
+from relay_core.handoff.deliver import deliver_handoffs, redirect_links
+from relay_core.mail import FileTransport, make_transport
+from relay_core.store import tables as t
+from tests.handoff.support import SECRET, T0, agency, consented_case, withdraw
+from tests.mail.test_smtp import smtp_server
+
+
+def smtp_config(make_config, port: int, agencies: list[dict]):
+    return make_config({"mail": {"transport": "smtp", "smtp": {
+        "host": "127.0.0.1", "port": port, "security": "none", "retries": 1,
+        "timeout_seconds": 5}}, "agencies": agencies})
+
+
+def parse(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def test_email_channel_sends_a_readable_message_through_smtp(store, make_config):
+    with smtp_server() as (recorder, controller):
+        config = smtp_config(make_config, controller.port, [agency("agency-m", "email")])
+        case_id = consented_case(store, config, "1", ["agency-m"],
+                                 preferences={"desired_role": "営業企画",
+                                              "message": "一行目\n二行目"})
+        out = deliver_handoffs(store, config, make_transport(config), now=T0)
+        assert out.delivered == 1
+        assert len(recorder.messages) == 1
+        message = parse(recorder.messages[0])
+    assert message["To"].addresses[0].addr_spec == "intake@agency-m.example"
+    assert "cand1@example.com" not in str(message["Subject"])
+    assert message["Subject"].startswith("【キャリアリレー】候補者のご紹介 cr_")
+    text = message.get_body(("plain",)).get_content()
+    for expected in ("株式会社AGENCY-M 御中", "氏名: 山田 太郎",
+                     "メールアドレス: cand1@example.com",
+                     "希望職種（ご記入いただいた場合）: 営業企画", "    二行目",
+                     "提供元: 株式会社サンプル", "住所: 東京都千代田区丸の内1-1-1",
+                     "代表者: 代表取締役 山田太郎", "取得の経緯: 本人が株式会社サンプルの",
+                     "同意の記録: consent-"):
+        assert expected in text, expected
+    with store.engine.connect() as conn:
+        record = conn.execute(select(t.provision_records)).one()
+    assert (record.channel, record.destination) == ("email", "intake@agency-m.example")
+    assert "transfer" in [r["action"] for r in store.audit_trail(case_id)]
+
+
+class Sink:
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    def post(self, url, data, headers, **kwargs):
+        channels.verify_signature(SECRET.encode(), headers["X-Relay-Signature"], data)
+        self.sent.append(json.loads(data))
+        return SimpleNamespace(status_code=202, headers={})
+
+
+def test_withdrawal_sends_one_deletion_notice_per_earlier_recipient(store, make_config):
+    with smtp_server() as (recorder, controller):
+        config = smtp_config(make_config, controller.port, [
+            agency("agency-w", url="https://w.example/in"), agency("agency-m", "email"),
+            agency("agency-r", "redirect"), agency("agency-late", url="https://late.example/in")])
+        case_id = consented_case(store, config, "1",
+                                 ["agency-w", "agency-m", "agency-r", "agency-late"])
+        with store.begin() as conn:   # agency-late's handoff is not due yet at withdrawal
+            conn.execute(t.handoffs.update().where(t.handoffs.c.agency_id == "agency-late")
+                         .values(next_attempt_at=T0 + timedelta(days=1)))
+        sink = Sink()
+        first = deliver_handoffs(store, config, make_transport(config), now=T0, session=sink)
+        assert (first.delivered, first.redirected) == (2, 1)
+        result = withdraw(store, case_id, T0 + timedelta(hours=1))
+        assert (result.stopped_handoffs, result.deletion_notices) == (1, 3)
+        try:
+            withdraw(store, case_id, T0 + timedelta(hours=2))
+        except ConsentRefused:
+            pass
+        for moment in (T0 + timedelta(hours=1), T0 + timedelta(hours=2),
+                       T0 + timedelta(days=2)):
+            deliver_handoffs(store, config, make_transport(config), now=moment, session=sink)
+        deletions = [d for d in sink.sent if d["type"] == "candidate.deletion_request"]
+        mails = [parse(m) for m in recorder.messages]
+    assert len(deletions) == 1 and deletions[0]["agency_id"] == "agency-w"
+    assert deletions[0]["reason"] == "consent_withdrawn" and "candidate" not in deletions[0]
+    subjects = sorted(str(m["Subject"]).split(" ")[0] for m in mails)
+    assert subjects == ["【キャリアリレー】候補者のご紹介", "【キャリアリレー】削除のお願い",
+                        "【キャリアリレー】削除のお願い"]
+    to = sorted(m["To"].addresses[0].addr_spec for m in mails
+                if "削除" in str(m["Subject"]))
+    # The email agency and the redirect agency are told at their deletion contacts.
+    assert to == ["privacy@agency-m.example", "privacy@agency-r.example"]
+    with store.engine.connect() as conn:
+        notices = conn.execute(select(t.deletion_notices)).all()
+        late = conn.execute(select(t.handoffs.c.state).where(
+            t.handoffs.c.agency_id == "agency-late")).scalar_one()
+    assert sorted(n.agency_id for n in notices) == ["agency-m", "agency-r", "agency-w"]
+    assert {n.state for n in notices} == {"sent"} and late == "stopped"
+    trail = [r["action"] for r in store.audit_trail(case_id)]
+    assert trail.count("deletion_notice_sent") == 3
+
+
+def test_redirect_pushes_nothing_and_signs_the_reference(store, make_config, tmp_path):
+    config = make_config({"agencies": [agency("agency-r", "redirect",
+                                              secret="env:CR_TEST_AGENCY_SECRET")]})
+    case_id = consented_case(store, config, "1", ["agency-r"])
+    [(name, url)] = redirect_links(store, config, case_id, now=T0)
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith("https://agency-r.example/register?relay_ref=cr_")
+    assert query["relay_sig"][0] == channels.sign_reference(SECRET.encode(),
+                                                            query["relay_ref"][0])
+    assert "example.com" not in url and name == "株式会社AGENCY-R"
+    out = deliver_handoffs(store, config, FileTransport(tmp_path / "o"), now=T0)
+    assert out.redirected == 1 and not list((tmp_path / "o").glob("*.eml"))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(t.provision_records)).all() == []
+        ref = conn.execute(select(t.handoff_references.c.reference)).scalar_one()
+    assert ref == query["relay_ref"][0]

@@ -1,0 +1,163 @@
+"""Agency events (signed endpoint and CSV) and the credit ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+
+from relay_core.errors import ConfigError
+from relay_core.handoff.channels import sign
+from relay_core.handoff.deliver import deliver_handoffs
+from relay_core.ledger import balances, import_csv
+from relay_core.mail import FileTransport
+from relay_core.store import tables as t
+from relay_core.web.app import create_app
+from tests.handoff.support import SECRET, T0, agency, consented_case
+
+ATTESTED = "2025-06-01 外部弁護士レビュー済 (memo LR-12)"
+
+
+@pytest.fixture(autouse=True)
+def agency_secret(monkeypatch):
+    monkeypatch.setenv("CR_TEST_AGENCY_SECRET", SECRET)
+
+
+class Sink:
+    def post(self, url, data, headers, **kwargs):
+        return SimpleNamespace(status_code=200, headers={})
+
+
+def handed_off(store, config, tmp_path, n: int = 1, agency_id: str = "agency-a") -> list[str]:
+    for i in range(n):
+        consented_case(store, config, f"{agency_id}-{i}", [agency_id])
+    deliver_handoffs(store, config, FileTransport(tmp_path / "o"), now=T0, session=Sink())
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(t.handoff_references.c.reference).where(
+            t.handoff_references.c.agency_id == agency_id)
+            .order_by(t.handoff_references.c.handoff_id)).scalars())
+
+
+def ledger_config(make_config, **ledger):
+    return make_config({"agencies": [agency("agency-a", url="https://a.example/in"),
+                                     agency("agency-b", url="https://b.example/in")],
+                        "ledger": ledger})
+
+
+def post(client, agency_id: str, payload, secret: str = SECRET, timestamp: int | None = None):
+    body = json.dumps(payload).encode()
+    header = sign(secret.encode(), body, timestamp or int(time.time()))
+    return client.post(f"/agency/{agency_id}/events", content=body,
+                       headers={"X-Relay-Signature": header,
+                                "Content-Type": "application/json"})
+
+
+def test_credit_accounting_needs_a_legal_review_attestation(make_config):
+    with pytest.raises(ConfigError, match="legal_review_attested"):
+        make_config({"ledger": {"rule": "per_placement"}})
+    with pytest.raises(ConfigError, match="who reviewed"):
+        make_config({"ledger": {"rule": "per_placement", "legal_review_attested": True}})
+    assert not make_config({}).ledger.enabled
+    assert make_config({"ledger": {"rule": "per_placement",
+                                   "legal_review_attested": ATTESTED}}).ledger.enabled
+
+
+def test_signed_events_are_idempotent_and_unknown_references_refused(store, make_config,
+                                                                     tmp_path):
+    config = ledger_config(make_config, rule="per_registrations", per_registrations=2,
+                           yen_per_credit=300000, legal_review_attested=ATTESTED)
+    refs = handed_off(store, config, tmp_path, 3)
+    client = TestClient(create_app(config, store, {}))
+    first = post(client, "agency-a", {"id": "ev-1", "type": "registered", "reference": refs[0],
+                                      "occurred_at": "2025-06-30T10:00:00+09:00"})
+    assert first.status_code == 200 and first.json()["accepted"] == 1
+    again = post(client, "agency-a", {"id": "ev-1", "type": "registered",
+                                      "reference": refs[0]})
+    assert again.json() == {"accepted": 0, "duplicates": 1,
+                            "results": [{"id": "ev-1", "status": "duplicate"}]}
+    batch = post(client, "agency-a", {"events": [
+        {"id": "ev-2", "type": "registered", "reference": refs[1]},
+        {"id": "ev-3", "type": "registered", "reference": refs[2]}]})
+    assert batch.json()["accepted"] == 2
+    unknown = post(client, "agency-a", {"id": "ev-9", "type": "placed",
+                                        "reference": "cr_doesnotexist"})
+    assert unknown.status_code == 422
+    assert "unknown reference 'cr_doesnotexist' for agency agency-a" in unknown.json()["error"]
+    # Another agency's reference is just as unknown.
+    other = post(client, "agency-b", {"id": "ev-1", "type": "registered",
+                                      "reference": refs[0]})
+    assert other.status_code == 422 and "unknown reference" in other.json()["error"]
+    assert post(client, "agency-a", {"id": "x", "type": "registered", "reference": refs[0]},
+                secret="wrong").status_code == 401
+    assert post(client, "agency-a", {"id": "x", "type": "registered", "reference": refs[0]},
+                timestamp=int(time.time()) - 3600).status_code == 401
+    assert post(client, "nobody", {}).status_code == 404
+    bad = post(client, "agency-a", {"id": "x", "type": "hired", "reference": refs[0]})
+    assert bad.status_code == 422 and "type must be one of" in bad.json()["error"]
+    with store.engine.connect() as conn:
+        assert balances(conn) == {"agency-a": {"credits": 1, "yen": 300000}}
+        assert len(conn.execute(select(t.agency_events)).all()) == 3
+
+
+def test_per_placement_credit_and_reversal(store, make_config, tmp_path):
+    config = ledger_config(make_config, rule="per_placement", yen_per_credit=500000,
+                           legal_review_attested=ATTESTED)
+    [ref] = handed_off(store, config, tmp_path, 1)
+    client = TestClient(create_app(config, store, {}))
+    assert post(client, "agency-a", {"id": "p1", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        assert balances(conn)["agency-a"] == {"credits": 1, "yen": 500000}
+    cancel = post(client, "agency-a", {"id": "c1", "type": "placement_cancelled",
+                                       "reference": ref})
+    assert cancel.json()["accepted"] == 1
+    again = post(client, "agency-a", {"id": "c2", "type": "placement_cancelled",
+                                      "reference": ref})
+    assert again.status_code == 422 and "no placement" in again.json()["error"]
+    with store.engine.connect() as conn:
+        assert balances(conn)["agency-a"] == {"credits": 0, "yen": 0}
+        entries = conn.execute(select(t.credit_entries.c.credits).order_by(
+            t.credit_entries.c.id)).scalars().all()
+    assert entries == [1, -1]
+    with pytest.raises(DBAPIError, match="append-only"):
+        with store.begin() as conn:
+            conn.execute(update(t.credit_entries).values(credits=5))
+
+
+def test_without_attestation_events_count_but_no_credits(store, make_config, tmp_path):
+    config = ledger_config(make_config)
+    [ref] = handed_off(store, config, tmp_path, 1)
+    client = TestClient(create_app(config, store, {}))
+    assert post(client, "agency-a", {"id": "p1", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        assert balances(conn) == {}
+        assert conn.execute(select(t.agency_events.c.kind)).scalars().all() == ["placed"]
+
+
+def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
+    config = ledger_config(make_config, rule="per_placement", legal_review_attested=ATTESTED)
+    refs = handed_off(store, config, tmp_path, 2)
+    path = tmp_path / "agency-a.csv"
+    path.write_text("\ufeffreference,type,occurred_at\n"
+                    f"{refs[0]},registered,2025-07-01\n"
+                    f"{refs[0]},placed,2025-07-20\n"
+                    f"{refs[1]},registered,2025-07-02\n"
+                    "cr_unknown,placed,2025-07-03\n"
+                    f"{refs[1]},placed,next week\n", encoding="utf-8")
+    report = import_csv(store, config, path, now=T0)
+    assert (report.stored, report.duplicates, report.credits) == (3, 0, 1)
+    assert len(report.errors) == 2
+    assert report.errors[0].startswith("agency-a.csv line 5: unknown reference 'cr_unknown'")
+    assert report.errors[1].startswith("agency-a.csv line 6:")
+    again = import_csv(store, config, path, now=T0)
+    assert (again.stored, again.duplicates) == (0, 3)
+    with store.engine.connect() as conn:
+        when = conn.execute(select(t.agency_events.c.occurred_at).where(
+            t.agency_events.c.kind == "placed")).scalar_one()
+    assert when.isoformat() == "2025-07-19T15:00:00+00:00"   # midnight in Tokyo
