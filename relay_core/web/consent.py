@@ -85,11 +85,6 @@ class SecurityHeaders:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIXES):
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-                await Response("payload too large", 413)(scope, receive, send)
-                return
 
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -98,6 +93,16 @@ class SecurityHeaders:
                                       if k.lower() not in names] + SECURITY_HEADERS
             await send(message)
 
+        if scope["method"] == "POST":
+            # Browsers always declare the length of a form; an undeclared (chunked) body
+            # could be unbounded, so it is refused before anything reads it.
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is None or not length.isdigit():
+                await Response("length required", 411)(scope, receive, send_with_headers)
+                return
+            if int(length) > MAX_FORM_BYTES:
+                await Response("payload too large", 413)(scope, receive, send_with_headers)
+                return
         await self.app(scope, receive, send_with_headers)
 
 

@@ -216,3 +216,19 @@ def test_missing_cookie_gets_one_same_site_hop_then_a_kind_page(client):
     second = client.get("/relay?s=1")
     assert second.status_code == 401 and "もう一度" in second.text
     assert_hygiene(second)
+
+
+def test_oversized_or_undeclared_form_bodies_are_refused(client, invitation):
+    token, _ = invitation
+    open_page(client, token)
+    big = client.post("/relay/consent", content=b"a=" + b"x" * 70_000,
+                      headers={"origin": BASE, "content-type":
+                               "application/x-www-form-urlencoded"})
+    assert big.status_code == 413
+    assert_hygiene(big)
+
+    def chunks():
+        yield b"csrf=x"
+
+    chunked = client.post("/relay/consent", content=chunks(), headers={"origin": BASE})
+    assert chunked.status_code == 411
