@@ -196,5 +196,105 @@ def secrets_set(name: Annotated[str, typer.Argument(help="e.g. smtp, greenhouse"
     console.print(f"Stored. Write \"keyring:{service}/{name}\" in the configuration file.")
 
 
+# --- handoff, ledger, report, retention (relay_core/handoff, ledger, reporting, retention) ----
+agency_events_app = typer.Typer(no_args_is_help=True,
+                                help="Registrations and placements reported by agencies.")
+app.add_typer(agency_events_app, name="agency-events")
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv, json or html.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+@agency_events_app.command("import")
+def agency_events_import(
+        file: Annotated[Path, typer.Argument(help="CSV: reference,type,occurred_at[,event_id]")],
+        config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+        agency: Annotated[str | None, typer.Option(help="Only accept this agency's "
+                                                   "references.")] = None) -> None:
+    """Import an agency's CSV of registrations and placements (idempotent)."""
+    from .ledger import import_csv
+
+    rt = _runtime(config)
+    try:
+        result = import_csv(rt.store, rt.config, file, agency_id=agency)
+    except RelayError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    if as_json:
+        console.print_json(json.dumps(result.__dict__))
+    else:
+        console.print(f"stored {result.stored} · already known {result.duplicates} · "
+                      f"credits {result.credits:+d} · refused {len(result.errors)}")
+        for line in result.errors:
+            err.print(f"  {line}", highlight=False, markup=False)
+    if result.errors:
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@app.command()
+def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
+           output: OutputOpt = None) -> None:
+    """The funnel and credits by agency, source and month (table, CSV, JSON or HTML)."""
+    from . import reporting
+
+    rt = _runtime(config)
+    data = reporting.build_report(rt.store, rt.config)
+    if fmt == "table":
+        console.print(reporting.to_tables(data))
+        return
+    render = {"csv": reporting.to_csv, "json": reporting.to_json,
+              "html": lambda r: reporting.to_html(r, rt.config.company.name)}.get(fmt)
+    if render is None:
+        raise _fail("--format must be table, csv, json or html", EXIT_CONFIG)
+    _emit(render(data), output)
+
+
+@app.command()
+def purge(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+          now: Annotated[str | None, typer.Option(help="Act as if it were this moment.")]
+          = None) -> None:
+    """Delete candidate data past retention (provision records stay 3 years)."""
+    from .retention import purge as run_purge
+
+    rt = _runtime(config)
+    result = run_purge(rt.store, rt.config, now=_parse_now(now))
+    if as_json:
+        console.print_json(json.dumps(result.__dict__))
+    else:
+        console.print(", ".join(f"{k.replace('_', ' ')} {v}"
+                                for k, v in result.__dict__.items()))
+
+
+@app.command("export-incident")
+def export_incident(
+        since: Annotated[str, typer.Option(help="Start: a date or an ISO date-time.")],
+        until: Annotated[str, typer.Option(help="End (exclusive): a date or date-time.")],
+        config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
+        output: OutputOpt = None) -> None:
+    """Who received which data items in a time window (for APPI/GDPR incident reports)."""
+    from . import retention
+    from .ledger import parse_moment
+
+    rt = _runtime(config)
+    try:   # a bare date is midnight in the company's timezone
+        start, end = parse_moment(since, rt.config), parse_moment(until, rt.config)
+    except ValueError as exc:
+        raise _fail(f"--since/--until: {exc}", EXIT_CONFIG) from None
+    rows = retention.export_incident(rt.store, rt.config, start, end)
+    if fmt == "table":
+        console.print(retention.incident_table(rows, start, end))
+    elif fmt in ("csv", "json"):
+        _emit(retention.incident_csv(rows) if fmt == "csv"
+              else retention.incident_json(rows, start, end) + "\n", output)
+    else:
+        raise _fail("--format must be table, csv or json", EXIT_CONFIG)
+
+
 if __name__ == "__main__":
     app()

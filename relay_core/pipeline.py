@@ -25,6 +25,7 @@ from .consent import tokens
 from .consent.records import expire_invitations
 from .eligibility import assess, language_for
 from .errors import AuthError, ConfigError, FatalError, RelayError, RetriableError, TemplateError
+from .handoff.deliver import deliver_handoffs
 from .mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
 from .mail.transports import PermanentMailError, Transport
 from .models import CaseState, RejectionEvent
@@ -394,4 +395,5 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
         send_due(store, config, connectors, renderer, transport, now=now, report=report,
                  progress=progress)
         expire_invitations(store, now)
+        deliver_handoffs(store, config, transport, now=now, report=report)
     return report

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import func, select
 
+from .handoff.deliver import handoff_status, handoff_table
 from .models import CaseState
 from .pipeline import CycleReport
 from .store import Store, utcnow
@@ -64,10 +65,11 @@ def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
             c.state == CaseState.FAILED.value).order_by(c.id.desc()).limit(50)).all()
         skipped = conn.execute(select(c.reason, func.count()).where(
             c.state == CaseState.SKIPPED.value).group_by(c.reason)).all()
+        handoffs = handoff_status(conn)
         outbox = dict(conn.execute(select(t.outbox.c.state, func.count())
                                    .group_by(t.outbox.c.state)).all())
     return {
-        "by_state": by_state, "due_now": due, "outbox": outbox,
+        "by_state": by_state, "due_now": due, "outbox": outbox, "handoffs": handoffs,
         "late": [{"case": r.id, "source": r.source,
                   "deadline": r.deadline_at.isoformat() if r.deadline_at else None}
                  for r in late],
@@ -94,6 +96,8 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
             problems.add_row(str(item["case"]), item["source"],
                              f"late: deadline {item['deadline']}")
         tables.append(problems)
+    if data.get("handoffs", {}).get("handoffs") or data.get("handoffs", {}).get("dead"):
+        tables.append(handoff_table(data["handoffs"]))
     if data["skip_reasons"]:
         skips = Table(title="why cases were skipped")
         skips.add_column("reason")
