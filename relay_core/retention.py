@@ -124,7 +124,8 @@ def export_incident(store: Store, config: Config, since: datetime,
                 t.provision_records.c.provided_at >= since,
                 t.provision_records.c.provided_at < until)):
             out.append(Disclosure(r.provided_at.isoformat(), f"transfer ({r.channel})",
-                                  r.candidate_ref, f"{r.agency_id} {r.recipient_legal_name}",
+                                  r.candidate_ref.split(" (")[0],
+                                  f"{r.agency_id} {r.recipient_legal_name}",
                                   r.destination, json.loads(r.items_json)))
         notices = conn.execute(
             select(t.deletion_notices, t.relay_cases.c.source, t.relay_cases.c.application_id)

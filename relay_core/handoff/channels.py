@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from .. import __version__
 from ..config import Agency, Config
@@ -153,27 +153,22 @@ def classify(status: int, headers: dict[str, str] | Any) -> Outcome:
 
 
 # --- webhook ---------------------------------------------------------------------------------
-_LAST_SIGNED: dict[str, int] = {}
-
-
-def _fresh_timestamp(key: str, now: float | None) -> int:
-    """A timestamp later than this document's previous attempt, so a retry never repeats a
-    signature an agency has seen (agencies may refuse a seen signature as a replay)."""
-    timestamp = int(time.time() if now is None else now)
-    last = _LAST_SIGNED.get(key)
-    if now is None and last is not None and timestamp <= last:
-        time.sleep(last + 1 - time.time() + 0.01)
-        timestamp = last + 1
-    if len(_LAST_SIGNED) > 10_000:
-        _LAST_SIGNED.clear()
-    _LAST_SIGNED[key] = timestamp
+def claim_timestamp(conn: Connection, handoff_id: int) -> int:
+    """The signature timestamp for the next attempt: now, or one second after the previous
+    attempt's if that is not earlier (a restart within the same second). Agencies may refuse a
+    signature they have seen as a replay; a retry must never look like one. At most a second
+    ahead of the clock, well inside the five minutes' tolerance."""
+    last = conn.execute(select(t.handoff_references.c.last_signed).where(
+        t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
+    timestamp = max(int(time.time()), (last or 0) + 1)
+    conn.execute(update(t.handoff_references).where(
+        t.handoff_references.c.handoff_id == handoff_id).values(last_signed=timestamp))
     return timestamp
 
 
-def post_webhook(agency: Agency, doc: Document, *, session: Any = None,
-                 now: float | None = None) -> Outcome:
+def post_webhook(agency: Agency, doc: Document, *, timestamp: int, session: Any = None
+                 ) -> Outcome:
     body = doc.body
-    timestamp = _fresh_timestamp(doc.idempotency_key, now)
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         SIGNATURE_HEADER: sign(agency_secret(agency), body, timestamp),

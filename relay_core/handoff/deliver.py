@@ -88,7 +88,7 @@ def deliver_handoffs(store: Store, config: Config, transport: Transport, *,
 
 # --- handoffs --------------------------------------------------------------------------------
 def _claim(store: Store, config: Config, handoff: dict[str, Any], now: datetime,
-           out: DeliveryReport) -> tuple[Authorised, payload.Document] | None:
+           out: DeliveryReport) -> tuple[Authorised, payload.Document, int] | None:
     with store.begin() as conn:
         try:
             auth = authorise(conn, config, handoff)
@@ -117,14 +117,15 @@ def _claim(store: Store, config: Config, handoff: dict[str, Any], now: datetime,
         doc = payload.handoff_document(
             config, agency=agency, reference=reference, created_at=handoff["created_at"],
             case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
-    return auth, doc
+        timestamp = channels.claim_timestamp(conn, handoff["id"])
+    return auth, doc, timestamp
 
 
 def _send(config: Config, transport: Transport, agency: Agency, doc: payload.Document,
-          now: datetime, session: Any) -> channels.Outcome:
+          now: datetime, session: Any, timestamp: int) -> channels.Outcome:
     try:
         if agency.channel == "webhook":
-            return channels.post_webhook(agency, doc, session=session)
+            return channels.post_webhook(agency, doc, timestamp=timestamp, session=session)
         return channels.send_email(agency, doc, config, transport, now)
     except ConfigError as exc:    # a secret that does not resolve: fixable, so retry later
         return channels.Outcome(False, retry=True, error=str(exc)[:300])
@@ -137,8 +138,8 @@ def _deliver_one(store: Store, config: Config, transport: Transport, handoff: di
     claimed = _claim(store, config, handoff, now, out)
     if claimed is None:
         return
-    auth, doc = claimed
-    outcome = _send(config, transport, auth.agency, doc, now, session)
+    auth, doc, timestamp = claimed
+    outcome = _send(config, transport, auth.agency, doc, now, session, timestamp)
     with store.begin() as conn:
         if outcome.delivered:
             _record_delivery(store, conn, auth, doc, outcome.destination or auth.agency.url,
@@ -207,6 +208,7 @@ def _notify_one(store: Store, config: Config, transport: Transport, notice: dict
             t.consents.c.id == handoff["consent_id"])).one()._mapping)
         channel = agency.channel if agency else "email"
         reference = channels.reference_for(conn, handoff, channel, now)
+        timestamp = channels.claim_timestamp(conn, handoff["id"])
     if agency is None:
         outcome = channels.Outcome(False, error=f"agency {notice['agency_id']} is no longer "
                                    "configured; send the deletion request yourself")
@@ -215,7 +217,8 @@ def _notify_one(store: Store, config: Config, transport: Transport, notice: dict
                                         created_at=notice["created_at"],
                                         withdrawn_at=consent["withdrawn_at"], consent=consent)
         outcome = _send(config, transport, agency if agency.channel != "redirect"
-                        else agency.model_copy(update={"channel": "email"}), doc, now, session)
+                        else agency.model_copy(update={"channel": "email"}), doc, now, session,
+                        timestamp)
     with store.begin() as conn:
         if not outcome.delivered:
             _record_failure(store, conn, t.deletion_notices, notice, agency, outcome, now, out,

@@ -254,6 +254,9 @@ handoff_references = Table(
     Column("reference", String(64), nullable=False, unique=True),
     Column("channel", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The last signature timestamp used for this reference: every attempt signs a later one,
+    # even across a restart within the same second, so no two requests share a signature.
+    Column("last_signed", Integer),
 )
 
 # APPI Art. 29 provision records: written in the transaction that records a transfer, never

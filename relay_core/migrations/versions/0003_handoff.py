@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(64), nullable=False),
         sa.Column("channel", sa.String(16), nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("last_signed", sa.Integer),
         sa.PrimaryKeyConstraint("handoff_id", name="pk_handoff_references"),
         sa.ForeignKeyConstraint(["handoff_id"], ["handoffs.id"],
                                 name="fk_handoff_references_handoff_id_handoffs"),
