@@ -63,6 +63,8 @@ def assess(event: RejectionEvent, config: Config, now: datetime) -> Decision:
         return Decision(False, "no valid email address")
     invite = config.relay.enabled and not flags.no_invitation and not (
         {event.category.value, event.reason_id} & set(rules.no_invitation_reasons))
+    if config.mail.mode == "invite_only" and not invite:
+        return Decision(False, "invite-only mode, and this case gets no relay invitation")
     return Decision(True, email=email, invite=invite)
 
 

@@ -18,12 +18,12 @@ from email.policy import compat32
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .config import Config
 from .consent import tokens
 from .consent.records import expire_invitations
-from .eligibility import assess, language_for
+from .eligibility import Decision, assess, language_for
 from .errors import AuthError, ConfigError, FatalError, RelayError, RetriableError, TemplateError
 from .handoff.deliver import deliver_handoffs
 from .mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
@@ -74,41 +74,62 @@ class CycleReport:
 def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, now: datetime,
            actor: str, report: SourceReport | None = None,
            conn: Connection | None = None) -> SourceReport:
-    """Record events and decide each new case: skipped(reason) or scheduled(send_at)."""
+    """Record events and decide each new case: skipped(reason) or scheduled(send_at).
+
+    A page of events is a handful of statements, not a handful per event: the insert, the
+    look-ups for suppressed and recently mailed people, and the transitions go in bulk."""
     events = list(events)
     report = report or SourceReport(events[0].source if events else "")
     if conn is None:
         with store.begin() as own:
             return ingest(store, config, events, now=now, actor=actor, report=report, conn=own)
-    calendar = BusinessCalendar(config.schedule, config.company.tz)
-    cooldown = timedelta(days=config.eligibility.person_cooldown_days)
+    unique: dict[tuple[str, str], tuple[RejectionEvent, Decision]] = {}
     for event in events:
-        decision = assess(event, config, now)
-        case_id = store.insert_case(conn, event, email=decision.email,
-                                    language=language_for(event, config), now=now, actor=actor)
-        if case_id is None:
-            report.already_known += 1
-            continue
-        report.detected += 1
+        if (event.source, event.application_id) not in unique:
+            unique[event.source, event.application_id] = (event, assess(event, config, now))
+    report.already_known += len(events) - len(unique)
+    rows = [Store.case_values(event, email=decision.email, language=language_for(event, config),
+                              now=now) for event, decision in unique.values()]
+    created: dict[tuple[str, str], int] = {}
+    for source in {key[0] for key in unique}:
+        ids = store.insert_cases(conn, [r for r in rows if r["source"] == source], actor=actor,
+                                 now=now)
+        created.update({(source, app_id): case_id for app_id, case_id in ids.items()})
+    report.already_known += len(unique) - len(created)
+    report.detected += len(created)
+    new = [(unique[key][0], unique[key][1], case_id) for key, case_id in created.items()]
+
+    keys = [person_key(d.email) for _, d, _ in new if d.eligible]
+    suppressed = store.suppressed_keys(conn, keys)
+    cooldown_days = config.eligibility.person_cooldown_days
+    mailed = store.mailed_keys(conn, keys, now - timedelta(days=cooldown_days),
+                               exclude=created.values()) if cooldown_days else set()
+    calendar = BusinessCalendar(config.schedule, config.company.tz)
+    skips, schedules = [], []
+    for event, decision, case_id in new:
         reason = decision.reason
         if decision.eligible:
             key = person_key(decision.email)
-            if store.is_suppressed(conn, key):
+            if key in suppressed:
                 reason = "the address bounced permanently before; it is suppressed"
-            elif cooldown and store.recently_mailed(conn, key, now - cooldown, case_id):
-                reason = (f"the same person was mailed within the last "
-                          f"{config.eligibility.person_cooldown_days} days")
+            elif key in mailed:
+                reason = f"the same person was mailed within the last {cooldown_days} days"
+            elif cooldown_days:
+                mailed.add(key)      # a second application in this page waits its turn
         if reason:
-            store.transition(conn, case_id, CaseState.SKIPPED, actor=actor, reason=reason, now=now)
-            report.skipped += 1
+            skips.append({"id": case_id, "reason": reason})
             report.skip_reasons[reason] += 1
             continue
         plan = calendar.plan(event.rejected_at, now)
-        store.transition(conn, case_id, CaseState.SCHEDULED, actor=actor, now=now,
-                         reason="late: past the deadline" if plan.late else "",
-                         send_at=plan.send_at, deadline_at=plan.deadline_at, late=plan.late,
-                         invite=decision.invite)
-        report.scheduled += 1
+        schedules.append({"id": case_id, "reason": "late: past the deadline" if plan.late else "",
+                          "send_at": plan.send_at, "deadline_at": plan.deadline_at,
+                          "late": plan.late, "invite": decision.invite})
+    store.transition_many(conn, skips, CaseState.SKIPPED, from_state=CaseState.DETECTED,
+                          actor=actor, now=now)
+    store.transition_many(conn, schedules, CaseState.SCHEDULED, from_state=CaseState.DETECTED,
+                          actor=actor, now=now)
+    report.skipped += len(skips)
+    report.scheduled += len(schedules)
     return report
 
 
@@ -181,47 +202,66 @@ def _invitation_expiry(config: Config, now: datetime, language: str) -> str:
         "%-d %B %Y")
 
 
-def prepare(store: Store, config: Config, renderer: Renderer, case: dict[str, Any],
-            now: datetime, signing_key: bytes | None = None) -> bool:
-    """scheduled → sending: render the mail and put it in the outbox, in one transaction."""
-    actor = "send"
+def prepare_batch(store: Store, config: Config, renderer: Renderer,
+                  cases: list[dict[str, Any]], now: datetime, key: bytes,
+                  report: CycleReport) -> None:
+    """scheduled → sending for a batch: claim the cases, render each mail and put it in the
+    outbox, all in one transaction. A case another process claimed first is left to it; a
+    case whose mail cannot be built fails with the reason (a template or field, never data)."""
     kind = "invite_only" if config.mail.mode == "invite_only" else "rejection"
-    message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
-                                 message_id_domain(config))
+    domain = message_id_domain(config)
+    ttl = timedelta(days=config.relay.invitation_ttl_days)
     with store.begin() as conn:
-        if not store.transition(conn, case["id"], CaseState.SENDING, actor=actor, now=now,
-                                allowed_from=[CaseState.SCHEDULED], message_id=message_id):
-            return False  # another process took it
-        person = json.loads(case["person_json"] or "{}")
-        url = expires = None
-        if case["invite"]:
-            key = signing_key or tokens.signing_key(config, conn)
-            token = tokens.mint(conn, key, case["id"], "consent",
-                                timedelta(days=config.relay.invitation_ttl_days), now)
-            url = f"{config.relay.public_base_url}/r/{token}"
-            expires = _invitation_expiry(config, now, case["language"])
-        if kind == "invite_only" and url is None:
-            raise _Skip("invite-only mode and this case carries no invitation")
-        event = json.loads(case["event_json"] or "{}")
-        context = build_context(
-            config, display_name=person.get("full_name") or "", job_title=case["job_title"],
-            last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
-            stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
-            language=case["language"])
-        rendered = renderer.render(kind, case["language"], context)
-        mail = build_mail(
-            config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
-            subject=rendered.subject, text=rendered.text, html=rendered.html,
-            message_id=message_id, date=now)
-        conn.execute(t.outbox.insert().values(
-            case_id=case["id"], kind=kind, message_id=message_id, recipient=mail.recipient,
-            message=mail.data, state="pending", attempts=0, next_attempt_at=now,
-            last_error="", created_at=now))
-    return True
+        claimed = store.transition_many(conn, [{"id": c["id"]} for c in cases],
+                                        CaseState.SENDING, from_state=CaseState.SCHEDULED,
+                                        actor="send", now=now)
+        invitations, outbox, message_ids, failures = [], [], [], []
+        for case in (c for c in cases if c["id"] in claimed):
+            message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
+                                         domain)
+            try:
+                url = expires = invitation = None
+                if case["invite"]:
+                    token, invitation = tokens.new_token(key, case["id"], "consent", ttl, now)
+                    url = f"{config.relay.public_base_url}/r/{token}"
+                    expires = _invitation_expiry(config, now, case["language"])
+                elif kind == "invite_only":
+                    raise FatalError("invite-only mode, and this case carries no invitation")
+                mail = _build(config, renderer, case, kind, url, expires, message_id, now)
+            except (TemplateError, FatalError) as exc:
+                failures.append({"id": case["id"], "reason": f"could not build the email: {exc}"})
+                continue
+            if invitation:
+                invitations.append(invitation)
+            message_ids.append({"b_id": case["id"], "message_id": message_id})
+            outbox.append(dict(case_id=case["id"], kind=kind, message_id=message_id,
+                               recipient=mail.recipient, message=mail.data, state="pending",
+                               attempts=0, next_attempt_at=now, last_error="", created_at=now))
+        if invitations:
+            conn.execute(insert(t.invitations), invitations)
+        if outbox:
+            conn.execute(insert(t.outbox), outbox)
+            conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == bindparam("b_id"))
+                         .values(message_id=bindparam("message_id")), message_ids)
+        store.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
+                              actor="send", now=now)
+    report.failed += len(failures)
 
 
-class _Skip(RelayError):
-    pass
+def _build(config: Config, renderer: Renderer, case: dict[str, Any], kind: str,
+           url: str | None, expires: str | None, message_id: str, now: datetime
+           ) -> OutgoingMail:
+    person = json.loads(case["person_json"] or "{}")
+    event = json.loads(case["event_json"] or "{}")
+    context = build_context(
+        config, display_name=person.get("full_name") or "", job_title=case["job_title"],
+        last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
+        stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
+        language=case["language"])
+    rendered = renderer.render(kind, case["language"], context)
+    return build_mail(config, to_addr=case["email"],
+                      to_name=context["candidate"]["display_name"], subject=rendered.subject,
+                      text=rendered.text, html=rendered.html, message_id=message_id, date=now)
 
 
 def send_due(store: Store, config: Config, connectors: dict[str, Connector],
@@ -234,20 +274,8 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
         if key is None:
             with store.begin() as conn:
                 key = tokens.signing_key(config, conn)
-        for case in _recheck(connectors, due, store, report):
-            try:
-                prepare(store, config, renderer, case, now, key)
-            except _Skip as exc:
-                with store.begin() as conn:
-                    store.transition(conn, case["id"], CaseState.SKIPPED, actor="send",
-                                     reason=str(exc), now=now)
-            except (TemplateError, FatalError) as exc:
-                # The message names a template or a field, never the candidate's data.
-                with store.begin() as conn:
-                    store.transition(conn, case["id"], CaseState.FAILED, actor="send",
-                                     reason=f"could not build the email: {exc}", now=now,
-                                     allowed_from=[CaseState.SCHEDULED])
-                report.failed += 1
+        prepare_batch(store, config, renderer, _recheck(connectors, due, store, report), now,
+                      key, report)
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
         annotate_sent(store, connectors, [c["id"] for c in due])
     deliver_outbox(store, transport, now=now, report=report, progress=progress)

@@ -73,15 +73,20 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def mint(conn: Connection, key: bytes, case_id: int, purpose: str, ttl: timedelta,
-         now: datetime | None = None) -> str:
+def new_token(key: bytes, case_id: int, purpose: str, ttl: timedelta,
+              now: datetime) -> tuple[str, dict]:
+    """A fresh token and the invitations row that makes it valid (insert it to activate)."""
     assert purpose in PURPOSES
-    now = now or utcnow()
     token_id = secrets.token_urlsafe(24)
     token = f"{token_id}.{_sign(key, purpose, token_id)}"
-    conn.execute(insert(t.invitations).values(
-        case_id=case_id, purpose=purpose, token_hash=token_hash(token), created_at=now,
-        expires_at=now + ttl))
+    return token, dict(case_id=case_id, purpose=purpose, token_hash=token_hash(token),
+                       created_at=now, expires_at=now + ttl)
+
+
+def mint(conn: Connection, key: bytes, case_id: int, purpose: str, ttl: timedelta,
+         now: datetime | None = None) -> str:
+    token, row = new_token(key, case_id, purpose, ttl, now or utcnow())
+    conn.execute(insert(t.invitations).values(row))
     return token
 
 

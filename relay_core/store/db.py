@@ -21,7 +21,17 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -119,6 +129,71 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     # --- cases -----------------------------------------------------------------------------
+    @staticmethod
+    def case_values(event: RejectionEvent, *, email: str | None, language: str,
+                    now: datetime) -> dict[str, Any]:
+        person = event.person
+        return dict(
+            source=event.source, application_id=event.application_id, ats=event.ats,
+            candidate_id=event.candidate_id, state=CaseState.DETECTED.value, reason="",
+            category=event.category.value, language=language, invite=True,
+            email=email, person_key=person_key(email) if email else None,
+            person_json=json.dumps({"first_name": person.first_name,
+                                    "last_name": person.last_name,
+                                    "full_name": person.full_name}, ensure_ascii=False),
+            event_json=event.model_dump_json(), job_title=event.job_title,
+            rejected_at=event.rejected_at, detected_at=now, late=False, updated_at=now)
+
+    def insert_cases(self, conn: Connection, rows: list[dict[str, Any]], *, actor: str,
+                     now: datetime) -> dict[str, int]:
+        """Insert detected cases in one statement; returns {application id: case id} for the
+        new ones (an application already known is left alone)."""
+        if not rows:
+            return {}
+        dialect_insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[conn.dialect.name]
+        c = t.relay_cases.c
+        created = dict(conn.execute(
+            dialect_insert(t.relay_cases).values(rows)
+            .on_conflict_do_nothing(index_elements=["source", "application_id"])
+            .returning(c.application_id, c.id)).all())
+        self.audit_many(conn, [dict(case_id=case_id, actor=actor, action="detected", reason="",
+                                    from_state=None, to_state=CaseState.DETECTED.value, at=now)
+                               for case_id in created.values()])
+        return created
+
+    @staticmethod
+    def audit_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(t.audit_log), rows)
+
+    def transition_many(self, conn: Connection, changes: list[dict[str, Any]], to: CaseState,
+                        *, from_state: CaseState, actor: str, now: datetime) -> set[int]:
+        """Move many cases from one state to another, each with its own reason and values
+        (`changes` = [{"id":…, "reason":…, other columns…}], the same keys in every item).
+        Returns the ids that moved; a case another process moved first is left out."""
+        assert to in TRANSITIONS[from_state]
+        if not changes:
+            return set()
+        ids = [ch["id"] for ch in changes]
+        c = t.relay_cases.c
+        moved: set[int] = set()
+        for i in range(0, len(ids), 500):
+            moved.update(conn.scalars(
+                update(t.relay_cases)
+                .where(c.id.in_(ids[i:i + 500]), c.state == from_state.value)
+                .values(state=to.value, updated_at=now).returning(c.id)))
+        columns = [k for k in changes[0] if k != "id"]
+        per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
+                    for ch in changes if ch["id"] in moved]
+        if columns and per_case:
+            conn.execute(update(t.relay_cases).where(c.id == bindparam("b_id"))
+                         .values({k: bindparam(k) for k in columns}), per_case)
+        self.audit_many(conn, [dict(case_id=ch["id"], actor=actor, action="state",
+                                    reason=ch.get("reason", ""), from_state=from_state.value,
+                                    to_state=to.value, at=now)
+                               for ch in changes if ch["id"] in moved])
+        return moved
+
     def insert_case(self, conn: Connection, event: RejectionEvent, *, email: str | None,
                     language: str, now: datetime, actor: str) -> int | None:
         """Insert a detected case; None if (source, application id) is already known."""
@@ -220,6 +295,30 @@ class Store:
             return {state: n for state, n in rows}
 
     # --- suppressions ----------------------------------------------------------------------
+    def suppressed_keys(self, conn: Connection, keys: Iterable[str]) -> set[str]:
+        keys = list(set(keys))
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            found.update(conn.scalars(select(t.suppressions.c.address_hash).where(
+                t.suppressions.c.address_hash.in_(keys[i:i + 500]))))
+        return found
+
+    def mailed_keys(self, conn: Connection, keys: Iterable[str], since: datetime,
+                    exclude: Iterable[int]) -> set[str]:
+        """Of these people, those already mailed since `since`, or about to be."""
+        keys, exclude = list(set(keys)), list(exclude)
+        c = t.relay_cases.c
+        busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            q = select(c.person_key).where(
+                c.person_key.in_(keys[i:i + 500]),
+                c.state.in_(busy) | ((c.state == CaseState.SENT.value) & (c.sent_at >= since)))
+            if exclude:
+                q = q.where(c.id.not_in(exclude))
+            found.update(conn.scalars(q))
+        return found
+
     def is_suppressed(self, conn: Connection, key: str) -> bool:
         return conn.execute(select(t.suppressions.c.address_hash).where(
             t.suppressions.c.address_hash == key)).first() is not None
