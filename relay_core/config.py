@@ -135,6 +135,7 @@ class Smtp(Section):
     timeout_seconds: float = 30
     retries: int = Field(3, ge=0, le=10)
     messages_per_second: float = Field(0, ge=0)  # 0 = no client-side limit
+    connections: int = Field(4, ge=1, le=16)     # parallel SMTP connections for a batch
     ca_file: str = ""   # a private CA bundle, e.g. for a relay with an internal certificate
 
     _secret = field_validator("password", mode="before")(secret_field)

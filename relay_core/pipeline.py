@@ -13,9 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -27,8 +24,9 @@ from .eligibility import Decision, assess, language_for
 from .errors import AuthError, ConfigError, FatalError, RelayError, RetriableError, TemplateError
 from .handoff.deliver import deliver_handoffs
 from .mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
-from .mail.transports import PermanentMailError, Transport
+from .mail.transports import Transport
 from .models import CaseState, RejectionEvent
+from .outbox import deliver_outbox, recover_interrupted
 from .rendering import Renderer, build_context
 from .scheduling import BusinessCalendar
 from .store import Store, utcnow
@@ -280,87 +278,6 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
         annotate_sent(store, connectors, [c["id"] for c in due])
     deliver_outbox(store, transport, now=now, report=report, progress=progress)
     report.late = count_late(store, now)
-
-
-def recover_interrupted(store: Store, transport: Transport, now: datetime) -> int:
-    """Outbox rows left `sending` by a crashed run. A file transport is idempotent and simply
-    resends; for SMTP we cannot know whether the server accepted the message, and a duplicate
-    is worse than a question, so the case fails with a reason that says how to check."""
-    with store.begin() as conn:
-        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.message_id)
-                            .where(t.outbox.c.state == "sending")).all()
-        for row in rows:
-            if transport.idempotent:
-                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id)
-                             .values(state="pending"))
-                continue
-            conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
-                state="failed", last_error="interrupted during delivery"))
-            if row.case_id is not None:
-                store.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
-                                 allowed_from=[CaseState.SENDING],
-                                 reason=f"interrupted while handing {row.message_id} to the "
-                                        "mail server; look it up in the server log before "
-                                        "resending")
-    return len(rows)
-
-
-def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
-                   report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
-    with store.engine.connect() as conn:
-        pending = conn.execute(
-            select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.kind, t.outbox.c.message,
-                   t.outbox.c.attempts, t.outbox.c.recipient, t.outbox.c.message_id)
-            .where(t.outbox.c.state == "pending", t.outbox.c.next_attempt_at <= now)
-            .order_by(t.outbox.c.id)).all()
-    if not pending:
-        return
-    with transport:
-        for row in pending:
-            with store.begin() as conn:
-                claimed = conn.execute(update(t.outbox).where(
-                    t.outbox.c.id == row.id, t.outbox.c.state == "pending")
-                    .values(state="sending", attempts=row.attempts + 1)).rowcount == 1
-            if not claimed:
-                continue
-            mail = OutgoingMail(row.message_id, _envelope_from(row.message), row.recipient,
-                                row.message)
-            try:
-                transport.send(mail)
-            except RetriableError as exc:
-                with store.begin() as conn:
-                    conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
-                        state="pending", next_attempt_at=now + RETRY_AFTER,
-                        last_error=str(exc)[:500]))
-                report.retry_later += 1
-                continue
-            except PermanentMailError as exc:
-                with store.begin() as conn:
-                    conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
-                        state="failed", last_error=str(exc)[:500], message=None))
-                    if exc.suppress_address and row.recipient:
-                        store.suppress(conn, person_key(row.recipient), f"SMTP {exc.code}")
-                    if row.case_id is not None and row.kind in ("rejection", "invite_only"):
-                        store.transition(conn, row.case_id, CaseState.FAILED, actor="send",
-                                         reason=f"the mail server refused it: {exc}", now=now,
-                                         allowed_from=[CaseState.SENDING])
-                report.failed += 1
-                continue
-            with store.begin() as conn:
-                # The bytes are personal data and no longer needed once delivered.
-                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
-                    state="sent", sent_at=utcnow(), message=None, last_error=""))
-                if row.case_id is not None and row.kind in ("rejection", "invite_only"):
-                    store.transition(conn, row.case_id, CaseState.SENT, actor="send", now=now,
-                                     allowed_from=[CaseState.SENDING], sent_at=now)
-                    report.sent += 1
-            if progress:
-                progress(1)
-
-
-def _envelope_from(data: bytes) -> str:
-    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
-    return parseaddr(headers.get("From", ""))[1]
 
 
 def annotate_sent(store: Store, connectors: dict[str, Connector], case_ids: list[int]) -> None:

@@ -54,6 +54,11 @@ class Transport:
     """`open()` before a batch, `send()` each message, `close()` after; or use `with`."""
 
     idempotent = False   # True when sending the same message twice cannot duplicate it
+    connections = 1      # how many of these may send in parallel (see clone())
+
+    def clone(self) -> Transport:
+        """A fresh transport with the same settings, for another sending thread."""
+        return self
 
     def open(self) -> None:
         pass
@@ -136,6 +141,13 @@ class SmtpTransport(Transport):
         self.wait = wait or DEFAULT_WAIT     # tests pass tenacity.wait_none()
         self._smtp: smtplib.SMTP | None = None
         self._last_send = 0.0
+        self.connections = settings.connections
+
+    def clone(self) -> SmtpTransport:
+        # Each connection gets its share of the configured rate, so together they keep it.
+        share = self.settings.messages_per_second / self.settings.connections
+        return SmtpTransport(self.settings.model_copy(update={"messages_per_second": share}),
+                             wait=self.wait)
 
     def open(self) -> None:
         if self._smtp is None:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from tenacity import wait_none
 
@@ -28,6 +27,7 @@ from relay_core.mail import (
     make_message_id,
     make_transport,
 )
+from tests.smtp import EphemeralController
 
 SUBJECT = "選考結果のご連絡（株式会社サンプル）"
 
@@ -62,14 +62,6 @@ class Recorder:
             return self.replies.pop(0)
         self.messages.append(envelope.content)
         return "250 2.0.0 queued"
-
-
-class EphemeralController(Controller):
-    """Binds port 0 and learns the real port before aiosmtpd pokes the server."""
-
-    def _trigger_server(self) -> None:
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
 
 
 @contextmanager

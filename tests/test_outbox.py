@@ -1,0 +1,124 @@
+"""Outbox delivery over real SMTP: parallel connections, retries, refusals, interruptions."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, update
+from tenacity import wait_none
+
+from relay_core.config import Smtp
+from relay_core.mail.transports import SmtpTransport
+from relay_core.outbox import deliver_outbox, recover_interrupted
+from relay_core.pipeline import CycleReport, ingest, prepare_batch
+from relay_core.rendering import Renderer
+from relay_core.store import tables as t
+from tests.fakes import event
+from tests.smtp import EphemeralController
+
+NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)
+
+
+class Recorder:
+    def __init__(self):
+        self.messages, self.sessions = [], set()
+        self.refuse: set[str] = set()
+        self.defer_first = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.defer_first > 0:
+            self.defer_first -= 1
+            return "451 4.3.0 try again later"
+        self.sessions.add(id(session))
+        self.messages.append((envelope.rcpt_tos[0], envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    handler = Recorder()
+    controller = EphemeralController(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+def queue(store, config, n, **kw):
+    events = [event(str(i), email=f"p{i}@example.com") for i in range(n)]
+    ingest(store, config, events, now=NOW, actor="test")
+    report = CycleReport()
+    prepare_batch(store, config, Renderer(config), store.due_cases(NOW, limit=1000), NOW,
+                  b"k" * 32, report)
+    return report
+
+
+def transport(server, connections=4, retries=0):
+    return SmtpTransport(Smtp(host="127.0.0.1", port=server.port, security="none",
+                              connections=connections, retries=retries), wait=wait_none())
+
+
+def test_parallel_connections_deliver_each_message_once(make_config, store, smtp_server):
+    config = make_config()
+    queue(store, config, 40)
+    report = CycleReport()
+    deliver_outbox(store, transport(smtp_server, connections=4), now=NOW, report=report)
+    assert report.sent == 40
+    assert sorted(to for to, _ in smtp_server.messages) == sorted(
+        f"p{i}@example.com" for i in range(40))
+    assert 1 < len(smtp_server.sessions) <= 4          # reused connections, in parallel
+    assert store.counts_by_state() == {"sent": 40}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(t.outbox.c.message).where(
+            t.outbox.c.message.is_not(None))).first() is None   # bytes dropped once sent
+
+
+def test_deferred_message_waits_and_refused_address_is_suppressed(make_config, store,
+                                                                   smtp_server):
+    config = make_config()
+    queue(store, config, 3)
+    smtp_server.refuse = {"p1@example.com"}
+    smtp_server.defer_first = 1
+    report = CycleReport()
+    deliver_outbox(store, transport(smtp_server, connections=1), now=NOW, report=report)
+    assert (report.sent, report.retry_later, report.failed) == (1, 1, 1)
+    assert store.case_by_key("fake", "1")["state"] == "failed"
+    # The deferred one goes out on a later cycle, once its retry time has come.
+    later = CycleReport()
+    deliver_outbox(store, transport(smtp_server), now=NOW.replace(hour=3), report=later)
+    assert later.sent == 1
+    # The refused address is never scheduled again.
+    again = ingest(store, config, [event("9", email="p1@example.com")], now=NOW, actor="t")
+    assert "suppressed" in next(iter(again.skip_reasons))
+
+
+def test_server_down_keeps_everything_queued(make_config, store):
+    config = make_config()
+    queue(store, config, 3)
+    report = CycleReport()
+    dead = SmtpTransport(Smtp(host="127.0.0.1", port=1, security="none", retries=0),
+                         wait=wait_none())
+    deliver_outbox(store, dead, now=NOW, report=report)
+    assert report.sent == 0 and report.retry_later == 3
+    assert store.counts_by_state() == {"sending": 3}
+    with store.engine.connect() as conn:
+        assert set(conn.scalars(select(t.outbox.c.state))) == {"pending"}
+
+
+def test_interrupted_smtp_delivery_fails_instead_of_risking_a_duplicate(make_config, store,
+                                                                       smtp_server):
+    config = make_config()
+    queue(store, config, 2)
+    with store.begin() as conn:   # as if the process died after claiming
+        conn.execute(update(t.outbox).values(state="sending"))
+    assert recover_interrupted(store, transport(smtp_server), NOW) == 2
+    report = CycleReport()
+    deliver_outbox(store, transport(smtp_server), now=NOW, report=report)
+    assert report.sent == 0 and smtp_server.messages == []
+    case = store.case_by_key("fake", "0")
+    assert case["state"] == "failed" and "server log" in case["reason"]
