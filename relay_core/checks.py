@@ -76,6 +76,24 @@ def _check_relay(config: Config) -> list[CheckResult]:
             config.relay.signing_key.resolve()
         except ConfigError as exc:
             results.append(CheckResult("relay signing key", False, str(exc)))
+    results += _check_agencies(config)
+    return results
+
+
+def _check_agencies(config: Config) -> list[CheckResult]:
+    from .handoff.gate import channel_problems
+
+    results = []
+    for i, agency in enumerate(config.agencies):
+        problems = channel_problems(agency)
+        if agency.secret is not None:
+            try:
+                agency.secret.resolve()
+            except ConfigError as exc:
+                problems.append(str(exc))
+        what = f"agency {agency.id} ({agency.channel})"
+        results += ([CheckResult(what, False, f"agencies[{i}].{p}") for p in problems]
+                    or [CheckResult(what, True, agency.legal_name)])
     return results
 
 
@@ -125,6 +143,7 @@ def _check_sources(config: Config, offline: bool) -> list[CheckResult]:
             found = connector.check()
         except RelayError as exc:
             found = [CheckResult("connection", False, str(exc))]
-        results += [CheckResult(f"source {name}: {r.what}", r.ok, r.detail) for r in found] or [
+        results += [CheckResult(f"source {name}: {r.what.removeprefix(f'{name}: ')}", r.ok,
+                                r.detail) for r in found] or [
             CheckResult(f"source {name}", True, connector.type)]
     return results

@@ -141,3 +141,31 @@ def test_locked_run_exits_75(example):
     with store.lock():
         result = runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
     assert result.exit_code == 75
+
+
+def test_check_names_an_agency_whose_channel_cannot_work(example):
+    text = example.read_text(encoding="utf-8").replace(
+        'email = "intake@agency-b.example"', 'email = "not an address"')
+    example.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["check", "--config", str(example), "--offline", "--json"])
+    assert result.exit_code == 1
+    failures = [r for r in json.loads(result.output) if not r["ok"]]
+    assert [r["what"] for r in failures] == ["agency agency-b (email)"]
+    assert "agencies[1].email" in failures[0]["detail"]
+
+
+def test_every_command_in_the_readme_exists():
+    import re
+
+    import typer.main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `career-relay ([a-z-]+(?: [a-z]+)?)", readme, re.M))
+    group = typer.main.get_command(app)
+    available = set()
+    for name, command in group.commands.items():
+        available.add(name)
+        for sub in getattr(command, "commands", {}):
+            available.add(f"{name} {sub}")
+    assert documented <= available, documented - available
+    assert available - {"secrets", "agency-events"} <= documented, "undocumented commands"
