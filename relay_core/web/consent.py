@@ -299,6 +299,13 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
     csrf = web.signer.csrf_token(session)
     if view.status in (RelayStatus.CONSENTED, RelayStatus.WITHDRAWN, RelayStatus.DECLINED):
         agencies = _chosen(web, consent, language)
+        if view.status == RelayStatus.CONSENTED:
+            # Redirect agencies receive nothing from us: the candidate registers on their form.
+            from ..handoff.deliver import redirect_links
+
+            forms = dict(redirect_links(web.store, web.config, view.case["id"]))
+            for agency in agencies:
+                agency["register_url"] = forms.get(agency["legal_name"], "")
         return _page(web, "status", language, status=status_code, status_name=view.status.value,
                      agencies=agencies, csrf=csrf,
                      consented_at=format_day(consent["consented_at"].astimezone(

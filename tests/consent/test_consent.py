@@ -270,3 +270,24 @@ def test_wrong_purpose_token_in_verify_is_a_400_class_error(invitation, store, c
         with pytest.raises(tokens.TokenWrongPurpose) as info:
             tokens.verify(conn, key, token, "withdraw")
     assert info.value.status == 400 and token not in str(info.value)
+
+
+def test_redirect_agency_is_offered_its_own_form_after_consent(make_config, store):
+    from fastapi.testclient import TestClient
+
+    from relay_core.web.app import create_app
+    from tests.consent.conftest import AGENCIES, link_in, outbox_files
+
+    redirect = {**AGENCIES[0], "channel": "redirect",
+                "register_url": "https://agency-a.example/register"}
+    config = make_config({"agencies": [redirect, AGENCIES[1]]})
+    send_invitations(config, store)
+    token = link_in(outbox_files(config)[0], f"{BASE}/r/").rsplit("/", 1)[1]
+    with TestClient(create_app(config, store, {}), base_url=BASE,
+                    follow_redirects=False) as client:
+        html = open_page(client, token).text
+        done = post(client, "/relay/consent", form(html, agency=["agency-a"]))
+        page = client.get(done.headers["location"]).text
+    assert "https://agency-a.example/register?" in page
+    assert "relay_ref=" in page and "relay_sig=" in page
+    assert "We send nothing" in page or "情報をお送りしません" in page
