@@ -43,6 +43,7 @@ from relay_core.secrets import SecretRef
 
 from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
 from .http import HttpConnector, LinkHeaderPaginator, RateLimit
+from .values import clean_text, iso_utc, parse_time
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
@@ -62,7 +63,6 @@ REASON_KEY_BY_WEBHOOK_TYPE_NAME = {
 }
 CATEGORY_BY_STATUS = {"hired": Category.HIRED}   # "rejected" → by reason; anything else → other
 EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -130,9 +130,6 @@ class Greenhouse(HttpConnector):
     def receives_webhooks(self) -> bool:
         return self.settings.mode in ("webhook", "both")
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
     # --- auth ---------------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
         with self._token_lock:
@@ -177,15 +174,15 @@ class Greenhouse(HttpConnector):
     # --- polling ------------------------------------------------------------------------------
     def poll(self, cursor: str | None) -> Iterator[Page]:
         started = self.now()
-        since = _parse_time(cursor) if cursor else None
+        since = parse_time(cursor) if cursor else None
         if since is None:   # first run: never fetch (or blast) the whole history
             since = started - timedelta(days=self.config.eligibility.max_age_days)
         since -= timedelta(minutes=self.settings.overlap_minutes)
-        params = {"status": "rejected", "updated_at": f"gte|{_iso(since)}", "per_page": PER_PAGE}
+        params = {"status": "rejected", "updated_at": f"gte|{iso_utc(since)}", "per_page": PER_PAGE}
         for response in self.paginate("/v3/applications", params, LinkHeaderPaginator()):
             yield self._page([a for a in self.json(response, list) if isinstance(a, dict)])
         # Only once every page is stored may the next poll start later (crash-safe).
-        yield Page(events=[], cursor=_iso(started))
+        yield Page(events=[], cursor=iso_utc(started))
 
     def _page(self, apps: list[dict[str, Any]]) -> Page:
         if not apps:
@@ -228,14 +225,14 @@ class Greenhouse(HttpConnector):
                reason_id: Any, reason: Mapping[str, Any], rejected_at: Any, job_title: Any,
                stage: Any, private: bool, agency: bool, raw: dict[str, Any]) -> RejectionEvent:
         category, no_invitation = categorize(app.get("status"), reason.get("key"))
-        when = _parse_time(rejected_at)
+        when = parse_time(rejected_at)
         if when is None:
             raise RecordError(where, "rejected_at is missing or not a timestamp")
         return RejectionEvent(
             ats=self.type, source=self.name, application_id=str(app["id"]),
             candidate_id=str(candidate.get("id") or app.get("candidate_id") or ""),
-            person=person_from(candidate), job_title=_clean(job_title), stage=_clean(stage),
-            reason_id=str(reason_id or ""), reason_text=_clean(reason.get("name")),
+            person=person_from(candidate), job_title=clean_text(job_title), stage=clean_text(stage),
+            reason_id=str(reason_id or ""), reason_text=clean_text(reason.get("name")),
             category=category, rejected_at=when,
             flags=Flags(prospect=bool(app.get("prospect")), private=private,
                         can_email=candidate.get("can_email") is not False,
@@ -449,20 +446,16 @@ def categorize(status: Any, reason_key: Any) -> tuple[Category, bool]:
 
 
 def person_from(candidate: Mapping[str, Any]) -> Person:
-    first = _clean(candidate.get("preferred_name") or candidate.get("first_name"))
-    last = _clean(candidate.get("last_name"))
+    first = clean_text(candidate.get("preferred_name") or candidate.get("first_name"))
+    last = clean_text(candidate.get("last_name"))
     eastern = bool(_CJK.search(first + last))
     full = " ".join(p for p in ((last, first) if eastern else (first, last)) if p)
     entries = [e for e in candidate.get("email_addresses") or [] if isinstance(e, dict)]
     entries.sort(key=lambda e: EMAIL_ORDER.get(str(e.get("type")), 3))
-    emails = [v for v in (_clean(e.get("value")) for e in entries) if v]
+    emails = [v for v in (clean_text(e.get("value")) for e in entries) if v]
     return Person(first_name=first, last_name=last, full_name=full, emails=emails,
                   timezone=_timezone(candidate.get("time_zone")))
 
-
-def _clean(value: Any) -> str:
-    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
-    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
 
 
 def _timezone(value: Any) -> str | None:
@@ -480,18 +473,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _token_lifetime(body: Mapping[str, Any]) -> float:
@@ -502,7 +485,7 @@ def _token_lifetime(body: Mapping[str, Any]) -> float:
         value = body.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    expires_at = _parse_time(body.get("expires_at"))
+    expires_at = parse_time(body.get("expires_at"))
     if expires_at is not None:
         return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
     return 3600.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from relay_core.secrets import SecretRef
 
 from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
 from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .values import clean_text, parse_time
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
 
@@ -43,7 +44,6 @@ STEP_LABELS = {"entry": "エントリー", "casualInterview": "カジュアル�
                "resumeScreening": "書類選考", "firstInterview": "一次面接",
                "secondInterview": "二次面接", "thirdInterview": "三次面接",
                "finalInterview": "最終面接", "offered": "内定", "offerAccepted": "内定承諾"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 class HerpSettings(ConnectorSettings):
@@ -73,9 +73,6 @@ class Herp(HttpConnector):
         self._auth: str | None = None
         self._requisitions: dict[str, str] = {}
         self._requisitions_at: float | None = None
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
     def auth_headers(self) -> dict[str, str]:
         if self._auth is None:
@@ -122,16 +119,17 @@ class Herp(HttpConnector):
             raise RecordError("herp candidacy", "a record without an id")
         where = f"herp candidacy {record['id']}"
         category = categorize(record.get("status"), record.get("terminationReason"))
-        when = _parse_time(record.get("terminatedAt") or record.get("stepUpdatedAt"))
+        when = parse_time(record.get("terminatedAt") or record.get("stepUpdatedAt"), JST)
         if when is None:
             raise RecordError(where, "terminatedAt is missing or not a timestamp")
         channel = record.get("channel") if isinstance(record.get("channel"), dict) else {}
-        email = _clean(record.get("email"))
+        email = clean_text(record.get("email"))
         return RejectionEvent(
             ats=self.type, source=self.name, application_id=str(record["id"]),
-            person=Person(full_name=_clean(record.get("name")), emails=[email] if email else []),
+            person=Person(full_name=clean_text(record.get("name")),
+                          emails=[email] if email else []),
             job_title=self._requisition_name(str(record.get("requisitionId") or "")),
-            stage=STEP_LABELS.get(str(record.get("step")), _clean(record.get("step"))),
+            stage=STEP_LABELS.get(str(record.get("step")), clean_text(record.get("step"))),
             reason_id=str(record.get("terminationReason") or ""), category=category,
             rejected_at=when,
             # エージェント経由: the agency tells its candidate [S6][S13].
@@ -155,7 +153,7 @@ class Herp(HttpConnector):
                     rows = body.get("requisitions") if isinstance(body, dict) else body
                     for row in rows if isinstance(rows, list) else []:
                         if isinstance(row, dict) and row.get("id"):
-                            self._requisitions[str(row["id"])] = _clean(row.get("name"))
+                            self._requisitions[str(row["id"])] = clean_text(row.get("name"))
             except FatalError:
                 pass   # a job title is cosmetic; the rejection still counts
         return self._requisitions.get(requisition_id, "")
@@ -202,19 +200,7 @@ def categorize(status: Any, termination_reason: Any) -> Category:
     return CATEGORY_BY_TERMINATION_REASON.get(str(termination_reason), Category.OTHER)
 
 
-def _clean(value: Any) -> str:
-    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
-    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
 
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=JST)
 
 
 def _parse_date(value: str) -> date | None:

@@ -380,6 +380,10 @@ class HttpConnector(Connector):
     def base_url(self) -> str:
         return str(getattr(self.settings, "base_url", "")).rstrip("/")
 
+    def now(self) -> datetime:
+        """The wall clock; tests replace it."""
+        return datetime.now(UTC)
+
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate one attempt (e.g. a bearer token, fetched lazily)."""
         return {}

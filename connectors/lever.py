@@ -35,6 +35,7 @@ from relay_core.secrets import SecretRef
 
 from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
 from .http import HttpConnector, OffsetTokenPaginator, RateLimit
+from .values import clean_text, iso_utc, parse_time
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
@@ -47,7 +48,6 @@ EXPAND = ["applications", "contact", "stage"]
 CATEGORY_BY_REASON_TYPE = {"non-hired": Category.WE_REJECTED, "hired": Category.HIRED}
 DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew",
                               "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 class LeverSettings(ConnectorSettings):
@@ -110,9 +110,6 @@ class Lever(HttpConnector):
     def receives_webhooks(self) -> bool:
         return self.mode in ("webhook", "both")
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
     def auth_headers(self) -> dict[str, str]:
         if self._auth is None:   # the key is the user name, the password blank [§1]
             key = self.settings.api_key.resolve().get_secret_value()
@@ -132,7 +129,7 @@ class Lever(HttpConnector):
     # --- polling ------------------------------------------------------------------------------
     def poll(self, cursor: str | None) -> Iterator[Page]:
         started = self.now()
-        since = _parse_iso(cursor) if cursor else None
+        since = parse_time(cursor) if cursor else None
         if since is None:   # first run: never fetch (or blast) the whole history
             since = started - timedelta(days=self.config.eligibility.max_age_days)
         since -= timedelta(minutes=self.settings.overlap_minutes)
@@ -140,7 +137,7 @@ class Lever(HttpConnector):
                   "confidentiality": self.settings.confidentiality, "limit": LIMIT}
         for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
             yield self._page([o for o in self._data(response) if isinstance(o, dict)])
-        yield Page(events=[], cursor=_iso(started))   # only after every page is stored
+        yield Page(events=[], cursor=iso_utc(started))   # only after every page is stored
 
     def _page(self, opportunities: list[dict[str, Any]]) -> Page:
         page = Page(events=[], cursor=None)
@@ -169,8 +166,8 @@ class Lever(HttpConnector):
             return None
         contact = opp.get("contact")
         contact = contact if isinstance(contact, dict) else {"id": contact}
-        emails = [e for e in (_clean(x) for x in opp.get("emails") or contact.get("emails") or []
-                              if isinstance(x, str)) if e]
+        listed = opp.get("emails") or contact.get("emails") or []
+        emails = [e for e in (clean_text(x) for x in listed if isinstance(x, str)) if e]
         apps = [a for a in opp.get("applications") or [] if isinstance(a, dict)]
         posting = str(apps[0].get("posting") or "") if apps else ""
         stage = opp.get("stage")
@@ -178,11 +175,11 @@ class Lever(HttpConnector):
         return RejectionEvent(
             ats=self.type, source=self.name, application_id=str(opp["id"]),
             candidate_id=str(contact.get("id") or ""),
-            person=Person(full_name=_clean(opp.get("name") or contact.get("name")),
+            person=Person(full_name=clean_text(opp.get("name") or contact.get("name")),
                           emails=list(dict.fromkeys(emails))),
             job_title=self._posting_title(posting), reason_id=reason_id,
-            stage=_clean(stage.get("text") if isinstance(stage, dict) else ""),
-            reason_text=_clean(reason.get("text")), category=category, rejected_at=when,
+            stage=clean_text(stage.get("text") if isinstance(stage, dict) else ""),
+            reason_text=clean_text(reason.get("text")), category=category, rejected_at=when,
             flags=Flags(anonymized=bool(opp.get("isAnonymized") or contact.get("isAnonymized")),
                         can_email=protection.get("allowed") is not False,
                         private=(opp.get("confidentiality") == "confidential"
@@ -217,7 +214,7 @@ class Lever(HttpConnector):
         if posting_id and posting_id not in self._postings and self._stale("postings"):
             listed = self._listing("postings", "/v1/postings", {
                 "limit": LIMIT, "confidentiality": self.settings.confidentiality})
-            self._postings = {str(p.get("id")): _clean(p.get("text")) for p in listed}
+            self._postings = {str(p.get("id")): clean_text(p.get("text")) for p in listed}
         return self._postings.get(posting_id, "")
 
     def _data(self, response: Any) -> list[Any]:
@@ -369,10 +366,6 @@ def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str 
     return category
 
 
-def _clean(value: Any) -> str:
-    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
-    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
-
 
 def _from_ms(value: Any) -> datetime | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
@@ -384,13 +377,5 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-def _parse_iso(value: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from relay_core.secrets import SecretRef
 
 from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
 from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .values import clean_text, iso_utc, parse_time
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -48,7 +49,6 @@ CATEGORY_BY_STATUS = {
 AGENCY_CHANNELS = {"agent", "agentCompany"}   # エージェント (個別担当 / 会社) [S30]
 STAGE_LABELS = {"contact": "コンタクト", "resume": "書類選考", "interview": "面接",
                 "reference": "リファレンスチェック"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 class TalentioSettings(ConnectorSettings):
@@ -80,9 +80,6 @@ class Talentio(HttpConnector):
                                        remaining_header="X-Remaining", reset_header="X-Reset")
         self._auth: str | None = None
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
     def auth_headers(self) -> dict[str, str]:
         if self._auth is None:
             self._auth = f"Bearer {self.settings.api_token.resolve().get_secret_value()}"
@@ -99,7 +96,7 @@ class Talentio(HttpConnector):
         """`status=fail` candidates who applied within `applied_within_days` (the API has no
         updated-since filter [S28][S32]); only those finalized since the cursor become events."""
         started = self.now()
-        since = _parse_time(cursor) if cursor else None
+        since = parse_time(cursor, JST) if cursor else None
         if since is None:   # first run: never fetch (or blast) the whole history
             since = started - timedelta(days=self.config.eligibility.max_age_days)
         since -= timedelta(days=self.settings.overlap_days)
@@ -118,7 +115,7 @@ class Talentio(HttpConnector):
                 if event.rejected_at >= since:
                     page.events.append(event)
             yield page
-        yield Page(events=[], cursor=_iso(started))
+        yield Page(events=[], cursor=iso_utc(started))
 
     def _event(self, record: Any) -> RejectionEvent:
         if not isinstance(record, dict) or record.get("id") in (None, ""):
@@ -126,23 +123,23 @@ class Talentio(HttpConnector):
         where = f"talentio candidate {record['id']}"
         stage = finalized_fail(record)
         category = categorize(record.get("status"), stage is not None)
-        when = _parse_time((stage or {}).get("fixedAt") or record.get("fixedAt"))
+        when = parse_time((stage or {}).get("fixedAt") or record.get("fixedAt"), JST)
         if when is None:
             raise RecordError(where, "neither the failed stage nor the candidate has a fixedAt")
         requisition = record.get("requisition") if isinstance(record.get("requisition"),
                                                               dict) else {}
-        email = _clean(record.get("email"))
-        last, first = _clean(record.get("lastName")), _clean(record.get("firstName"))
+        email = clean_text(record.get("email"))
+        last, first = clean_text(record.get("lastName")), clean_text(record.get("firstName"))
         label = ""
         if stage is not None:
-            label = STAGE_LABELS.get(str(stage.get("type")), _clean(stage.get("type")))
+            label = STAGE_LABELS.get(str(stage.get("type")), clean_text(stage.get("type")))
             label += f" ({stage['step']})" if stage.get("step") else ""
         return RejectionEvent(
             ats=self.type, source=self.name, application_id=str(record["id"]),
             person=Person(first_name=first, last_name=last,
                           full_name=" ".join(p for p in (last, first) if p),
                           emails=[email] if email else []),
-            job_title=_clean(requisition.get("name")), stage=label,
+            job_title=clean_text(requisition.get("name")), stage=label,
             reason_id=str(record.get("status") or ""), category=category, rejected_at=when,
             flags=Flags(agency_sourced=record.get("channelType") in AGENCY_CHANNELS),
             raw={k: record.get(k) for k in ("id", "status", "fixedAt", "registeredAt",
@@ -195,20 +192,6 @@ def categorize(status: Any, finalized: bool) -> Category:
     return category
 
 
-def _clean(value: Any) -> str:
-    """Control characters (CR/LF included) become one space: ATS text is data, never layout."""
-    return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=JST)
 
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
