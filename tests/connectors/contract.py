@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -93,6 +94,17 @@ class ScriptedAdapter(BaseAdapter):
     def api_requests(self) -> list[requests.PreparedRequest]:
         """The requests the script answered (not the routed ones such as tokens)."""
         return [r for r in self.requests if not any(m(r) for m, _ in self.routes)]
+
+
+def pinned(connector: HttpConnector, now: datetime) -> ManualClock:
+    """Freeze a connector in time for a cassette test: wall clock `now`, waits recorded and
+    instant, tiny retry back-off."""
+    clock = ManualClock()
+    connector.sleep, connector.clock = clock.sleep, clock
+    connector.limiter._wall = now.timestamp
+    connector.retry_policy = TINY_RETRIES
+    connector.now = lambda: now
+    return clock
 
 
 def attach(connector: HttpConnector) -> tuple[ScriptedAdapter, ManualClock]:

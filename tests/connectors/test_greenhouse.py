@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from contract import HttpConnectorContract, ManualClock, Reply, attach
+from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
 
 from connectors.base import ApplicationStatus
 from connectors.greenhouse import Greenhouse, categorize, person_from
-from connectors.http import RetryPolicy
 from relay_core.eligibility import assess
 from relay_core.errors import AuthError, ConfigError, RetriableError
 from relay_core.models import Category
@@ -63,16 +62,6 @@ def vcr_config():
             "before_record_response": scrub}
 
 
-@pytest.fixture(scope="module")
-def vcr_cassette_dir():
-    return str(CASSETTES)
-
-
-@pytest.fixture
-def vcr_cassette_name(request):
-    """`@pytest.mark.vcr("name.yaml")` names the cassette (several tests share one)."""
-    marker = request.node.get_closest_marker("vcr")
-    return marker.args[0] if marker and marker.args else f"{request.node.name}.yaml"
 
 
 @pytest.fixture
@@ -81,11 +70,7 @@ def build(make_config):
         config = make_config({"sources": [{"name": "gh", "type": "greenhouse",
                                            **SETTINGS, **overrides}]})
         connector = Greenhouse(config.sources[0], config, 0)
-        clock = ManualClock()
-        connector.sleep, connector.clock = clock.sleep, clock
-        connector.retry_policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.001)
-        connector.now = lambda: NOW
-        return connector, clock
+        return connector, pinned(connector, NOW)
 
     return make
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from contract import HttpConnectorContract, ManualClock, Reply, attach
+from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
 
 from connectors.base import ApplicationStatus
 from connectors.herp import Herp, categorize
-from connectors.http import RateLimiter, RetryPolicy
+from connectors.http import RateLimiter
 from relay_core.eligibility import assess
 from relay_core.errors import RetriableError
 from relay_core.models import Category
@@ -34,20 +34,7 @@ def _secrets_in_env(monkeypatch):
     monkeypatch.setenv("HERP_TEST_KEY", API_KEY)
 
 
-@pytest.fixture(scope="module")
-def vcr_config():
-    return {"record_mode": "none", "filter_headers": [("authorization", "<filtered>")]}
 
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir():
-    return str(CASSETTES)
-
-
-@pytest.fixture
-def vcr_cassette_name(request):
-    marker = request.node.get_closest_marker("vcr")
-    return marker.args[0] if marker and marker.args else f"{request.node.name}.yaml"
 
 
 @pytest.fixture
@@ -56,12 +43,7 @@ def build(make_config):
         config = make_config({"sources": [{"name": "herp", "type": "herp",
                                            **SETTINGS, **overrides}]})
         connector = Herp(config.sources[0], config, 0)
-        clock = ManualClock()
-        connector.sleep, connector.clock = clock.sleep, clock
-        connector.limiter._wall = NOW.timestamp
-        connector.retry_policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.001)
-        connector.now = lambda: NOW
-        return connector, clock
+        return connector, pinned(connector, NOW)
 
     return make
 

@@ -26,22 +26,7 @@ URL = "/webhooks/lever/lever"
 OPP = "250d8f03-738a-4bba-a671-8a3d73470001"
 
 
-@pytest.fixture(scope="module")
-def vcr_config():
-    # The TestClient's own requests go to http://testserver in-process: vcr leaves them alone.
-    return {"record_mode": "none", "filter_headers": [("authorization", "<filtered>")],
-            "ignore_hosts": ["testserver"]}
 
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir():
-    return str(CASSETTES)
-
-
-@pytest.fixture
-def vcr_cassette_name(request):
-    marker = request.node.get_closest_marker("vcr")
-    return marker.args[0] if marker and marker.args else f"{request.node.name}.yaml"
 
 
 @pytest.fixture

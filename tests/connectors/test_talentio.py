@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from contract import HttpConnectorContract, ManualClock, Reply, attach
+from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
 
 from connectors.base import ApplicationStatus
-from connectors.http import RetryPolicy
 from connectors.talentio import Talentio, categorize
 from relay_core.eligibility import assess
 from relay_core.errors import RetriableError
@@ -33,20 +32,7 @@ def _secrets_in_env(monkeypatch):
     monkeypatch.setenv("TALENTIO_TEST_TOKEN", TOKEN)
 
 
-@pytest.fixture(scope="module")
-def vcr_config():
-    return {"record_mode": "none", "filter_headers": [("authorization", "<filtered>")]}
 
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir():
-    return str(CASSETTES)
-
-
-@pytest.fixture
-def vcr_cassette_name(request):
-    marker = request.node.get_closest_marker("vcr")
-    return marker.args[0] if marker and marker.args else f"{request.node.name}.yaml"
 
 
 @pytest.fixture
@@ -55,11 +41,7 @@ def build(make_config):
         config = make_config({"sources": [{"name": "talentio", "type": "talentio",
                                            **SETTINGS, **overrides}]})
         connector = Talentio(config.sources[0], config, 0)
-        clock = ManualClock()
-        connector.sleep, connector.clock = clock.sleep, clock
-        connector.retry_policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.001)
-        connector.now = lambda: NOW
-        return connector, clock
+        return connector, pinned(connector, NOW)
 
     return make
 
