@@ -159,6 +159,45 @@ def preview(config: ConfigOpt = DEFAULT_CONFIG,
     console.print(rendered.html if html else rendered.text, highlight=False, markup=False)
 
 
+CaseIds = Annotated[list[int] | None, typer.Option("--case", help="A case id (repeatable).")]
+
+
+@app.command()
+def approve(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
+            all_held: Annotated[bool, typer.Option("--all", help="Every held case.")] = False,
+            ) -> None:
+    """Release held cases (schedule.hold_for_approval) to be sent at their time."""
+    from .approval import approve as approve_cases
+
+    if not case and not all_held:
+        raise _fail("name cases with --case ID, or pass --all", EXIT_CONFIG)
+    rt = _runtime(config)
+    approved = approve_cases(rt.store, None if all_held else case, actor="cli:approve")
+    console.print(f"approved {len(approved)} case(s)" + (
+        f": {', '.join(map(str, approved))}" if approved else ""))
+    if case and len(approved) < len(set(case)):
+        err.print("some cases were not held (see `career-relay status`)")
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@app.command()
+def cancel(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
+           reason: Annotated[str, typer.Option(help="Recorded in the audit log.")] =
+           "cancelled by HR") -> None:
+    """Stop the email of held or scheduled cases."""
+    from .approval import cancel as cancel_cases
+
+    if not case:
+        raise _fail("name cases with --case ID", EXIT_CONFIG)
+    rt = _runtime(config)
+    cancelled = cancel_cases(rt.store, case, actor="cli:cancel", reason=reason)
+    console.print(f"cancelled {len(cancelled)} case(s)")
+    if len(cancelled) < len(set(case)):
+        err.print("some cases were already sent, cancelled or skipped (see `career-relay "
+                  "status`)")
+        raise typer.Exit(EXIT_FAILURES)
+
+
 @app.command()
 def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Webhooks, the consent page and the same cycle as `run` every few minutes."""

@@ -124,7 +124,9 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
                           "late": plan.late, "invite": decision.invite})
     store.transition_many(conn, skips, CaseState.SKIPPED, from_state=CaseState.DETECTED,
                           actor=actor, now=now)
-    store.transition_many(conn, schedules, CaseState.SCHEDULED, from_state=CaseState.DETECTED,
+    # With hold_for_approval the case waits, fully planned, until `career-relay approve`.
+    waiting = CaseState.HELD if config.schedule.hold_for_approval else CaseState.SCHEDULED
+    store.transition_many(conn, schedules, waiting, from_state=CaseState.DETECTED,
                           actor=actor, now=now)
     report.skipped += len(skips)
     report.scheduled += len(schedules)

@@ -169,3 +169,22 @@ def test_every_command_in_the_readme_exists():
             available.add(f"{name} {sub}")
     assert documented <= available, documented - available
     assert available - {"secrets", "agency-events"} <= documented, "undocumented commands"
+
+
+def test_approve_and_cancel_from_the_command_line(example):
+    text = example.read_text(encoding="utf-8").replace(
+        "[schedule]\n", "[schedule]\nhold_for_approval = true\n")
+    example.write_text(text, encoding="utf-8")
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    assert outbox(example) == []
+    status = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                            "--json"]).output)
+    assert status["by_state"]["held"] == 4
+    assert runner.invoke(app, ["approve", "--config", str(example)]).exit_code == 2
+    result = runner.invoke(app, ["cancel", "--config", str(example), "--case", "1"])
+    assert result.exit_code == 0 and "cancelled 1" in result.output
+    result = runner.invoke(app, ["approve", "--config", str(example), "--all"])
+    assert result.exit_code == 0 and "approved 3" in result.output
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    assert len(outbox(example)) == 3
+    assert runner.invoke(app, ["cancel", "--config", str(example), "--case", "2"]).exit_code == 1

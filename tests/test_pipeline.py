@@ -160,3 +160,24 @@ def test_same_message_id_for_the_same_case(config, store, tmp_path):
     from relay_core.mail.message import make_message_id
 
     assert first == make_message_id("fake:1", "rejection", "example.co.jp")
+
+
+def test_held_cases_wait_for_approval_and_can_be_cancelled(make_config, store):
+    from relay_core.approval import approve, cancel
+
+    config = make_config({"schedule": {"hold_for_approval": True}})
+    connector = FakeConnector(events=[event("1"), event("2", email="b@example.com"),
+                                      event("3", email="c@example.com")])
+    assert cycle(config, store, connector).sent == 0
+    assert store.counts_by_state() == {"held": 3}
+    held = [store.case_by_key("fake", a)["id"] for a in "123"]
+    assert cancel(store, [held[2]], "cli:cancel", "cancelled by HR") == [held[2]]
+    assert approve(store, [held[0]], "cli:approve") == [held[0]]
+    assert cycle(config, store, connector).sent == 1
+    assert approve(store, None, "cli:approve") == [held[1]]
+    assert cycle(config, store, connector).sent == 1
+    assert store.counts_by_state() == {"sent": 2, "cancelled": 1}
+    # Neither can touch a case that already went out.
+    assert approve(store, [held[0]], "t") == [] and cancel(store, [held[0]], "t", "x") == []
+    assert [r["actor"] for r in store.audit_trail(held[0]) if r["to_state"] == "scheduled"] == [
+        "cli:approve"]
