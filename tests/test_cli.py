@@ -173,7 +173,7 @@ def test_every_command_in_the_readme_exists():
 
 def test_approve_and_cancel_from_the_command_line(example):
     text = example.read_text(encoding="utf-8").replace(
-        "[schedule]\n", "[schedule]\nhold_for_approval = true\n")
+        "hold_for_approval = false", "hold_for_approval = true")
     example.write_text(text, encoding="utf-8")
     runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
     assert outbox(example) == []
