@@ -36,6 +36,7 @@ class Page:
 class ApplicationStatus(str, enum.Enum):
     REJECTED = "rejected"
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
+    ACTIVE_ELSEWHERE = "active_elsewhere"  # still in process for another job: cancel too
     UNKNOWN = "unknown"                # could not be asked: send as scheduled
 
 

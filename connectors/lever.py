@@ -303,7 +303,7 @@ class Lever(HttpConnector):
                 for active in self._data(response):
                     contact = active.get("contact") if isinstance(active, dict) else None
                     for opp_id in contacts.get(str(contact), []):
-                        states[opp_id] = ApplicationStatus.NOT_REJECTED
+                        states[opp_id] = ApplicationStatus.ACTIVE_ELSEWHERE
         return states
 
     def annotate(self, application_id: str, text: str) -> bool:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from connectors.base import ApplicationStatus
+
 from .config import Config
 from .consent import tokens
 from .consent.records import expire_invitations
@@ -165,11 +167,15 @@ def poll_source(store: Store, config: Config, connector: Connector, *, now: date
 
 
 # --- sending ---------------------------------------------------------------------------------
+CANCEL_REASONS = {
+    ApplicationStatus.NOT_REJECTED: "the ATS no longer shows this application as rejected",
+    ApplicationStatus.ACTIVE_ELSEWHERE: "the candidate is still in process for another position",
+}
+
+
 def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], store: Store,
              report: CycleReport) -> list[dict[str, Any]]:
     """Ask each ATS once for all its due cases; cancel what is no longer rejected."""
-    from connectors.base import ApplicationStatus
-
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for case in cases:
         by_source[case["source"]].append(case)
@@ -186,13 +192,14 @@ def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], stor
             report.errors.append(f"{source}: re-check before sending failed, sending postponed "
                                  f"({exc})")
             continue
-        gone = [c["application_id"] for c in group
-                if states.get(c["application_id"]) == ApplicationStatus.NOT_REJECTED]
-        if gone:
-            report.cancelled += cancel_pending(
-                store, source, gone, "the ATS no longer shows this application as rejected",
-                actor=f"recheck:{source}")
-        keep.extend(c for c in group if c["application_id"] not in set(gone))
+        gone: set[str] = set()
+        for status, reason in CANCEL_REASONS.items():
+            ids = [c["application_id"] for c in group
+                   if states.get(c["application_id"]) == status]
+            gone.update(ids)
+            report.cancelled += cancel_pending(store, source, ids, reason,
+                                               actor=f"recheck:{source}")
+        keep.extend(c for c in group if c["application_id"] not in gone)
     return keep
 
 

@@ -181,3 +181,10 @@ def test_held_cases_wait_for_approval_and_can_be_cancelled(make_config, store):
     assert approve(store, [held[0]], "t") == [] and cancel(store, [held[0]], "t", "x") == []
     assert [r["actor"] for r in store.audit_trail(held[0]) if r["to_state"] == "scheduled"] == [
         "cli:approve"]
+
+
+def test_still_in_process_elsewhere_is_cancelled_with_its_own_reason(config, store):
+    connector = FakeConnector(events=[event("1")],
+                              statuses={"1": ApplicationStatus.ACTIVE_ELSEWHERE})
+    assert cycle(config, store, connector).cancelled == 1
+    assert "another position" in store.case_by_key("fake", "1")["reason"]

@@ -157,7 +157,7 @@ def test_recheck(build, vcr_cassette):
         oid(1): ApplicationStatus.REJECTED,
         oid(2): ApplicationStatus.NOT_REJECTED,     # unarchived: back in process
         oid(3): ApplicationStatus.NOT_REJECTED,     # deleted
-        oid(6): ApplicationStatus.NOT_REJECTED,     # still active for another job
+        oid(6): ApplicationStatus.ACTIVE_ELSEWHERE,  # still active for another job
     }
     assert vcr_cassette.all_played
 
