@@ -207,7 +207,7 @@ def _svg_funnel(total: dict[str, int]) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}" '
              'aria-label="Relay funnel">']
-    span = width - label_w - 70
+    span = width - label_w - 100   # room on the right for "2 (100%)"
     for i, stage in enumerate(STAGES):
         n = total[stage]
         w = max(2, round(span * n / top)) if n else 0
