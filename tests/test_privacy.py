@@ -1,0 +1,45 @@
+"""Personal data never reaches logs, exception text or repr (STYLE.md rule 9)."""
+
+import logging
+import shutil
+from pathlib import Path
+
+from connectors import build_connectors
+from relay_core.config import load_config
+from relay_core.mail.transports import FileTransport
+from relay_core.pipeline import run_cycle
+from relay_core.store import open_store
+from tests.fakes import event
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW_TEXT = "2025-06-23T11:00:00+09:00"
+# What the shipped export holds about its people (examples/hrmos_export.tsv).
+PERSONAL = ["example.com", "example.jp", "Emily", "Carter", "山田", "佐藤", "鈴木"]
+
+
+def test_a_whole_run_logs_no_personal_data(tmp_path, store_url, caplog):
+    from datetime import datetime
+
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8").replace(
+        'url = "sqlite:///examples/career-relay.db"', f'url = "{store_url}"')
+    (tmp_path / "c.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "c.toml")
+    caplog.set_level(logging.DEBUG)
+    report = run_cycle(config, open_store(config.store_url), build_connectors(config),
+                       transport=FileTransport(config.path(config.mail.outbox_dir)),
+                       now=datetime.fromisoformat(NOW_TEXT))
+    assert report.sent == 4
+    texts = [r.getMessage() for r in caplog.records] + [str(p) for s in report.sources.values()
+                                                         for p in s.problems]
+    texts += [reason for s in report.sources.values() for reason in s.skip_reasons]
+    leaked = [(t, word) for t in texts for word in PERSONAL if word in t]
+    assert not leaked, leaked
+    assert any("wrote <relay." in t for t in texts)   # the log names messages by Message-ID
+
+
+def test_repr_of_events_and_people_hides_them():
+    e = event("1", email="secret.person@example.com")
+    for text in (repr(e), str(e), repr(e.person), str(e.person)):
+        assert "secret.person" not in text and "山田" not in text
