@@ -212,6 +212,8 @@ class Agency(Section):
     licence_number: str = ""
     deletion_contact: str = ""
     purpose: str = ""
+    protection_regime: str = ""     # outside Japan: the country's data-protection regime
+    protection_measures: str = ""   # outside Japan: the measures this agency takes
     channel: Literal["webhook", "email", "redirect"] = "redirect"
     url: str = ""
     email: str = ""
@@ -228,6 +230,10 @@ class Agency(Section):
         required = ["legal_name", "address", "representative", "country", "deletion_contact"]
         if self.country.upper() == "JP":
             required.append("licence_number")
+        elif self.country.strip():
+            # APPI Art. 28(2): before consenting to a transfer abroad, the candidate is told
+            # the country's protection regime and the measures the recipient takes.
+            required += ["protection_regime", "protection_measures"]
         return [k for k in required if not getattr(self, k).strip()]
 
 

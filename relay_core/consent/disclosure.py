@@ -155,6 +155,8 @@ def disclosure_context(config: Config, language: str) -> dict[str, Any]:
             "data_items": items,
             "deletion_contact": agency.deletion_contact,
             "licence_number": agency.licence_number,
+            "protection_regime": agency.protection_regime,
+            "protection_measures": agency.protection_measures,
         }
         _require_filled(entry, agency.id)
         agencies.append(entry)

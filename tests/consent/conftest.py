@@ -26,6 +26,8 @@ AGENCIES = [
     {"id": "agency-b", "legal_name": "Global Talent Partners Pte. Ltd.",
      "address": "1 Example Street, Singapore", "representative": "Jane Doe, CEO",
      "country": "SG", "deletion_contact": "privacy@agency-b.example",
+     "protection_regime": "Personal Data Protection Act 2012 (PDPA), supervised by the PDPC",
+     "protection_measures": "Contractual commitment to APPI-equivalent safeguards; ISO 27001",
      "fields": ["name", "email", "phone"]},
 ]
 

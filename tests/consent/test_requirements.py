@@ -69,3 +69,15 @@ def test_consent_text_states_everything_required(config, lang):
     for word in words:
         assert word in html, word
     assert "desired_role" not in html        # human words, not configuration keys
+
+
+def test_an_agency_abroad_needs_its_country_regime_and_measures(make_config):
+    bare = {k: v for k, v in AGENCIES[1].items()
+            if k not in ("protection_regime", "protection_measures")}
+    config = make_config({"agencies": [AGENCIES[0], bare]})
+    problems = relay_problems(config)
+    assert any("protection_regime" in p and "protection_measures" in p for p in problems)
+    html = PageRenderer(config).consent_text("en").html
+    assert AGENCIES[1]["legal_name"] not in html          # not offered to candidates at all
+    complete = PageRenderer(make_config({"agencies": AGENCIES})).consent_text("ja").html
+    assert "PDPA" in complete and "ISO 27001" in complete
