@@ -335,5 +335,20 @@ def export_incident(
         raise _fail("--format must be table, csv or json", EXIT_CONFIG)
 
 
+@app.command("record-incident")
+def record_incident(
+        case: Annotated[int, typer.Option("--case", help="The case concerned.")],
+        note: Annotated[str, typer.Option(help="What happened, without personal data "
+                                          "(e.g. \"misdirected: sent to a former address\").")],
+        config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Log an incident (a misdirected email, say) so export-incident reports it."""
+    from .retention import record_incident as record
+
+    rt = _runtime(config)
+    if not record(rt.store, case, note, actor="cli:record-incident"):
+        raise _fail(f"no case {case}; pick an id from `career-relay status`", EXIT_FAILURES)
+    console.print(f"incident recorded for case {case}")
+
+
 if __name__ == "__main__":
     app()

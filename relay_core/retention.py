@@ -115,6 +115,17 @@ class Disclosure:
     items: list[str] = field(default_factory=list)
 
 
+def record_incident(store: Store, case_id: int, note: str, actor: str) -> bool:
+    """Log an incident against a case (a misdirected email, say) in the append-only audit log,
+    so export-incident lists it. False when there is no such case."""
+    with store.begin() as conn:
+        if conn.execute(select(t.relay_cases.c.id).where(
+                t.relay_cases.c.id == case_id)).first() is None:
+            return False
+        store.audit(conn, case_id, actor, "incident", reason=note.strip()[:1000])
+    return True
+
+
 def export_incident(store: Store, config: Config, since: datetime,
                     until: datetime) -> list[Disclosure]:
     names = {a.id: a.legal_name for a in config.agencies}
@@ -147,6 +158,16 @@ def export_incident(store: Store, config: Config, since: datetime,
                                   f"{r.source}/{r.application_id}", "candidate",
                                   r.recipient or "(address purged)",
                                   EMAIL_ITEMS.get(r.kind, ["name", "email"])))
+        incidents = conn.execute(
+            select(t.audit_log.c.at, t.audit_log.c.reason, t.relay_cases.c.source,
+                   t.relay_cases.c.application_id, t.relay_cases.c.email)
+            .join(t.relay_cases, t.relay_cases.c.id == t.audit_log.c.case_id)
+            .where(t.audit_log.c.action == "incident", t.audit_log.c.at >= since,
+                   t.audit_log.c.at < until))
+        for r in incidents:
+            out.append(Disclosure(r.at.isoformat(), f"incident: {r.reason}",
+                                  f"{r.source}/{r.application_id}", "candidate",
+                                  r.email or "(address purged)", ["name", "email", "job_title"]))
     out.sort(key=lambda d: (d.at, d.what))
     return out
 

@@ -188,3 +188,22 @@ def test_approve_and_cancel_from_the_command_line(example):
     runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
     assert len(outbox(example)) == 3
     assert runner.invoke(app, ["cancel", "--config", str(example), "--case", "2"]).exit_code == 1
+
+
+def test_a_recorded_incident_appears_in_the_incident_export(example):
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    result = runner.invoke(app, ["record-incident", "--config", str(example), "--case", "1",
+                                 "--note", "misdirected: sent to a former address"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["record-incident", "--config", str(example), "--case", "999",
+                               "--note", "x"]).exit_code == 1
+    from datetime import date, timedelta
+
+    today = date.today()
+    export = runner.invoke(app, ["export-incident", "--config", str(example), "--since",
+                                 str(today - timedelta(days=1)), "--until",
+                                 str(today + timedelta(days=2)),
+                                 "-f", "json"])
+    rows = json.loads(export.output)["rows"]
+    assert [r["what"] for r in rows if r["what"].startswith("incident")] == [
+        "incident: misdirected: sent to a former address"]
