@@ -349,5 +349,8 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
         send_due(store, config, connectors, renderer, transport, now=now, report=report,
                  progress=progress)
         expire_invitations(store, now)
-        deliver_handoffs(store, config, transport, now=now, report=report)
+        try:
+            deliver_handoffs(store, config, transport, now=now, report=report)
+        finally:
+            transport.close()   # the email channel may have reopened the SMTP connection
     return report
