@@ -196,40 +196,11 @@ class Store:
 
     def insert_case(self, conn: Connection, event: RejectionEvent, *, email: str | None,
                     language: str, now: datetime, actor: str) -> int | None:
-        """Insert a detected case; None if (source, application id) is already known."""
-        person = event.person
-        values = dict(
-            source=event.source, application_id=event.application_id, ats=event.ats,
-            candidate_id=event.candidate_id, state=CaseState.DETECTED.value, reason="",
-            category=event.category.value, language=language, invite=True,
-            email=email, person_key=person_key(email) if email else None,
-            person_json=json.dumps({"first_name": person.first_name,
-                                    "last_name": person.last_name,
-                                    "full_name": person.full_name}, ensure_ascii=False),
-            event_json=event.model_dump_json(), job_title=event.job_title,
-            rejected_at=event.rejected_at, detected_at=now, late=False, updated_at=now)
-        # ON CONFLICT DO NOTHING rather than a savepoint per row: the same application seen
-        # again (a re-import, a webhook racing a poll) is the common case, not an error.
-        dialect_insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[conn.dialect.name]
-        case_id = conn.execute(
-            dialect_insert(t.relay_cases).values(**values)
-            .on_conflict_do_nothing(index_elements=["source", "application_id"])
-            .returning(t.relay_cases.c.id)).scalar_one_or_none()
-        if case_id is None:
-            return None
-        self.audit(conn, case_id, actor, "detected", to_state=CaseState.DETECTED.value, at=now)
-        return case_id
-
-    def known_application_ids(self, source: str, application_ids: Iterable[str]) -> set[str]:
-        ids = list(application_ids)
-        found: set[str] = set()
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                found.update(conn.scalars(select(t.relay_cases.c.application_id).where(
-                    t.relay_cases.c.source == source,
-                    t.relay_cases.c.application_id.in_(chunk))))
-        return found
+        """Insert one detected case; None if (source, application id) is already known."""
+        created = self.insert_cases(
+            conn, [self.case_values(event, email=email, language=language, now=now)],
+            actor=actor, now=now)
+        return created.get(event.application_id)
 
     def transition(self, conn: Connection, case_id: int, to: CaseState, *, actor: str,
                    reason: str = "", allowed_from: Iterable[CaseState] | None = None,
@@ -276,17 +247,6 @@ class Store:
                        t.relay_cases.c.send_at <= now, t.relay_cases.c.id > after_id)
                 .order_by(t.relay_cases.c.id).limit(limit))
             return [dict(r._mapping) for r in rows]
-
-    def recently_mailed(self, conn: Connection, key: str, since: datetime,
-                        exclude_case: int) -> bool:
-        """Is this person already mailed, or about to be, since `since`?"""
-        busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
-        q = select(func.count()).select_from(t.relay_cases).where(
-            t.relay_cases.c.person_key == key, t.relay_cases.c.id != exclude_case,
-            (t.relay_cases.c.state.in_(busy))
-            | ((t.relay_cases.c.state == CaseState.SENT.value)
-               & (t.relay_cases.c.sent_at >= since)))
-        return conn.execute(q).scalar_one() > 0
 
     def counts_by_state(self) -> dict[str, int]:
         with self.engine.connect() as conn:

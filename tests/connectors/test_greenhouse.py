@@ -62,8 +62,6 @@ def vcr_config():
             "before_record_response": scrub}
 
 
-
-
 @pytest.fixture
 def build(make_config):
     def make(**overrides) -> tuple[Greenhouse, ManualClock]:

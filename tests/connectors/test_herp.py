@@ -34,9 +34,6 @@ def _secrets_in_env(monkeypatch):
     monkeypatch.setenv("HERP_TEST_KEY", API_KEY)
 
 
-
-
-
 @pytest.fixture
 def build(make_config):
     def make(**overrides) -> tuple[Herp, ManualClock]:

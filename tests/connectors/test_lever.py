@@ -40,9 +40,6 @@ def _secrets_in_env(monkeypatch):
     monkeypatch.setenv("LEVER_TEST_TOKEN", SIGNATURE_TOKEN)
 
 
-
-
-
 @pytest.fixture
 def build(make_config):
     def make(**overrides) -> tuple[Lever, ManualClock]:

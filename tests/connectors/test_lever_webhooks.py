@@ -26,9 +26,6 @@ URL = "/webhooks/lever/lever"
 OPP = "250d8f03-738a-4bba-a671-8a3d73470001"
 
 
-
-
-
 @pytest.fixture
 def setup(make_config, store, monkeypatch):
     monkeypatch.setenv("LEVER_TEST_KEY", "test-lever-api-key")

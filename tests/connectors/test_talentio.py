@@ -32,9 +32,6 @@ def _secrets_in_env(monkeypatch):
     monkeypatch.setenv("TALENTIO_TEST_TOKEN", TOKEN)
 
 
-
-
-
 @pytest.fixture
 def build(make_config):
     def make(**overrides) -> tuple[Talentio, ManualClock]:
