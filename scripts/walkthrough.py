@@ -47,8 +47,8 @@ def free_port() -> int:
 def write_setup(work: Path, port: int) -> Path:
     yesterday = (datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(days=1)).date()
     day = f"{yesterday.year}年{yesterday.month}月{yesterday.day}日"
-    rows = [["応募ID", "選考ポジション名", "氏名", "メールアドレス", "言語", "応募経路", "選考ステータス",
-             "1次ステップ", "辞退日", "不合格・重複終了日"],
+    rows = [["応募ID", "選考ポジション名", "氏名", "メールアドレス", "言語", "応募経路",
+             "選考ステータス", "1次ステップ", "辞退日", "不合格・重複終了日"],
             ["2001", "法人営業", "山田 花子", "hanako.yamada@example.com", "ja", "自社サイト",
              "不合格", "1次面接", "", day],
             ["2002", "Backend Engineer", "Emily Carter", "emily.carter@example.com", "en",
