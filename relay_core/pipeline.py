@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -203,10 +203,10 @@ def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], stor
     return keep
 
 
-def _invitation_expiry(config: Config, now: datetime, language: str) -> str:
-    day = (now + timedelta(days=config.relay.invitation_ttl_days)).astimezone(config.company.tz)
-    return f"{day.year}年{day.month}月{day.day}日" if language == "ja" else day.strftime(
-        "%-d %B %Y")
+def _invitation_expiry(config: Config, now: datetime) -> date:
+    """The day the link expires, in the company's timezone (build_context writes it out)."""
+    return (now + timedelta(days=config.relay.invitation_ttl_days)).astimezone(
+        config.company.tz).date()
 
 
 def prepare_batch(store: Store, config: Config, renderer: Renderer,
@@ -231,7 +231,7 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
                 if case["invite"]:
                     token, invitation = tokens.new_token(key, case["id"], "consent", ttl, now)
                     url = f"{config.relay.public_base_url}/r/{token}"
-                    expires = _invitation_expiry(config, now, case["language"])
+                    expires = _invitation_expiry(config, now)
                 elif kind == "invite_only":
                     raise FatalError("invite-only mode, and this case carries no invitation")
                 mail = _build(config, renderer, case, kind, url, expires, message_id, now)
@@ -256,7 +256,7 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
 
 
 def _build(config: Config, renderer: Renderer, case: dict[str, Any], kind: str,
-           url: str | None, expires: str | None, message_id: str, now: datetime
+           url: str | None, expires: date | None, message_id: str, now: datetime
            ) -> OutgoingMail:
     person = json.loads(case["person_json"] or "{}")
     event = json.loads(case["event_json"] or "{}")
