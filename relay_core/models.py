@@ -75,7 +75,6 @@ class Flags(BaseModel):
     agency_sourced: bool = False
     duplicate: bool = False
     no_invitation: bool = False  # e.g. Greenhouse SECURITY_CONCERN: courteous mail, no relay
-    ats_sends_rejection: bool = False
 
 
 class RejectionEvent(BaseModel):

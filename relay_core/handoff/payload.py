@@ -27,7 +27,6 @@ from ..config import Agency, Config
 SCHEMA_VERSION = 1
 HANDOFF_TYPE = "candidate.handoff"
 DELETION_TYPE = "candidate.deletion_request"
-EVENT_TYPES = ("registered", "placed", "placement_cancelled")
 
 # Substrings of a normalised key (lower case, letters/digits only) that are never sent.
 # Deny by substring on purpose: a false positive costs one field, a false negative is a breach.

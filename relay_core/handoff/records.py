@@ -62,15 +62,3 @@ def write_provision_record(conn: Connection, auth: Authorised, *, items: list[st
         items_json=json.dumps(sorted(items)), channel=channel, destination=destination,
         provided_at=provided_at, keep_until=keep_until(provided_at), note=note,
     )).inserted_primary_key[0]
-
-
-def records_between(conn: Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    rows = conn.execute(select(t.provision_records).where(
-        t.provision_records.c.provided_at >= since, t.provision_records.c.provided_at < until)
-        .order_by(t.provision_records.c.provided_at, t.provision_records.c.id))
-    out = []
-    for r in rows:
-        record = dict(r._mapping)
-        record["items"] = json.loads(record.pop("items_json"))
-        out.append(record)
-    return out
