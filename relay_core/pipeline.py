@@ -29,7 +29,7 @@ from .mail.message import OutgoingMail, build_mail, make_message_id, message_id_
 from .mail.transports import Transport
 from .models import CaseState, RejectionEvent
 from .outbox import deliver_outbox, recover_interrupted
-from .rendering import Renderer, build_context
+from .rendering import Renderer, build_context, template_names
 from .scheduling import BusinessCalendar
 from .store import Store, utcnow
 from .store import tables as t
@@ -215,7 +215,7 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
     """scheduled → sending for a batch: claim the cases, render each mail and put it in the
     outbox, all in one transaction. A case another process claimed first is left to it; a
     case whose mail cannot be built fails with the reason (a template or field, never data)."""
-    kind = "invite_only" if config.mail.mode == "invite_only" else "rejection"
+    kind = template_names("rejection", mode=config.mail.mode)
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
     with store.begin() as conn:

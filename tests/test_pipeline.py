@@ -188,3 +188,21 @@ def test_still_in_process_elsewhere_is_cancelled_with_its_own_reason(config, sto
                               statuses={"1": ApplicationStatus.ACTIVE_ELSEWHERE})
     assert cycle(config, store, connector).cancelled == 1
     assert "another position" in store.case_by_key("fake", "1")["reason"]
+
+
+def test_invite_only_mode_sends_the_short_mail_and_skips_cases_without_invitation(make_config,
+                                                                                  store):
+    config = make_config({"mail": {"mode": "invite_only"}})
+    connector = FakeConnector(events=[event("1"), event("2", email="b@example.com",
+                                                        no_invitation=True)])
+    assert cycle(config, store, connector).sent == 1
+    [message] = outbox_messages(config)
+    assert "/r/" in message.get_body(("plain",)).get_content()
+    assert store.case_by_key("fake", "1")["message_id"] == make_message_id_for("1", "invite_only")
+    assert "invite-only" in store.case_by_key("fake", "2")["reason"]
+
+
+def make_message_id_for(app_id, kind):
+    from relay_core.mail.message import make_message_id
+
+    return make_message_id(f"fake:{app_id}", kind, "example.co.jp")
