@@ -55,8 +55,8 @@ def config_data(folder: Path, base: str) -> dict[str, Any]:
 def prepare(folder: Path, base: str, count: int) -> list[str]:
     """`count` sent cases, each with a consent link; returns the tokens."""
     from relay_core.config import parse_config
-    from relay_core.consent import tokens
     from relay_core.models import Category, Person, RejectionEvent
+    from relay_core.records.consent import tokens
     from relay_core.store import open_store, utcnow
 
     config = parse_config(config_data(folder, base), folder)

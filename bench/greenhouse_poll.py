@@ -27,8 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.greenhouse import Greenhouse  # noqa: E402
-from connectors.http import RateLimit  # noqa: E402
+from relay_core.connectors.greenhouse import Greenhouse  # noqa: E402
+from relay_core.connectors.http import RateLimit  # noqa: E402
+
 from relay_core.config import parse_config  # noqa: E402
 
 REASONS = [{"id": 8, "name": "Lacking skills", "type": {"id": 1, "key": "WE_REJECTED_THEM",

@@ -31,7 +31,8 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.greenhouse import Greenhouse  # noqa: E402
+from relay_core.connectors.greenhouse import Greenhouse  # noqa: E402
+
 from relay_core.config import parse_config  # noqa: E402
 from relay_core.store import open_store  # noqa: E402
 from relay_core.web.app import create_app  # noqa: E402

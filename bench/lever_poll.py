@@ -30,7 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.lever import Lever  # noqa: E402
+from relay_core.connectors.lever import Lever  # noqa: E402
+
 from relay_core.config import parse_config  # noqa: E402
 from relay_core.errors import RetriableError  # noqa: E402
 

@@ -29,7 +29,18 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from relay_core.config import secret_field
+from relay_core.contract import (
+    ApplicationStatus,
+    CheckResult,
+    ConnectorSettings,
+    Page,
+    SecretRef,
+    WebhookResult,
+    clean_text,
+    iso_utc,
+    parse_time,
+    secret_field,
+)
 from relay_core.errors import (
     AuthError,
     ConfigError,
@@ -39,11 +50,8 @@ from relay_core.errors import (
     SignatureError,
 )
 from relay_core.models import Category, Flags, Person, RejectionEvent
-from relay_core.secrets import SecretRef
 
-from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
 from .http import HttpConnector, LinkHeaderPaginator, RateLimit
-from .values import clean_text, iso_utc, parse_time
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]

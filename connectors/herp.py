@@ -21,14 +21,20 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from relay_core.config import secret_field
+from relay_core.contract import (
+    ApplicationStatus,
+    CheckResult,
+    ConnectorSettings,
+    Page,
+    SecretRef,
+    clean_text,
+    parse_time,
+    secret_field,
+)
 from relay_core.errors import AuthError, FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
-from relay_core.secrets import SecretRef
 
-from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
 from .http import HttpConnector, PageNumberPaginator, RateLimit
-from .values import clean_text, parse_time
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
 

@@ -22,7 +22,7 @@ fingerprint, a small JSON object {file, size, mtime_ns, sha256}: an unchanged fi
 and a re-import is harmless because the core keys cases on (source, 応募ID). Rows are streamed
 and handed over in pages of at most 500, so a 100,000-row export is read in flat memory.
 
-Uses only the transport-free base (`connectors.base`): no HTTP. `recheck` keeps the default
+Uses only the transport-free base (`relay_core.contract.base`): no HTTP. `recheck` keeps the default
 (UNKNOWN), since a file cannot be asked again.
 
 Sources (fact sheet section 7):
@@ -48,10 +48,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from relay_core.contract import CheckResult, Connector, ConnectorSettings, Page
 from relay_core.errors import ConfigError, FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
-
-from .base import CheckResult, Connector, ConnectorSettings, Page
 
 if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig

@@ -1,6 +1,6 @@
 """The HTTP layer every API connector stands on (Greenhouse now; Lever, HERP, Talentio next).
 
-Two layers (STYLE.md rule 3): `connectors.base.Connector` is transport-free; `HttpConnector`
+Two layers (STYLE.md rule 3): `relay_core.contract.Connector` is transport-free; `HttpConnector`
 below owns everything about talking HTTP, so an API connector only builds requests and parses
 responses:
 
@@ -64,10 +64,9 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from relay_core import __version__
+from relay_core.contract import VERSION as __version__
+from relay_core.contract import Connector
 from relay_core.errors import AuthError, FatalError, RetriableError
-
-from .base import Connector
 
 if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig

@@ -28,14 +28,22 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from relay_core.config import secret_field
+from relay_core.contract import (
+    ApplicationStatus,
+    CheckResult,
+    ConnectorSettings,
+    Page,
+    SecretRef,
+    WebhookResult,
+    clean_text,
+    iso_utc,
+    parse_time,
+    secret_field,
+)
 from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
-from relay_core.secrets import SecretRef
 
-from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page, WebhookResult
 from .http import HttpConnector, OffsetTokenPaginator, RateLimit
-from .values import clean_text, iso_utc, parse_time
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)

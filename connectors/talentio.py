@@ -24,14 +24,21 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from relay_core.config import secret_field
+from relay_core.contract import (
+    ApplicationStatus,
+    CheckResult,
+    ConnectorSettings,
+    Page,
+    SecretRef,
+    clean_text,
+    iso_utc,
+    parse_time,
+    secret_field,
+)
 from relay_core.errors import AuthError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
-from relay_core.secrets import SecretRef
 
-from .base import ApplicationStatus, CheckResult, ConnectorSettings, Page
 from .http import HttpConnector, PageNumberPaginator, RateLimit
-from .values import clean_text, iso_utc, parse_time
 
 JST = ZoneInfo("Asia/Tokyo")
 

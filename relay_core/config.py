@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
-from .secrets import SecretRef
+from relay_core.errors import ConfigError
+from relay_core.secrets import SecretRef, secret_field
 
 DEFAULT_CONFIG = "career-relay.toml"
 
@@ -32,15 +32,6 @@ DEFAULT_CONFIG = "career-relay.toml"
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-
-def secret_field(value: Any, info) -> SecretRef | None:
-    if value is None or isinstance(value, SecretRef):
-        return value
-    try:
-        return SecretRef.parse(info.field_name, value)
-    except ConfigError as exc:
-        # pydantic adds the full key path (mail.smtp.password) to a ValueError.
-        raise ValueError(f"{exc.problem}. {exc.fix}") from None
 
 
 class Company(Section):

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config, load_config
-from .mail.transports import Transport, make_transport
-from .store import Store, open_store
+from relay_core.config import Config, load_config
+from relay_core.mail.transports import Transport, make_transport
+from relay_core.store import Store, open_store
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
+    from relay_core.contract.base import Connector
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Runtime:
 
 
 def load_runtime(config_path: str | Path) -> Runtime:
-    from connectors import build_connectors
+    from relay_core.contract.registry import build_connectors
 
     config = load_config(config_path)
     connectors = build_connectors(config)   # validates every source before touching the store

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import SecretStr
 
-from .errors import SecretError
+from relay_core.errors import SecretError
 
 _REF = re.compile(r"^(?:keyring:(?P<service>[^/\s]+)/(?P<name>\S+)"
                   r"|env:(?P<var>[A-Za-z_][A-Za-z0-9_]*))$")
@@ -81,3 +82,14 @@ def keyring_set(service: str, name: str, value: str) -> None:
                           "Use \"env:VARIABLE_NAME\" references in the config instead, or install "
                           "a keyring backend (e.g. the keyrings.alt package)")
     kr.set_password(service, name, value)
+
+
+def secret_field(value: Any, info) -> SecretRef | None:
+    """A pydantic `mode="before"` validator: the value becomes a SecretRef, never a secret."""
+    if value is None or isinstance(value, SecretRef):
+        return value
+    try:
+        return SecretRef.parse(info.field_name, value)
+    except SecretError as exc:
+        # pydantic adds the full key path (mail.smtp.password) to a ValueError.
+        raise ValueError(f"{exc.problem}. {exc.fix}") from None

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "relay_core.cli"]
+CLI = [sys.executable, "-m", "relay_core.commands.cli"]
 AGENCY_SECRET = "walkthrough-agency-b-secret"
 
 
@@ -156,7 +156,7 @@ def main() -> None:
               f"{len(confirmation)} confirmation email with a withdrawal link")
         body = json.dumps({"events": [{"id": "walkthrough-1", "type": "placed",
                                        "reference": reference}]}).encode()
-        from relay_core.handoff.channels import sign
+        from relay_core.records.handoff.channels import sign
 
         answer = httpx.post(f"{base}/agency/agency-b/events", content=body, headers={
             "Content-Type": "application/json",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from connectors.base import ApplicationStatus, Connector, Page
+from relay_core.contract.base import ApplicationStatus, Connector, Page
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
 

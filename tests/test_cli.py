@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from relay_core.cli import app
+from relay_core.commands.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2025-06-23T11:00:00+09:00"

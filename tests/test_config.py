@@ -59,7 +59,7 @@ def test_duplicate_source_names_refused():
 
 
 def test_unknown_source_type_names_the_choices(tmp_path):
-    from connectors import build_connectors
+    from relay_core.contract.registry import build_connectors
 
     config = parse_config({"sources": [{"name": "a", "type": "workday"}]}, tmp_path)
     with pytest.raises(ConfigError, match=r"sources\[0\]\.type.*hrmos_export"):
@@ -138,7 +138,7 @@ def commented_blocks(text: str, table: str) -> list[str]:
 def test_every_commented_source_block_in_the_example_is_valid(tmp_path):
     import tomllib
 
-    from connectors import build_connectors
+    from relay_core.contract.registry import build_connectors
 
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     blocks = commented_blocks(text, "sources")

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay_core.eligibility import assess, language_for
+from relay_core.cycle.eligibility import assess, language_for
 from relay_core.models import Category
 from tests.fakes import event
 

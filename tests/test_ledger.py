@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from relay_core.errors import ConfigError
-from relay_core.handoff.channels import sign
-from relay_core.handoff.deliver import deliver_handoffs
-from relay_core.ledger import balances, import_csv
 from relay_core.mail import FileTransport
+from relay_core.records.handoff.channels import sign
+from relay_core.records.handoff.deliver import deliver_handoffs
+from relay_core.records.ledger import balances, import_csv
 from relay_core.store import tables as t
 from relay_core.web.app import create_app
 from tests.handoff.support import SECRET, T0, agency, consented_case

@@ -6,11 +6,11 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from connectors.base import ApplicationStatus
+from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.run import cancel_pending, ingest, run_cycle
 from relay_core.errors import RetriableError
 from relay_core.mail.transports import FileTransport
 from relay_core.models import Category
-from relay_core.pipeline import cancel_pending, ingest, run_cycle
 from relay_core.store import open_store
 from tests.fakes import FakeConnector, event
 
@@ -163,7 +163,7 @@ def test_same_message_id_for_the_same_case(config, store, tmp_path):
 
 
 def test_held_cases_wait_for_approval_and_can_be_cancelled(make_config, store):
-    from relay_core.approval import approve, cancel
+    from relay_core.cycle.approval import approve, cancel
 
     config = make_config({"schedule": {"hold_for_approval": True}})
     connector = FakeConnector(events=[event("1"), event("2", email="b@example.com"),

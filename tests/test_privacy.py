@@ -4,10 +4,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from connectors import build_connectors
 from relay_core.config import load_config
+from relay_core.contract.registry import build_connectors
+from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.pipeline import run_cycle
 from relay_core.store import open_store
 from tests.fakes import event
 

@@ -9,7 +9,7 @@ import pytest
 
 from relay_core.config import Config, parse_config
 from relay_core.errors import FatalError, TemplateError
-from relay_core.rendering import (
+from relay_core.rendering.emails import (
     KINDS,
     Renderer,
     UnsafeSubjectError,

@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from relay_core.cli import app as cli
-from relay_core.handoff.channels import sign
-from relay_core.handoff.deliver import deliver_handoffs
+from relay_core.commands.cli import app as cli
+from relay_core.commands.report import build_report, to_csv, to_html, to_json
+from relay_core.cycle.run import ingest
 from relay_core.mail import FileTransport
 from relay_core.models import CaseState
-from relay_core.pipeline import ingest
-from relay_core.reporting import build_report, to_csv, to_html, to_json
+from relay_core.records.handoff.channels import sign
+from relay_core.records.handoff.deliver import deliver_handoffs
 from relay_core.web.app import create_app
 from tests.fakes import event
 from tests.handoff.support import SECRET, T0, Agency, agency, consented_case

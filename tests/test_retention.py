@@ -11,11 +11,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from relay_core.cli import app as cli
-from relay_core.handoff.deliver import deliver_handoffs
-from relay_core.handoff.records import add_years
+from relay_core.commands.cli import app as cli
 from relay_core.mail import FileTransport
-from relay_core.retention import export_incident, incident_summary, purge
+from relay_core.records.handoff.deliver import deliver_handoffs
+from relay_core.records.handoff.records import add_years
+from relay_core.records.retention import export_incident, incident_summary, purge
 from relay_core.store import tables as t
 from tests.handoff.support import SECRET, T0, agency, consented_case, withdraw
 

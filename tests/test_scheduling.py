@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from relay_core.config import Schedule
-from relay_core.scheduling import BusinessCalendar
+from relay_core.cycle.scheduling import BusinessCalendar
 
 JST = ZoneInfo("Asia/Tokyo")
 

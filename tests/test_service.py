@@ -27,7 +27,7 @@ def test_serve_answers_and_runs_the_cycle(tmp_path, store_url):
     text = text.replace("port = 8080", f"port = {port}")
     config = tmp_path / "career-relay.toml"
     config.write_text(text, encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "relay_core.cli", "serve", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "relay_core.commands.cli", "serve", "--config",
                              str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

@@ -1,13 +1,13 @@
 """Email: building a message (message.py) and handing it to an outbox or SMTP (transports.py)."""
 
-from .message import (
+from relay_core.mail.message import (
     build_message,
     check_interpreter,
     make_message_id,
     message_id_domain,
     validate_address,
 )
-from .transports import (
+from relay_core.mail.transports import (
     FileTransport,
     PermanentMailError,
     SmtpTransport,

@@ -25,8 +25,8 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parseaddr
 
-from ..config import Config
-from ..errors import ConfigError, FatalError
+from relay_core.config import Config
+from relay_core.errors import ConfigError, FatalError
 
 # CRLF line ends for SMTP; cte_type "7bit" makes set_content choose base64 or quoted-printable
 # for UTF-8 bodies, so no 8BITMIME support is needed on the way.

@@ -30,9 +30,9 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
-from ..config import Config, Smtp
-from ..errors import AuthError, ConfigError, FatalError, RetriableError
-from .message import OutgoingMail
+from relay_core.config import Config, Smtp
+from relay_core.errors import AuthError, ConfigError, FatalError, RetriableError
+from relay_core.mail.message import OutgoingMail
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import ConfigError, LockedError
-from ..models import TRANSITIONS, CaseState, RejectionEvent
-from . import tables as t
-from .tables import utcnow
+from relay_core.errors import ConfigError, LockedError
+from relay_core.models import TRANSITIONS, CaseState, RejectionEvent
+from relay_core.store import tables as t
+from relay_core.store.tables import utcnow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -17,13 +17,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import SignatureError
-from ..handoff.channels import SIGNATURE_HEADER, agency_secret, verify_signature
-from ..handoff.gate import agency_by_id
-from ..ledger import EventRefused, event_from_json, record_event
-from ..store import utcnow
-from .app import AppState, state
-from .webhooks import read_body
+from relay_core.errors import SignatureError
+from relay_core.records.handoff.channels import SIGNATURE_HEADER, agency_secret, verify_signature
+from relay_core.records.handoff.gate import agency_by_id
+from relay_core.records.ledger import EventRefused, event_from_json, record_event
+from relay_core.store import utcnow
+from relay_core.web.app import AppState, state
+from relay_core.web.webhooks import read_body
 
 router = APIRouter()
 log = logging.getLogger("career_relay.agency")

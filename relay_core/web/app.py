@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from ..config import Config
-from ..store import Store
+from relay_core.config import Config
+from relay_core.store import Store
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
+    from relay_core.contract.base import Connector
 
 
 @dataclass
@@ -28,7 +28,7 @@ def state(request: Request) -> AppState:
 
 
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
-    from . import agency, consent, webhooks
+    from relay_core.web import agency, consent, webhooks
 
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)

@@ -33,11 +33,17 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
 
-from ..config import Config
-from ..consent import tokens
-from ..consent.confirmation import queue_confirmation
-from ..consent.disclosure import LANGUAGES, PREFERENCE_FIELDS, PageRenderer, disclosure_context
-from ..consent.records import (
+from relay_core.config import Config
+from relay_core.errors import FatalError, RelayError
+from relay_core.records.consent import tokens
+from relay_core.records.consent.confirmation import queue_confirmation
+from relay_core.records.consent.disclosure import (
+    LANGUAGES,
+    PREFERENCE_FIELDS,
+    PageRenderer,
+    disclosure_context,
+)
+from relay_core.records.consent.records import (
     ConsentRefused,
     RelayStatus,
     clean_preferences,
@@ -48,12 +54,11 @@ from ..consent.records import (
     relay_status,
     withdraw,
 )
-from ..consent.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
-from ..errors import FatalError, RelayError
-from ..rendering import Renderer, format_day, shipped_templates_dir
-from ..store import Store, utcnow
-from ..store import tables as t
-from .app import state
+from relay_core.rendering.emails import Renderer, format_day, shipped_templates_dir
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+from relay_core.web.app import state
+from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
 router = APIRouter()
 log = logging.getLogger("career_relay.consent")
@@ -301,7 +306,7 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
         agencies = _chosen(web, consent, language)
         if view.status == RelayStatus.CONSENTED:
             # Redirect agencies receive nothing from us: the candidate registers on their form.
-            from ..handoff.deliver import redirect_links
+            from relay_core.records.handoff.deliver import redirect_links
 
             forms = dict(redirect_links(web.store, web.config, view.case["id"]))
             for agency in agencies:
@@ -326,7 +331,7 @@ def _chosen(web: ConsentWeb, consent: dict[str, Any] | None, language: str
             ) -> list[dict[str, Any]]:
     if not consent:
         return []
-    from ..consent.disclosure import field_label
+    from relay_core.records.consent.disclosure import field_label
 
     return [{"legal_name": a["legal_name"],
              "data_items": [field_label(f, language) for f in a["fields"]]}

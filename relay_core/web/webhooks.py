@@ -15,13 +15,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import AuthError, FatalError, RetriableError, SignatureError
-from ..pipeline import cancel_pending, ingest
-from ..store import utcnow
-from .app import AppState, state
+from relay_core.cycle.run import cancel_pending, ingest
+from relay_core.errors import AuthError, FatalError, RetriableError, SignatureError
+from relay_core.store import utcnow
+from relay_core.web.app import AppState, state
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
+    from relay_core.contract.base import Connector
 
 router = APIRouter()
 log = logging.getLogger("career_relay.webhooks")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from relay_core.consent.records import consent_for_case, relay_status
+from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.pipeline import run_cycle
+from relay_core.records.consent.records import consent_for_case, relay_status
 from relay_core.store import tables as t
 from relay_core.web.app import create_app
 from tests.consent.conftest import AGENCIES, link_in, outbox_files, rejection

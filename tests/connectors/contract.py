@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 import pytest
 import requests
+from relay_core.connectors.http import HttpConnector, RetryPolicy
 from requests.adapters import BaseAdapter
 
-from connectors.base import Page
-from connectors.http import HttpConnector, RetryPolicy
+from relay_core.contract.base import Page
 from relay_core.errors import AuthError, ConfigError, RetriableError, SignatureError
 from relay_core.models import Category, RejectionEvent
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
+from relay_core.connectors.greenhouse import Greenhouse, categorize, person_from
 
-from connectors.base import ApplicationStatus
-from connectors.greenhouse import Greenhouse, categorize, person_from
-from relay_core.eligibility import assess
+from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.eligibility import assess
 from relay_core.errors import AuthError, ConfigError, RetriableError
 from relay_core.models import Category
 

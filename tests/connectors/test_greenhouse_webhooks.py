@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from relay_core.connectors.greenhouse import Greenhouse
 
-from connectors.greenhouse import Greenhouse
 from relay_core.models import CaseState
 from relay_core.web.app import create_app
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
+from relay_core.connectors.herp import Herp, categorize
+from relay_core.connectors.http import RateLimiter
 
-from connectors.base import ApplicationStatus
-from connectors.herp import Herp, categorize
-from connectors.http import RateLimiter
-from relay_core.eligibility import assess
+from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.eligibility import assess
 from relay_core.errors import RetriableError
 from relay_core.models import Category
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from relay_core.connectors.hrmos_export import PAGE_SIZE, HrmosExport, clean, parse_when
 
-from connectors.base import Page
-from connectors.hrmos_export import PAGE_SIZE, HrmosExport, clean, parse_when
-from relay_core.eligibility import assess
+from relay_core.contract.base import Page
+from relay_core.cycle.eligibility import assess
 from relay_core.errors import ConfigError, FatalError
 from relay_core.models import Category, RejectionEvent
 
@@ -490,9 +490,9 @@ def test_status_values_cannot_be_both(connect):
 
 
 def test_registered():
-    from connectors import REGISTRY
+    from relay_core.contract.registry import connector_class
 
-    assert REGISTRY["hrmos_export"] is HrmosExport
+    assert connector_class("hrmos_export") is HrmosExport
 
 
 # --- the shipped example -------------------------------------------------------------------

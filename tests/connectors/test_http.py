@@ -8,9 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from contract import ManualClock, Reply, attach
-
-from connectors.base import ConnectorSettings, Page
-from connectors.http import (
+from relay_core.connectors.http import (
     USER_AGENT,
     CursorPaginator,
     HttpConnector,
@@ -22,6 +20,8 @@ from connectors.http import (
     RetryPolicy,
     parse_retry_after,
 )
+
+from relay_core.contract.base import ConnectorSettings, Page
 from relay_core.errors import AuthError, FatalError, RetriableError
 
 BASE = "https://api.example.test"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
+from relay_core.connectors.lever import DEFAULT_WITHDRAWAL_REASONS, Lever, categorize
 
-from connectors.base import ApplicationStatus
-from connectors.lever import DEFAULT_WITHDRAWAL_REASONS, Lever, categorize
-from relay_core.eligibility import assess
+from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.eligibility import assess
 from relay_core.errors import ConfigError, RetriableError, SignatureError
 from relay_core.models import Category
 

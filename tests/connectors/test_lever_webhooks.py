@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from relay_core.connectors.lever import Lever
 
-from connectors.lever import Lever
 from relay_core.models import CaseState
 from relay_core.web.app import create_app
 

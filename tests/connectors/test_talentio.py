@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
+from relay_core.connectors.talentio import Talentio, categorize
 
-from connectors.base import ApplicationStatus
-from connectors.talentio import Talentio, categorize
-from relay_core.eligibility import assess
+from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.eligibility import assess
 from relay_core.errors import RetriableError
 from relay_core.models import Category
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.pipeline import run_cycle
 from relay_core.store import utcnow
 from relay_core.web.app import create_app
 from tests.fakes import FakeConnector, event

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from relay_core.consent import tokens
-from relay_core.consent.disclosure import METHOD, consent_text_for_case
-from relay_core.consent.records import (
+from relay_core.cycle.run import run_cycle
+from relay_core.mail.transports import FileTransport
+from relay_core.records.consent import tokens
+from relay_core.records.consent.disclosure import METHOD, consent_text_for_case
+from relay_core.records.consent.records import (
     active_grant,
     consent_allows,
     consent_for_case,
@@ -20,8 +22,6 @@ from relay_core.consent.records import (
     pending_handoffs,
     relay_status,
 )
-from relay_core.mail.transports import FileTransport
-from relay_core.pipeline import run_cycle
 from relay_core.store import tables as t
 from relay_core.store import utcnow
 from tests.consent.conftest import (

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select, update
 
-from relay_core.consent import tokens
+from relay_core.records.consent import tokens
 from relay_core.store import tables as t
 from relay_core.store import utcnow
 from tests.consent.conftest import BASE, csrf_of, open_page, post, text_hash_of

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from relay_core.checks import _check_relay
-from relay_core.consent.disclosure import PageRenderer, field_label
-from relay_core.consent.requirements import relay_problems
+from relay_core.commands.checks import _check_relay
 from relay_core.errors import TemplateError
+from relay_core.records.consent.disclosure import PageRenderer, field_label
+from relay_core.records.consent.requirements import relay_problems
 from tests.consent.conftest import AGENCIES
 
 

@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 
 from sqlalchemy import select, update
 
-from relay_core.consent.records import (
+from relay_core.records.consent.records import (
     active_grant,
     consent_for_case,
     mark_handoff_delivered,

@@ -15,9 +15,9 @@ from typing import Any
 from markupsafe import Markup
 
 from relay_core.config import Config
-from relay_core.consent import records, tokens
-from relay_core.consent.disclosure import ConsentText
 from relay_core.models import CaseState
+from relay_core.records.consent import records, tokens
+from relay_core.records.consent.disclosure import ConsentText
 from relay_core.store import Store
 from tests.fakes import event
 

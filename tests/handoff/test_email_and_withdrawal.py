@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
-from relay_core.consent.records import ConsentRefused
-from relay_core.handoff import channels
-from relay_core.handoff.deliver import deliver_handoffs, redirect_links
 from relay_core.mail import FileTransport, make_transport
+from relay_core.records.consent.records import ConsentRefused
+from relay_core.records.handoff import channels
+from relay_core.records.handoff.deliver import deliver_handoffs, redirect_links
 from relay_core.store import tables as t
 from tests.handoff.support import SECRET, T0, agency, consented_case, withdraw
 from tests.mail.test_smtp import smtp_server

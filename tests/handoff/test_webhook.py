@@ -14,10 +14,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from relay_core.handoff import channels, deliver
-from relay_core.handoff.deliver import deliver_handoffs, handoff_status
+from relay_core.cycle.run import CycleReport
 from relay_core.mail import FileTransport
-from relay_core.pipeline import CycleReport
+from relay_core.records.handoff import channels, deliver
+from relay_core.records.handoff.deliver import deliver_handoffs, handoff_status
 from relay_core.store import tables as t
 from tests.handoff.support import SECRET, T0, Agency, agency, consented_case
 
@@ -124,7 +124,7 @@ import json, sys
 from datetime import datetime
 from pathlib import Path
 from relay_core.config import parse_config
-from relay_core.handoff.deliver import deliver_handoffs
+from relay_core.records.handoff.deliver import deliver_handoffs
 from relay_core.mail import FileTransport
 from relay_core.store import open_store
 data = json.loads(Path(sys.argv[1]).read_text())

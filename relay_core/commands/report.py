@@ -1,0 +1,272 @@
+"""`career-relay report`: the funnel and the credits, by agency, source and month.
+
+    rejected → eligible → sent → consented → handed off → registered → placed
+
+Per case (total, per source, per month of rejection in the company's timezone): rejected = every
+rejection detected, eligible = not skipped, sent = the email went out, consented = the candidate
+consented (even if withdrawn later), handed off = at least one agency received the data (or,
+redirect, the reference), registered / placed = an agency reported it (a cancelled placement no
+longer counts). Per agency the funnel starts at consented and counts that agency's handoffs,
+plus its credits and recovered cost from the ledger. Counts only: no personal data.
+
+Formats: a rich table, CSV (one row per group), JSON, and one self-contained HTML page (inline
+CSS and SVG, no external assets, no script).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from sqlalchemy import select
+
+from relay_core.config import Config
+from relay_core.models import CaseState
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+
+STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "registered", "placed")
+STAGE_LABELS = {"rejected": "rejected", "eligible": "eligible", "sent": "sent",
+                "consented": "consented", "handed_off": "handed off",
+                "registered": "registered", "placed": "placed"}
+
+
+@dataclass
+class Report:
+    generated_at: datetime
+    total: dict[str, int]
+    by_source: dict[str, dict[str, int]]
+    by_month: dict[str, dict[str, int]]
+    by_agency: dict[str, dict[str, Any]]
+    credits_by_month: list[dict[str, Any]] = field(default_factory=list)
+    ledger_rule: str = "off"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"generated_at": self.generated_at.isoformat(), "stages": list(STAGES),
+                "total": self.total, "by_source": self.by_source, "by_month": self.by_month,
+                "by_agency": self.by_agency, "credits_by_month": self.credits_by_month,
+                "ledger_rule": self.ledger_rule}
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(STAGES, 0)
+
+
+def build_report(store: Store, config: Config, now: datetime | None = None) -> Report:
+    tz = config.company.tz
+    with store.engine.connect() as conn:
+        cases = conn.execute(select(t.relay_cases.c.id, t.relay_cases.c.source,
+                                    t.relay_cases.c.state, t.relay_cases.c.rejected_at)).all()
+        consented = set(conn.execute(select(t.consents.c.case_id)).scalars())
+        chosen = conn.execute(select(t.consents.c.case_id, t.consent_agencies.c.agency_id).join(
+            t.consent_agencies, t.consent_agencies.c.consent_id == t.consents.c.id)).all()
+        handoffs = conn.execute(select(t.handoffs.c.id, t.handoffs.c.case_id,
+                                       t.handoffs.c.agency_id)
+                                .where(t.handoffs.c.state == "delivered")).all()
+        events = conn.execute(select(t.agency_events.c.handoff_id, t.agency_events.c.kind,
+                                     t.agency_events.c.occurred_at)
+                              .order_by(t.agency_events.c.id)).all()
+        credits = conn.execute(select(t.credit_entries.c.agency_id,
+                                      t.credit_entries.c.credits, t.credit_entries.c.yen,
+                                      t.credit_entries.c.occurred_at)).all()
+    registered: set[int] = set()
+    placements: dict[int, int] = defaultdict(int)
+    for e in events:
+        if e.kind == "registered":
+            registered.add(e.handoff_id)
+        elif e.kind == "placed":
+            placements[e.handoff_id] += 1
+        elif e.kind == "placement_cancelled":
+            placements[e.handoff_id] -= 1
+    placed = {h for h, n in placements.items() if n > 0}
+    case_of = {h.id: h.case_id for h in handoffs}
+    handed_cases = {h.case_id for h in handoffs}
+    registered_cases = {case_of[h] for h in registered if h in case_of}
+    placed_cases = {case_of[h] for h in placed if h in case_of}
+
+    total, by_source = _zero(), defaultdict(_zero)
+    by_month: dict[str, dict[str, int]] = defaultdict(_zero)
+    for case in cases:
+        stages = ["rejected"]
+        if case.state != CaseState.SKIPPED.value:
+            stages.append("eligible")
+        if case.state == CaseState.SENT.value:
+            stages.append("sent")
+        for stage, members in (("consented", consented), ("handed_off", handed_cases),
+                               ("registered", registered_cases), ("placed", placed_cases)):
+            if case.id in members:
+                stages.append(stage)
+        month = case.rejected_at.astimezone(tz).strftime("%Y-%m")
+        for stage in stages:
+            total[stage] += 1
+            by_source[case.source][stage] += 1
+            by_month[month][stage] += 1
+
+    names = {a.id: a.legal_name for a in config.agencies}
+    by_agency: dict[str, dict[str, Any]] = {}
+
+    def agency_row(agency_id: str) -> dict[str, Any]:
+        if agency_id not in by_agency:
+            by_agency[agency_id] = {"legal_name": names.get(agency_id, ""), "consented": 0,
+                                    "handed_off": 0, "registered": 0, "placed": 0,
+                                    "credits": 0, "yen": 0}
+        return by_agency[agency_id]
+
+    for a in config.agencies:
+        agency_row(a.id)
+    for _, agency_id in chosen:
+        agency_row(agency_id)["consented"] += 1
+    for h in handoffs:
+        row = agency_row(h.agency_id)
+        row["handed_off"] += 1
+        row["registered"] += h.id in registered
+        row["placed"] += h.id in placed
+    monthly: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"credits": 0,
+                                                                          "yen": 0})
+    for c in credits:
+        row = agency_row(c.agency_id)
+        row["credits"] += c.credits
+        row["yen"] += c.yen
+        key = (c.agency_id, c.occurred_at.astimezone(tz).strftime("%Y-%m"))
+        monthly[key]["credits"] += c.credits
+        monthly[key]["yen"] += c.yen
+    return Report(
+        generated_at=now or utcnow(), total=total, by_source=dict(sorted(by_source.items())),
+        by_month=dict(sorted(by_month.items())), by_agency=dict(sorted(by_agency.items())),
+        credits_by_month=[{"agency": a, "month": m, **v} for (a, m), v in sorted(monthly.items())],
+        ledger_rule=config.ledger.rule)
+
+
+# --- renderings ------------------------------------------------------------------------------
+def to_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), ensure_ascii=False, indent=2)
+
+
+def _rows(report: Report) -> list[dict[str, Any]]:
+    rows = [{"group": "total", "key": "all", **report.total}]
+    rows += [{"group": "source", "key": k, **v} for k, v in report.by_source.items()]
+    rows += [{"group": "month", "key": k, **v} for k, v in report.by_month.items()]
+    for agency_id, v in report.by_agency.items():
+        rows.append({"group": "agency", "key": agency_id, "rejected": "", "eligible": "",
+                     "sent": "", **{k: v[k] for k in ("consented", "handed_off", "registered",
+                                                       "placed", "credits", "yen")}})
+    return rows
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["group", "key", *STAGES, "credits", "yen"],
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in _rows(report):
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def to_tables(report: Report) -> Group:
+    funnel = Table(title="funnel (cases)")
+    funnel.add_column("group")
+    for stage in STAGES:
+        funnel.add_column(STAGE_LABELS[stage], justify="right")
+    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES))
+    for name, values in report.by_source.items():
+        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES))
+    for month, values in report.by_month.items():
+        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES))
+    agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
+    for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
+        agencies.add_column(col, justify="left" if col == "agency" else "right")
+    for agency_id, v in report.by_agency.items():
+        agencies.add_row(agency_id, str(v["consented"]), str(v["handed_off"]),
+                         str(v["registered"]), str(v["placed"]), str(v["credits"]),
+                         f"{v['yen']:,}")
+    parts: list[Any] = [funnel, agencies]
+    if report.credits_by_month:
+        monthly = Table(title="credits by agency and month")
+        for col in ("agency", "month", "credits", "yen"):
+            monthly.add_column(col, justify="left" if col in ("agency", "month") else "right")
+        for row in report.credits_by_month:
+            monthly.add_row(row["agency"], row["month"], str(row["credits"]),
+                            f"{row['yen']:,}")
+        parts.append(monthly)
+    return Group(*parts)
+
+
+def _svg_funnel(total: dict[str, int]) -> str:
+    width, bar_h, gap, label_w = 640, 34, 8, 120
+    top = max(total.values()) or 1
+    height = len(STAGES) * (bar_h + gap) + gap
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'aria-label="Relay funnel">']
+    span = width - label_w - 100   # room on the right for "2 (100%)"
+    for i, stage in enumerate(STAGES):
+        n = total[stage]
+        w = max(2, round(span * n / top)) if n else 0
+        y = gap + i * (bar_h + gap)
+        x = label_w + (span - w) / 2
+        previous = total[STAGES[i - 1]] if i else 0
+        rate = f" ({round(100 * n / previous)}%)" if i and previous else ""
+        parts.append(f'<text x="{label_w - 10}" y="{y + bar_h / 2 + 5}" text-anchor="end" '
+                     f'class="l">{html.escape(STAGE_LABELS[stage])}</text>')
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w}" height="{bar_h}" rx="4" '
+                     f'class="b{i}"/>')
+        parts.append(f'<text x="{label_w + span + 8}" y="{y + bar_h / 2 + 5}" class="n">'
+                     f'{n}{html.escape(rate)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Hiragino Sans","Noto Sans JP",sans-serif;margin:2rem;
+color:#1f2933;max-width:60rem}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}th,td{border-bottom:1px solid #d9e2ec;
+padding:.3rem .7rem;text-align:right}th:first-child,td:first-child{text-align:left}
+.l,.n{font-size:14px;fill:#1f2933}.b0{fill:#334e68}.b1{fill:#486581}.b2{fill:#627d98}
+.b3{fill:#2f8f6f}.b4{fill:#3ba37f}.b5{fill:#d9822b}.b6{fill:#c65d21}
+small{color:#52606d}
+"""
+
+
+def to_html(report: Report, company: str = "") -> str:
+    stages = [STAGE_LABELS[s] for s in STAGES]
+    source_rows = [[k, *(v[s] for s in STAGES)] for k, v in report.by_source.items()]
+    month_rows = [[k, *(v[s] for s in STAGES)] for k, v in report.by_month.items()]
+    agency_rows = [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
+                    v["placed"], v["credits"], f"{v['yen']:,}"]
+                   for k, v in report.by_agency.items()]
+    credit_rows = [[r["agency"], r["month"], r["credits"], f"{r['yen']:,}"]
+                   for r in report.credits_by_month]
+    title = "Career Relay report" + (f" — {company}" if company else "")
+    return "".join([
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">",
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p><small>generated {html.escape(report.generated_at.isoformat(timespec='minutes'))}"
+        f" · credit rule: {html.escape(report.ledger_rule)}</small></p>",
+        "<h2>Funnel</h2>", _svg_funnel(report.total),
+        "<h2>By source</h2>", _html_table(["source", *stages], source_rows),
+        "<h2>By month of rejection</h2>", _html_table(["month", *stages], month_rows),
+        "<h2>By agency</h2>",
+        _html_table(["agency", "legal name", "consented", "handed off", "registered",
+                     "placed", "credits", "yen"], agency_rows),
+        ("<h2>Credits by agency and month</h2>"
+         + _html_table(["agency", "month", "credits", "yen"], credit_rows))
+        if credit_rows else "",
+        "</body></html>\n",
+    ])

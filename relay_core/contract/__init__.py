@@ -1,0 +1,25 @@
+"""The connector contract: everything a module under `connectors/` may import from the core.
+
+A connector sees this package, `relay_core.models` (the event it produces) and
+`relay_core.errors` (what it raises), and nothing else of the core; the core, in turn, never
+imports a vendor module except through `registry`, by the name a configured source gives.
+"""
+
+from relay_core import __version__ as VERSION
+from relay_core.contract.base import (
+    ApplicationStatus,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Page,
+    WebhookResult,
+    require,
+)
+from relay_core.contract.values import clean_text, iso_utc, parse_time
+from relay_core.secrets import SecretRef, secret_field
+
+__all__ = [
+    "VERSION", "ApplicationStatus", "CheckResult", "Connector", "ConnectorSettings", "Page",
+    "SecretRef", "WebhookResult", "clean_text", "iso_utc", "parse_time", "require",
+    "secret_field",
+]

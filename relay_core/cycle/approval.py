@@ -1,0 +1,33 @@
+"""HR's hand on the queue: with `schedule.hold_for_approval`, detected cases wait as `held`
+until someone approves them; any case not yet sent can be cancelled."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from relay_core.models import CaseState
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+
+
+def approve(store: Store, case_ids: list[int] | None, actor: str) -> list[int]:
+    """held → scheduled for these cases (None: every held case). Returns the ids approved."""
+    with store.begin() as conn:
+        if case_ids is None:
+            case_ids = list(conn.scalars(select(t.relay_cases.c.id).where(
+                t.relay_cases.c.state == CaseState.HELD.value)))
+        moved = store.transition_many(conn, [{"id": i, "reason": "approved"} for i in case_ids],
+                                      CaseState.SCHEDULED, from_state=CaseState.HELD,
+                                      actor=actor, now=utcnow())
+    return sorted(moved)
+
+
+def cancel(store: Store, case_ids: list[int], actor: str, reason: str) -> list[int]:
+    """Cancel the mail of cases that are held or scheduled. Returns the ids cancelled."""
+    cancelled = []
+    with store.begin() as conn:
+        for case_id in case_ids:
+            if store.transition(conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
+                                allowed_from=[CaseState.HELD, CaseState.SCHEDULED]):
+                cancelled.append(case_id)
+    return cancelled

@@ -1,0 +1,206 @@
+"""Delivering the outbox: every rendered message waits here as exact bytes until a transport
+has taken it. Rejection mails, consent confirmations and anything else queued go this way.
+
+A row is claimed (`pending → sending`) before it is handed over and marked `sent` after, in
+small groups. If the process dies in between, `recover_interrupted` finds the row: a file
+transport simply writes it again (idempotent); for SMTP we cannot know whether the server took
+it, and a duplicate is worse than a question, so the case fails with a reason saying how to
+check. Sending runs on `transport.connections` threads (SMTP waits on the network, and the
+GIL is free meanwhile); the database is only touched from the calling thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, update
+
+from relay_core.errors import RetriableError
+from relay_core.mail.message import OutgoingMail
+from relay_core.mail.transports import PermanentMailError, Transport
+from relay_core.models import CaseState
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+from relay_core.store.db import person_key
+
+if TYPE_CHECKING:
+    from relay_core.cycle.run import CycleReport
+
+RETRY_AFTER = timedelta(minutes=15)
+MARK_EVERY = 25          # at most this many sent-but-unrecorded messages if the process dies
+CASE_KINDS = ("rejection", "invite_only")   # outbox kinds whose delivery completes a case
+
+
+@dataclass
+class Outcome:
+    row: Any
+    error: Exception | None = None
+
+
+def recover_interrupted(store: Store, transport: Transport, now: datetime) -> int:
+    with store.begin() as conn:
+        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.message_id,
+                                   t.outbox.c.kind)
+                            .where(t.outbox.c.state == "sending")).all()
+        for row in rows:
+            if transport.idempotent:
+                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id)
+                             .values(state="pending"))
+                continue
+            conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
+                state="failed", last_error="interrupted during delivery"))
+            if row.case_id is not None and row.kind in CASE_KINDS:
+                store.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
+                                 allowed_from=[CaseState.SENDING],
+                                 reason=f"interrupted while handing {row.message_id} to the "
+                                        "mail server; look it up in the server log before "
+                                        "resending")
+    return len(rows)
+
+
+def _envelope_from(data: bytes) -> str:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
+    return parseaddr(headers.get("From", ""))[1]
+
+
+def _claim(store: Store, now: datetime) -> list[Any]:
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.kind, t.outbox.c.message,
+                   t.outbox.c.recipient, t.outbox.c.message_id)
+            .where(t.outbox.c.state == "pending", t.outbox.c.next_attempt_at <= now)
+            .order_by(t.outbox.c.id)).all()
+        if not rows:
+            return []
+        claimed: set[int] = set()
+        ids = [r.id for r in rows]
+        for i in range(0, len(ids), 500):
+            claimed.update(conn.scalars(
+                update(t.outbox).where(t.outbox.c.id.in_(ids[i:i + 500]),
+                                       t.outbox.c.state == "pending")
+                .values(state="sending", attempts=t.outbox.c.attempts + 1)
+                .returning(t.outbox.c.id)))
+    return [r for r in rows if r.id in claimed]
+
+
+def _send_all(transport: Transport, rows: list[Any]) -> Iterator[Outcome]:
+    """Hand every row to the transport, on as many threads as it allows; yields outcomes as
+    they complete. An error other than retriable/permanent (bad credentials, say) stops the
+    rest, which are yielded back unsent with that error."""
+    mails = [(row, OutgoingMail(row.message_id, _envelope_from(row.message), row.recipient,
+                                row.message)) for row in rows]
+    if transport.connections <= 1 or len(mails) <= 1:
+        try:
+            for i, (row, mail) in enumerate(mails):
+                try:
+                    transport.send(mail)
+                    yield Outcome(row)
+                except (RetriableError, PermanentMailError) as exc:
+                    yield Outcome(row, exc)
+                except Exception as exc:
+                    yield from (Outcome(r, exc) for r, _ in mails[i:])
+                    return
+        finally:
+            transport.close()
+        return
+    local = threading.local()
+    opened: list[Transport] = []
+    lock = threading.Lock()
+
+    def send(mail: OutgoingMail) -> None:
+        if not hasattr(local, "transport"):
+            local.transport = transport.clone()
+            with lock:
+                opened.append(local.transport)
+        local.transport.send(mail)   # connects on first use, with the transport's retries
+
+    workers = min(transport.connections, len(mails))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send") as pool:
+        try:
+            futures: dict[Future, Any] = {pool.submit(send, mail): row for row, mail in mails}
+            pending = set(futures)
+            stop: Exception | None = None
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    exc = future.exception()
+                    if exc is not None and not isinstance(
+                            exc, RetriableError | PermanentMailError):
+                        stop = stop or exc
+                    yield Outcome(futures[future], exc)
+                if stop is not None:
+                    for future in pending:
+                        future.cancel()
+                    for future in [f for f in pending if f.cancelled()]:
+                        yield Outcome(futures[future], stop)
+                    pending = {f for f in pending if not f.cancelled()}
+        finally:
+            pool.shutdown(wait=True)
+            for each in opened:
+                each.close()
+
+
+def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
+                   report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
+    rows = _claim(store, now)
+    if not rows:
+        return
+    batch: list[Outcome] = []
+    for outcome in _send_all(transport, rows):
+        batch.append(outcome)
+        if len(batch) >= MARK_EVERY:
+            _record(store, batch, now, report, progress)
+            batch = []
+    _record(store, batch, now, report, progress)
+
+
+def _record(store: Store, outcomes: list[Outcome], now: datetime, report: CycleReport,
+            progress: Callable[[int], None] | None) -> None:
+    if not outcomes:
+        return
+    sent = [o.row for o in outcomes if o.error is None]
+    retry = [o for o in outcomes if isinstance(o.error, RetriableError)]
+    refused = [o for o in outcomes if isinstance(o.error, PermanentMailError)]
+    stopped = [o for o in outcomes if o.error is not None and o not in retry + refused]
+    oc = t.outbox.c
+    with store.begin() as conn:
+        if sent:
+            # The bytes are personal data and no longer needed once delivered.
+            conn.execute(update(t.outbox).where(oc.id == bindparam("b_id")).values(
+                state="sent", sent_at=utcnow(), message=None, last_error=""),
+                [{"b_id": r.id} for r in sent])
+            done = store.transition_many(
+                conn, [{"id": r.case_id, "sent_at": now} for r in sent
+                       if r.case_id is not None and r.kind in CASE_KINDS],
+                CaseState.SENT, from_state=CaseState.SENDING, actor="send", now=now)
+            report.sent += len(done)
+        for o in retry + stopped:
+            # Not handed over: back in the queue (a stopped batch is retried next cycle).
+            conn.execute(update(t.outbox).where(oc.id == o.row.id).values(
+                state="pending", next_attempt_at=now + RETRY_AFTER,
+                last_error=str(o.error)[:500]))
+        report.retry_later += len(retry)
+        for o in refused:
+            exc = o.error
+            conn.execute(update(t.outbox).where(oc.id == o.row.id).values(
+                state="failed", last_error=str(exc)[:500], message=None))
+            if exc.suppress_address and o.row.recipient:
+                store.suppress(conn, person_key(o.row.recipient), f"SMTP {exc.code}")
+            if o.row.case_id is not None and o.row.kind in CASE_KINDS:
+                store.transition(conn, o.row.case_id, CaseState.FAILED, actor="send",
+                                 reason=f"the mail server refused it: {exc}", now=now,
+                                 allowed_from=[CaseState.SENDING])
+        report.failed += len(refused)
+    if stopped:
+        report.errors.append(f"mail delivery stopped: {stopped[0].error}; "
+                             f"{len(stopped)} message(s) wait for the next run")
+    if progress and sent:
+        progress(len(sent))

@@ -1,0 +1,43 @@
+"""The confirmation email a consent sends: which agencies, and the withdrawal link.
+
+It is queued in the outbox in the consent's own transaction, so a recorded consent always has
+its confirmation on the way; `deliver_outbox` in the pipeline sends it with the next cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from relay_core.config import Config
+from relay_core.mail.message import build_mail, make_message_id, message_id_domain
+from relay_core.rendering.emails import Renderer, build_context
+from relay_core.store import tables as t
+
+
+def queue_confirmation(conn: Connection, config: Config, renderer: Renderer,
+                       case: dict[str, Any], agency_names: list[str], withdraw_url: str,
+                       now: datetime) -> bool:
+    """Put the confirmation in the outbox; False when the case has no address any more."""
+    if not case.get("email"):
+        return False
+    person = json.loads(case.get("person_json") or "{}")
+    context = build_context(
+        config, display_name=person.get("full_name") or "", last_name=person.get("last_name", ""),
+        first_name=person.get("first_name", ""), job_title=case.get("job_title") or "",
+        stage="", invitation_url=None, invitation_expires=None, language=case["language"],
+        withdraw_url=withdraw_url, agencies=agency_names)
+    rendered = renderer.render("confirmation", case["language"], context)
+    message_id = make_message_id(f"{case['source']}:{case['application_id']}", "confirmation",
+                                 message_id_domain(config))
+    mail = build_mail(config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
+                      subject=rendered.subject, text=rendered.text, html=rendered.html,
+                      message_id=message_id, date=now)
+    conn.execute(insert(t.outbox).values(
+        case_id=case["id"], kind="confirmation", message_id=message_id, recipient=mail.recipient,
+        message=mail.data, state="pending", attempts=0, next_attempt_at=now, last_error="",
+        created_at=now))
+    return True

@@ -1,0 +1,119 @@
+"""Invitation and withdrawal links.
+
+A token is `<random id>.<signature>`: 192 random bits from `secrets`, and an HMAC-SHA256 over
+purpose and id with the instance's signing key. The signature lets a tampered or wrong-purpose
+link be refused without a database look-up; the stored row (only the token's SHA-256, never
+the token) binds it to the case, gives it an expiry and marks single use. No personal data is
+in the token. Sources: OWASP Forgot Password cheat sheet, reference/privacy_email.md sec. 4.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert, select, update
+
+from relay_core.config import Config
+from relay_core.errors import FatalError
+from relay_core.store import tables as t
+from relay_core.store.tables import utcnow
+
+PURPOSES = ("consent", "withdraw")
+
+
+class TokenError(FatalError):
+    status = 400
+
+
+class TokenTampered(TokenError):
+    status = 400
+
+
+class TokenExpired(TokenError):
+    status = 410
+
+
+class TokenWrongPurpose(TokenError):
+    status = 400
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: int
+    case_id: int
+    purpose: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+def signing_key(config: Config, conn: Connection) -> bytes:
+    """The configured key, or one this instance generated and keeps in its store."""
+    if config.relay.signing_key is not None:
+        return config.relay.signing_key.resolve().get_secret_value().encode()
+    row = conn.execute(select(t.instance_keys.c.value).where(
+        t.instance_keys.c.name == "signing_key")).scalar_one_or_none()
+    if row is None:
+        row = secrets.token_urlsafe(48)
+        conn.execute(insert(t.instance_keys).values(name="signing_key", value=row,
+                                                    created_at=utcnow()))
+    return row.encode()
+
+
+def _sign(key: bytes, purpose: str, token_id: str) -> str:
+    mac = hmac.new(key, f"{purpose}.{token_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(key: bytes, case_id: int, purpose: str, ttl: timedelta,
+              now: datetime) -> tuple[str, dict]:
+    """A fresh token and the invitations row that makes it valid (insert it to activate)."""
+    assert purpose in PURPOSES
+    token_id = secrets.token_urlsafe(24)
+    token = f"{token_id}.{_sign(key, purpose, token_id)}"
+    return token, dict(case_id=case_id, purpose=purpose, token_hash=token_hash(token),
+                       created_at=now, expires_at=now + ttl)
+
+
+def mint(conn: Connection, key: bytes, case_id: int, purpose: str, ttl: timedelta,
+         now: datetime | None = None) -> str:
+    token, row = new_token(key, case_id, purpose, ttl, now or utcnow())
+    conn.execute(insert(t.invitations).values(row))
+    return token
+
+
+def verify(conn: Connection, key: bytes, token: str, purpose: str,
+           now: datetime | None = None, *, allow_expired: bool = False) -> Invitation:
+    """The invitation a token names, or TokenTampered / TokenWrongPurpose / TokenExpired."""
+    now = now or utcnow()
+    token_id, _, signature = (token or "").partition(".")
+    if not token_id or not signature or len(token) > 200:
+        raise TokenTampered("this link is incomplete or has been altered")
+    if not hmac.compare_digest(signature, _sign(key, purpose, token_id)):
+        for other in PURPOSES:
+            if other != purpose and hmac.compare_digest(signature, _sign(key, other, token_id)):
+                raise TokenWrongPurpose(f"this link is for {other}, not {purpose}")
+        raise TokenTampered("this link is incomplete or has been altered")
+    row = conn.execute(select(t.invitations).where(
+        t.invitations.c.token_hash == token_hash(token))).first()
+    if row is None or row.purpose != purpose:
+        raise TokenTampered("this link is not known here")
+    if row.expires_at <= now and not allow_expired:
+        raise TokenExpired("this link has expired")
+    return Invitation(row.id, row.case_id, row.purpose, row.expires_at, row.used_at)
+
+
+def use(conn: Connection, invitation_id: int, now: datetime | None = None) -> bool:
+    """Mark single use atomically; False if it was already used."""
+    result = conn.execute(update(t.invitations).where(
+        t.invitations.c.id == invitation_id, t.invitations.c.used_at.is_(None))
+        .values(used_at=now or utcnow()))
+    return result.rowcount == 1

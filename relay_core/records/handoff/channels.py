@@ -1,0 +1,265 @@
+"""How a document reaches an agency: `webhook`, `email` or `redirect`.
+
+Webhook requests carry
+
+    Content-Type: application/json
+    X-Relay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+    Idempotency-Key: handoff-<reference> | deletion-<reference>
+
+(the Stripe scheme: the timestamp is signed with the body, so a captured request cannot be
+replayed later; receivers reject timestamps older than five minutes and de-duplicate by the
+Idempotency-Key). A fresh timestamp is signed on each attempt; body and key never change.
+
+What an answer means (decided here, in one place):
+
+    2xx, 409               delivered (409: the agency already holds this Idempotency-Key)
+    408, 429, 5xx,         retry later with capped exponential backoff, Retry-After honoured,
+    network error          until the agency's `max_attempts`, then `dead`
+    any other 4xx          dead at once: resending the same bytes cannot help
+
+Retries are spread over cycles rather than done in-process (no tenacity loop here): the state
+lives in the `handoffs` row, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from sqlalchemy import Connection, insert, select, update
+
+from relay_core import __version__
+from relay_core.config import Agency, Config
+from relay_core.errors import FatalError, RetriableError, SignatureError
+from relay_core.mail.message import (
+    build_message,
+    make_message_id,
+    message_id_domain,
+    validate_address,
+)
+from relay_core.mail.transports import PermanentMailError, Transport
+from relay_core.records.consent.disclosure import field_label
+from relay_core.records.handoff.payload import DELETION_TYPE, Document
+from relay_core.store import tables as t
+
+SIGNATURE_HEADER = "X-Relay-Signature"
+TOLERANCE_SECONDS = 300
+TIMEOUT_SECONDS = 15
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=6)
+RETRY_AFTER_CAP = timedelta(hours=24)
+
+
+# --- signatures ------------------------------------------------------------------------------
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(secret: bytes, header: str | None, body: bytes, *,
+                     now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> int:
+    """The signed timestamp, or SignatureError. Used by the agency-events endpoint; agencies
+    verify our requests the same way (README)."""
+    parts: dict[str, list[str]] = {}
+    for item in (header or "").split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        timestamp = int(parts["t"][0])
+    except (KeyError, ValueError):
+        raise SignatureError(f"{SIGNATURE_HEADER} is missing or has no timestamp") from None
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > tolerance:
+        raise SignatureError("the signature timestamp is outside the allowed five minutes")
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
+        raise SignatureError("the signature does not match the body")
+    return timestamp
+
+
+def agency_secret(agency: Agency) -> bytes:
+    if agency.secret is None:
+        raise FatalError(f"agency {agency.id} has no secret")
+    return agency.secret.resolve().get_secret_value().encode()
+
+
+# --- references ------------------------------------------------------------------------------
+def reference_for(conn: Connection, handoff: dict[str, Any], channel: str,
+                  now: datetime) -> str:
+    """The handoff's opaque reference (random, no personal data), made on first use."""
+    found = conn.execute(select(t.handoff_references.c.reference).where(
+        t.handoff_references.c.handoff_id == handoff["id"])).scalar_one_or_none()
+    if found:
+        return found
+    reference = "cr_" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y")
+    conn.execute(insert(t.handoff_references).values(
+        handoff_id=handoff["id"], agency_id=handoff["agency_id"], reference=reference,
+        channel=channel, created_at=now))
+    return reference
+
+
+def sign_reference(secret: bytes, reference: str) -> str:
+    return hmac.new(secret, f"ref.{reference}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def redirect_url(agency: Agency, reference: str, key: bytes) -> str:
+    """The agency's form with the reference and its signature (the agency's secret if it has
+    one, so it can check the reference came from us; else the instance key)."""
+    query = urlencode({"relay_ref": reference, "relay_sig": sign_reference(key, reference)})
+    return f"{agency.register_url}{'&' if '?' in agency.register_url else '?'}{query}"
+
+
+# --- outcomes --------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    delivered: bool
+    retry: bool = False
+    error: str = ""
+    retry_after: timedelta | None = None
+    destination: str = ""
+
+
+def next_attempt(now: datetime, attempts: int, retry_after: timedelta | None) -> datetime:
+    wait = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
+    return now + wait
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return timedelta(seconds=int(value.strip()))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(timedelta(0), when - datetime.now(when.tzinfo))
+
+
+def classify(status: int, headers: dict[str, str] | Any) -> Outcome:
+    if 200 <= status < 300 or status == 409:
+        return Outcome(True)
+    error = f"HTTP {status}"   # never the body: an agency may echo the candidate back
+    if status in (408, 429) or status >= 500:
+        return Outcome(False, retry=True, error=error,
+                       retry_after=_retry_after(headers.get("Retry-After")))
+    return Outcome(False, retry=False, error=error + " (not retried)")
+
+
+# --- webhook ---------------------------------------------------------------------------------
+def claim_timestamp(conn: Connection, handoff_id: int) -> int:
+    """The signature timestamp for the next attempt: now, or one second after the previous
+    attempt's if that is not earlier (a restart within the same second). Agencies may refuse a
+    signature they have seen as a replay; a retry must never look like one. At most a second
+    ahead of the clock, well inside the five minutes' tolerance."""
+    last = conn.execute(select(t.handoff_references.c.last_signed).where(
+        t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
+    timestamp = max(int(time.time()), (last or 0) + 1)
+    conn.execute(update(t.handoff_references).where(
+        t.handoff_references.c.handoff_id == handoff_id).values(last_signed=timestamp))
+    return timestamp
+
+
+def post_webhook(agency: Agency, doc: Document, *, timestamp: int, session: Any = None
+                 ) -> Outcome:
+    body = doc.body
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        SIGNATURE_HEADER: sign(agency_secret(agency), body, timestamp),
+        "Idempotency-Key": doc.idempotency_key,
+        "User-Agent": f"career-relay/{__version__}",
+    }
+    http = session or requests
+    try:
+        response = http.post(agency.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS,
+                             allow_redirects=False)
+    except requests.RequestException as exc:
+        return Outcome(False, retry=True, error=f"network error ({type(exc).__name__})",
+                       destination=agency.url)
+    outcome = classify(response.status_code, response.headers)
+    outcome.destination = agency.url
+    return outcome
+
+
+# --- email -----------------------------------------------------------------------------------
+def _lines(doc: Document, agency: Agency, config: Config) -> list[str]:
+    data = doc.data
+    m = data["manifest"]
+    p = m["provider"]
+    if doc.kind == DELETION_TYPE:
+        return [
+            f"{agency.legal_name} 御中", "",
+            "キャリアリレー：個人データの利用停止・削除のお願い", f"参照番号: {doc.reference}", "",
+            data["request"], "",
+            f"同意撤回日時: {data['withdrawn_at'] or ''}", "",
+            "■ 提供元",
+            f"提供元: {p['legal_name']}", f"住所: {p['address']}", f"代表者: {p['representative']}",
+            f"同意の記録: {m['consent_reference']}", "",
+            f"{config.company.name}", config.company.reply_to,
+        ]
+    lang = "ja"
+    lines = [
+        f"{agency.legal_name} 御中", "",
+        "キャリアリレー：候補者のご紹介", f"参照番号: {doc.reference}", "",
+        f"下記の方は {p['legal_name']} の選考後、貴社への個人データの提供に同意されました。",
+        "The candidate below consented to the provision of this data to you.", "",
+        "■ 候補者 / Candidate",
+    ]
+    for key in data["items"]:
+        value = str(data["candidate"][key])
+        label = f"{field_label(key, lang)}: "
+        value_lines = value.splitlines() or [""]
+        lines.append(label + value_lines[0])
+        lines += ["    " + v for v in value_lines[1:]]
+    lines += [
+        "", "■ 提供元の確認事項（個人情報保護法第30条） / Provider (APPI Art. 30)",
+        f"提供元: {p['legal_name']}", f"住所: {p['address']}", f"代表者: {p['representative']}",
+        f"取得の経緯: {m['acquisition']}", f"Acquisition: {m['acquisition_en']}",
+        f"同意の記録: {m['consent_reference']}", "",
+        "■ ご報告のお願い / Reporting back",
+        f"登録・内定・取消は参照番号 {doc.reference} を添えて、署名付きで "
+        f"{data['report_events_to']} へ、または CSV で {config.company.reply_to} へ"
+        "お知らせください。",
+        "", f"{config.company.name}", config.company.reply_to,
+    ]
+    return lines
+
+
+def send_email(agency: Agency, doc: Document, config: Config, transport: Transport,
+               now: datetime) -> Outcome:
+    """The document as a plain, readable message to the agency's intake (or, for a deletion
+    notice from a redirect agency, its deletion contact)."""
+    to = agency.email
+    if doc.kind == DELETION_TYPE and validate_address(agency.deletion_contact):
+        to = agency.deletion_contact
+    if validate_address(to) is None:
+        return Outcome(False, retry=False, error="no email address to send this to; tell the "
+                       "agency yourself and mark it done")
+    text = "\n".join(_lines(doc, agency, config)) + "\n"
+    subject = (f"【キャリアリレー】削除のお願い {doc.reference}" if doc.kind == DELETION_TYPE
+               else f"【キャリアリレー】候補者のご紹介 {doc.reference}")
+    message = build_message(
+        config, to_addr=to, to_name=agency.legal_name, subject=subject, text=text,
+        html=f"<pre style=\"font-family:inherit;white-space:pre-wrap\">{html.escape(text)}</pre>",
+        message_id=make_message_id(doc.idempotency_key, "agency", message_id_domain(config)),
+        date=now)
+    try:
+        with transport:
+            transport.send(message)
+    except RetriableError as exc:
+        return Outcome(False, retry=True, error=str(exc)[:300], destination=to)
+    except PermanentMailError as exc:
+        return Outcome(False, retry=False, error=f"the mail server refused it ({exc.code})",
+                       destination=to)
+    return Outcome(True, destination=to)

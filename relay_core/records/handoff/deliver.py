@@ -1,0 +1,338 @@
+"""The handoff step of a cycle (`run_cycle` calls `deliver_handoffs`, under the run lock).
+
+For each due handoff, one transaction asks the gate (consent/records.active_grant, agency
+complete, manifest complete), makes the reference, builds the document and claims the row
+(`pending|retrying → sending`, attempts + 1). Then the channel sends, outside any transaction.
+A second transaction records the outcome: `delivered` together with the APPI Art. 29 provision
+record and an audit row, or `retrying` (next attempt with backoff), or `dead`.
+
+A crash between the two leaves the row `sending`; the next cycle resends it: webhooks carry the
+same body and Idempotency-Key, so the agency sees one candidate; an idempotent mail transport
+(the file outbox) writes the same file. An SMTP handoff cannot be known to have arrived, so it
+is recorded as delivered *with a note* (the conservative choice: a provision record and, after a
+withdrawal, a deletion notice too many rather than one missing) and reported.
+
+Then the deletion notices queued by withdrawals go out the same way, through the agency's own
+channel (redirect agencies: by email to their deletion contact).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from relay_core.config import Agency, Config
+from relay_core.errors import ConfigError, FatalError
+from relay_core.mail.transports import Transport
+from relay_core.records.consent.records import (
+    HandoffState,
+    mark_handoff_delivered,
+    pending_deletion_notices,
+    pending_handoffs,
+)
+from relay_core.records.handoff import channels, payload
+from relay_core.records.handoff.gate import (
+    Authorised,
+    TransferRefused,
+    agency_by_id,
+    authorise,
+    covered_candidate,
+    record_refusal,
+)
+from relay_core.records.handoff.records import write_provision_record
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+
+log = logging.getLogger("career_relay.handoff")
+ACTOR = "handoff"
+BATCH = 500
+REFUSED_RECHECK = timedelta(hours=1)
+ACTIVE = (HandoffState.PENDING.value, HandoffState.RETRYING.value)
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    redirected: int = 0
+    retrying: int = 0
+    dead: int = 0
+    refused: int = 0
+    notices_sent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver_handoffs(store: Store, config: Config, transport: Transport, *,
+                     now: datetime | None = None, report: Any = None,
+                     session: Any = None) -> DeliveryReport:
+    """Send due handoffs and deletion notices once each. `report` (a CycleReport) receives the
+    problems an operator must see; `session` replaces `requests` (tests)."""
+    now = now or utcnow()
+    out = DeliveryReport()
+    _recover(store, config, transport, now, out)
+    with store.engine.connect() as conn:
+        due = pending_handoffs(conn, now, BATCH)
+    for handoff in due:
+        _deliver_one(store, config, transport, handoff, now, session, out)
+    with store.engine.connect() as conn:
+        notices = pending_deletion_notices(conn, now, BATCH)
+    for notice in notices:
+        _notify_one(store, config, transport, notice, now, session, out)
+    if report is not None and out.errors:
+        report.errors.extend(out.errors)
+    return out
+
+
+# --- handoffs --------------------------------------------------------------------------------
+def _claim(store: Store, config: Config, handoff: dict[str, Any], now: datetime,
+           out: DeliveryReport) -> tuple[Authorised, payload.Document, int] | None:
+    with store.begin() as conn:
+        try:
+            auth = authorise(conn, config, handoff)
+        except TransferRefused as exc:
+            record_refusal(store, conn, handoff, exc, now=now)
+            conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"])
+                         .values(next_attempt_at=now + REFUSED_RECHECK))
+            out.refused += 1
+            out.errors.append(str(exc))
+            return None
+        claimed = conn.execute(update(t.handoffs).where(
+            t.handoffs.c.id == handoff["id"], t.handoffs.c.state.in_(ACTIVE))
+            .values(state=HandoffState.SENDING.value, attempts=t.handoffs.c.attempts + 1,
+                    updated_at=now)).rowcount == 1
+        if not claimed:
+            return None   # a withdrawal or another process got there first
+        agency = auth.agency
+        reference = channels.reference_for(conn, handoff, agency.channel, now)
+        if agency.channel == "redirect":
+            # Nothing is pushed: the candidate takes the reference to the agency's form.
+            mark_handoff_delivered(store, conn, handoff["id"], now)
+            store.audit(conn, handoff["case_id"], ACTOR, "redirect_reference_issued",
+                        reason=f"agency {agency.id}: no data pushed", at=now)
+            out.redirected += 1
+            return None
+        doc = payload.handoff_document(
+            config, agency=agency, reference=reference, created_at=handoff["created_at"],
+            case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
+        timestamp = channels.claim_timestamp(conn, handoff["id"])
+    return auth, doc, timestamp
+
+
+def _send(config: Config, transport: Transport, agency: Agency, doc: payload.Document,
+          now: datetime, session: Any, timestamp: int) -> channels.Outcome:
+    try:
+        if agency.channel == "webhook":
+            return channels.post_webhook(agency, doc, timestamp=timestamp, session=session)
+        return channels.send_email(agency, doc, config, transport, now)
+    except ConfigError as exc:    # a secret that does not resolve: fixable, so retry later
+        return channels.Outcome(False, retry=True, error=str(exc)[:300])
+    except FatalError as exc:
+        return channels.Outcome(False, retry=False, error=str(exc)[:300])
+
+
+def _deliver_one(store: Store, config: Config, transport: Transport, handoff: dict[str, Any],
+                 now: datetime, session: Any, out: DeliveryReport) -> None:
+    claimed = _claim(store, config, handoff, now, out)
+    if claimed is None:
+        return
+    auth, doc, timestamp = claimed
+    outcome = _send(config, transport, auth.agency, doc, now, session, timestamp)
+    with store.begin() as conn:
+        if outcome.delivered:
+            _record_delivery(store, conn, auth, doc, outcome.destination or auth.agency.url,
+                             now)
+            out.delivered += 1
+        else:
+            _record_failure(store, conn, t.handoffs, handoff, auth.agency, outcome, now, out,
+                            what="handoff")
+
+
+def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payload.Document,
+                     destination: str, now: datetime, note: str = "") -> None:
+    mark_handoff_delivered(store, conn, auth.handoff["id"], now)
+    record_id = write_provision_record(conn, auth, items=doc.items, channel=auth.agency.channel,
+                                       destination=destination, provided_at=now, note=note)
+    store.audit(conn, auth.case["id"], ACTOR, "transfer", at=now,
+                reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
+                       f"{', '.join(doc.items)}; ref {doc.reference}; provision record "
+                       f"{record_id}" + (f"; {note}" if note else ""))
+
+
+def _record_failure(store: Store, conn: Connection, table: Any, row: dict[str, Any],
+                    agency: Agency | None, outcome: channels.Outcome, now: datetime,
+                    out: DeliveryReport, *, what: str) -> None:
+    attempts = row["attempts"] + 1
+    limit = agency.max_attempts if agency else 1
+    agency_id = row["agency_id"]
+    if outcome.retry and attempts < limit:
+        changed = conn.execute(update(table).where(
+            table.c.id == row["id"], table.c.state == HandoffState.SENDING.value).values(
+            state=HandoffState.RETRYING.value, last_error=outcome.error, updated_at=now,
+            next_attempt_at=channels.next_attempt(now, attempts, outcome.retry_after)))
+        if changed.rowcount:
+            store.audit(conn, row["case_id"], ACTOR, f"{what}_retry", at=now,
+                        from_state="sending", to_state="retrying",
+                        reason=f"agency {agency_id}: attempt {attempts}: {outcome.error}")
+            out.retrying += 1
+        return
+    changed = conn.execute(update(table).where(
+        table.c.id == row["id"], table.c.state == HandoffState.SENDING.value).values(
+        state=HandoffState.DEAD.value, last_error=outcome.error, updated_at=now))
+    if changed.rowcount:
+        store.audit(conn, row["case_id"], ACTOR, f"{what}_dead", at=now,
+                    from_state="sending", to_state="dead",
+                    reason=f"agency {agency_id}: gave up after {attempts} attempt(s): "
+                           f"{outcome.error}")
+        out.dead += 1
+        out.errors.append(f"{what} {row['id']} to agency {agency_id} is dead after "
+                          f"{attempts} attempt(s): {outcome.error}")
+
+
+# --- deletion notices ------------------------------------------------------------------------
+def _notify_one(store: Store, config: Config, transport: Transport, notice: dict[str, Any],
+                now: datetime, session: Any, out: DeliveryReport) -> None:
+    agency = agency_by_id(config, notice["agency_id"])
+    with store.begin() as conn:
+        claimed = conn.execute(update(t.deletion_notices).where(
+            t.deletion_notices.c.id == notice["id"], t.deletion_notices.c.state.in_(ACTIVE))
+            .values(state=HandoffState.SENDING.value,
+                    attempts=t.deletion_notices.c.attempts + 1, updated_at=now)).rowcount == 1
+        if not claimed:
+            return
+        handoff = dict(conn.execute(select(t.handoffs).where(
+            t.handoffs.c.id == notice["handoff_id"])).one()._mapping)
+        consent = dict(conn.execute(select(t.consents).where(
+            t.consents.c.id == handoff["consent_id"])).one()._mapping)
+        channel = agency.channel if agency else "email"
+        reference = channels.reference_for(conn, handoff, channel, now)
+        timestamp = channels.claim_timestamp(conn, handoff["id"])
+    if agency is None:
+        outcome = channels.Outcome(False, error=f"agency {notice['agency_id']} is no longer "
+                                   "configured; send the deletion request yourself")
+    else:
+        doc = payload.deletion_document(config, agency=agency, reference=reference,
+                                        created_at=notice["created_at"],
+                                        withdrawn_at=consent["withdrawn_at"], consent=consent)
+        outcome = _send(config, transport, agency if agency.channel != "redirect"
+                        else agency.model_copy(update={"channel": "email"}), doc, now, session,
+                        timestamp)
+    with store.begin() as conn:
+        if not outcome.delivered:
+            _record_failure(store, conn, t.deletion_notices, notice, agency, outcome, now, out,
+                            what="deletion_notice")
+            return
+        conn.execute(update(t.deletion_notices).where(t.deletion_notices.c.id == notice["id"])
+                     .values(state="sent", sent_at=now, updated_at=now, last_error=""))
+        store.audit(conn, notice["case_id"], ACTOR, "deletion_notice_sent", at=now,
+                    reason=f"agency {notice['agency_id']} via {channel}; ref {reference}")
+        out.notices_sent += 1
+
+
+# --- recovery --------------------------------------------------------------------------------
+def _recover(store: Store, config: Config, transport: Transport, now: datetime,
+             out: DeliveryReport) -> None:
+    """Rows a crashed run left `sending` (we hold the run lock, so nobody else is sending)."""
+    with store.begin() as conn:
+        conn.execute(update(t.deletion_notices).where(
+            t.deletion_notices.c.state == HandoffState.SENDING.value)
+            .values(state=HandoffState.RETRYING.value, next_attempt_at=now, updated_at=now))
+        rows = [dict(r._mapping) for r in conn.execute(select(t.handoffs).where(
+            t.handoffs.c.state == HandoffState.SENDING.value))]
+    for handoff in rows:
+        agency = agency_by_id(config, handoff["agency_id"])
+        resend = agency is None or agency.channel == "webhook" or transport.idempotent
+        with store.begin() as conn:
+            if resend:
+                conn.execute(update(t.handoffs).where(
+                    t.handoffs.c.id == handoff["id"],
+                    t.handoffs.c.state == HandoffState.SENDING.value).values(
+                    state=HandoffState.RETRYING.value, next_attempt_at=now, updated_at=now))
+                store.audit(conn, handoff["case_id"], ACTOR, "handoff_resumed", at=now,
+                            reason=f"agency {handoff['agency_id']}: interrupted while sending; "
+                                   "resent with the same idempotency key")
+                continue
+            _record_uncertain(store, conn, config, handoff, now, out)
+
+
+def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: dict[str, Any],
+                      now: datetime, out: DeliveryReport) -> None:
+    note = ("interrupted while handing the email to the mail server; it may have arrived "
+            "(recorded as provided)")
+    try:
+        auth = authorise(conn, config, handoff)
+    except TransferRefused as exc:
+        conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"]).values(
+            state=HandoffState.DEAD.value, last_error=f"{note}; {exc}"[:500], updated_at=now))
+        store.audit(conn, handoff["case_id"], ACTOR, "handoff_dead", reason=note, at=now)
+        out.errors.append(f"handoff {handoff['id']}: {note}; check the mail server log")
+        return
+    reference = channels.reference_for(conn, handoff, auth.agency.channel, now)
+    doc = payload.handoff_document(
+        config, agency=auth.agency, reference=reference, created_at=handoff["created_at"],
+        case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
+    _record_delivery(store, conn, auth, doc, auth.agency.email, now, note=note)
+    out.errors.append(f"handoff {handoff['id']}: {note}; check the mail server log")
+
+
+# --- status ----------------------------------------------------------------------------------
+def handoff_status(conn: Connection) -> dict[str, Any]:
+    """Counts by state and the dead ones, for `career-relay status`."""
+    by_state = dict(conn.execute(select(t.handoffs.c.state, func.count())
+                                 .group_by(t.handoffs.c.state)).all())
+    notices = dict(conn.execute(select(t.deletion_notices.c.state, func.count())
+                                .group_by(t.deletion_notices.c.state)).all())
+    dead = [{"handoff": r.id, "case": r.case_id, "agency": r.agency_id, "error": r.last_error}
+            for r in conn.execute(select(t.handoffs).where(
+                t.handoffs.c.state == HandoffState.DEAD.value)
+                .order_by(t.handoffs.c.id.desc()).limit(50))]
+    dead += [{"deletion_notice": r.id, "case": r.case_id, "agency": r.agency_id,
+              "error": r.last_error}
+             for r in conn.execute(select(t.deletion_notices).where(
+                 t.deletion_notices.c.state == HandoffState.DEAD.value)
+                 .order_by(t.deletion_notices.c.id.desc()).limit(50))]
+    return {"handoffs": by_state, "deletion_notices": notices, "dead": dead}
+
+
+def redirect_links(store: Store, config: Config, case_id: int,
+                   now: datetime | None = None) -> list[tuple[str, str]]:
+    """(agency legal name, form URL with signed reference) for each redirect agency this case
+    consented to: for the page shown after consent. Makes the references on first call."""
+    from relay_core.records.consent.tokens import signing_key
+
+    now = now or utcnow()
+    links = []
+    with store.begin() as conn:
+        rows = conn.execute(select(t.handoffs).where(
+            t.handoffs.c.case_id == case_id,
+            t.handoffs.c.state.notin_([HandoffState.STOPPED.value]))
+            .order_by(t.handoffs.c.agency_id)).all()
+        for row in rows:
+            agency = agency_by_id(config, row.agency_id)
+            if agency is None or agency.channel != "redirect" or agency.missing_disclosures():
+                continue
+            reference = channels.reference_for(conn, dict(row._mapping), "redirect", now)
+            key = (channels.agency_secret(agency) if agency.secret is not None
+                   else signing_key(config, conn))
+            links.append((agency.legal_name, channels.redirect_url(agency, reference, key)))
+    return links
+
+
+def handoff_table(data: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="agency handoffs")
+    for col in ("state", "handoffs", "deletion notices"):
+        table.add_column(col, justify="left" if col == "state" else "right")
+    states = list(dict.fromkeys([*data["handoffs"], *data["deletion_notices"]]))
+    for state in states:
+        table.add_row(state, str(data["handoffs"].get(state, 0)),
+                      str(data["deletion_notices"].get(state, 0)))
+    for item in data["dead"]:
+        what = (f"handoff {item['handoff']}" if "handoff" in item
+                else f"deletion notice {item['deletion_notice']}")
+        table.add_row("[red]dead[/red]", what, f"case {item['case']} → {item['agency']}: "
+                      f"{item['error']}")
+    return table

@@ -1,0 +1,134 @@
+"""The consent gate: the only way to a document an agency may receive.
+
+`authorise()` answers, inside the transaction that claims a handoff, whether this handoff may
+be sent now: an active (not withdrawn) consent naming exactly this agency
+(consent/records.active_grant), an agency whose legal details and channel are complete
+(sec. 6 item 13), a complete Art. 30 manifest (item 8), and at least one field that is on the
+agency's allowlist, in the consent and not banned (items 1, 9). The channels take only an
+`Authorised`, so there is no code path from candidate data to an agency around this function.
+A refusal is logged (ids only) and written to the audit log by `record_refusal`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from relay_core.config import Agency, Config
+from relay_core.errors import FatalError
+from relay_core.mail.message import validate_address
+from relay_core.records.consent.records import Grant, active_grant
+from relay_core.records.handoff import payload
+from relay_core.store import Store, utcnow
+from relay_core.store import tables as t
+
+log = logging.getLogger("career_relay.handoff")
+
+_LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?$")
+
+
+class TransferRefused(FatalError):
+    """A transfer the gate does not allow; the message names ids and keys, never the person."""
+
+
+@dataclass(frozen=True)
+class Authorised:
+    """Permission to send `fields` of this case to this agency, decided just now."""
+
+    handoff: dict[str, Any]
+    agency: Agency
+    grant: Grant
+    consent: dict[str, Any]
+    case: dict[str, Any]
+    fields: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (f"Authorised(handoff={self.handoff['id']}, agency={self.agency.id}, "
+                f"fields={list(self.fields)})")
+
+
+def agency_by_id(config: Config, agency_id: str) -> Agency | None:
+    return next((a for a in config.agencies if a.id == agency_id), None)
+
+
+def channel_problems(agency: Agency) -> list[str]:
+    """What keeps an agency's channel from working; used by the gate and by `check`."""
+    problems = [f"{key} is empty" for key in agency.missing_disclosures()]
+    if agency.channel == "webhook":
+        if not (agency.url.startswith("https://") or _LOOPBACK.match(agency.url)):
+            problems.append("url must be an https:// address for the webhook channel")
+        if agency.secret is None:
+            problems.append("secret is missing: the webhook channel signs every request")
+    elif agency.channel == "email":
+        if validate_address(agency.email) is None:
+            problems.append("email must be the agency's intake address for the email channel")
+    elif agency.channel == "redirect":
+        if not agency.register_url.startswith("https://") and not _LOOPBACK.match(
+                agency.register_url):
+            problems.append("register_url must be the agency's https:// registration form for "
+                            "the redirect channel")
+    return problems
+
+
+def authorise(conn: Connection, config: Config, handoff: dict[str, Any]) -> Authorised:
+    """Permission for this handoff now, or TransferRefused. Call it in the transaction that
+    claims the handoff, immediately before sending."""
+    hid, agency_id = handoff["id"], handoff["agency_id"]
+    grant = active_grant(conn, handoff["case_id"], agency_id)
+    if grant is None or grant.consent_id != handoff["consent_id"]:
+        raise TransferRefused(f"handoff {hid}: no active consent names agency {agency_id}")
+    agency = agency_by_id(config, agency_id)
+    if agency is None:
+        raise TransferRefused(f"handoff {hid}: agency {agency_id} is no longer configured")
+    problems = channel_problems(agency)
+    if problems:
+        raise TransferRefused(f"handoff {hid}: agency {agency_id} is incomplete ("
+                              + "; ".join(problems) + ")")
+    consent = dict(conn.execute(select(t.consents).where(
+        t.consents.c.id == grant.consent_id)).one()._mapping)
+    case = dict(conn.execute(select(t.relay_cases).where(
+        t.relay_cases.c.id == handoff["case_id"])).one()._mapping)
+    missing = payload.missing_manifest(payload.manifest(config, case, consent))
+    if missing:
+        raise TransferRefused(f"handoff {hid}: the APPI Art. 30 manifest lacks "
+                              + ", ".join(missing) + " (set them under [company])")
+    fields = payload.sendable_fields(agency, grant.fields)
+    if not fields and agency.channel != "redirect":
+        raise TransferRefused(f"handoff {hid}: no field is both allowlisted for {agency_id} "
+                              "and covered by the consent")
+    return Authorised(handoff, agency, grant, consent, case, tuple(fields))
+
+
+def covered_candidate(auth: Authorised) -> dict[str, Any]:
+    """The candidate part of the document: what the gate allowed, filtered once more."""
+    record = payload.candidate_record(auth.case, auth.grant.preferences)
+    candidate = payload.filter_fields(record, auth.fields)
+    require_covered(auth, candidate)
+    return candidate
+
+
+def require_covered(auth: Authorised, candidate: dict[str, Any]) -> None:
+    """The last check before bytes leave: every key consented, allowlisted and not banned."""
+    for key in candidate:
+        if (key not in auth.grant.fields or key not in auth.agency.fields
+                or payload.banned_category(key) is not None):
+            raise TransferRefused(f"handoff {auth.handoff['id']}: field {key!r} is not covered "
+                                  f"by the consent to {auth.agency.id}")
+
+
+def record_refusal(store: Store, conn: Connection, handoff: dict[str, Any],
+                   exc: TransferRefused, *, now=None) -> None:
+    """Log and audit a refusal once per distinct reason (a refused handoff is re-examined each
+    cycle; an operator may fix the configuration meanwhile)."""
+    now = now or utcnow()
+    reason = str(exc)[:500]
+    log.warning("transfer refused: %s", reason)
+    if handoff.get("last_error") == reason:
+        return
+    conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"])
+                 .values(last_error=reason, updated_at=now))
+    store.audit(conn, handoff["case_id"], "handoff", "transfer_refused", reason=reason, at=now)

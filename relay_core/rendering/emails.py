@@ -1,0 +1,284 @@
+"""Email rendering: sandboxed Jinja2 templates, text + HTML, Japanese and English.
+
+Templates live in `templates/email/<language>/` as `<kind>.subject.txt`, `<kind>.txt` and
+`<kind>.html` for the kinds `rejection`, `invite_only` and `confirmation`; files starting with
+`_` are partials (`{% include "email/ja/_invitation.txt" %}`) and `email/_layout.html` is the
+HTML frame. A folder named by `mail.templates_dir` overrides the shipped files one by one, under
+the same relative names (`email/ja/rejection.txt`).
+
+The environment is a SandboxedEnvironment with StrictUndefined: a template that names an unknown
+variable or reaches for Python internals fails `career-relay check` with its file and line
+instead of sending a broken mail. `.html` files are autoescaped, `.txt` files are not. Block tags
+eat their own line (trim_blocks, lstrip_blocks), so templates can be laid out one tag per line.
+
+Context contract (what every template may use):
+
+    company             name, sender_name (display part of company.sender), signature,
+                        reply_to, privacy_policy_url
+    candidate           display_name, last_name, first_name (any may be "")
+    job_title           str, "" when the ATS gives none
+    stage_kind          "documents" | "interview"; the thanks line differs
+    invitation_url      str | None; None means no invitation block
+    invitation_expires  str | None, already written for the language ("2025年6月30日")
+    language            "ja" | "en"
+    withdraw_url        str          (confirmation only)
+    agencies            list[str]    legal names of the chosen agencies (confirmation only)
+
+Filter `nl2br`: escapes a multi-line value and joins its lines with <br> (HTML only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from relay_core.config import Config
+from relay_core.errors import ConfigError, FatalError, TemplateError
+
+KINDS = ("rejection", "invite_only", "confirmation")
+LANGUAGES = ("ja", "en")
+STAGE_KINDS = ("documents", "interview")
+# Only rejections we made get a courteous mail; eligibility skips the rest, this is a backstop.
+MAILED_CATEGORIES = ("we_rejected", "other")
+_INTERVIEW = re.compile(r"面接|面談|interview", re.IGNORECASE)
+
+
+@dataclass(frozen=True, repr=False)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+    def __repr__(self) -> str:  # the bodies hold the candidate's name
+        return f"RenderedEmail(<{len(self.text)} chars text, {len(self.html)} chars html>)"
+
+
+class UnsafeSubjectError(TemplateError, FatalError):
+    """A subject that renders to several lines. A TemplateError for `check`, and a FatalError
+    for the pipeline, because the line break may come from ATS data (the job title) and then
+    only this case should fail, not the whole run."""
+
+
+def template_names(kind: str, category: str = "we_rejected", stage_kind: str = "documents",
+                   mode: str = "full") -> str:
+    """The template set (the `<kind>` stem under email/<language>/) a mail uses.
+
+    `mode = "invite_only"` turns a rejection into the short invitation-only mail. The stage
+    kind changes only the thanks line, inside the same template (`{% if stage_kind %}`).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown mail kind {kind!r}; expected one of {KINDS}")
+    if stage_kind not in STAGE_KINDS:
+        raise ValueError(f"unknown stage kind {stage_kind!r}; expected one of {STAGE_KINDS}")
+    if kind != "confirmation" and category not in MAILED_CATEGORIES:
+        raise FatalError(f"category {category!r} never gets a rejection email")
+    return "invite_only" if kind == "rejection" and mode == "invite_only" else kind
+
+
+def shipped_templates_dir() -> Path:
+    # A wheel carries the templates inside the package (pyproject force-include); a checkout
+    # keeps them at the top of the repository.
+    package = Path(__file__).resolve().parents[1]        # relay_core/
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
+
+
+def stage_kind(stage: str) -> str:
+    return "interview" if _INTERVIEW.search(stage or "") else "documents"
+
+
+def resolve_language(config: Config, language: str | None) -> str:
+    lang = re.split(r"[-_]", (language or "").strip().lower())[0]
+    return lang if lang in LANGUAGES else config.company.locale
+
+
+def format_day(day: date | datetime | str | None, language: str) -> str | None:
+    if day is None or isinstance(day, str):
+        return day or None
+    if language == "ja":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return f"{day.day} {day:%B} {day.year}"
+
+
+def company_context(config: Config, language: str) -> dict[str, str]:
+    company = config.company
+    sender_name = parseaddr(company.sender)[0]
+    return {
+        "name": company.name,
+        "sender_name": sender_name or ("採用担当" if language == "ja" else "Recruiting team"),
+        "signature": company.signature,
+        "reply_to": company.reply_to,
+        "privacy_policy_url": company.privacy_policy_url,
+    }
+
+
+def build_context(config: Config, *, display_name: str, last_name: str, first_name: str,
+                  job_title: str, stage: str, invitation_url: str | None,
+                  invitation_expires: date | datetime | str | None, language: str | None,
+                  withdraw_url: str | None = None,
+                  agencies: list[str] | None = None) -> dict[str, Any]:
+    """The template context for one mail (see the module docstring for the contract)."""
+    lang = resolve_language(config, language)
+    parts = (last_name, first_name) if lang == "ja" else (first_name, last_name)
+    context: dict[str, Any] = {
+        "company": company_context(config, lang),
+        "candidate": {
+            "display_name": display_name or " ".join(p for p in parts if p),
+            "last_name": last_name or "",
+            "first_name": first_name or "",
+        },
+        "job_title": job_title or "",
+        "stage_kind": stage_kind(stage),
+        "invitation_url": invitation_url or None,
+        "invitation_expires": format_day(invitation_expires, lang) if invitation_url else None,
+        "language": lang,
+    }
+    if withdraw_url is not None or agencies is not None:
+        context["withdraw_url"] = withdraw_url or ""
+        context["agencies"] = list(agencies or [])
+    return context
+
+
+def nl2br(value: Any) -> Markup:
+    return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
+
+
+class Renderer:
+    def __init__(self, config: Config):
+        self.config = config
+        self.search_path: list[Path] = []
+        if config.mail.templates_dir:
+            user_dir = config.path(config.mail.templates_dir).resolve()
+            if not user_dir.is_dir():
+                raise ConfigError("mail.templates_dir", f"folder {user_dir} does not exist",
+                                  "Create it with your template files, or remove the key to use "
+                                  "the shipped templates")
+            self.search_path.append(user_dir)
+        self.search_path.append(shipped_templates_dir())
+        self.env = SandboxedEnvironment(
+            loader=ChoiceLoader([FileSystemLoader(p) for p in self.search_path]),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False,
+                                         default=False),
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["nl2br"] = nl2br
+
+    def render(self, kind: str, language: str | None, context: dict[str, Any]) -> RenderedEmail:
+        if kind not in KINDS:
+            raise ValueError(f"unknown mail kind {kind!r}; expected one of {KINDS}")
+        if kind == "invite_only" and not context.get("invitation_url"):
+            raise FatalError("an invite_only mail carries only the invitation and this case "
+                             "has none; skip the case instead")
+        lang = resolve_language(self.config, language)
+        ctx = {**context, "language": lang}
+        base = f"email/{lang}/{kind}"
+        subject = self._render(f"{base}.subject.txt", ctx).strip()
+        if "\r" in subject or "\n" in subject or len(subject.splitlines()) > 1:
+            raise UnsafeSubjectError(f"{base}.subject.txt", None,
+                                     "the subject has a line break after rendering; keep the "
+                                     "template on one line and check the job title in the ATS")
+        return RenderedEmail(subject, self._render(f"{base}.txt", ctx),
+                             self._render(f"{base}.html", ctx))
+
+    def _render(self, name: str, ctx: dict[str, Any]) -> str:
+        # Messages come from the template or from Jinja, never from the context's values.
+        try:
+            return self.env.get_template(name).render(ctx)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(exc.filename or exc.name or name, exc.lineno,
+                                f"syntax error: {exc.message}") from None
+        except TemplateNotFound as exc:
+            folders = ", ".join(str(p) for p in self.search_path)
+            raise TemplateError(name, None, f"template {exc.name} not found in {folders}") from None
+        except UndefinedError as exc:
+            raise TemplateError(*self._where(exc, name),
+                                f"{exc} (not in the context; see relay_core/rendering.py for "
+                                "the variables a template may use)") from None
+        except Exception as exc:  # SecurityError, or a Python error raised by a template expression
+            raise TemplateError(*self._where(exc, name), _describe(exc)) from None
+
+    def _where(self, exc: BaseException, fallback: str) -> tuple[str, int | None]:
+        """The innermost template frame: Jinja rewrites tracebacks so that frames point at the
+        template file and line, including inside included or extended templates."""
+        roots = [str(p) + os.sep for p in self.search_path]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if any(os.path.normpath(f.filename).startswith(r) for r in roots)]
+        if not frames:
+            return fallback, None
+        return os.path.normpath(frames[-1].filename), frames[-1].lineno
+
+    def sample_context(self, kind: str, language: str | None, *, stage_kind: str = "interview",
+                       invited: bool = True) -> dict[str, Any]:
+        """Realistic sample data for `check` and `preview`."""
+        lang = resolve_language(self.config, language)
+        base = self.config.relay.public_base_url
+        ja = lang == "ja"
+        context = build_context(
+            self.config, display_name="", language=lang,
+            last_name="山田" if ja else "Morgan", first_name="花子" if ja else "Alex",
+            job_title="法人営業（東京）" if ja else "Account Executive",
+            stage="一次面接" if stage_kind == "interview" else "書類選考",
+            invitation_url=f"{base}/r/SAMPLE-TOKEN" if invited or kind == "invite_only" else None,
+            invitation_expires=date.today() + timedelta(days=self.config.relay.invitation_ttl_days),
+        )
+        if kind == "confirmation":
+            names = [a.legal_name for a in self.config.agencies if a.legal_name]
+            context["agencies"] = names or (["株式会社エージェントA"] if ja else ["Agency A Ltd."])
+            context["withdraw_url"] = f"{base}/w/SAMPLE-TOKEN"
+        return context
+
+    def check(self) -> list[TemplateError]:
+        """Render every kind × language × invitation × stage with sample data; collect errors."""
+        found: dict[tuple[str, int | None, str], TemplateError] = {}
+        for kind in KINDS:
+            for lang in LANGUAGES:
+                for invited in (True, False) if kind == "rejection" else (True,):
+                    for stage in STAGE_KINDS:
+                        ctx = self.sample_context(kind, lang, stage_kind=stage, invited=invited)
+                        try:
+                            problems = self._missing_links(kind, lang, ctx,
+                                                           self.render(kind, lang, ctx))
+                        except TemplateError as exc:
+                            problems = [exc]
+                        for p in problems:
+                            found.setdefault((p.template, p.line, p.problem), p)
+        return list(found.values())
+
+    def _missing_links(self, kind: str, lang: str, ctx: dict[str, Any],
+                       mail: RenderedEmail) -> list[TemplateError]:
+        # A user template that drops the link would send a mail promising something it lacks.
+        key = "withdraw_url" if kind == "confirmation" else "invitation_url"
+        url = ctx.get(key)
+        if not url:
+            return []
+        return [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
+                for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SecurityError):
+        return f"refused by the sandbox: {exc}"
+    # Other exception texts may quote the values being processed, i.e. candidate data.
+    return f"{type(exc).__name__} raised while rendering"
