@@ -43,7 +43,6 @@ from relay_core.contract import (
 )
 from relay_core.errors import (
     AuthError,
-    ConfigError,
     FatalError,
     RecordError,
     RelayError,
@@ -431,8 +430,6 @@ class Greenhouse(HttpConnector):
             path = f"/v3/{resource}"
             try:
                 response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
-            except ConfigError:
-                raise
             except RelayError as exc:     # one unreachable endpoint must not hide the others
                 results.append(CheckResult(f"{label}: harvest:{resource}:list", False, str(exc)))
                 continue

@@ -479,10 +479,8 @@ class HttpConnector(Connector):
         if status in (401, 403):
             raise AuthError(f"{where}: {self.auth_hint(status, method, path)}")
         if status in (408, 429) or status >= 500:
-            error = RetriableError(f"{where}; retried and gave up, the next run will try again",
-                                   retry_after=parse_retry_after(response.headers))
-            error.status = status
-            raise error
+            raise RetriableError(f"{where}; retried and gave up, the next run will try again",
+                                 status=status, retry_after=parse_retry_after(response.headers))
         if status == 404:
             raise FatalError(f"{where}: not found; check base_url, or the record was deleted")
         raise FatalError(f"{where}: the ATS refused this request as it is")

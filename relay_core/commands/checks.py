@@ -39,7 +39,7 @@ def _check_store(config: Config) -> list[CheckResult]:
         store = open_store(config.store_url)
         store.counts_by_state()
         store.engine.dispose()
-    except RelayError as exc:
+    except (ConfigError, RelayError) as exc:
         return [CheckResult("store", False, str(exc))]
     except Exception as exc:  # the database itself: say which and why, no URL credentials
         return [CheckResult("store", False, f"cannot open the database ({type(exc).__name__}: "
@@ -53,7 +53,7 @@ def _check_templates(config: Config) -> list[CheckResult]:
 
     try:
         problems = Renderer(config).check()
-    except RelayError as exc:
+    except (ConfigError, RelayError) as exc:
         return [CheckResult("templates", False, str(exc))]
     if not problems:
         return [CheckResult("templates", True, "all templates render with sample data")]
@@ -113,7 +113,7 @@ def _check_mail(config: Config, offline: bool) -> list[CheckResult]:
     try:
         with make_transport(config):
             pass
-    except RelayError as exc:
+    except (ConfigError, RelayError) as exc:
         return [CheckResult("mail (smtp)", False, str(exc))]
     except OSError as exc:
         where = f"{config.mail.smtp.host}:{config.mail.smtp.port}"
@@ -140,7 +140,7 @@ def _check_sources(config: Config, offline: bool) -> list[CheckResult]:
             continue
         try:
             found = connector.check()
-        except RelayError as exc:
+        except (ConfigError, RelayError) as exc:
             found = [CheckResult("connection", False, str(exc))]
         results += [CheckResult(f"source {name}: {r.what.removeprefix(f'{name}: ')}", r.ok,
                                 r.detail) for r in found] or [

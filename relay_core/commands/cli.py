@@ -230,7 +230,7 @@ def secrets_set(name: Annotated[str, typer.Argument(help="e.g. smtp, greenhouse"
                          confirmation_prompt=True)
     try:
         keyring_set(service, name, value)
-    except RelayError as exc:
+    except ConfigError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
     console.print(f"Stored. Write \"keyring:{service}/{name}\" in the configuration file.")
 

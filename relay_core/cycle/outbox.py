@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 
-from relay_core.errors import RetriableError
+from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
-from relay_core.mail.transports import PermanentMailError, Transport
+from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t

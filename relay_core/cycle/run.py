@@ -24,7 +24,6 @@ from relay_core.cycle.outbox import deliver_outbox, recover_interrupted
 from relay_core.cycle.scheduling import BusinessCalendar
 from relay_core.errors import (
     AuthError,
-    ConfigError,
     FatalError,
     RelayError,
     RetriableError,
@@ -347,8 +346,6 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
                 continue
             try:
                 poll_source(store, config, connector, now=now, report=source_report)
-            except ConfigError:
-                raise
             except RelayError as exc:
                 source_report.error = f"{type(exc).__name__}: {exc}"
                 log.warning("source %s: %s", name, source_report.error)

@@ -31,7 +31,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from tenacity.wait import wait_base
 
 from relay_core.config import Config, Smtp
-from relay_core.errors import AuthError, ConfigError, FatalError, RetriableError
+from relay_core.errors import AuthError, ConfigError, PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT = wait_random_exponential(multiplier=0.5, max=5)
 SUPPRESS_CODES = range(550, 554)
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})")
-
-
-class PermanentMailError(FatalError):
-    """The server refused this message for good; `suppress_address` says the address is dead."""
-
-    def __init__(self, message: str, code: int, suppress_address: bool = False):
-        super().__init__(message)
-        self.code = code
-        self.suppress_address = suppress_address
 
 
 class Transport:
@@ -295,7 +286,7 @@ def _classify(exc: BaseException, message_id: str,
     detail = f"{code}{' ' + enhanced[1] if enhanced else ''} at {stage}"
     if 400 <= code < 500:
         return RetriableError(f"the SMTP server deferred {message_id} ({detail}) after "
-                              f"{attempts} attempts; it will be tried again later")
+                              f"{attempts} attempts; it will be tried again later", status=code)
     if code == 535:
         return AuthError(f"the SMTP server refused the login ({detail})")
     return PermanentMailError(f"the SMTP server refused {message_id} permanently ({detail})",

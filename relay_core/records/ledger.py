@@ -27,15 +27,11 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from relay_core.config import Config
-from relay_core.errors import FatalError, RecordError
+from relay_core.errors import EventRefused, RecordError
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
 
 EVENT_KINDS = ("registered", "placed", "placement_cancelled")
-
-
-class EventRefused(FatalError):
-    """An agency event that cannot be recorded; the message says why and what to send."""
 
 
 @dataclass(frozen=True)

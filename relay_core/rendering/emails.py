@@ -52,7 +52,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from relay_core.config import Config
-from relay_core.errors import ConfigError, FatalError, TemplateError
+from relay_core.errors import ConfigError, FatalError, TemplateError, UnsafeSubjectError
 
 KINDS = ("rejection", "invite_only", "confirmation")
 LANGUAGES = ("ja", "en")
@@ -71,11 +71,6 @@ class RenderedEmail:
     def __repr__(self) -> str:  # the bodies hold the candidate's name
         return f"RenderedEmail(<{len(self.text)} chars text, {len(self.html)} chars html>)"
 
-
-class UnsafeSubjectError(TemplateError, FatalError):
-    """A subject that renders to several lines. A TemplateError for `check`, and a FatalError
-    for the pipeline, because the line break may come from ATS data (the job title) and then
-    only this case should fail, not the whole run."""
 
 
 def template_names(kind: str, category: str = "we_rejected", stage_kind: str = "documents",

@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from relay_core.errors import SignatureError
+from relay_core.errors import EventRefused, SignatureError
 from relay_core.records.handoff.channels import SIGNATURE_HEADER, agency_secret, verify_signature
 from relay_core.records.handoff.gate import agency_by_id
-from relay_core.records.ledger import EventRefused, event_from_json, record_event
+from relay_core.records.ledger import event_from_json, record_event
 from relay_core.store import utcnow
 from relay_core.web.app import AppState, state
 from relay_core.web.webhooks import read_body

@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
 
 from relay_core.config import Config
-from relay_core.errors import FatalError, RelayError
+from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
 from relay_core.records.consent import tokens
 from relay_core.records.consent.confirmation import queue_confirmation
 from relay_core.records.consent.disclosure import (
@@ -248,9 +248,9 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
     with web.store.engine.connect() as conn:   # read only: a scanner's GET changes nothing
         try:
             invitation = tokens.verify(conn, web.key, token, purpose, now, allow_expired=True)
-        except tokens.TokenWrongPurpose:
+        except TokenWrongPurpose:
             return _error(web, "wrong_purpose", lang)
-        except tokens.TokenError:
+        except TokenError:
             return _error(web, "tampered", lang)
         status = relay_status(conn, invitation.case_id)
         language = conn.execute(select(t.relay_cases.c.language).where(

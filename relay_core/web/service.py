@@ -8,7 +8,7 @@ import threading
 import uvicorn
 
 from relay_core.cycle.run import run_cycle
-from relay_core.errors import LockedError, RelayError
+from relay_core.errors import ConfigError, LockedError, RelayError
 from relay_core.runtime import Runtime
 from relay_core.web.app import create_app
 
@@ -24,7 +24,9 @@ def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
                      report.cancelled)
         except LockedError:
             log.info("cycle skipped: another run holds the lock")
-        except RelayError as exc:
+        except (ConfigError, RelayError) as exc:
+            # A secret that stopped resolving must not end the loop: the consent pages and
+            # webhooks keep being served while the operator fixes it.
             log.error("cycle failed: %s", exc)
         stop.wait(interval)
 

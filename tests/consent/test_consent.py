@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from relay_core.cycle.run import run_cycle
+from relay_core.errors import TokenWrongPurpose
 from relay_core.mail.transports import FileTransport
 from relay_core.records.consent import tokens
 from relay_core.records.consent.disclosure import METHOD, consent_text_for_case
@@ -267,7 +268,7 @@ def test_wrong_purpose_token_in_verify_is_a_400_class_error(invitation, store, c
     token, _ = invitation
     with store.engine.connect() as conn:
         key = tokens.signing_key(config, conn)
-        with pytest.raises(tokens.TokenWrongPurpose) as info:
+        with pytest.raises(TokenWrongPurpose) as info:
             tokens.verify(conn, key, token, "withdraw")
     assert info.value.status == 400 and token not in str(info.value)
 

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select, update
 
+from relay_core.errors import TokenWrongPurpose
 from relay_core.records.consent import tokens
 from relay_core.store import tables as t
 from relay_core.store import utcnow
@@ -87,7 +88,7 @@ def test_wrong_purpose_is_refused(client, invitation, store, config):
     assert client.get(f"/r/{withdraw_token}").status_code == 400
     assert client.get(f"/w/{token}").status_code == 400
     with store.engine.connect() as conn:
-        with pytest.raises(tokens.TokenWrongPurpose):
+        with pytest.raises(TokenWrongPurpose):
             tokens.verify(conn, key, withdraw_token, "consent")
 
 

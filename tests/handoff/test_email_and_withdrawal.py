@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
+from relay_core.errors import ConsentRefused
 from relay_core.mail import FileTransport, make_transport
-from relay_core.records.consent.records import ConsentRefused
 from relay_core.records.handoff import channels
 from relay_core.records.handoff.deliver import deliver_handoffs, redirect_links
 from relay_core.store import tables as t

@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
+from relay_core.errors import TransferRefused
 from relay_core.mail import FileTransport
 from relay_core.records.consent.records import active_grant
 from relay_core.records.handoff import payload
 from relay_core.records.handoff.deliver import deliver_handoffs
-from relay_core.records.handoff.gate import TransferRefused, authorise
+from relay_core.records.handoff.gate import authorise
 from relay_core.store import tables as t
 from tests.handoff.support import T0, agency, consented_case, withdraw
 

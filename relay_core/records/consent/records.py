@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from relay_core.config import Config
-from relay_core.errors import FatalError
+from relay_core.errors import ConsentRefused
 from relay_core.records.consent import tokens
 from relay_core.records.consent.disclosure import (
     METHOD,
@@ -64,14 +64,6 @@ class HandoffState(str, enum.Enum):
 
 
 STOPPABLE = (HandoffState.PENDING.value, HandoffState.RETRYING.value, HandoffState.SENDING.value)
-
-
-class ConsentRefused(FatalError):
-    """The consent, decline or withdrawal cannot be recorded; `kind` picks the page to show."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass

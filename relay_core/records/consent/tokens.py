@@ -19,27 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, insert, select, update
 
 from relay_core.config import Config
-from relay_core.errors import FatalError
+from relay_core.errors import TokenExpired, TokenTampered, TokenWrongPurpose
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
 
 PURPOSES = ("consent", "withdraw")
-
-
-class TokenError(FatalError):
-    status = 400
-
-
-class TokenTampered(TokenError):
-    status = 400
-
-
-class TokenExpired(TokenError):
-    status = 410
-
-
-class TokenWrongPurpose(TokenError):
-    status = 400
 
 
 @dataclass(frozen=True)

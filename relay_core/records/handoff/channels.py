@@ -39,14 +39,14 @@ from sqlalchemy import Connection, insert, select, update
 
 from relay_core import __version__
 from relay_core.config import Agency, Config
-from relay_core.errors import FatalError, RetriableError, SignatureError
+from relay_core.errors import FatalError, PermanentMailError, RetriableError, SignatureError
 from relay_core.mail.message import (
     build_message,
     make_message_id,
     message_id_domain,
     validate_address,
 )
-from relay_core.mail.transports import PermanentMailError, Transport
+from relay_core.mail.transports import Transport
 from relay_core.records.consent.disclosure import field_label
 from relay_core.records.handoff.payload import DELETION_TYPE, Document
 from relay_core.store import tables as t

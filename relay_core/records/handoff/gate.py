@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from relay_core.config import Agency, Config
-from relay_core.errors import FatalError
+from relay_core.errors import TransferRefused
 from relay_core.mail.message import validate_address
 from relay_core.records.consent.records import Grant, active_grant
 from relay_core.records.handoff import payload
@@ -29,10 +29,6 @@ from relay_core.store import tables as t
 log = logging.getLogger("career_relay.handoff")
 
 _LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?$")
-
-
-class TransferRefused(FatalError):
-    """A transfer the gate does not allow; the message names ids and keys, never the person."""
 
 
 @dataclass(frozen=True)
