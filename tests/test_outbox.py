@@ -7,8 +7,10 @@ from sqlalchemy import select, update
 from tenacity import wait_none
 
 from relay_core.config import Smtp
+from relay_core.cycle.ingest import ingest
 from relay_core.cycle.outbox import deliver_outbox, recover_interrupted
-from relay_core.cycle.run import CycleReport, ingest, prepare_batch
+from relay_core.cycle.report import CycleReport
+from relay_core.cycle.sending import prepare_batch
 from relay_core.mail.transports import SmtpTransport
 from relay_core.rendering.emails import Renderer
 from relay_core.store import tables as t

@@ -7,7 +7,8 @@ from email import message_from_bytes, policy
 import pytest
 
 from relay_core.contract.base import ApplicationStatus
-from relay_core.cycle.run import cancel_pending, ingest, run_cycle
+from relay_core.cycle.ingest import cancel_pending, ingest
+from relay_core.cycle.run import run_cycle
 from relay_core.errors import RetriableError
 from relay_core.mail.transports import FileTransport
 from relay_core.models import Category

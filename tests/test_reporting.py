@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from relay_core.commands.cli import app as cli
 from relay_core.commands.report import build_report, to_csv, to_html, to_json
-from relay_core.cycle.run import ingest
+from relay_core.cycle.ingest import ingest
 from relay_core.mail import FileTransport
 from relay_core.models import CaseState
 from relay_core.records.handoff.channels import sign

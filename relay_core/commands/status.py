@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import func, select
 
-from relay_core.cycle.run import CycleReport
+from relay_core.cycle.report import CycleReport
 from relay_core.models import CaseState
 from relay_core.records.handoff.deliver import handoff_status, handoff_table
 from relay_core.store import Store, utcnow

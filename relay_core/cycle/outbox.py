@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from relay_core.cycle.report import CycleReport
 from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
 from relay_core.mail.transports import Transport
@@ -30,9 +31,6 @@ from relay_core.models import CaseState
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
 from relay_core.store.db import person_key
-
-if TYPE_CHECKING:
-    from relay_core.cycle.run import CycleReport
 
 RETRY_AFTER = timedelta(minutes=15)
 MARK_EVERY = 25          # at most this many sent-but-unrecorded messages if the process dies

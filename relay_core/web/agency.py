@@ -22,7 +22,7 @@ from relay_core.records.handoff.channels import SIGNATURE_HEADER, agency_secret,
 from relay_core.records.handoff.gate import agency_by_id
 from relay_core.records.ledger import event_from_json, record_event
 from relay_core.store import utcnow
-from relay_core.web.app import AppState, state
+from relay_core.web.deps import AppState, state
 from relay_core.web.webhooks import read_body
 
 router = APIRouter()

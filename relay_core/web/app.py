@@ -1,35 +1,23 @@
 """`career-relay serve`: one FastAPI app. Each concern is a router in its own module:
-webhooks.py (ATS deliveries); the consent pages and agency events add theirs here."""
+webhooks.py (ATS deliveries), consent.py (the candidate's pages), agency.py (agency events)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from relay_core.config import Config
 from relay_core.store import Store
+from relay_core.web import agency, consent, webhooks
+from relay_core.web.deps import AppState
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 
-@dataclass
-class AppState:
-    config: Config
-    store: Store
-    connectors: dict[str, Connector]
-
-
-def state(request: Request) -> AppState:
-    return request.app.state.relay
-
-
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
-    from relay_core.web import agency, consent, webhooks
-
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)
     app.include_router(webhooks.router)

@@ -57,7 +57,7 @@ from relay_core.records.consent.records import (
 from relay_core.rendering.emails import Renderer, format_day, shipped_templates_dir
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
-from relay_core.web.app import state
+from relay_core.web.deps import state
 from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
 router = APIRouter()

@@ -15,10 +15,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from relay_core.cycle.run import cancel_pending, ingest
+from relay_core.cycle.ingest import cancel_pending, ingest
 from relay_core.errors import AuthError, FatalError, RetriableError, SignatureError
 from relay_core.store import utcnow
-from relay_core.web.app import AppState, state
+from relay_core.web.deps import AppState, state
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector

@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from relay_core.cycle.run import CycleReport
+from relay_core.cycle.report import CycleReport
 from relay_core.mail import FileTransport
 from relay_core.records.handoff import channels, deliver
 from relay_core.records.handoff.deliver import deliver_handoffs, handoff_status

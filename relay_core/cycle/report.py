@@ -1,0 +1,33 @@
+"""What one cycle did, per source and overall: counts for `run`, `status` and the logs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SourceReport:
+    source: str
+    detected: int = 0
+    already_known: int = 0
+    scheduled: int = 0
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    problems: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class CycleReport:
+    sources: dict[str, SourceReport] = field(default_factory=dict)
+    sent: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    retry_later: int = 0
+    late: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(s.error for s in self.sources.values())
