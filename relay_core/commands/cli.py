@@ -288,7 +288,8 @@ def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
         console.print(reporting.to_tables(data))
         return
     render = {"csv": reporting.to_csv, "json": reporting.to_json,
-              "html": lambda r: reporting.to_html(r, rt.config.company.name)}.get(fmt)
+              "html": lambda r: reporting.to_html(r, rt.config.company.name,
+                                                      rt.config)}.get(fmt)
     if render is None:
         raise _fail("--format must be table, csv, json or html", EXIT_CONFIG)
     _emit(render(data), output)
