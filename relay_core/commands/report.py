@@ -9,8 +9,9 @@ redirect, the reference), registered / placed = an agency reported it (a cancell
 longer counts). Per agency the funnel starts at consented and counts that agency's handoffs,
 plus its credits and recovered cost from the ledger. Counts only: no personal data.
 
-Formats: a rich table, CSV (one row per group), JSON, and one self-contained HTML page (inline
-CSS and SVG, no external assets, no script) rendered from templates/report/report.html.
+Formats: a rich table (drawn in commands/tables.py), CSV (one row per group), JSON, and one
+self-contained HTML page (inline CSS and SVG, no external assets, no script) rendered from
+templates/report/report.html.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
 from sqlalchemy import select
 
 from relay_core.config import Config
@@ -169,35 +168,6 @@ def to_csv(report: Report) -> str:
     for row in _rows(report):
         writer.writerow(row)
     return out.getvalue()
-
-
-def to_tables(report: Report) -> Group:
-    funnel = Table(title="funnel (cases)")
-    funnel.add_column("group")
-    for stage in STAGES:
-        funnel.add_column(STAGE_LABELS[stage], justify="right")
-    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES))
-    for name, values in report.by_source.items():
-        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES))
-    for month, values in report.by_month.items():
-        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES))
-    agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
-    for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
-        agencies.add_column(col, justify="left" if col == "agency" else "right")
-    for agency_id, v in report.by_agency.items():
-        agencies.add_row(agency_id, str(v["consented"]), str(v["handed_off"]),
-                         str(v["registered"]), str(v["placed"]), str(v["credits"]),
-                         f"{v['yen']:,}")
-    parts: list[Any] = [funnel, agencies]
-    if report.credits_by_month:
-        monthly = Table(title="credits by agency and month")
-        for col in ("agency", "month", "credits", "yen"):
-            monthly.add_column(col, justify="left" if col in ("agency", "month") else "right")
-        for row in report.credits_by_month:
-            monthly.add_row(row["agency"], row["month"], str(row["credits"]),
-                            f"{row['yen']:,}")
-        parts.append(monthly)
-    return Group(*parts)
 
 
 FUNNEL_WIDTH, BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 640, 34, 8, 120
