@@ -16,6 +16,9 @@ def test_wheel_contains_templates_migrations_and_connectors_under_relay_core(tmp
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("relay_core/templates/email/ja/rejection.txt",
                      "relay_core/templates/email/en/rejection.html",
+                     "relay_core/templates/report/report.html",
+                     "relay_core/templates/agency/handoff.txt",
+                     "relay_core/templates/agency/message.html",
                      "relay_core/migrations/env.py",
                      "relay_core/migrations/versions/0001_initial.py",
                      "relay_core/connectors/hrmos_export.py",

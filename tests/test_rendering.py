@@ -14,10 +14,10 @@ from relay_core.rendering.emails import (
     Renderer,
     UnsafeSubjectError,
     build_context,
-    shipped_templates_dir,
     stage_kind,
     template_names,
 )
+from relay_core.rendering.environment import shipped_templates_dir
 
 URL = "https://relay.example.co.jp/r/TOKEN123"
 

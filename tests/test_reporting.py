@@ -7,14 +7,22 @@ import io
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from relay_core.commands.cli import app as cli
-from relay_core.commands.report import build_report, to_csv, to_html, to_json
+from relay_core.commands.report import (
+    STAGES,
+    Report,
+    build_report,
+    to_csv,
+    to_html,
+    to_json,
+)
+from relay_core.config import parse_config
 from relay_core.cycle.ingest import ingest
 from relay_core.mail import FileTransport
 from relay_core.models import CaseState
@@ -129,3 +137,37 @@ url = "{store_url}"
     assert json.loads((tmp_path / "report.json").read_text())["total"]["rejected"] == 1
     bad = runner.invoke(cli, ["report", "--config", str(config_file), "--format", "pdf"])
     assert bad.exit_code == 2
+
+
+def small_report(legal_name: str = "株式会社A") -> Report:
+    return Report(generated_at=datetime(2025, 7, 1, 9, 30, tzinfo=UTC),
+                  total=dict(zip(STAGES, [12, 10, 9, 5, 4, 2, 1], strict=True)),
+                  by_source={}, by_month={},
+                  by_agency={"agency-a": {"legal_name": legal_name, "consented": 3,
+                                          "handed_off": 3, "registered": 2, "placed": 1,
+                                          "credits": 1, "yen": 450000}},
+                  credits_by_month=[{"agency": "agency-a", "month": "2025-07", "credits": 1,
+                                     "yen": 450000}], ledger_rule="per_placement")
+
+
+def test_html_report_template_is_self_contained_and_escapes_names():
+    page = to_html(small_report('B&Co "<i>"'), '<script>alert("x")</script>')
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r"""(src|href)\s*=|<script|<link|@import|url\(""", page)
+    assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 2   # title, h1
+    assert "<td>B&amp;Co &#34;&lt;i&gt;&#34;</td>" in page and "<i>" not in page
+    # The funnel: one bar per stage, the widest the first, each with its share of the previous.
+    bars = re.findall(r'<rect x="([\d.]+)" y="(\d+)" width="(\d+)"', page)
+    assert len(bars) == len(STAGES) and bars[0] == ("120.0", "8", "420")
+    assert ">10 (83%)</text>" in page and ">1 (50%)</text>" in page
+    assert "<td>450,000</td>" in page and "Credits by agency and month" in page
+
+
+def test_html_report_template_can_be_overridden(tmp_path):
+    folder = tmp_path / "mine" / "report"
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text("<p>{{ company }} {{ funnel.bars[0].count }}</p>\n",
+                                        encoding="utf-8")
+    config = parse_config({"company": {"name": "x"}, "mail": {"templates_dir": "mine"}},
+                          tmp_path)
+    assert to_html(small_report(), "A&B", config) == "<p>A&amp;B 12</p>"

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from relay_core import __version__
 from relay_core.errors import ConfigError, LockedError, RelayError, TemplateError
@@ -77,7 +76,8 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     """One cycle: poll every source, schedule, send what is due. Safe to run from cron."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from relay_core.commands.status import cycle_json, cycle_table
+    from relay_core.commands.status import cycle_json
+    from relay_core.commands.tables import cycle_table
     from relay_core.cycle.run import run_cycle
 
     moment = _parse_now(now)
@@ -107,17 +107,13 @@ def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
               help="Skip the checks that contact the ATS or the mail server.")] = False) -> None:
     """Configuration, templates, credentials and connectivity, as one table."""
     from relay_core.commands.checks import run_checks
+    from relay_core.commands.tables import check_table
 
     results = run_checks(config, offline=offline)
     if as_json:
         console.print_json(json.dumps([r.__dict__ for r in results]))
     else:
-        table = Table(title="career-relay check")
-        for col in ("", "check", "detail"):
-            table.add_column(col)
-        for r in results:
-            table.add_row("[green]ok[/green]" if r.ok else "[red]FAIL[/red]", r.what, r.detail)
-        console.print(table)
+        console.print(check_table(results))
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_FAILURES)
 
@@ -127,7 +123,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
            now: Annotated[str | None, typer.Option(help="Evaluate 'due' and 'late' at this "
                                                    "moment.")] = None) -> None:
     """Cases by state, due, late and failed."""
-    from relay_core.commands.status import status_data, status_tables
+    from relay_core.commands.status import status_data
+    from relay_core.commands.tables import status_tables
 
     rt = _runtime(config)
     data = status_data(rt.store, _parse_now(now))
@@ -285,10 +282,13 @@ def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
     rt = _runtime(config)
     data = reporting.build_report(rt.store, rt.config)
     if fmt == "table":
-        console.print(reporting.to_tables(data))
+        from relay_core.commands.tables import report_tables
+
+        console.print(report_tables(data))
         return
     render = {"csv": reporting.to_csv, "json": reporting.to_json,
-              "html": lambda r: reporting.to_html(r, rt.config.company.name)}.get(fmt)
+              "html": lambda r: reporting.to_html(r, rt.config.company.name,
+                                                      rt.config)}.get(fmt)
     if render is None:
         raise _fail("--format must be table, csv, json or html", EXIT_CONFIG)
     _emit(render(data), output)
@@ -327,7 +327,9 @@ def export_incident(
         raise _fail(f"--since/--until: {exc}", EXIT_CONFIG) from None
     rows = retention.export_incident(rt.store, rt.config, start, end)
     if fmt == "table":
-        console.print(retention.incident_table(rows, start, end))
+        from relay_core.commands.tables import incident_table
+
+        console.print(incident_table(rows, start, end))
     elif fmt in ("csv", "json"):
         _emit(retention.incident_csv(rows) if fmt == "csv"
               else retention.incident_json(rows, start, end) + "\n", output)

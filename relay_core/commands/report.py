@@ -9,14 +9,14 @@ redirect, the reference), registered / placed = an agency reported it (a cancell
 longer counts). Per agency the funnel starts at consented and counts that agency's handoffs,
 plus its credits and recovered cost from the ledger. Counts only: no personal data.
 
-Formats: a rich table, CSV (one row per group), JSON, and one self-contained HTML page (inline
-CSS and SVG, no external assets, no script).
+Formats: a rich table (drawn in commands/tables.py), CSV (one row per group), JSON, and one
+self-contained HTML page (inline CSS and SVG, no external assets, no script) rendered from
+templates/report/report.html.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from collections import defaultdict
@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
 from sqlalchemy import select
 
 from relay_core.config import Config
 from relay_core.models import CaseState
+from relay_core.rendering.environment import template_environment
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
 
@@ -171,102 +170,45 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def to_tables(report: Report) -> Group:
-    funnel = Table(title="funnel (cases)")
-    funnel.add_column("group")
-    for stage in STAGES:
-        funnel.add_column(STAGE_LABELS[stage], justify="right")
-    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES))
-    for name, values in report.by_source.items():
-        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES))
-    for month, values in report.by_month.items():
-        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES))
-    agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
-    for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
-        agencies.add_column(col, justify="left" if col == "agency" else "right")
-    for agency_id, v in report.by_agency.items():
-        agencies.add_row(agency_id, str(v["consented"]), str(v["handed_off"]),
-                         str(v["registered"]), str(v["placed"]), str(v["credits"]),
-                         f"{v['yen']:,}")
-    parts: list[Any] = [funnel, agencies]
-    if report.credits_by_month:
-        monthly = Table(title="credits by agency and month")
-        for col in ("agency", "month", "credits", "yen"):
-            monthly.add_column(col, justify="left" if col in ("agency", "month") else "right")
-        for row in report.credits_by_month:
-            monthly.add_row(row["agency"], row["month"], str(row["credits"]),
-                            f"{row['yen']:,}")
-        parts.append(monthly)
-    return Group(*parts)
+FUNNEL_WIDTH, BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 640, 34, 8, 120
 
 
-def _svg_funnel(total: dict[str, int]) -> str:
-    width, bar_h, gap, label_w = 640, 34, 8, 120
+def funnel_geometry(total: dict[str, int]) -> dict[str, Any]:
+    """Where each bar of the SVG funnel goes: centred bars, widths relative to the largest
+    stage, and each stage's share of the one before. The markup is in report/report.html."""
     top = max(total.values()) or 1
-    height = len(STAGES) * (bar_h + gap) + gap
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" '
-             'aria-label="Relay funnel">']
-    span = width - label_w - 100   # room on the right for "2 (100%)"
+    span = FUNNEL_WIDTH - LABEL_WIDTH - 100   # room on the right for "2 (100%)"
+    bars = []
     for i, stage in enumerate(STAGES):
         n = total[stage]
         w = max(2, round(span * n / top)) if n else 0
-        y = gap + i * (bar_h + gap)
-        x = label_w + (span - w) / 2
+        y = BAR_GAP + i * (BAR_HEIGHT + BAR_GAP)
         previous = total[STAGES[i - 1]] if i else 0
-        rate = f" ({round(100 * n / previous)}%)" if i and previous else ""
-        parts.append(f'<text x="{label_w - 10}" y="{y + bar_h / 2 + 5}" text-anchor="end" '
-                     f'class="l">{html.escape(STAGE_LABELS[stage])}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w}" height="{bar_h}" rx="4" '
-                     f'class="b{i}"/>')
-        parts.append(f'<text x="{label_w + span + 8}" y="{y + bar_h / 2 + 5}" class="n">'
-                     f'{n}{html.escape(rate)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        bars.append({"label": STAGE_LABELS[stage], "count": n,
+                     "rate": f" ({round(100 * n / previous)}%)" if i and previous else "",
+                     "x": f"{LABEL_WIDTH + (span - w) / 2:.1f}", "y": y, "width": w,
+                     "text_y": y + BAR_HEIGHT / 2 + 5})
+    return {"width": FUNNEL_WIDTH, "height": len(STAGES) * (BAR_HEIGHT + BAR_GAP) + BAR_GAP,
+            "bar_height": BAR_HEIGHT, "label_x": LABEL_WIDTH - 10,
+            "count_x": LABEL_WIDTH + span + 8, "bars": bars}
 
 
-def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Hiragino Sans","Noto Sans JP",sans-serif;margin:2rem;
-color:#1f2933;max-width:60rem}h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}th,td{border-bottom:1px solid #d9e2ec;
-padding:.3rem .7rem;text-align:right}th:first-child,td:first-child{text-align:left}
-.l,.n{font-size:14px;fill:#1f2933}.b0{fill:#334e68}.b1{fill:#486581}.b2{fill:#627d98}
-.b3{fill:#2f8f6f}.b4{fill:#3ba37f}.b5{fill:#d9822b}.b6{fill:#c65d21}
-small{color:#52606d}
-"""
-
-
-def to_html(report: Report, company: str = "") -> str:
-    stages = [STAGE_LABELS[s] for s in STAGES]
-    source_rows = [[k, *(v[s] for s in STAGES)] for k, v in report.by_source.items()]
-    month_rows = [[k, *(v[s] for s in STAGES)] for k, v in report.by_month.items()]
-    agency_rows = [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
-                    v["placed"], v["credits"], f"{v['yen']:,}"]
-                   for k, v in report.by_agency.items()]
-    credit_rows = [[r["agency"], r["month"], r["credits"], f"{r['yen']:,}"]
-                   for r in report.credits_by_month]
-    title = "Career Relay report" + (f" — {company}" if company else "")
-    return "".join([
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">",
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p><small>generated {html.escape(report.generated_at.isoformat(timespec='minutes'))}"
-        f" · credit rule: {html.escape(report.ledger_rule)}</small></p>",
-        "<h2>Funnel</h2>", _svg_funnel(report.total),
-        "<h2>By source</h2>", _html_table(["source", *stages], source_rows),
-        "<h2>By month of rejection</h2>", _html_table(["month", *stages], month_rows),
-        "<h2>By agency</h2>",
-        _html_table(["agency", "legal name", "consented", "handed off", "registered",
-                     "placed", "credits", "yen"], agency_rows),
-        ("<h2>Credits by agency and month</h2>"
-         + _html_table(["agency", "month", "credits", "yen"], credit_rows))
-        if credit_rows else "",
-        "</body></html>\n",
-    ])
+def to_html(report: Report, company: str = "", config: Config | None = None) -> str:
+    """The report as one page, from templates/report/report.html (a file of the same name in
+    `mail.templates_dir` overrides it when `config` is given)."""
+    context = {
+        "company": company,
+        "generated": report.generated_at.isoformat(timespec="minutes"),
+        "ledger_rule": report.ledger_rule,
+        "stages": [STAGE_LABELS[s] for s in STAGES],
+        "funnel": funnel_geometry(report.total),
+        "source_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_source.items()],
+        "month_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_month.items()],
+        "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
+                         v["placed"], v["credits"], f"{v['yen']:,}"]
+                        for k, v in report.by_agency.items()],
+        "credit_rows": [[r["agency"], r["month"], r["credits"], f"{r['yen']:,}"]
+                        for r in report.credits_by_month],
+    }
+    return template_environment(config, html_only=True).render_file("report/report.html",
+                                                                     context)

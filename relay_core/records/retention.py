@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich.table import Table
 from sqlalchemy import delete, select, update
 
 from relay_core.config import Config
@@ -191,15 +190,3 @@ def incident_csv(rows: list[Disclosure]) -> str:
     for r in rows:
         writer.writerow([r.at, r.what, r.case, r.recipient, r.address, "; ".join(r.items)])
     return out.getvalue()
-
-
-def incident_table(rows: list[Disclosure], since: datetime, until: datetime) -> Table:
-    table = Table(title=f"disclosures {since.isoformat()} – {until.isoformat()}")
-    for col in ("at", "what", "case", "recipient", "address", "items"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r.at, r.what, r.case, r.recipient, r.address, ", ".join(r.items))
-    s = incident_summary(rows)
-    table.caption = (f"{s['disclosures']} disclosure(s), {s['candidates']} candidate(s), "
-                     f"{len(s['recipients'])} agency recipient(s)")
-    return table

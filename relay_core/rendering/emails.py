@@ -6,10 +6,10 @@ Templates live in `templates/email/<language>/` as `<kind>.subject.txt`, `<kind>
 HTML frame. A folder named by `mail.templates_dir` overrides the shipped files one by one, under
 the same relative names (`email/ja/rejection.txt`).
 
-The environment is a SandboxedEnvironment with StrictUndefined: a template that names an unknown
-variable or reaches for Python internals fails `career-relay check` with its file and line
-instead of sending a broken mail. `.html` files are autoescaped, `.txt` files are not. Block tags
-eat their own line (trim_blocks, lstrip_blocks), so templates can be laid out one tag per line.
+The environment comes from `rendering.environment` (the mail flavour): sandboxed, StrictUndefined,
+so a template that names an unknown variable or reaches for Python internals fails
+`career-relay check` with its file and line instead of sending a broken mail. `.html` files are
+autoescaped, `.txt` files are not; block tags eat their own line.
 
 Context contract (what every template may use):
 
@@ -24,35 +24,21 @@ Context contract (what every template may use):
     withdraw_url        str          (confirmation only)
     agencies            list[str]    legal names of the chosen agencies (confirmation only)
 
-Filter `nl2br`: escapes a multi-line value and joins its lines with <br> (HTML only).
+Filters (shared by every template, see rendering/environment.py): `nl2br` escapes a multi-line
+value and joins its lines with <br> (HTML only); `format_day(language)`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import traceback
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
-from pathlib import Path
 from typing import Any
 
-from jinja2 import (
-    ChoiceLoader,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateNotFound,
-    TemplateSyntaxError,
-    UndefinedError,
-    select_autoescape,
-)
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup, escape
-
 from relay_core.config import Config
-from relay_core.errors import ConfigError, FatalError, TemplateError, UnsafeSubjectError
+from relay_core.errors import FatalError, TemplateError, UnsafeSubjectError
+from relay_core.rendering.environment import format_day, template_environment
 
 KINDS = ("rejection", "invite_only", "confirmation")
 LANGUAGES = ("ja", "en")
@@ -89,12 +75,6 @@ def template_names(kind: str, category: str = "we_rejected", stage_kind: str = "
     return "invite_only" if kind == "rejection" and mode == "invite_only" else kind
 
 
-def shipped_templates_dir() -> Path:
-    # A wheel carries the templates inside the package (pyproject force-include); a checkout
-    # keeps them at the top of the repository.
-    package = Path(__file__).resolve().parents[1]        # relay_core/
-    packaged = package / "templates"
-    return packaged if packaged.is_dir() else package.parent / "templates"
 
 
 def stage_kind(stage: str) -> str:
@@ -106,12 +86,6 @@ def resolve_language(config: Config, language: str | None) -> str:
     return lang if lang in LANGUAGES else config.company.locale
 
 
-def format_day(day: date | datetime | str | None, language: str) -> str | None:
-    if day is None or isinstance(day, str):
-        return day or None
-    if language == "ja":
-        return f"{day.year}年{day.month}月{day.day}日"
-    return f"{day.day} {day:%B} {day.year}"
 
 
 def company_context(config: Config, language: str) -> dict[str, str]:
@@ -153,32 +127,12 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
     return context
 
 
-def nl2br(value: Any) -> Markup:
-    return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
 
 
 class Renderer:
     def __init__(self, config: Config):
         self.config = config
-        self.search_path: list[Path] = []
-        if config.mail.templates_dir:
-            user_dir = config.path(config.mail.templates_dir).resolve()
-            if not user_dir.is_dir():
-                raise ConfigError("mail.templates_dir", f"folder {user_dir} does not exist",
-                                  "Create it with your template files, or remove the key to use "
-                                  "the shipped templates")
-            self.search_path.append(user_dir)
-        self.search_path.append(shipped_templates_dir())
-        self.env = SandboxedEnvironment(
-            loader=ChoiceLoader([FileSystemLoader(p) for p in self.search_path]),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False,
-                                         default=False),
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.filters["nl2br"] = nl2br
+        self.env = template_environment(config, html_only=False)
 
     def render(self, kind: str, language: str | None, context: dict[str, Any]) -> RenderedEmail:
         if kind not in KINDS:
@@ -189,40 +143,13 @@ class Renderer:
         lang = resolve_language(self.config, language)
         ctx = {**context, "language": lang}
         base = f"email/{lang}/{kind}"
-        subject = self._render(f"{base}.subject.txt", ctx).strip()
+        subject = self.env.render_file(f"{base}.subject.txt", ctx).strip()
         if "\r" in subject or "\n" in subject or len(subject.splitlines()) > 1:
             raise UnsafeSubjectError(f"{base}.subject.txt", None,
                                      "the subject has a line break after rendering; keep the "
                                      "template on one line and check the job title in the ATS")
-        return RenderedEmail(subject, self._render(f"{base}.txt", ctx),
-                             self._render(f"{base}.html", ctx))
-
-    def _render(self, name: str, ctx: dict[str, Any]) -> str:
-        # Messages come from the template or from Jinja, never from the context's values.
-        try:
-            return self.env.get_template(name).render(ctx)
-        except TemplateSyntaxError as exc:
-            raise TemplateError(exc.filename or exc.name or name, exc.lineno,
-                                f"syntax error: {exc.message}") from None
-        except TemplateNotFound as exc:
-            folders = ", ".join(str(p) for p in self.search_path)
-            raise TemplateError(name, None, f"template {exc.name} not found in {folders}") from None
-        except UndefinedError as exc:
-            raise TemplateError(*self._where(exc, name),
-                                f"{exc} (not in the context; see relay_core/rendering.py for "
-                                "the variables a template may use)") from None
-        except Exception as exc:  # SecurityError, or a Python error raised by a template expression
-            raise TemplateError(*self._where(exc, name), _describe(exc)) from None
-
-    def _where(self, exc: BaseException, fallback: str) -> tuple[str, int | None]:
-        """The innermost template frame: Jinja rewrites tracebacks so that frames point at the
-        template file and line, including inside included or extended templates."""
-        roots = [str(p) + os.sep for p in self.search_path]
-        frames = [f for f in traceback.extract_tb(exc.__traceback__)
-                  if any(os.path.normpath(f.filename).startswith(r) for r in roots)]
-        if not frames:
-            return fallback, None
-        return os.path.normpath(frames[-1].filename), frames[-1].lineno
+        return RenderedEmail(subject, self.env.render_file(f"{base}.txt", ctx),
+                             self.env.render_file(f"{base}.html", ctx))
 
     def sample_context(self, kind: str, language: str | None, *, stage_kind: str = "interview",
                        invited: bool = True) -> dict[str, Any]:
@@ -271,9 +198,3 @@ class Renderer:
         return [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
                 for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SecurityError):
-        return f"refused by the sandbox: {exc}"
-    # Other exception texts may quote the values being processed, i.e. candidate data.
-    return f"{type(exc).__name__} raised while rendering"

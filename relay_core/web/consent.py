@@ -25,7 +25,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +53,8 @@ from relay_core.records.consent.records import (
     relay_status,
     withdraw,
 )
-from relay_core.rendering.emails import Renderer, format_day, shipped_templates_dir
+from relay_core.rendering.emails import Renderer
+from relay_core.rendering.environment import format_day, template_folders
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
 from relay_core.web.deps import state
@@ -170,11 +170,8 @@ def _web(request: Request) -> ConsentWeb:
 
 
 def _stylesheet(config: Config) -> bytes:
-    candidates = []
-    if config.mail.templates_dir:
-        candidates.append(config.path(config.mail.templates_dir) / "pages" / "relay.css")
-    candidates.append(shipped_templates_dir() / "pages" / "relay.css")
-    return next(Path(p).read_bytes() for p in candidates if Path(p).is_file())
+    candidates = [folder / "pages" / "relay.css" for folder in template_folders(config)]
+    return next(p.read_bytes() for p in candidates if p.is_file())
 
 
 # --- rendering -------------------------------------------------------------------------------

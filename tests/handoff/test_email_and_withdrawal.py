@@ -127,3 +127,43 @@ def test_redirect_pushes_nothing_and_signs_the_reference(store, make_config, tmp
         assert conn.execute(select(t.provision_records)).all() == []
         ref = conn.execute(select(t.handoff_references.c.reference)).scalar_one()
     assert ref == query["relay_ref"][0]
+
+
+def agency_mail_document(config, message: str = "一行目\n\n三行目 <b>&\n"):
+    from relay_core.records.handoff import payload
+
+    consent = {"id": 7, "text_sha256": "ab" * 32, "consented_at": T0}
+    return payload.handoff_document(
+        config, agency=config.agencies[0], reference="cr_REF1", created_at=T0,
+        case={"job_title": "営業", "rejected_at": T0, "language": "ja"}, consent=consent,
+        candidate={"name": "山田 太郎", "message": message})
+
+
+def test_agency_mail_comes_from_the_agency_templates(make_config):
+    config = make_config({"agencies": [agency("agency-m", "email")]})
+    subject, text, html = channels.render_mail(agency_mail_document(config),
+                                               config.agencies[0], config)
+    assert subject == "【キャリアリレー】候補者のご紹介 cr_REF1"
+    assert text.startswith("株式会社AGENCY-M 御中\n\nキャリアリレー：候補者のご紹介\n"
+                           "参照番号: cr_REF1\n")
+    # Each item on its own line; a multi-line value continues on indented lines.
+    assert ("■ 候補者 / Candidate\n紹介会社へのメッセージ（ご記入いただいた場合）: 一行目\n"
+            "    \n    三行目 <b>&\n氏名: 山田 太郎\n\n■ 提供元") in text
+    assert text.endswith("\n\n株式会社サンプル\nrecruit@example.co.jp\n")
+    assert html.startswith('<pre style="font-family:inherit;white-space:pre-wrap">株式会社')
+    assert "三行目 &lt;b&gt;&amp;\n" in html and "<b>" not in html
+
+
+def test_a_broken_agency_template_override_is_retried_not_sent(make_config, tmp_path):
+    folder = tmp_path / "mine" / "agency"
+    folder.mkdir(parents=True)
+    (folder / "handoff.txt").write_text("{{ agency.legal_name }}\n{{ nope }}\n",
+                                        encoding="utf-8")
+    config = make_config({"agencies": [agency("agency-m", "email")],
+                          "mail": {"templates_dir": "mine"}})
+    outbox = FileTransport(tmp_path / "o")
+    outcome = channels.send_email(config.agencies[0], agency_mail_document(config),
+                                  config, outbox, T0)
+    assert (outcome.delivered, outcome.retry) == (False, True)
+    assert "agency/handoff.txt:2" in outcome.error and "山田" not in outcome.error
+    assert not list((tmp_path / "o").glob("*"))

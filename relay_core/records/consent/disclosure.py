@@ -8,9 +8,9 @@ so the same case and language always give the same bytes: its SHA-256 is the evi
 was shown, and `consent_text()` recomputes it at any time (reference/privacy_email.md sec. 6,
 items 3 and 4).
 
-Pages are Jinja2 in a sandbox with StrictUndefined and autoescape on; a file in
-`mail.templates_dir` under the same relative name (`pages/ja/consent.html`) overrides the
-shipped one, as for emails.
+Pages are Jinja2 from `rendering.environment` (the HTML flavour: sandbox, StrictUndefined,
+everything autoescaped; a failure names the file and line); a file in `mail.templates_dir` under
+the same relative name (`pages/ja/consent.html`) overrides the shipped one, as for emails.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from relay_core.config import Agency, Config
 from relay_core.errors import TemplateError
-from relay_core.rendering.emails import shipped_templates_dir
+from relay_core.rendering.environment import template_environment
 
 LANGUAGES = ("ja", "en")
 # Bump when the meaning of the consent text changes; the template's own digest is appended, so
@@ -91,25 +89,13 @@ class PageRenderer:
 
     def __init__(self, config: Config):
         self.config = config
-        paths = []
-        if config.mail.templates_dir:
-            paths.append(config.path(config.mail.templates_dir).resolve())
-        paths.append(shipped_templates_dir())
-        self.env = SandboxedEnvironment(
-            loader=ChoiceLoader([FileSystemLoader(p) for p in paths]),
-            undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
+        self.env = template_environment(config, html_only=True)
         self._versions: dict[str, str] = {}
         self._texts: dict[str, ConsentText] = {}
 
     def render(self, name: str, language: str, context: dict[str, Any]) -> str:
-        template = f"pages/{language}/{name}.html"
-        try:
-            return self.env.get_template(template).render({**context, "language": language})
-        except TemplateError:
-            raise
-        except Exception as exc:  # the message never quotes values: they may be candidate data
-            raise TemplateError(template, getattr(exc, "lineno", None),
-                                f"{type(exc).__name__} while rendering the page") from None
+        return self.env.render_file(f"pages/{language}/{name}.html",
+                                    {**context, "language": language})
 
     def text_version(self, language: str) -> str:
         if language not in self._versions:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import secrets
 import time
 from dataclasses import dataclass
@@ -39,7 +38,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from relay_core import __version__
 from relay_core.config import Agency, Config
-from relay_core.errors import FatalError, PermanentMailError, RetriableError, SignatureError
+from relay_core.errors import (
+    FatalError,
+    PermanentMailError,
+    RetriableError,
+    SignatureError,
+    TemplateError,
+)
 from relay_core.mail.message import (
     build_message,
     make_message_id,
@@ -49,6 +54,7 @@ from relay_core.mail.message import (
 from relay_core.mail.transports import Transport
 from relay_core.records.consent.disclosure import field_label
 from relay_core.records.handoff.payload import DELETION_TYPE, Document
+from relay_core.rendering.environment import template_environment
 from relay_core.store import tables as t
 
 SIGNATURE_HEADER = "X-Relay-Signature"
@@ -193,47 +199,45 @@ def post_webhook(agency: Agency, doc: Document, *, timestamp: int, session: Any 
 
 
 # --- email -----------------------------------------------------------------------------------
-def _lines(doc: Document, agency: Agency, config: Config) -> list[str]:
+# The mail is Japanese first (agencies are Japanese businesses), with English where the
+# manifest has it. Templates: templates/agency/{handoff,deletion}.subject.txt and .txt, and
+# agency/message.html around the text; a file in mail.templates_dir overrides each one.
+MAIL_LANGUAGE = "ja"
+
+
+def mail_context(doc: Document, agency: Agency, config: Config) -> dict[str, Any]:
+    """What templates/agency/*.txt may use: agency.legal_name, reference, provider (legal_name,
+    address, representative), manifest (acquisition, acquisition_en, consent_reference),
+    company (name, reply_to); for a handoff also candidate (label and lines of each item, in
+    the document's order) and report_events_to; for a deletion request, request and
+    withdrawn_at ("" when unknown)."""
     data = doc.data
-    m = data["manifest"]
-    p = m["provider"]
+    context: dict[str, Any] = {
+        "agency": {"legal_name": agency.legal_name},
+        "reference": doc.reference,
+        "manifest": data["manifest"],
+        "provider": data["manifest"]["provider"],
+        "company": {"name": config.company.name, "reply_to": config.company.reply_to},
+    }
     if doc.kind == DELETION_TYPE:
-        return [
-            f"{agency.legal_name} 御中", "",
-            "キャリアリレー：個人データの利用停止・削除のお願い", f"参照番号: {doc.reference}", "",
-            data["request"], "",
-            f"同意撤回日時: {data['withdrawn_at'] or ''}", "",
-            "■ 提供元",
-            f"提供元: {p['legal_name']}", f"住所: {p['address']}", f"代表者: {p['representative']}",
-            f"同意の記録: {m['consent_reference']}", "",
-            f"{config.company.name}", config.company.reply_to,
-        ]
-    lang = "ja"
-    lines = [
-        f"{agency.legal_name} 御中", "",
-        "キャリアリレー：候補者のご紹介", f"参照番号: {doc.reference}", "",
-        f"下記の方は {p['legal_name']} の選考後、貴社への個人データの提供に同意されました。",
-        "The candidate below consented to the provision of this data to you.", "",
-        "■ 候補者 / Candidate",
-    ]
-    for key in data["items"]:
-        value = str(data["candidate"][key])
-        label = f"{field_label(key, lang)}: "
-        value_lines = value.splitlines() or [""]
-        lines.append(label + value_lines[0])
-        lines += ["    " + v for v in value_lines[1:]]
-    lines += [
-        "", "■ 提供元の確認事項（個人情報保護法第30条） / Provider (APPI Art. 30)",
-        f"提供元: {p['legal_name']}", f"住所: {p['address']}", f"代表者: {p['representative']}",
-        f"取得の経緯: {m['acquisition']}", f"Acquisition: {m['acquisition_en']}",
-        f"同意の記録: {m['consent_reference']}", "",
-        "■ ご報告のお願い / Reporting back",
-        f"登録・内定・取消は参照番号 {doc.reference} を添えて、署名付きで "
-        f"{data['report_events_to']} へ、または CSV で {config.company.reply_to} へ"
-        "お知らせください。",
-        "", f"{config.company.name}", config.company.reply_to,
-    ]
-    return lines
+        context.update(request=data["request"], withdrawn_at=data["withdrawn_at"] or "")
+        return context
+    # A multi-line value (the candidate's message) continues on indented lines.
+    context["candidate"] = [{"label": field_label(key, MAIL_LANGUAGE),
+                             "lines": str(data["candidate"][key]).splitlines() or [""]}
+                            for key in data["items"]]
+    context["report_events_to"] = data["report_events_to"]
+    return context
+
+
+def render_mail(doc: Document, agency: Agency, config: Config) -> tuple[str, str, str]:
+    """(subject, text, html) of the message to the agency."""
+    env = template_environment(config, html_only=False)
+    kind = "deletion" if doc.kind == DELETION_TYPE else "handoff"
+    context = mail_context(doc, agency, config)
+    text = env.render_file(f"agency/{kind}.txt", context)
+    return (env.render_file(f"agency/{kind}.subject.txt", context).strip(), text,
+            env.render_file("agency/message.html", {"text": text}))
 
 
 def send_email(agency: Agency, doc: Document, config: Config, transport: Transport,
@@ -246,12 +250,12 @@ def send_email(agency: Agency, doc: Document, config: Config, transport: Transpo
     if validate_address(to) is None:
         return Outcome(False, retry=False, error="no email address to send this to; tell the "
                        "agency yourself and mark it done")
-    text = "\n".join(_lines(doc, agency, config)) + "\n"
-    subject = (f"【キャリアリレー】削除のお願い {doc.reference}" if doc.kind == DELETION_TYPE
-               else f"【キャリアリレー】候補者のご紹介 {doc.reference}")
+    try:
+        subject, text, html = render_mail(doc, agency, config)
+    except TemplateError as exc:   # a broken override in mail.templates_dir: fixable, retry
+        return Outcome(False, retry=True, error=str(exc)[:300], destination=to)
     message = build_message(
-        config, to_addr=to, to_name=agency.legal_name, subject=subject, text=text,
-        html=f"<pre style=\"font-family:inherit;white-space:pre-wrap\">{html.escape(text)}</pre>",
+        config, to_addr=to, to_name=agency.legal_name, subject=subject, text=text, html=html,
         message_id=make_message_id(doc.idempotency_key, "agency", message_id_domain(config)),
         date=now)
     try:

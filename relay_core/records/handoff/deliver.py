@@ -318,21 +318,3 @@ def redirect_links(store: Store, config: Config, case_id: int,
                    else signing_key(config, conn))
             links.append((agency.legal_name, channels.redirect_url(agency, reference, key)))
     return links
-
-
-def handoff_table(data: dict[str, Any]) -> Any:
-    from rich.table import Table
-
-    table = Table(title="agency handoffs")
-    for col in ("state", "handoffs", "deletion notices"):
-        table.add_column(col, justify="left" if col == "state" else "right")
-    states = list(dict.fromkeys([*data["handoffs"], *data["deletion_notices"]]))
-    for state in states:
-        table.add_row(state, str(data["handoffs"].get(state, 0)),
-                      str(data["deletion_notices"].get(state, 0)))
-    for item in data["dead"]:
-        what = (f"handoff {item['handoff']}" if "handoff" in item
-                else f"deletion notice {item['deletion_notice']}")
-        table.add_row("[red]dead[/red]", what, f"case {item['case']} → {item['agency']}: "
-                      f"{item['error']}")
-    return table

@@ -1,0 +1,145 @@
+"""Every rich table the CLI prints: `run`, `check`, `status`, `report`, `export-incident`.
+
+The data comes from elsewhere as plain values (commands/checks.py, commands/status.py,
+commands/report.py, records/handoff/deliver.py `handoff_status`, records/retention.py
+`export_incident`); only the CLI knows about rich, and only this module builds tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from relay_core.commands.report import STAGE_LABELS, STAGES, Report
+from relay_core.models import CaseState
+from relay_core.records import retention
+
+if TYPE_CHECKING:   # annotations only: `check` need not import the pipeline
+    from relay_core.commands.checks import CheckResult
+    from relay_core.cycle.run import CycleReport
+
+
+# --- run -------------------------------------------------------------------------------------
+def cycle_table(report: CycleReport) -> Group:
+    table = Table(title="career-relay run", show_footer=False)
+    for col in ("source", "new", "known", "scheduled", "skipped", "problems"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, s in report.sources.items():
+        table.add_row(name, str(s.detected), str(s.already_known), str(s.scheduled),
+                      str(s.skipped), str(len(s.problems)))
+    table.caption = (f"sent {report.sent} · cancelled {report.cancelled} · failed "
+                     f"{report.failed} · retry later {report.retry_later} · late {report.late}")
+    lines = []
+    for name, s in report.sources.items():
+        if s.error:
+            lines.append(f"{name}: {s.error}")
+        lines += [f"{name}: skipped {n} × {reason}" for reason, n in s.skip_reasons.items()]
+        lines += [f"{name}: {p}" for p in s.problems]
+    lines += report.errors
+    notes = Text("\n".join(f"  {line}" for line in lines)) if lines else Text("")
+    return Group(table, notes)
+
+
+# --- check -----------------------------------------------------------------------------------
+def check_table(results: list[CheckResult]) -> Table:
+    table = Table(title="career-relay check")
+    for col in ("", "check", "detail"):
+        table.add_column(col)
+    for r in results:
+        table.add_row("[green]ok[/green]" if r.ok else "[red]FAIL[/red]", r.what, r.detail)
+    return table
+
+
+# --- status ----------------------------------------------------------------------------------
+def status_tables(data: dict[str, Any]) -> list[Table]:
+    states = Table(title="cases by state")
+    states.add_column("state")
+    states.add_column("cases", justify="right")
+    for state in CaseState:
+        states.add_row(state.value, str(data["by_state"].get(state.value, 0)))
+    states.caption = f"due now {data['due_now']} · late {len(data['late'])}"
+    tables = [states]
+    if data["failed"] or data["late"]:
+        problems = Table(title="needs attention")
+        for col in ("case", "source", "what"):
+            problems.add_column(col)
+        for f in data["failed"]:
+            problems.add_row(str(f["case"]), f["source"], f"failed: {f['reason']}")
+        for item in data["late"]:
+            problems.add_row(str(item["case"]), item["source"],
+                             f"late: deadline {item['deadline']}")
+        tables.append(problems)
+    if data.get("handoffs", {}).get("handoffs") or data.get("handoffs", {}).get("dead"):
+        tables.append(handoff_table(data["handoffs"]))
+    if data["skip_reasons"]:
+        skips = Table(title="why cases were skipped")
+        skips.add_column("reason")
+        skips.add_column("cases", justify="right")
+        for reason, n in sorted(data["skip_reasons"].items(), key=lambda kv: -kv[1]):
+            skips.add_row(reason, str(n))
+        tables.append(skips)
+    return tables
+
+
+def handoff_table(data: dict[str, Any]) -> Table:
+    """`handoff_status` (records/handoff/deliver.py) as a table."""
+    table = Table(title="agency handoffs")
+    for col in ("state", "handoffs", "deletion notices"):
+        table.add_column(col, justify="left" if col == "state" else "right")
+    states = list(dict.fromkeys([*data["handoffs"], *data["deletion_notices"]]))
+    for state in states:
+        table.add_row(state, str(data["handoffs"].get(state, 0)),
+                      str(data["deletion_notices"].get(state, 0)))
+    for item in data["dead"]:
+        what = (f"handoff {item['handoff']}" if "handoff" in item
+                else f"deletion notice {item['deletion_notice']}")
+        table.add_row("[red]dead[/red]", what, f"case {item['case']} → {item['agency']}: "
+                      f"{item['error']}")
+    return table
+
+
+# --- report ----------------------------------------------------------------------------------
+def report_tables(report: Report) -> Group:
+    funnel = Table(title="funnel (cases)")
+    funnel.add_column("group")
+    for stage in STAGES:
+        funnel.add_column(STAGE_LABELS[stage], justify="right")
+    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES))
+    for name, values in report.by_source.items():
+        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES))
+    for month, values in report.by_month.items():
+        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES))
+    agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
+    for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
+        agencies.add_column(col, justify="left" if col == "agency" else "right")
+    for agency_id, v in report.by_agency.items():
+        agencies.add_row(agency_id, str(v["consented"]), str(v["handed_off"]),
+                         str(v["registered"]), str(v["placed"]), str(v["credits"]),
+                         f"{v['yen']:,}")
+    parts: list[Any] = [funnel, agencies]
+    if report.credits_by_month:
+        monthly = Table(title="credits by agency and month")
+        for col in ("agency", "month", "credits", "yen"):
+            monthly.add_column(col, justify="left" if col in ("agency", "month") else "right")
+        for row in report.credits_by_month:
+            monthly.add_row(row["agency"], row["month"], str(row["credits"]),
+                            f"{row['yen']:,}")
+        parts.append(monthly)
+    return Group(*parts)
+
+
+# --- export-incident -------------------------------------------------------------------------
+def incident_table(rows: list[retention.Disclosure], since: datetime, until: datetime) -> Table:
+    table = Table(title=f"disclosures {since.isoformat()} – {until.isoformat()}")
+    for col in ("at", "what", "case", "recipient", "address", "items"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.at, r.what, r.case, r.recipient, r.address, ", ".join(r.items))
+    s = retention.incident_summary(rows)
+    table.caption = (f"{s['disclosures']} disclosure(s), {s['candidates']} candidate(s), "
+                     f"{len(s['recipients'])} agency recipient(s)")
+    return table
