@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,11 +94,10 @@ class Herp(HttpConnector):
     # --- polling ------------------------------------------------------------------------------
     def poll(self, cursor: str | None) -> Iterator[Page]:
         started = self.now()
-        since = _parse_date(cursor) if cursor else None
+        since = parse_time(cursor, JST) if cursor else None
         if since is None:   # first run: never fetch (or blast) the whole history
-            since = (started - timedelta(days=self.config.eligibility.max_age_days)).astimezone(
-                JST).date()
-        since -= timedelta(days=self.settings.overlap_days)
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        since = since.astimezone(JST).date() - timedelta(days=self.settings.overlap_days)
         # The reason filter keeps withdrawals out of the listing; the table above still decides,
         # so a server that ignored the filter (it is not in the vendor's prose) mails no one.
         params = {"status": "terminated", "terminationReason": "rejected",
@@ -206,11 +205,3 @@ def categorize(status: Any, termination_reason: Any) -> Category:
     return CATEGORY_BY_TERMINATION_REASON.get(str(termination_reason), Category.OTHER)
 
 
-
-
-
-def _parse_date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None

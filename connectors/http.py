@@ -57,7 +57,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -65,7 +64,7 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from relay_core.contract import VERSION as __version__
-from relay_core.contract import Connector
+from relay_core.contract import Connector, parse_retry_after, parse_time
 from relay_core.errors import AuthError, FatalError, RetriableError
 
 if TYPE_CHECKING:
@@ -157,7 +156,8 @@ class RateLimiter:
         remaining = _int_header(headers, names.remaining_header)
         block = 0.0
         if response.status_code == 429:
-            block = _first(parse_retry_after(headers), self._reset_delay(headers), 1.0)
+            block = _first(parse_retry_after(headers.get("Retry-After")),
+                           self._reset_delay(headers), 1.0)
         elif remaining is not None and remaining <= (self.limit.reserve if self.limit else 0):
             block = _first(self._reset_delay(headers),
                            self.limit.per_seconds if self.limit else 1.0)
@@ -171,23 +171,13 @@ class RateLimiter:
         name = self.limit.reset_header if self.limit else "X-RateLimit-Reset"
         reset = _int_header(headers, name)
         if reset is None:
-            when = _parse_when(headers.get(name))       # an ISO time (HERP's x-reset-at)
+            when = parse_time(headers.get(name))        # an ISO time (HERP's x-reset-at)
             if when is None:
                 return None
-            return max(0.0, min(when - self._wall(), 3600.0))
+            return max(0.0, min(when.timestamp() - self._wall(), 3600.0))
         # Most APIs send an epoch timestamp; a few send seconds-until-reset.
         delay = reset - self._wall() if reset > 1_000_000_000 else float(reset)
         return max(0.0, min(delay, 3600.0))
-
-
-def _parse_when(value: str | None) -> float | None:
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _first(*values: float | None) -> float:
@@ -200,24 +190,6 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return int(float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """`Retry-After` as seconds (RFC 9110 allows seconds or an HTTP date)."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # --- paginators -------------------------------------------------------------------------------
@@ -479,8 +451,9 @@ class HttpConnector(Connector):
         if status in (401, 403):
             raise AuthError(f"{where}: {self.auth_hint(status, method, path)}")
         if status in (408, 429) or status >= 500:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
             raise RetriableError(f"{where}; retried and gave up, the next run will try again",
-                                 status=status, retry_after=parse_retry_after(response.headers))
+                                 status=status, retry_after=wait)
         if status == 404:
             raise FatalError(f"{where}: not found; check base_url, or the record was deleted")
         raise FatalError(f"{where}: the ATS refused this request as it is")
@@ -511,4 +484,4 @@ class HttpConnector(Connector):
 
 __all__ = ["CursorPaginator", "HttpConnector", "IDEMPOTENT_METHODS", "LinkHeaderPaginator",
            "OffsetTokenPaginator", "PageNumberPaginator", "Paginator", "RateLimit",
-           "RateLimiter", "RetryPolicy", "USER_AGENT", "dig", "parse_retry_after"]
+           "RateLimiter", "RetryPolicy", "USER_AGENT", "dig"]

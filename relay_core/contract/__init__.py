@@ -15,11 +15,12 @@ from relay_core.contract.base import (
     WebhookResult,
     require,
 )
-from relay_core.contract.values import clean_text, iso_utc, parse_time
+from relay_core.contract.times import parse_retry_after, parse_time, read_sheet_time, read_time
+from relay_core.contract.values import clean_text, iso_utc
 from relay_core.secrets import SecretRef, secret_field
 
 __all__ = [
     "VERSION", "ApplicationStatus", "CheckResult", "Connector", "ConnectorSettings", "Page",
-    "SecretRef", "WebhookResult", "clean_text", "iso_utc", "parse_time", "require",
-    "secret_field",
+    "SecretRef", "WebhookResult", "clean_text", "iso_utc", "parse_retry_after", "parse_time",
+    "read_sheet_time", "read_time", "require", "secret_field",
 ]

@@ -18,7 +18,6 @@ from relay_core.connectors.http import (
     RateLimit,
     RateLimiter,
     RetryPolicy,
-    parse_retry_after,
 )
 
 from relay_core.contract.base import ConnectorSettings, Page
@@ -211,12 +210,6 @@ def test_429_blocks_the_limiter_for_retry_after():
     limiter.observe(_response(429, **{"Retry-After": "4"}))
     limiter.acquire()
     assert clock.sleeps == [4]
-
-
-def test_retry_after_http_date():
-    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
-    assert parse_retry_after({"Retry-After": "12"}) == 12
-    assert parse_retry_after({}) is None
 
 
 def test_real_clock_limiter_is_fast_when_under_the_limit():
