@@ -11,16 +11,20 @@ from relay_core.contract.base import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    Mode,
     Page,
     WebhookResult,
+    WebhookSettings,
     require,
+    signature_matches,
 )
 from relay_core.contract.times import parse_retry_after, parse_time, read_sheet_time, read_time
 from relay_core.contract.values import clean_text, iso_utc
 from relay_core.secrets import SecretRef, secret_field
 
 __all__ = [
-    "VERSION", "ApplicationStatus", "CheckResult", "Connector", "ConnectorSettings", "Page",
-    "SecretRef", "WebhookResult", "clean_text", "iso_utc", "parse_retry_after", "parse_time",
-    "read_sheet_time", "read_time", "require", "secret_field",
+    "VERSION", "ApplicationStatus", "CheckResult", "Connector", "ConnectorSettings", "Mode",
+    "Page", "SecretRef", "WebhookResult", "WebhookSettings", "clean_text", "iso_utc",
+    "parse_retry_after", "parse_time", "read_sheet_time", "read_time", "require",
+    "secret_field", "signature_matches",
 ]
