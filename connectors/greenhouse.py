@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,7 +31,6 @@ from pydantic import Field, field_validator, model_validator
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
-    ConnectorSettings,
     Page,
     SecretRef,
     WebhookResult,
@@ -45,12 +43,11 @@ from relay_core.errors import (
     AuthError,
     FatalError,
     RecordError,
-    RelayError,
     SignatureError,
 )
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, LinkHeaderPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, LinkHeaderPaginator, RateLimit, bearer
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
@@ -73,7 +70,7 @@ EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
-class GreenhouseSettings(ConnectorSettings):
+class GreenhouseSettings(HttpSettings):
     mode: Literal["poll", "webhook", "both"] = "both"
     client_id: SecretRef | str
     client_secret: SecretRef
@@ -84,6 +81,8 @@ class GreenhouseSettings(ConnectorSettings):
     overlap_minutes: int = Field(10, ge=0, le=1440)
     write_back: Literal["off", "note", "tag", "both"] = "off"
     tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
+    url_keys = ("base_url", "auth_url")
+    host_only = True
 
     _secrets = field_validator("client_secret", "webhook_secret", mode="before")(secret_field)
 
@@ -94,13 +93,6 @@ class GreenhouseSettings(ConnectorSettings):
         if isinstance(value, str) and value.startswith(("env:", "keyring:")):
             return secret_field(value, info)
         return value
-
-    @field_validator("base_url", "auth_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
-            raise ValueError("write the host only, e.g. \"https://harvest.greenhouse.io\"")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> GreenhouseSettings:
@@ -116,12 +108,11 @@ class Greenhouse(HttpConnector):
     # The v3 guide's example is 75 requests per 30 s fixed window [S21][S37a] (secondary: no
     # vendor page confirming it was found with the docs search); X-RateLimit-* narrow it.
     rate_limit = RateLimit(requests=75, per_seconds=30)
+    reauthenticate_on_401 = True      # the token expires (one hour [S18])
+    credential_name = "OAuth token"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = threading.Lock()
         self._webhook_key: bytes | None = None
         self._reasons: dict[str, dict[str, Any]] = {}
         self._reasons_until = 0.0
@@ -138,18 +129,8 @@ class Greenhouse(HttpConnector):
         return self.settings.mode in ("webhook", "both")
 
     # --- auth ---------------------------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        with self._token_lock:
-            if self._token is None or self.clock() >= self._token_expires:
-                self._fetch_token()
-            return {"Authorization": f"Bearer {self._token}"}
-
-    def refresh_auth(self) -> bool:
-        with self._token_lock:
-            self._token = None
-        return True
-
-    def _fetch_token(self) -> None:
+    def authenticate(self) -> dict[str, str]:
+        """An access token for the client credentials, on behalf of `user_id` (`sub`)."""
         s = self.settings
         client_id = (s.client_id.resolve().get_secret_value()
                      if isinstance(s.client_id, SecretRef) else s.client_id)
@@ -163,8 +144,8 @@ class Greenhouse(HttpConnector):
             raise AuthError(f"{self.name}: {s.auth_url}/token refused the client credentials "
                             f"(HTTP {response.status_code}); check client_id, client_secret and "
                             f"that user_id {s.user_id} exists")
-        self._token = str(body["access_token"])
-        self._token_expires = self.clock() + max(0.0, _token_lifetime(body) - TOKEN_MARGIN)
+        self.auth_expires = self.clock() + max(0.0, _token_lifetime(body) - TOKEN_MARGIN)
+        return bearer(str(body["access_token"]))
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
@@ -413,33 +394,23 @@ class Greenhouse(HttpConnector):
                 self._tag_id = int(self.json(created, dict)["id"])
         return self._tag_id
 
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        resources = ["applications", "candidates", "rejection_details", "rejection_reasons",
+                     "jobs"]
+        if self.settings.write_back in ("note", "both"):
+            resources.append("notes")
+        if self.settings.write_back in ("tag", "both"):
+            resources += ["candidate_tags", "applied_candidate_tags"]
+        return [(f"harvest:{r}:list", f"/v3/{r}", {"per_page": 1}) for r in resources]
+
     def check(self) -> list[CheckResult]:
-        label = f"{self.name} (greenhouse)"
+        token = f"{self.name} (greenhouse): OAuth token"
         try:
             self.auth_headers()
         except AuthError as exc:
-            return [CheckResult(f"{label}: OAuth token", False, str(exc))]
-        results = [CheckResult(f"{label}: OAuth token", True,
-                               f"client credentials accepted, sub = user {self.settings.user_id}")]
-        paths = ["applications", "candidates", "rejection_details", "rejection_reasons", "jobs"]
-        if self.settings.write_back in ("note", "both"):
-            paths.append("notes")
-        if self.settings.write_back in ("tag", "both"):
-            paths += ["candidate_tags", "applied_candidate_tags"]
-        for resource in paths:
-            path = f"/v3/{resource}"
-            try:
-                response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
-            except RelayError as exc:     # one unreachable endpoint must not hide the others
-                results.append(CheckResult(f"{label}: harvest:{resource}:list", False, str(exc)))
-                continue
-            ok = response.status_code < 400
-            results.append(CheckResult(f"{label}: harvest:{resource}:list", ok,
-                                       "readable" if ok else self.auth_hint(403, "GET", path)))
-        if self.receives_webhooks:
-            url = f"{self.config.relay.public_base_url}/webhooks/greenhouse/{self.name}"
-            results.append(CheckResult(f"{label}: webhook", True, f"endpoint {url}"))
-        return results
+            return [CheckResult(token, False, str(exc))]
+        return [CheckResult(token, True, "client credentials accepted, sub = user "
+                                         f"{self.settings.user_id}"), *super().check()]
 
 
 # --- translation helpers ----------------------------------------------------------------------

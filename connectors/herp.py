@@ -13,7 +13,6 @@ There are no documented webhooks [S20][S24], so this connector polls.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -24,17 +23,16 @@ from pydantic import Field, field_validator
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
-    ConnectorSettings,
     Page,
     SecretRef,
     clean_text,
     parse_time,
     secret_field,
 )
-from relay_core.errors import AuthError, FatalError, RecordError
+from relay_core.errors import FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit, bearer
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
 
@@ -52,19 +50,12 @@ STEP_LABELS = {"entry": "エントリー", "casualInterview": "カジュアル�
                "finalInterview": "最終面接", "offered": "内定", "offerAccepted": "内定承諾"}
 
 
-class HerpSettings(ConnectorSettings):
+class HerpSettings(HttpSettings):
     api_key: SecretRef
     base_url: str = "https://public-api.herp.cloud/hire"
     overlap_days: int = Field(1, ge=1, le=14)   # the filter is a date: re-read the last day(s)
 
     _secrets = field_validator("api_key", mode="before")(secret_field)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
-            raise ValueError("write the API root, e.g. \"https://public-api.herp.cloud/hire\"")
-        return value.rstrip("/")
 
 
 class Herp(HttpConnector):
@@ -73,17 +64,15 @@ class Herp(HttpConnector):
     # 100 requests per minute per tenant; x-remaining-request / x-reset-at (ISO time) [S20].
     rate_limit = RateLimit(requests=100, per_seconds=60, remaining_header="x-remaining-request",
                            reset_header="x-reset-at", limit_header=None)
+    credential_name = "API key"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._auth: str | None = None
         self._requisitions: dict[str, str] = {}
         self._requisitions_at: float | None = None
 
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:
-            self._auth = f"Bearer {self.settings.api_key.resolve().get_secret_value()}"
-        return {"Authorization": self._auth}
+    def authenticate(self) -> dict[str, str]:
+        return bearer(self.settings.api_key.resolve().get_secret_value())
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
@@ -184,19 +173,15 @@ class Herp(HttpConnector):
                 states[app_id] = ApplicationStatus.NOT_REJECTED
         return states
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (herp)"
-        try:
-            response = self.request("GET", "/v1/candidacies",
-                                    params={"status": "terminated"}, accept=(403,))
-        except AuthError as exc:
-            return [CheckResult(f"{label}: API key", False, str(exc))]
-        if response.status_code == 403:
-            return [CheckResult(f"{label}: candidacies", False,
-                                self.auth_hint(403, "GET", "/v1/candidacies"))]
-        remaining = response.headers.get("x-remaining-request", "?")
-        return [CheckResult(f"{label}: candidacies", True,
-                            f"readable; {remaining} of 100 requests left this minute")]
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("candidacies", "/v1/candidacies", {"status": "terminated"})]
+
+    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
+        result = super().access_result(what, path, response)
+        if result.ok:
+            left = response.headers.get("x-remaining-request", "?")
+            result.detail += f"; {left} of 100 requests left this minute"
+        return result
 
 
 def categorize(status: Any, termination_reason: Any) -> Category:

@@ -1,10 +1,11 @@
-"""The HTTP layer every API connector stands on (Greenhouse now; Lever, HERP, Talentio next).
+"""The HTTP layer every API connector stands on (Greenhouse, Lever, HERP, Talentio).
 
 Two layers (STYLE.md rule 3): `relay_core.contract.Connector` is transport-free; `HttpConnector`
 below owns everything about talking HTTP, so an API connector only builds requests and parses
 responses:
 
 - one `requests.Session` per source, with timeouts and `User-Agent: career-relay/<version>`;
+- authentication worked out lazily, once (`authenticate`), and again when it expires;
 - retries decided in one place (tenacity): only 429, 5xx, 408, timeouts and connection errors,
   a bounded number of attempts, capped exponential backoff with full jitter, and `Retry-After`
   honoured (a wait longer than `RetryPolicy.max_retry_after` gives up at once: the next run
@@ -15,7 +16,8 @@ responses:
 - status codes mapped to the error tree of relay_core/errors.py:
 
       2xx/3xx, or a status the caller lists in `accept`   → the response
-      401                → refresh_auth() once, then AuthError (fix the credentials)
+      401                → authenticate() again once if the credentials expire, then
+                           AuthError (fix the credentials)
       403                → AuthError naming the missing scope/role (`auth_hint`)
       408, 429, 5xx, timeout, connection error → RetriableError (retried here first)
       404, 400, 409, 422, other 4xx            → FatalError (this request will not work)
@@ -23,24 +25,24 @@ responses:
 
   Messages name the source, method and path, never the query string or body (both can hold
   names or addresses) and never a credential;
-- paginators as small objects with a guard against a repeated token (STYLE.md rule 7).
+- paginators as small objects with a guard against a repeated token (STYLE.md rule 7);
+- `check`, one probe per resource the connector reads.
 
 Declaring a connector::
 
     class Lever(HttpConnector):
         type = "lever"
-        Settings = LeverSettings                       # must have base_url, or override base_url
+        Settings = LeverSettings                             # an HttpSettings: base_url, ...
         rate_limit = RateLimit(requests=10, per_seconds=1)   # the vendor's published limit
         retry_policy = RetryPolicy(attempts=5)               # optional; this is the default
 
-        def auth_headers(self) -> dict[str, str]:            # called before every attempt
+        def authenticate(self) -> dict[str, str]:            # once, before the first request
             return {"Authorization": "Basic ..."}
 
         def poll(self, cursor):
             paginator = OffsetTokenPaginator()               # Lever: ?offset=<token>, hasNext
             for response in self.paginate("/v1/opportunities", {"limit": 100}, paginator):
-                records = self.json(response)["data"]
-                ...
+                yield Page.of(self.json(response)["data"], self.event_from)
 
 Tests make waits tiny by assigning `connector.retry_policy = RetryPolicy(attempts=3,
 initial_wait=0, max_wait=0)` and a manual clock: `connector.sleep = clock.sleep` (records the
@@ -49,7 +51,9 @@ wait and advances the clock) and `connector.clock = clock` (see tests/connectors
 
 from __future__ import annotations
 
+import math
 import random
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -61,11 +65,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import ValidationInfo, field_validator
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from relay_core.contract import VERSION as __version__
-from relay_core.contract import Connector, parse_retry_after, parse_time
-from relay_core.errors import AuthError, FatalError, RetriableError
+from relay_core.contract import (
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    parse_retry_after,
+    parse_time,
+)
+from relay_core.errors import AuthError, FatalError, RelayError, RetriableError
 
 if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig
@@ -325,15 +336,50 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
+# --- settings ---------------------------------------------------------------------------------
+_HOST = re.compile(r"^https?://[^/\s]+$")
+_API_ROOT = re.compile(r"^https?://[^/\s]+(/[^\s?#]*)?$")
+
+
+class HttpSettings(ConnectorSettings):
+    """The keys every API source has. Each key in `url_keys` is checked as the configuration
+    loads (a typo would otherwise surface as a puzzling 404 at the first poll): a scheme and
+    host only when `host_only` (the vendor's paths start with their version, /v1/...), else an
+    API root that may carry a path. The example in the message is the key's default."""
+
+    base_url: str
+    url_keys: ClassVar[tuple[str, ...]] = ("base_url",)
+    host_only: ClassVar[bool] = False
+
+    @field_validator("*")
+    @classmethod
+    def _urls(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in cls.url_keys:
+            return value
+        example = cls.model_fields[info.field_name].default
+        if cls.host_only and not _HOST.match(value.rstrip("/")):
+            raise ValueError(f"write the host only, without a path, e.g. \"{example}\"")
+        if not cls.host_only and not _API_ROOT.match(value):
+            raise ValueError(f"write the API root, e.g. \"{example}\"")
+        return value.rstrip("/")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 # --- the HTTP connector base -----------------------------------------------------------------
 class HttpConnector(Connector):
-    """Base of every API connector. Subclasses declare `rate_limit` (and optionally
-    `retry_policy`, `timeout`), implement `poll`, and override the hooks `auth_headers`,
-    `refresh_auth` and `auth_hint` as their API needs."""
+    """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
+    `rate_limit` (and optionally `retry_policy`, `timeout`), implements `poll`, and fills in
+    the hooks its API needs: `authenticate`, `auth_hint`, `access_probes`,
+    `source_rate_limit`."""
 
     rate_limit: ClassVar[RateLimit | None] = None
     retry_policy: RetryPolicy = RetryPolicy()
     timeout: ClassVar[tuple[float, float]] = (10.0, 60.0)     # connect, read (seconds)
+    reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
+    credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
 
     def __init__(self, source: SourceConfig, config: Config, index: int = 0):
         super().__init__(source, config, index)
@@ -342,9 +388,12 @@ class HttpConnector(Connector):
         # Every wait goes through these two, so a test can swap in a manual clock.
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
-        self.limiter = RateLimiter(self.rate_limit, sleep=lambda s: self.sleep(s),
+        self.limiter = RateLimiter(self.source_rate_limit(), sleep=lambda s: self.sleep(s),
                                    clock=lambda: self.clock())
         self.request_count = 0          # HTTP requests actually sent (benchmarks, tests)
+        self.auth_expires = math.inf    # clock() time; `authenticate` sets it for a token
+        self._auth: dict[str, str] | None = None
+        self._auth_lock = threading.Lock()
 
     # Hooks -----------------------------------------------------------------------------------
     @property
@@ -355,13 +404,16 @@ class HttpConnector(Connector):
         """The wall clock; tests replace it."""
         return datetime.now(UTC)
 
-    def auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate one attempt (e.g. a bearer token, fetched lazily)."""
-        return {}
+    def source_rate_limit(self) -> RateLimit | None:
+        """The limit this source keeps: `rate_limit`, unless a setting (the plan's quota)
+        changes it."""
+        return self.rate_limit
 
-    def refresh_auth(self) -> bool:
-        """Called once on a 401: drop a cached token and return True to try again."""
-        return False
+    def authenticate(self) -> dict[str, str]:
+        """Headers that authenticate requests (a bearer token, Basic auth). Called once, just
+        before the first request that needs them, so building a connector reads no secret;
+        again once `auth_expires` has passed, and after a 401 if `reauthenticate_on_401`."""
+        return {}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         """What to do about a 401/403 on this request; name the scope or role it needs."""
@@ -369,6 +421,51 @@ class HttpConnector(Connector):
             return "the ATS refused the credentials; check them in the configuration"
         return ("the credentials lack a permission (scope or role) this request needs; grant "
                 "it in the ATS's API settings")
+
+    # Authentication --------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        with self._auth_lock:
+            if self._auth is None or self.clock() >= self.auth_expires:
+                self.auth_expires = math.inf
+                self._auth = self.authenticate()
+            return self._auth
+
+    def refresh_auth(self) -> bool:
+        """Called once on a 401: forget credentials that may have expired, to try again."""
+        if not self.reauthenticate_on_401:
+            return False
+        with self._auth_lock:
+            self._auth = None
+        return True
+
+    # `career-relay check` --------------------------------------------------------------------
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(what, path, params): one small GET per resource the connector reads."""
+        return []
+
+    def check(self) -> list[CheckResult]:
+        """A line per probe: readable, or which permission is missing (a 403, through
+        `auth_hint`); refused credentials end the list. Then the webhook endpoint."""
+        label = f"{self.name} ({self.type})"
+        results = []
+        for what, path, params in self.access_probes():
+            try:
+                response = self.request("GET", path, params=params, accept=(403,))
+            except AuthError as exc:
+                return [*results, CheckResult(f"{label}: {self.credential_name}", False,
+                                              str(exc))]
+            except RelayError as exc:     # one unreachable endpoint must not hide the others
+                results.append(CheckResult(f"{label}: {what}", False, str(exc)))
+                continue
+            results.append(self.access_result(f"{label}: {what}", path, response))
+        if self.receives_webhooks:
+            url = f"{self.config.relay.public_base_url}/webhooks/{self.type}/{self.name}"
+            results.append(CheckResult(f"{label}: webhook", True, f"endpoint {url}"))
+        return results
+
+    def access_result(self, what: str, path: str, response: requests.Response) -> CheckResult:
+        ok = response.status_code < 400
+        return CheckResult(what, ok, "readable" if ok else self.auth_hint(403, "GET", path))
 
     # Requests --------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
@@ -482,6 +579,6 @@ class HttpConnector(Connector):
         self.session.close()
 
 
-__all__ = ["CursorPaginator", "HttpConnector", "IDEMPOTENT_METHODS", "LinkHeaderPaginator",
-           "OffsetTokenPaginator", "PageNumberPaginator", "Paginator", "RateLimit",
-           "RateLimiter", "RetryPolicy", "USER_AGENT", "dig"]
+__all__ = ["CursorPaginator", "HttpConnector", "HttpSettings", "IDEMPOTENT_METHODS",
+           "LinkHeaderPaginator", "OffsetTokenPaginator", "PageNumberPaginator", "Paginator",
+           "RateLimit", "RateLimiter", "RetryPolicy", "USER_AGENT", "bearer", "dig"]

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -31,7 +30,6 @@ from pydantic import Field, field_validator, model_validator
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
-    ConnectorSettings,
     Page,
     SecretRef,
     WebhookResult,
@@ -40,10 +38,10 @@ from relay_core.contract import (
     parse_time,
     secret_field,
 )
-from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
+from relay_core.errors import FatalError, RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, OffsetTokenPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, OffsetTokenPaginator, RateLimit
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
@@ -58,7 +56,7 @@ DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew"
                               "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
 
 
-class LeverSettings(ConnectorSettings):
+class LeverSettings(HttpSettings):
     mode: Literal["poll", "webhook", "both"] | None = None   # default: both if a token is set
     api_key: SecretRef
     base_url: str = "https://api.lever.co"
@@ -72,15 +70,9 @@ class LeverSettings(ConnectorSettings):
     write_back: Literal["off", "note", "tag", "both"] = "off"
     tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     perform_as: str | None = None          # Lever user id the note is written as
+    host_only = True
 
     _secrets = field_validator("api_key", "webhook_signature_token", mode="before")(secret_field)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
-            raise ValueError("write the host only, e.g. \"https://api.lever.co\" (no /v1)")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _webhook_needs_token(self) -> LeverSettings:
@@ -95,10 +87,10 @@ class Lever(HttpConnector):
     Settings = LeverSettings
     # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
     rate_limit = RateLimit(requests=10, per_seconds=1)
+    credential_name = "API key"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._auth: str | None = None
         self._webhook_key: bytes | None = None
         self._reasons: dict[str, dict[str, str]] = {}
         self._postings: dict[str, str] = {}
@@ -118,11 +110,9 @@ class Lever(HttpConnector):
     def receives_webhooks(self) -> bool:
         return self.mode in ("webhook", "both")
 
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:   # the key is the user name, the password blank [§1]
-            key = self.settings.api_key.resolve().get_secret_value()
-            self._auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-        return {"Authorization": self._auth}
+    def authenticate(self) -> dict[str, str]:
+        key = self.settings.api_key.resolve().get_secret_value()   # user name; no password [§1]
+        return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
@@ -334,33 +324,24 @@ class Lever(HttpConnector):
                          json={"tags": [self.settings.tag_name]})
         return True
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (lever)"
-        probes = [("archive reasons", "/v1/archive_reasons", {}),
-                  ("opportunities", "/v1/opportunities", {"confidentiality": "non-confidential"}),
-                  ("confidential opportunities", "/v1/opportunities",
-                   {"confidentiality": "confidential"}),
-                  ("postings", "/v1/postings", {})]
-        results = []
-        for what, path, params in probes:
-            try:
-                response = self.request("GET", path, params={"limit": 1, **params}, accept=(403,))
-            except AuthError as exc:
-                return results + [CheckResult(f"{label}: API key", False, str(exc))]
-            ok = response.status_code < 400
-            detail = "readable" if ok else self.auth_hint(403, "GET", path)
-            if what.startswith("confidential") and not ok:
-                ok = self.settings.confidentiality == "non-confidential"
-                detail = ("the key cannot see confidential opportunities; they are never "
-                          "polled" if ok else "the key cannot see confidential opportunities, "
-                          "so polling with confidentiality = \"all\" fails: create a key with "
-                          "confidential access, or set confidentiality = \"non-confidential\"")
-            results.append(CheckResult(f"{label}: {what}", ok, detail))
-        if self.receives_webhooks:
-            url = f"{self.config.relay.public_base_url}/webhooks/lever/{self.name}"
-            results.append(CheckResult(f"{label}: webhook", True,
-                                       f"candidateArchiveChange → {url}"))
-        return results
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("archive reasons", "/v1/archive_reasons", {"limit": 1}),
+                ("opportunities", "/v1/opportunities",
+                 {"limit": 1, "confidentiality": "non-confidential"}),
+                ("confidential opportunities", "/v1/opportunities",
+                 {"limit": 1, "confidentiality": "confidential"}),
+                ("postings", "/v1/postings", {"limit": 1})]
+
+    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
+        result = super().access_result(what, path, response)
+        if what.endswith(": confidential opportunities") and not result.ok:
+            result.ok = self.settings.confidentiality == "non-confidential"
+            result.detail = (
+                "the key cannot see confidential opportunities; they are never polled"
+                if result.ok else "the key cannot see confidential opportunities, so polling "
+                "with confidentiality = \"all\" fails: create a key with confidential access, "
+                "or set confidentiality = \"non-confidential\"")
+        return result
 
 
 def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str = ""

@@ -16,8 +16,8 @@ marks the API as unavailable on the Basic and Free plans [S29]. Requests send
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +27,6 @@ from pydantic import Field, field_validator
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
-    ConnectorSettings,
     Page,
     SecretRef,
     clean_text,
@@ -35,10 +34,10 @@ from relay_core.contract import (
     parse_time,
     secret_field,
 )
-from relay_core.errors import AuthError, RecordError
+from relay_core.errors import RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit, bearer
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -58,7 +57,7 @@ STAGE_LABELS = {"contact": "コンタクト", "resume": "書類選考", "intervi
                 "reference": "リファレンスチェック"}
 
 
-class TalentioSettings(ConnectorSettings):
+class TalentioSettings(HttpSettings):
     api_token: SecretRef
     base_url: str = "https://talentio.com/api/v1"
     overlap_days: int = Field(1, ge=1, le=14)        # fixedAt is often a date at 00:00 JST
@@ -67,30 +66,19 @@ class TalentioSettings(ConnectorSettings):
 
     _secrets = field_validator("api_token", mode="before")(secret_field)
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
-            raise ValueError("write the API root, e.g. \"https://talentio.com/api/v1\"")
-        return value.rstrip("/")
-
 
 class Talentio(HttpConnector):
     type = "talentio"
     Settings = TalentioSettings
     rate_limit = RateLimit(requests=1000, per_seconds=3600, limit_header=None,
                            remaining_header="X-Remaining", reset_header="X-Reset")
+    credential_name = "access token"
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.limiter.limit = RateLimit(self.settings.requests_per_hour, 3600, limit_header=None,
-                                       remaining_header="X-Remaining", reset_header="X-Reset")
-        self._auth: str | None = None
+    def source_rate_limit(self) -> RateLimit:
+        return replace(self.rate_limit, requests=self.settings.requests_per_hour)
 
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:
-            self._auth = f"Bearer {self.settings.api_token.resolve().get_secret_value()}"
-        return {"Authorization": self._auth}
+    def authenticate(self) -> dict[str, str]:
+        return bearer(self.settings.api_token.resolve().get_secret_value())
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
@@ -170,19 +158,14 @@ class Talentio(HttpConnector):
                               else ApplicationStatus.NOT_REJECTED)
         return states
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (talentio)"
-        try:
-            response = self.request("GET", "/candidates", params={"status": "fail", "page": 1},
-                                    accept=(403,))
-        except AuthError as exc:
-            return [CheckResult(f"{label}: access token", False, str(exc))]
-        if response.status_code == 403:
-            return [CheckResult(f"{label}: candidates", False,
-                                self.auth_hint(403, "GET", "/candidates"))]
-        remaining = response.headers.get("X-Remaining", "?")
-        return [CheckResult(f"{label}: candidates", True,
-                            f"readable; {remaining} requests left this hour")]
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("candidates", "/candidates", {"status": "fail", "page": 1})]
+
+    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
+        result = super().access_result(what, path, response)
+        if result.ok:
+            result.detail += f"; {response.headers.get('X-Remaining', '?')} requests left this hour"
+        return result
 
 
 def finalized_fail(record: Mapping[str, Any]) -> dict[str, Any] | None:

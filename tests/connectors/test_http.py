@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 from contract import ManualClock, Reply, attach
+from pydantic import ValidationError
 from relay_core.connectors.http import (
     USER_AGENT,
     CursorPaginator,
     HttpConnector,
+    HttpSettings,
     LinkHeaderPaginator,
     OffsetTokenPaginator,
     PageNumberPaginator,
@@ -132,6 +134,73 @@ def test_401_refreshes_once_then_auth_error(example):
         connector.request("GET", "/items")
 
 
+# --- authentication, worked out lazily -------------------------------------------------------
+class Tokened(Example):
+    """Authenticates through the base: a numbered token per login."""
+
+    auth_headers = HttpConnector.auth_headers
+    refresh_auth = HttpConnector.refresh_auth
+    reauthenticate_on_401 = True
+    lifetime: float | None = None
+    logins = 0
+
+    def authenticate(self):
+        self.logins += 1
+        if self.lifetime is not None:
+            self.auth_expires = self.clock() + self.lifetime
+        return {"Authorization": f"Bearer t{self.logins}"}
+
+
+@pytest.fixture
+def tokened(make_config):
+    def make(**attributes) -> tuple[Tokened, object, ManualClock]:
+        config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+        connector = Tokened(config.sources[0], config, 0)
+        for name, value in attributes.items():
+            setattr(connector, name, value)
+        adapter, clock = attach(connector)
+        return connector, adapter, clock
+
+    return make
+
+
+def test_authenticates_once_and_only_when_a_request_needs_it(tokened):
+    connector, adapter, _ = tokened()
+    assert connector.logins == 0                   # building reads no secret
+    adapter.script += [Reply(200, []), Reply(200, [])]
+    connector.request("GET", "/items")
+    connector.request("GET", "/items")
+    assert connector.logins == 1
+    assert [r.headers["Authorization"] for r in adapter.requests] == ["Bearer t1"] * 2
+
+
+def test_authenticates_again_once_the_credentials_expire(tokened):
+    connector, adapter, clock = tokened(lifetime=60)
+    adapter.script += [Reply(200, []), Reply(200, []), Reply(200, [])]
+    connector.request("GET", "/items")
+    clock.now += 59
+    connector.request("GET", "/items")
+    clock.now += 1
+    connector.request("GET", "/items")
+    assert [r.headers["Authorization"] for r in adapter.requests] == [
+        "Bearer t1", "Bearer t1", "Bearer t2"]
+
+
+def test_a_401_authenticates_again_once_when_credentials_expire(tokened):
+    connector, adapter, _ = tokened()
+    adapter.script += [Reply(401), Reply(200, [])]
+    assert connector.request("GET", "/items").status_code == 200
+    assert [r.headers["Authorization"] for r in adapter.requests] == ["Bearer t1", "Bearer t2"]
+
+
+def test_a_401_on_a_static_key_is_an_auth_error_at_once(tokened):
+    connector, adapter, _ = tokened(reauthenticate_on_401=False)
+    adapter.script += [Reply(401)]
+    with pytest.raises(AuthError):
+        connector.request("GET", "/items")
+    assert (connector.logins, connector.request_count) == (1, 1)
+
+
 def test_403_names_the_permission_and_is_not_retried(example):
     connector, adapter, _ = example
     adapter.script += [Reply(403, {"message": "Forbidden"})]
@@ -165,6 +234,49 @@ def test_non_json_body_is_fatal(example):
     adapter.script += [Reply(200, {"a": 1})]
     with pytest.raises(FatalError, match="expected list"):
         connector.json(connector.request("GET", "/items"), list)
+
+
+# --- settings and `check` ---------------------------------------------------------------------
+class HostSettings(HttpSettings):
+    base_url: str = "https://api.example.test"
+    auth_url: str = "https://auth.example.test"
+    url_keys = ("base_url", "auth_url")
+    host_only = True
+
+
+class RootSettings(HttpSettings):
+    base_url: str = "https://example.test/api/v1"
+
+
+def test_url_settings_are_checked_with_the_default_as_example():
+    assert HostSettings(base_url="https://eu.example.test/").base_url == "https://eu.example.test"
+    assert RootSettings(base_url="https://x.test/api/v2/").base_url == "https://x.test/api/v2"
+    with pytest.raises(ValidationError, match='host only.*"https://api.example.test"'):
+        HostSettings(base_url="https://api.example.test/v1")
+    with pytest.raises(ValidationError, match='(?s)auth_url.*"https://auth.example.test"'):
+        HostSettings(auth_url="auth.example.test")
+    with pytest.raises(ValidationError, match='API root.*"https://example.test/api/v1"'):
+        RootSettings(base_url="example.test/api/v1?x=1")
+
+
+class Probed(Example):
+    credential_name = "API key"
+
+    def access_probes(self):
+        return [("items", "/items", {"limit": 1}), ("notes", "/notes", {}),
+                ("tags", "/tags", {}), ("jobs", "/jobs", {})]
+
+
+def test_check_probes_each_resource_and_stops_at_refused_credentials(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = Probed(config.sources[0], config, 0)
+    adapter, _ = attach(connector)
+    adapter.script += [Reply(200, []), Reply(403), *[Reply(503)] * 3, Reply(401), Reply(401)]
+    results = connector.check()
+    assert [(r.what, r.ok) for r in results] == [
+        ("ex (example): items", True), ("ex (example): notes", False),
+        ("ex (example): tags", False), ("ex (example): API key", False)]
+    assert "scope or role" in results[1].detail and "HTTP 503" in results[2].detail
 
 
 # --- rate limiter -----------------------------------------------------------------------------
