@@ -17,27 +17,27 @@ https://<public host>/webhooks/greenhouse/<source name>, secret key = `webhook_s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
+    Mode,
     Page,
     SecretRef,
     WebhookResult,
+    WebhookSettings,
     clean_text,
     iso_utc,
     parse_time,
     secret_field,
+    signature_matches,
 )
 from relay_core.errors import (
     AuthError,
@@ -70,8 +70,8 @@ EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
-class GreenhouseSettings(HttpSettings):
-    mode: Literal["poll", "webhook", "both"] = "both"
+class GreenhouseSettings(HttpSettings, WebhookSettings):
+    mode: Mode = "both"
     client_id: SecretRef | str
     client_secret: SecretRef
     user_id: int = Field(gt=0)
@@ -83,6 +83,7 @@ class GreenhouseSettings(HttpSettings):
     tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     url_keys = ("base_url", "auth_url")
     host_only = True
+    webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
 
     _secrets = field_validator("client_secret", "webhook_secret", mode="before")(secret_field)
 
@@ -94,12 +95,6 @@ class GreenhouseSettings(HttpSettings):
             return secret_field(value, info)
         return value
 
-    @model_validator(mode="after")
-    def _webhook_needs_secret(self) -> GreenhouseSettings:
-        if self.mode != "poll" and self.webhook_secret is None:
-            raise ValueError("webhook_secret is required when mode is \"webhook\" or \"both\" "
-                             "(the secret key typed into Greenhouse's Web Hooks page)")
-        return self
 
 
 class Greenhouse(HttpConnector):
@@ -113,20 +108,11 @@ class Greenhouse(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._webhook_key: bytes | None = None
         self._reasons: dict[str, dict[str, Any]] = {}
         self._reasons_until = 0.0
         self._misses: set[str] = set()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._tag_id: int | None = None
-
-    @property
-    def polls(self) -> bool:
-        return self.settings.mode in ("poll", "both")
-
-    @property
-    def receives_webhooks(self) -> bool:
-        return self.settings.mode in ("webhook", "both")
 
     # --- auth ---------------------------------------------------------------------------------
     def authenticate(self) -> dict[str, str]:
@@ -283,14 +269,18 @@ class Greenhouse(HttpConnector):
                                       "confidential": bool(job.get("confidential"))}
 
     # --- webhooks -----------------------------------------------------------------------------
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
-        self._verify_signature(headers, raw_body)
-        try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
-        if not isinstance(body, dict):
-            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
+        key = self.webhook_key
+        algorithm, _, received = (_header(headers, "Signature") or "").strip().partition(" ")
+        if algorithm.lower() != "sha256" or not received.strip():
+            raise SignatureError(f"{self.name}: missing or malformed Signature header")
+        if not signature_matches(key, raw_body, received):
+            raise SignatureError(f"{self.name}: the Signature does not match the body; check "
+                                 "webhook_secret against the secret key in Greenhouse")
+
+    def translate_webhook(self, headers: Mapping[str, str],
+                          body: dict[str, Any]) -> WebhookResult:
         action = str(body.get("action") or "unknown")
         event_id = _header(headers, "Greenhouse-Event-ID")
         app = (body.get("payload") or {}).get("application") or {}
@@ -301,20 +291,6 @@ class Greenhouse(HttpConnector):
         if action != "reject_candidate" or not isinstance(app, dict) or "id" not in app:
             return WebhookResult(action, event_id, reply={"status": "ignored"})
         return WebhookResult(action, event_id, events=[self._event_from_webhook(app)])
-
-    def _verify_signature(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
-        if self.settings.webhook_secret is None:
-            raise SignatureError(f"{self.name}: no webhook_secret is configured")
-        if self._webhook_key is None:
-            self._webhook_key = self.settings.webhook_secret.resolve().get_secret_value().encode()
-        algorithm, _, received = (_header(headers, "Signature") or "").strip().partition(" ")
-        if algorithm.lower() != "sha256" or not received.strip():
-            raise SignatureError(f"{self.name}: missing or malformed Signature header")
-        expected = hmac.new(self._webhook_key, raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), received.strip().lower().encode()):
-            raise SignatureError(f"{self.name}: the Signature does not match the body; check "
-                                 "webhook_secret against the secret key in Greenhouse")
 
     def _event_from_webhook(self, app: Mapping[str, Any]) -> RejectionEvent:
         where = f"greenhouse application {app.get('id')} (webhook)"

@@ -18,14 +18,11 @@ name>; copy that event's signature token into `webhook_signature_token` [§9.1][
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from relay_core.contract import (
     ApplicationStatus,
@@ -33,12 +30,14 @@ from relay_core.contract import (
     Page,
     SecretRef,
     WebhookResult,
+    WebhookSettings,
     clean_text,
     iso_utc,
     parse_time,
     secret_field,
+    signature_matches,
 )
-from relay_core.errors import FatalError, RecordError, SignatureError
+from relay_core.errors import RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
 from .http import HttpConnector, HttpSettings, OffsetTokenPaginator, RateLimit
@@ -56,8 +55,7 @@ DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew"
                               "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
 
 
-class LeverSettings(HttpSettings):
-    mode: Literal["poll", "webhook", "both"] | None = None   # default: both if a token is set
+class LeverSettings(HttpSettings, WebhookSettings):
     api_key: SecretRef
     base_url: str = "https://api.lever.co"
     webhook_signature_token: SecretRef | None = None
@@ -71,15 +69,10 @@ class LeverSettings(HttpSettings):
     tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     perform_as: str | None = None          # Lever user id the note is written as
     host_only = True
+    webhook_secret_key = "webhook_signature_token"   # mode (default): both if it is set
+    webhook_secret_help = "the token shown beside the webhook in Lever"
 
     _secrets = field_validator("api_key", "webhook_signature_token", mode="before")(secret_field)
-
-    @model_validator(mode="after")
-    def _webhook_needs_token(self) -> LeverSettings:
-        if self.mode in ("webhook", "both") and self.webhook_signature_token is None:
-            raise ValueError("webhook_signature_token is required when mode is \"webhook\" or "
-                             "\"both\" (the token shown beside the webhook in Lever)")
-        return self
 
 
 class Lever(HttpConnector):
@@ -91,24 +84,10 @@ class Lever(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._webhook_key: bytes | None = None
         self._reasons: dict[str, dict[str, str]] = {}
         self._postings: dict[str, str] = {}
         self._loaded: dict[str, float] = {}          # what → clock time of the last listing
         self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
-
-    @property
-    def mode(self) -> str:
-        s = self.settings
-        return s.mode or ("both" if s.webhook_signature_token else "poll")
-
-    @property
-    def polls(self) -> bool:
-        return self.mode in ("poll", "both")
-
-    @property
-    def receives_webhooks(self) -> bool:
-        return self.mode in ("webhook", "both")
 
     def authenticate(self) -> dict[str, str]:
         key = self.settings.api_key.resolve().get_secret_value()   # user name; no password [§1]
@@ -229,14 +208,26 @@ class Lever(HttpConnector):
         return data if isinstance(data, dict) else None
 
     # --- webhooks -----------------------------------------------------------------------------
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
-        try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
-        if not isinstance(body, dict):
-            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
-        self._verify(body)
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """`signature == hex HMAC-SHA256(token, body.token + str(body.triggeredAt))` [§9.4].
+        The signature travels in the body, so only its envelope is read here: a body that is
+        not a JSON object is refused as malformed, and `data` waits until this passed."""
+        key = self.webhook_key
+        envelope = self.webhook_body(raw_body)
+        token, at = envelope.get("token"), envelope.get("triggeredAt")
+        signature = envelope.get("signature")
+        if not (isinstance(token, str) and isinstance(signature, str)
+                and isinstance(at, int) and not isinstance(at, bool)):
+            raise SignatureError(f"{self.name}: token, triggeredAt or signature is missing")
+        if not signature_matches(key, f"{token}{at}".encode(), signature):
+            raise SignatureError(f"{self.name}: the signature does not match; check "
+                                 "webhook_signature_token against the token shown in Lever")
+        if abs(self.now().timestamp() * 1000 - at) > self.settings.webhook_tolerance_seconds * 1000:
+            raise SignatureError(f"{self.name}: triggeredAt is outside the "
+                                 f"{self.settings.webhook_tolerance_seconds} s tolerance")
+
+    def translate_webhook(self, headers: Mapping[str, str],
+                          body: dict[str, Any]) -> WebhookResult:
         kind = str(body.get("event") or "unknown")
         event_id = str(body.get("id") or body["token"])
         data = body.get("data")
@@ -254,25 +245,6 @@ class Lever(HttpConnector):
         # Unarchived, hired, now a withdrawal, or deleted: cancel a pending send.
         return WebhookResult(kind, event_id, events=[event] if event else [],
                              unrejected=[str(opp_id)])
-
-    def _verify(self, body: Mapping[str, Any]) -> None:
-        """`signature == hex HMAC-SHA256(token, body.token + str(body.triggeredAt))` [§9.4]."""
-        if self.settings.webhook_signature_token is None:
-            raise SignatureError(f"{self.name}: no webhook_signature_token is configured")
-        token, at, signature = body.get("token"), body.get("triggeredAt"), body.get("signature")
-        if not (isinstance(token, str) and isinstance(signature, str)
-                and isinstance(at, int) and not isinstance(at, bool)):
-            raise SignatureError(f"{self.name}: token, triggeredAt or signature is missing")
-        if self._webhook_key is None:
-            self._webhook_key = (self.settings.webhook_signature_token.resolve()
-                                 .get_secret_value().encode())
-        expected = hmac.new(self._webhook_key, f"{token}{at}".encode(), hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest(), signature.strip().lower()):
-            raise SignatureError(f"{self.name}: the signature does not match; check "
-                                 "webhook_signature_token against the token shown in Lever")
-        if abs(self.now().timestamp() * 1000 - at) > self.settings.webhook_tolerance_seconds * 1000:
-            raise SignatureError(f"{self.name}: triggeredAt is outside the "
-                                 f"{self.settings.webhook_tolerance_seconds} s tolerance")
 
     # --- re-check, write-back, check ------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:

@@ -4,11 +4,12 @@ test doubles it needs: a manual clock and a scripted `requests` adapter.
 A connector's test module subclasses `HttpConnectorContract` and fills in the few hooks at
 the bottom of the class (what valid settings look like, how its API pages an empty listing,
 how a webhook is signed). The mixin then checks, for every connector alike: config errors
-name the key; plaintext secrets are refused; 401 is an AuthError; 429 then success waits the
-Retry-After and succeeds; 5xx is retried a bounded number of times and then raised as
-RetriableError; pagination walks to the end; an unknown status maps to `other` and keeps the
-raw record; a bad webhook signature is refused; a missing abstract method fails at
-instantiation.
+name the key; plaintext secrets are refused; credentials are worked out once, lazily; 401 is
+an AuthError; 429 then success waits the Retry-After and succeeds; 5xx is retried a bounded
+number of times and then raised as RetriableError; pagination walks to the end; an unknown
+status maps to `other` and keeps the raw record; `mode` decides whether the source polls and
+receives webhooks; a bad webhook signature is refused before any of the delivery is read; a
+missing abstract method fails at instantiation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import requests
 from relay_core.connectors.http import HttpConnector, RetryPolicy
 from requests.adapters import BaseAdapter
 
-from relay_core.contract.base import Page
+from relay_core.contract.base import Page, WebhookSettings
 from relay_core.errors import AuthError, ConfigError, RetriableError, SignatureError
 from relay_core.models import Category, RejectionEvent
 
@@ -143,6 +144,11 @@ class HttpConnectorContract:
                          ) -> tuple[dict[str, str], bytes]:
         raise NotImplementedError
 
+    def forged_malformed_delivery(self, connector: HttpConnector
+                                  ) -> tuple[dict[str, str], bytes]:
+        """A delivery with a wrong signature whose payload translation would choke on."""
+        raise NotImplementedError
+
     # -- plumbing --------------------------------------------------------------------------
     def build(self, make_config, **overrides: Any) -> HttpConnector:
         options = {**self.settings(), **overrides}
@@ -220,6 +226,41 @@ class HttpConnectorContract:
             connector.parse_webhook(headers, body)
         with pytest.raises(SignatureError):
             connector.parse_webhook({}, body)
+
+    def test_signature_is_checked_before_the_delivery_is_read(self, make_config, monkeypatch):
+        connector, _, _ = self.scripted(make_config)
+        if not connector.receives_webhooks:
+            pytest.skip("this connector does not receive webhooks")
+        translated: list[Any] = []
+        monkeypatch.setattr(connector, "translate_webhook",
+                            lambda headers, body: translated.append(body))
+        headers, body = self.forged_malformed_delivery(connector)
+        with pytest.raises(SignatureError):          # never a complaint about the payload
+            connector.parse_webhook(headers, body)
+        assert translated == [] and connector.request_count == 0
+
+    def test_mode_decides_what_the_source_does(self, make_config):
+        connector = self.build(make_config)
+        if not isinstance(connector.settings, WebhookSettings):
+            assert (connector.mode, connector.polls, connector.receives_webhooks) == (
+                "poll", True, False)
+            return
+        for mode, polls, receives in [("poll", True, False), ("webhook", False, True),
+                                      ("both", True, True)]:
+            connector = self.build(make_config, mode=mode)
+            assert (connector.polls, connector.receives_webhooks) == (polls, receives)
+
+    def test_authenticates_once_and_lazily(self, make_config):
+        connector, adapter, _ = self.scripted(make_config)
+        logins: list[int] = []
+        authenticate = connector.authenticate
+        connector.authenticate = lambda: logins.append(1) or authenticate()
+        assert not adapter.requests                   # building the connector asks nothing
+        adapter.script += [self.empty_listing(), self.empty_listing()]
+        self.drain(connector)
+        self.drain(connector)
+        assert len(logins) == 1
+        assert all(r.headers.get("Authorization") for r in adapter.api_requests())
 
     def test_missing_abstract_method_fails_at_instantiation(self, make_config):
         assert not getattr(self.connector_class, "__abstractmethods__", None)

@@ -303,5 +303,12 @@ class TestLeverContract(HttpConnectorContract):
         body["signature"] = sign(body["token"], at, SIGNATURE_TOKEN if valid else "wrong")
         return {"Content-Type": "application/json"}, json.dumps(body).encode()
 
+    def forged_malformed_delivery(self, connector):
+        at = int(time.time() * 1000)
+        body = {"triggeredAt": at, "event": "candidateArchiveChange", "token": "t" * 48,
+                "data": {"opportunityId": {"not": "an id"}}}
+        body["signature"] = sign(body["token"], at, "wrong")
+        return {"Content-Type": "application/json"}, json.dumps(body).encode()
+
     def secret_values(self):
         return [API_KEY, SIGNATURE_TOKEN]
