@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
@@ -146,19 +147,12 @@ class Greenhouse(HttpConnector):
                 "Center → API Credentials → Manage Scopes")
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = parse_time(cursor) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(minutes=self.settings.overlap_minutes)
+    def listing(self, since: datetime) -> Iterator[Response]:
         params = {"status": "rejected", "updated_at": f"gte|{iso_utc(since)}", "per_page": PER_PAGE}
-        for response in self.paginate("/v3/applications", params, LinkHeaderPaginator()):
-            yield self._page([a for a in self.json(response, list) if isinstance(a, dict)])
-        # Only once every page is stored may the next poll start later (crash-safe).
-        yield Page(events=[], cursor=iso_utc(started))
+        return self.paginate("/v3/applications", params, LinkHeaderPaginator())
 
-    def _page(self, apps: list[dict[str, Any]]) -> Page:
+    def page_from(self, response: Response, since: datetime) -> Page:
+        apps = [a for a in self.json(response, list) if isinstance(a, dict)]
         if not apps:
             return Page(events=[], cursor=None)
         candidates, hidden = self._fetch_by_ids(
@@ -166,15 +160,13 @@ class Greenhouse(HttpConnector):
         details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
                                         [str(a.get("id")) for a in apps], key="application_id")
         self._load_jobs([str(a["job_id"]) for a in apps if a.get("job_id")])
-        page = Page(events=[], cursor=None)
-        for app in apps:
+
+        def translate(app: dict[str, Any]) -> RejectionEvent:
             cid = str(app.get("candidate_id"))
-            try:
-                page.events.append(self._event_from_v3(app, candidates.get(cid), cid in hidden,
-                                                       details.get(str(app.get("id")))))
-            except RecordError as exc:
-                page.problems.append(exc)
-        return page
+            return self._event_from_v3(app, candidates.get(cid), cid in hidden,
+                                       details.get(str(app.get("id"))))
+
+        return Page.of(apps, translate)
 
     def _event_from_v3(self, app: Mapping[str, Any], candidate: Mapping[str, Any] | None,
                        hidden: bool, detail: Mapping[str, Any] | None) -> RejectionEvent:

@@ -14,11 +14,12 @@ There are no documented webhooks [S20][S24], so this connector polls.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
@@ -34,7 +35,7 @@ from relay_core.models import Category, Flags, Person, RejectionEvent
 
 from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit, bearer
 
-JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
+JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25], so is the cursor
 
 # Normalise here, decide in the core (STYLE.md rule 4). A finished candidacy is
 # `status=terminated` with one of four 選考終了理由 [S22][S25]; anything else → other, raw kept.
@@ -65,6 +66,7 @@ class Herp(HttpConnector):
     rate_limit = RateLimit(requests=100, per_seconds=60, remaining_header="x-remaining-request",
                            reset_header="x-reset-at", limit_header=None)
     credential_name = "API key"
+    zone = JST
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -81,32 +83,19 @@ class Herp(HttpConnector):
                 "and the API must be enabled for the account (paid plans, on request)")
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = parse_time(cursor, JST) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since = since.astimezone(JST).date() - timedelta(days=self.settings.overlap_days)
+    def listing(self, since: datetime) -> Iterator[Response]:
         # The reason filter keeps withdrawals out of the listing; the table above still decides,
         # so a server that ignored the filter (it is not in the vendor's prose) mails no one.
         params = {"status": "terminated", "terminationReason": "rejected",
-                  "stepUpdatedAtFrom": since.isoformat()}
-        for response in self.paginate("/v1/candidacies", params, self._paginator()):
-            records = self.json(response, dict).get("candidacies")
-            page = Page(events=[], cursor=None)
-            for record in records if isinstance(records, list) else []:
-                try:
-                    page.events.append(self._event(record))
-                except RecordError as exc:
-                    page.problems.append(exc)
-            yield page
-        yield Page(events=[], cursor=started.astimezone(JST).date().isoformat())
+                  "stepUpdatedAtFrom": since.astimezone(JST).date().isoformat()}
+        return self.paginate("/v1/candidacies", params, _paginator("candidacies"))
 
-    @staticmethod
-    def _paginator() -> PageNumberPaginator:
-        # `page`, 100 per page fixed (`limit` is ignored), `hasNextPage` in the body [S24][S25].
-        return PageNumberPaginator(size_param=None, records_field="candidacies",
-                                   has_more_field="hasNextPage")
+    def page_from(self, response: Response, since: datetime) -> Page:
+        records = self.json(response, dict).get("candidacies")
+        return Page.of(records if isinstance(records, list) else [], self._event)
+
+    def cursor_at(self, started: datetime) -> str:
+        return started.astimezone(JST).date().isoformat()
 
     def _event(self, record: Any) -> RejectionEvent:
         if not isinstance(record, dict) or not record.get("id"):
@@ -140,9 +129,8 @@ class Herp(HttpConnector):
         if requisition_id and requisition_id not in self._requisitions and stale:
             self._requisitions_at = self.clock()
             try:
-                for response in self.paginate("/v1/requisitions", {}, PageNumberPaginator(
-                        size_param=None, records_field="requisitions",
-                        has_more_field="hasNextPage"), accept=(403, 404)):
+                for response in self.paginate("/v1/requisitions", {}, _paginator("requisitions"),
+                                              accept=(403, 404)):
                     body = self.json(response) if response.status_code < 400 else {}
                     rows = body.get("requisitions") if isinstance(body, dict) else body
                     for row in rows if isinstance(rows, list) else []:
@@ -182,6 +170,12 @@ class Herp(HttpConnector):
             left = response.headers.get("x-remaining-request", "?")
             result.detail += f"; {left} of 100 requests left this minute"
         return result
+
+
+def _paginator(records_field: str) -> PageNumberPaginator:
+    # `page`, 100 per page fixed (`limit` is ignored), `hasNextPage` in the body [S24][S25].
+    return PageNumberPaginator(size_param=None, records_field=records_field,
+                               has_more_field="hasNextPage")
 
 
 def categorize(status: Any, termination_reason: Any) -> Category:

@@ -338,21 +338,20 @@ class HrmosExport(Connector):
                              f"Add it to the 応募者情報 export template in HRMOS採用, or map your "
                              f"header text with sources[{self.index}].column_map")
         seen_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        events: list[RejectionEvent] = []
-        problems: list[RecordError] = []
-        for line, cells in self.rows(path, layout):
-            try:
-                event = self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
-            except RecordError as exc:
-                problems.append(exc)
-            else:
-                if event is not None:
-                    events.append(event)
-            if len(events) + len(problems) >= PAGE_SIZE:
+
+        def translate(row: tuple[int, list[str] | None]) -> RejectionEvent | None:
+            line, cells = row
+            return self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
+
+        page = Page(events=[], cursor=cursor)
+        for row in self.rows(path, layout):
+            page.read(row, translate)
+            if page.size >= PAGE_SIZE:
                 # Nothing counts as read until the whole file is stored: keep the old cursor.
-                yield Page(events, cursor, problems)
-                events, problems = [], []
-        yield Page(events, current, problems)
+                yield page
+                page = Page(events=[], cursor=cursor)
+        page.cursor = current
+        yield page
 
     def to_event(self, cells: list[str] | None, layout: Layout, seen_at: datetime,
                  where: str) -> RejectionEvent | None:

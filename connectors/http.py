@@ -26,7 +26,8 @@ responses:
   Messages name the source, method and path, never the query string or body (both can hold
   names or addresses) and never a credential;
 - paginators as small objects with a guard against a repeated token (STYLE.md rule 7);
-- `check`, one probe per resource the connector reads.
+- the poll itself: the first run's window, the overlap, a page per response, the cursor last;
+  and `check`, one probe per resource the connector reads.
 
 Declaring a connector::
 
@@ -39,10 +40,12 @@ Declaring a connector::
         def authenticate(self) -> dict[str, str]:            # once, before the first request
             return {"Authorization": "Basic ..."}
 
-        def poll(self, cursor):
-            paginator = OffsetTokenPaginator()               # Lever: ?offset=<token>, hasNext
-            for response in self.paginate("/v1/opportunities", {"limit": 100}, paginator):
-                yield Page.of(self.json(response)["data"], self.event_from)
+        def listing(self, since):                            # what changed since `since`
+            params = {"archived_at_start": ..., "limit": 100}
+            return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
+
+        def page_from(self, response, since):                # one response, translated
+            return Page.of(self.json(response)["data"], self.event_from)
 
 Tests make waits tiny by assigning `connector.retry_policy = RetryPolicy(attempts=3,
 initial_wait=0, max_wait=0)` and a manual clock: `connector.sleep = clock.sleep` (records the
@@ -60,7 +63,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -73,6 +76,8 @@ from relay_core.contract import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    Page,
+    iso_utc,
     parse_retry_after,
     parse_time,
 )
@@ -371,13 +376,14 @@ def bearer(token: str) -> dict[str, str]:
 # --- the HTTP connector base -----------------------------------------------------------------
 class HttpConnector(Connector):
     """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
-    `rate_limit` (and optionally `retry_policy`, `timeout`), implements `poll`, and fills in
-    the hooks its API needs: `authenticate`, `auth_hint`, `access_probes`,
-    `source_rate_limit`."""
+    `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`), implements `listing` and
+    `page_from`, and fills in the hooks its API needs: `authenticate`, `auth_hint`,
+    `access_probes`, `cursor_at`, `source_rate_limit`."""
 
     rate_limit: ClassVar[RateLimit | None] = None
     retry_policy: RetryPolicy = RetryPolicy()
     timeout: ClassVar[tuple[float, float]] = (10.0, 60.0)     # connect, read (seconds)
+    zone: ClassVar[tzinfo] = UTC            # where the API's times without an offset are
     reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
     credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
 
@@ -437,6 +443,44 @@ class HttpConnector(Connector):
         with self._auth_lock:
             self._auth = None
         return True
+
+    # Polling ---------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        """A page per response of the vendor's listing of records changed since the cursor.
+        The new cursor (when this poll started) comes last, on a page of its own: the core
+        stores each page in turn, so the cursor moves only once every page is stored."""
+        started = self.now()
+        since = self.poll_since(cursor, started)
+        for response in self.listing(since):
+            yield self.page_from(response, since)
+        yield Page(events=[], cursor=self.cursor_at(started))
+
+    def poll_since(self, cursor: str | None, started: datetime) -> datetime:
+        """Where the listing starts: the cursor or, on the first run, `max_age_days` back
+        (never the whole history), less `overlap()`."""
+        since = parse_time(cursor, self.zone) if cursor else None
+        if since is None:
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        return since - self.overlap()
+
+    def overlap(self) -> timedelta:
+        """How far before the cursor a poll reads again, so a record stamped late or by a clock
+        behind ours is not missed (the core ignores what it already has): the source's
+        `overlap_minutes` or `overlap_days`."""
+        return timedelta(minutes=getattr(self.settings, "overlap_minutes", 0),
+                         days=getattr(self.settings, "overlap_days", 0))
+
+    def cursor_at(self, started: datetime) -> str:
+        """The cursor that makes the next poll start at `started`."""
+        return iso_utc(started)
+
+    @abstractmethod
+    def listing(self, since: datetime) -> Iterator[requests.Response]:
+        """The responses listing what changed since `since`: `self.paginate(...)`."""
+
+    @abstractmethod
+    def page_from(self, response: requests.Response, since: datetime) -> Page:
+        """One response translated, typically `Page.of(records, self.event_from)`."""
 
     # `career-relay check` --------------------------------------------------------------------
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:

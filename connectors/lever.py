@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
@@ -32,8 +33,6 @@ from relay_core.contract import (
     WebhookResult,
     WebhookSettings,
     clean_text,
-    iso_utc,
-    parse_time,
     secret_field,
     signature_matches,
 )
@@ -104,29 +103,13 @@ class Lever(HttpConnector):
         return hint
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = parse_time(cursor) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(minutes=self.settings.overlap_minutes)
+    def listing(self, since: datetime) -> Iterator[Response]:
         params = {"archived": "true", "archived_at_start": _ms(since), "expand": EXPAND,
                   "confidentiality": self.settings.confidentiality, "limit": LIMIT}
-        for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
-            yield self._page([o for o in self._data(response) if isinstance(o, dict)])
-        yield Page(events=[], cursor=iso_utc(started))   # only after every page is stored
+        return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
 
-    def _page(self, opportunities: list[dict[str, Any]]) -> Page:
-        page = Page(events=[], cursor=None)
-        for opp in opportunities:
-            try:
-                event = self._event(opp)
-            except RecordError as exc:
-                page.problems.append(exc)
-                continue
-            if event is not None:
-                page.events.append(event)
-        return page
+    def page_from(self, response: Response, since: datetime) -> Page:
+        return Page.of([o for o in self._data(response) if isinstance(o, dict)], self._event)
 
     def _event(self, opp: Mapping[str, Any]) -> RejectionEvent | None:
         """None for a hire (not a rejection at all); otherwise the event, whatever its category."""

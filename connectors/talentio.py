@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
@@ -30,7 +31,6 @@ from relay_core.contract import (
     Page,
     SecretRef,
     clean_text,
-    iso_utc,
     parse_time,
     secret_field,
 )
@@ -73,6 +73,7 @@ class Talentio(HttpConnector):
     rate_limit = RateLimit(requests=1000, per_seconds=3600, limit_header=None,
                            remaining_header="X-Remaining", reset_header="X-Reset")
     credential_name = "access token"
+    zone = JST                    # fixedAt without an offset, and the old date-only cursors
 
     def source_rate_limit(self) -> RateLimit:
         return replace(self.rate_limit, requests=self.settings.requests_per_hour)
@@ -87,30 +88,20 @@ class Talentio(HttpConnector):
                 "administrator of the workspace, on a plan that includes the API")
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        """`status=fail` candidates who applied within `applied_within_days` (the API has no
-        updated-since filter [S28][S32]); only those finalized since the cursor become events."""
-        started = self.now()
-        since = parse_time(cursor, JST) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(days=self.settings.overlap_days)
+    def listing(self, since: datetime) -> Iterator[Response]:
+        """`status=fail` candidates who applied within `applied_within_days` before `since`: the
+        API has no updated-since filter [S28][S32], so `page_from` keeps those finalized since."""
         applied_from = (since - timedelta(days=self.settings.applied_within_days)).astimezone(JST)
         params = {"status": "fail", "appliedAtFrom": applied_from.date().isoformat()}
         # 100 per page, `page` ≥ 1, the array is the body, X-Total counts them [S28][S31].
-        for response in self.paginate("/candidates", params, PageNumberPaginator(
-                size_param=None)):
-            page = Page(events=[], cursor=None)
-            for record in self.json(response, list):
-                try:
-                    event = self._event(record)
-                except RecordError as exc:
-                    page.problems.append(exc)
-                    continue
-                if event.rejected_at >= since:
-                    page.events.append(event)
-            yield page
-        yield Page(events=[], cursor=iso_utc(started))
+        return self.paginate("/candidates", params, PageNumberPaginator(size_param=None))
+
+    def page_from(self, response: Response, since: datetime) -> Page:
+        def finalized_since(record: Any) -> RejectionEvent | None:
+            event = self._event(record)
+            return event if event.rejected_at >= since else None
+
+        return Page.of(self.json(response, list), finalized_since)
 
     def _event(self, record: Any) -> RejectionEvent:
         if not isinstance(record, dict) or record.get("id") in (None, ""):

@@ -6,7 +6,8 @@ the bottom of the class (what valid settings look like, how its API pages an emp
 how a webhook is signed). The mixin then checks, for every connector alike: config errors
 name the key; plaintext secrets are refused; credentials are worked out once, lazily; 401 is
 an AuthError; 429 then success waits the Retry-After and succeeds; 5xx is retried a bounded
-number of times and then raised as RetriableError; pagination walks to the end; an unknown
+number of times and then raised as RetriableError; pagination walks to the end; the first
+poll looks back `max_age_days` only and the next starts at its cursor less the overlap; an unknown
 status maps to `other` and keeps the raw record; `mode` decides whether the source polls and
 receives webhooks; a bad webhook signature is refused before any of the delivery is read; a
 missing abstract method fails at instantiation.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -25,6 +26,7 @@ import requests
 from relay_core.connectors.http import HttpConnector, RetryPolicy
 from requests.adapters import BaseAdapter
 
+from relay_core.contract import parse_time
 from relay_core.contract.base import Page, WebhookSettings
 from relay_core.errors import AuthError, ConfigError, RetriableError, SignatureError
 from relay_core.models import Category, RejectionEvent
@@ -208,6 +210,22 @@ class HttpConnectorContract:
         self.drain(connector)
         assert not adapter.script
         assert len(adapter.api_requests()) == 3
+
+    def test_first_poll_window_then_the_cursor(self, make_config):
+        connector, adapter, _ = self.scripted(make_config)
+        now = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
+        connector.now = lambda: now
+        starts: list[datetime] = []
+        listing = connector.listing
+        connector.listing = lambda since: starts.append(since) or listing(since)
+        adapter.script += [self.empty_listing(), self.empty_listing()]
+        first = self.drain(connector)
+        max_age = timedelta(days=connector.config.eligibility.max_age_days)
+        assert starts == [now - max_age - connector.overlap()]   # never the whole history
+        assert (first[-1].cursor, first[-1].events) == (connector.cursor_at(now), [])
+        self.drain(connector, first[-1].cursor)
+        assert starts[1] == parse_time(first[-1].cursor, connector.zone) - connector.overlap()
+        assert now - max_age < starts[1] <= now - connector.overlap()
 
     def test_unknown_status_maps_to_other_and_keeps_raw(self, make_config):
         connector, _, _ = self.scripted(make_config)

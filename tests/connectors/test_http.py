@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -22,10 +23,12 @@ from relay_core.connectors.http import (
     RetryPolicy,
 )
 
+from relay_core.contract import iso_utc
 from relay_core.contract.base import ConnectorSettings, Page
 from relay_core.errors import AuthError, FatalError, RetriableError
 
 BASE = "https://api.example.test"
+NOW = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
 
 
 class ExampleSettings(ConnectorSettings):
@@ -46,7 +49,13 @@ class Example(HttpConnector):
         self.refreshes += 1
         return True
 
-    def poll(self, cursor) -> Iterator[Page]:
+    def listing(self, since):
+        return self.paginate("/items", {"since": iso_utc(since)}, LinkHeaderPaginator())
+
+    def page_from(self, response, since):
+        return Page.of(self.json(response, list), lambda record: None)
+
+    def poll(self, cursor) -> Iterator[Page]:      # a connector may still write its own
         for response in self.paginate("/items", {"since": cursor}, LinkHeaderPaginator()):
             self.json(response, list)
         yield Page([], "done")
@@ -397,3 +406,50 @@ def test_poll_through_the_base(example):
     adapter.script += [Reply(200, [], {"Link": f'<{BASE}/items?cursor=2>; rel="next"'}),
                        Reply(200, [])]
     assert [p.cursor for p in connector.poll(None)] == ["done"]
+
+
+class Listed(Example):
+    poll = HttpConnector.poll
+
+
+class ListedSettings(ExampleSettings):
+    overlap_minutes: int = 10
+
+
+@pytest.fixture
+def listed(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}],
+                          "eligibility": {"max_age_days": 14}})
+    connector = Listed(config.sources[0], config, 0)
+    connector.now = lambda: NOW
+    adapter, _ = attach(connector)
+    return connector, adapter
+
+
+def test_the_base_poll_yields_a_page_per_response_then_the_cursor(listed):
+    connector, adapter = listed
+    adapter.script += [Reply(200, [1, 2], {"Link": f'<{BASE}/items?cursor=2>; rel="next"'}),
+                       Reply(200, [3])]
+    pages = list(connector.poll("2026-08-31T00:00:00Z"))
+    assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
+    assert "since=2026-08-31T00%3A00%3A00Z" in adapter.requests[0].url
+
+
+def test_the_first_poll_looks_back_max_age_days_only(listed):
+    connector, adapter = listed
+    adapter.script += [Reply(200, [])]
+    list(connector.poll(None))
+    assert "since=2026-08-18T03%3A00%3A00Z" in adapter.requests[0].url    # 14 days back
+
+
+def test_an_unreadable_cursor_starts_like_a_first_poll(listed):
+    connector, _ = listed
+    assert connector.poll_since("not a time", NOW) == connector.poll_since(None, NOW)
+
+
+def test_the_overlap_reads_again_before_the_cursor(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = type("Overlapping", (Listed,), {"Settings": ListedSettings})(
+        config.sources[0], config, 0)
+    assert connector.poll_since("2026-09-01T00:00:00Z", NOW) == datetime(
+        2026, 8, 31, 23, 50, tzinfo=UTC)
