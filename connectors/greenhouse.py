@@ -86,8 +86,6 @@ class GreenhouseSettings(HttpSettings, WebhookSettings):
     host_only = True
     webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
 
-    _secrets = field_validator("client_secret", "webhook_secret", mode="before")(secret_field)
-
     @field_validator("client_id", mode="before")
     @classmethod
     def _client_id(cls, value: Any, info) -> Any:
@@ -95,7 +93,6 @@ class GreenhouseSettings(HttpSettings, WebhookSettings):
         if isinstance(value, str) and value.startswith(("env:", "keyring:")):
             return secret_field(value, info)
         return value
-
 
 
 class Greenhouse(HttpConnector):
@@ -106,6 +103,8 @@ class Greenhouse(HttpConnector):
     rate_limit = RateLimit(requests=75, per_seconds=30)
     reauthenticate_on_401 = True      # the token expires (one hour [S18])
     credential_name = "OAuth token"
+    refused_hint = ("a freshly fetched access token was refused too; check client_id and "
+                    "client_secret under Dev Center → API Credentials")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -119,12 +118,11 @@ class Greenhouse(HttpConnector):
     def authenticate(self) -> dict[str, str]:
         """An access token for the client credentials, on behalf of `user_id` (`sub`)."""
         s = self.settings
-        client_id = (s.client_id.resolve().get_secret_value()
-                     if isinstance(s.client_id, SecretRef) else s.client_id)
+        client_id = self.secret("client_id") if isinstance(s.client_id, SecretRef) else s.client_id
         response = self.request(
             "POST", f"{s.auth_url}/token", authenticate=False, rate_limited=False,
             idempotent=True, accept=(400, 401, 403),
-            auth=(client_id, s.client_secret.resolve().get_secret_value()),
+            auth=(client_id, self.secret("client_secret")),
             data={"grant_type": "client_credentials", "sub": str(s.user_id)})
         body = self.json(response, dict) if response.status_code < 400 else {}
         if not body.get("access_token"):
@@ -136,8 +134,7 @@ class Greenhouse(HttpConnector):
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
-            return ("a freshly fetched access token was refused too; check client_id and "
-                    "client_secret under Dev Center → API Credentials")
+            return self.refused_hint
         parts = path.strip("/").split("/")
         action = {"GET": "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
             method, method.lower())
@@ -401,7 +398,6 @@ def person_from(candidate: Mapping[str, Any]) -> Person:
                   timezone=_timezone(candidate.get("time_zone")))
 
 
-
 def _timezone(value: Any) -> str | None:
     try:
         return str(ZoneInfo(value)) if isinstance(value, str) and value else None
@@ -415,10 +411,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
-
-
-
-
 
 
 def _token_lifetime(body: Mapping[str, Any]) -> float:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from requests import Response
 
 from relay_core.contract import (
@@ -28,12 +28,11 @@ from relay_core.contract import (
     SecretRef,
     clean_text,
     parse_time,
-    secret_field,
 )
 from relay_core.errors import FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit, bearer
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25], so is the cursor
 
@@ -56,8 +55,6 @@ class HerpSettings(HttpSettings):
     base_url: str = "https://public-api.herp.cloud/hire"
     overlap_days: int = Field(1, ge=1, le=14)   # the filter is a date: re-read the last day(s)
 
-    _secrets = field_validator("api_key", mode="before")(secret_field)
-
 
 class Herp(HttpConnector):
     type = "herp"
@@ -65,22 +62,18 @@ class Herp(HttpConnector):
     # 100 requests per minute per tenant; x-remaining-request / x-reset-at (ISO time) [S20].
     rate_limit = RateLimit(requests=100, per_seconds=60, remaining_header="x-remaining-request",
                            reset_header="x-reset-at", limit_header=None)
+    token_key = "api_key"
     credential_name = "API key"
+    refused_hint = "HERP refused the API key; check api_key (issued under 「APIキー」)"
+    permission_hint = ("the API key may not read this resource; keys are issued by an "
+                       "administrator and the API must be enabled for the account (paid plans, "
+                       "on request)")
     zone = JST
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._requisitions: dict[str, str] = {}
         self._requisitions_at: float | None = None
-
-    def authenticate(self) -> dict[str, str]:
-        return bearer(self.settings.api_key.resolve().get_secret_value())
-
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return "HERP refused the API key; check api_key (issued under 「APIキー」)"
-        return ("the API key may not read this resource; keys are issued by an administrator "
-                "and the API must be enabled for the account (paid plans, on request)")
 
     # --- polling ------------------------------------------------------------------------------
     def listing(self, since: datetime) -> Iterator[Response]:
@@ -182,5 +175,3 @@ def categorize(status: Any, termination_reason: Any) -> Category:
     if status != "terminated":
         return Category.OTHER        # still in process (`active`), or a status we do not know
     return CATEGORY_BY_TERMINATION_REASON.get(str(termination_reason), Category.OTHER)
-
-

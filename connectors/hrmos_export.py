@@ -460,4 +460,3 @@ class HrmosExport(Connector):
                                    "missing: " + ", ".join(missing) if missing
                                    else "all present"))
         return results
-

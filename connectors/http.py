@@ -376,16 +376,21 @@ def bearer(token: str) -> dict[str, str]:
 # --- the HTTP connector base -----------------------------------------------------------------
 class HttpConnector(Connector):
     """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
-    `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`), implements `listing` and
-    `page_from`, and fills in the hooks its API needs: `authenticate`, `auth_hint`,
-    `access_probes`, `cursor_at`, `source_rate_limit`."""
+    `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`, `token_key`, the hints),
+    implements `listing` and `page_from`, and fills in the hooks its API needs:
+    `authenticate`, `auth_hint`, `access_probes`, `cursor_at`, `source_rate_limit`."""
 
     rate_limit: ClassVar[RateLimit | None] = None
     retry_policy: RetryPolicy = RetryPolicy()
     timeout: ClassVar[tuple[float, float]] = (10.0, 60.0)     # connect, read (seconds)
     zone: ClassVar[tzinfo] = UTC            # where the API's times without an offset are
+    token_key: ClassVar[str | None] = None  # the setting with a static token sent as Bearer
     reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
     credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
+    refused_hint: ClassVar[str] = ("the ATS refused the credentials; check them in the "
+                                   "configuration")
+    permission_hint: ClassVar[str] = ("the credentials lack a permission (scope or role) this "
+                                      "request needs; grant it in the ATS's API settings")
 
     def __init__(self, source: SourceConfig, config: Config, index: int = 0):
         super().__init__(source, config, index)
@@ -416,17 +421,20 @@ class HttpConnector(Connector):
         return self.rate_limit
 
     def authenticate(self) -> dict[str, str]:
-        """Headers that authenticate requests (a bearer token, Basic auth). Called once, just
-        before the first request that needs them, so building a connector reads no secret;
-        again once `auth_expires` has passed, and after a 401 if `reauthenticate_on_401`."""
-        return {}
+        """Headers that authenticate requests; by default the `token_key` setting as a bearer
+        token. Called once, just before the first request that needs them, so building a
+        connector reads no secret; again once `auth_expires` has passed, and after a 401 if
+        `reauthenticate_on_401`."""
+        return bearer(self.secret(self.token_key)) if self.token_key else {}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
-        """What to do about a 401/403 on this request; name the scope or role it needs."""
-        if status == 401:
-            return "the ATS refused the credentials; check them in the configuration"
-        return ("the credentials lack a permission (scope or role) this request needs; grant "
-                "it in the ATS's API settings")
+        """What to do about a 401 or a 403 on this request: `refused_hint`, `permission_hint`;
+        override to name the scope or role that `method` on `path` needs."""
+        return self.refused_hint if status == 401 else self.permission_hint
+
+    def secret(self, key: str) -> str:
+        """The value of the secret setting `key`, from the keyring or the environment."""
+        return getattr(self.settings, key).resolve().get_secret_value()
 
     # Authentication --------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from requests import Response
 
 from relay_core.contract import (
@@ -33,7 +33,6 @@ from relay_core.contract import (
     WebhookResult,
     WebhookSettings,
     clean_text,
-    secret_field,
     signature_matches,
 )
 from relay_core.errors import RecordError, SignatureError
@@ -71,8 +70,6 @@ class LeverSettings(HttpSettings, WebhookSettings):
     webhook_secret_key = "webhook_signature_token"   # mode (default): both if it is set
     webhook_secret_help = "the token shown beside the webhook in Lever"
 
-    _secrets = field_validator("api_key", "webhook_signature_token", mode="before")(secret_field)
-
 
 class Lever(HttpConnector):
     type = "lever"
@@ -80,6 +77,7 @@ class Lever(HttpConnector):
     # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
     rate_limit = RateLimit(requests=10, per_seconds=1)
     credential_name = "API key"
+    refused_hint = "Lever refused the API key; check api_key (Settings → API Credentials)"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -89,12 +87,12 @@ class Lever(HttpConnector):
         self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
 
     def authenticate(self) -> dict[str, str]:
-        key = self.settings.api_key.resolve().get_secret_value()   # user name; no password [§1]
+        key = self.secret("api_key")            # the user name, the password blank [§1]
         return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
-            return "Lever refused the API key; check api_key (Settings → API Credentials)"
+            return self.refused_hint
         resource = path.split("/v1/", 1)[-1].split("/", 1)[0]
         hint = f"the API key lacks the permission for /{resource}"
         if resource == "opportunities" and self.settings.confidentiality == "all":
@@ -310,7 +308,6 @@ def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str 
     return category
 
 
-
 def _from_ms(value: Any) -> datetime | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
@@ -319,7 +316,3 @@ def _from_ms(value: Any) -> datetime | None:
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-
-

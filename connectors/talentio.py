@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from requests import Response
 
 from relay_core.contract import (
@@ -32,12 +32,11 @@ from relay_core.contract import (
     SecretRef,
     clean_text,
     parse_time,
-    secret_field,
 )
 from relay_core.errors import RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit, bearer
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -64,28 +63,21 @@ class TalentioSettings(HttpSettings):
     applied_within_days: int = Field(365, ge=30, le=3650)   # bounds the scan (no updated-since)
     requests_per_hour: int = Field(1000, ge=60, le=5000)    # 1,000 (docs 1.0.0) or 5,000 (1.1.2)
 
-    _secrets = field_validator("api_token", mode="before")(secret_field)
-
 
 class Talentio(HttpConnector):
     type = "talentio"
     Settings = TalentioSettings
     rate_limit = RateLimit(requests=1000, per_seconds=3600, limit_header=None,
                            remaining_header="X-Remaining", reset_header="X-Reset")
+    token_key = "api_token"
     credential_name = "access token"
+    refused_hint = "Talentio refused the access token; issue a new one under API設定"
+    permission_hint = ("the token may not read candidates (403: アクセス権限がない); issue it as "
+                       "an administrator of the workspace, on a plan that includes the API")
     zone = JST                    # fixedAt without an offset, and the old date-only cursors
 
     def source_rate_limit(self) -> RateLimit:
         return replace(self.rate_limit, requests=self.settings.requests_per_hour)
-
-    def authenticate(self) -> dict[str, str]:
-        return bearer(self.settings.api_token.resolve().get_secret_value())
-
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return "Talentio refused the access token; issue a new one under API設定"
-        return ("the token may not read candidates (403: アクセス権限がない); issue it as an "
-                "administrator of the workspace, on a plan that includes the API")
 
     # --- polling ------------------------------------------------------------------------------
     def listing(self, since: datetime) -> Iterator[Response]:
@@ -171,8 +163,3 @@ def categorize(status: Any, finalized: bool) -> Category:
     if category is Category.WE_REJECTED and not finalized:
         return Category.OTHER        # no stage finalized as fail: not a decided rejection
     return category
-
-
-
-
-

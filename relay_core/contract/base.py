@@ -18,14 +18,21 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
 from relay_core.models import RejectionEvent
-from relay_core.secrets import SecretRef
+from relay_core.secrets import SecretRef, secret_field
 
 if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig
@@ -90,9 +97,25 @@ class CheckResult:
 
 
 class ConnectorSettings(BaseModel):
-    """Base for a connector's own keys in its `[[sources]]` block."""
+    """Base for a connector's own keys in its `[[sources]]` block. A key typed `SecretRef`
+    (or `SecretRef | None`) holds a secret: the file may only say where it is (`keyring:` or
+    `env:`); a plain value is refused, without echoing it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _secret_references(cls, value: Any, info: ValidationInfo) -> Any:
+        return secret_field(value, info) if info.field_name in _secret_keys(cls) else value
+
+
+@cache
+def _secret_keys(settings: type[ConnectorSettings]) -> frozenset[str]:
+    def secret(annotation: Any) -> bool:
+        kinds = get_args(annotation) or (annotation,)
+        return SecretRef in kinds and str not in kinds   # `SecretRef | str`: the key decides
+
+    return frozenset(k for k, f in settings.model_fields.items() if secret(f.annotation))
 
 
 class WebhookSettings(ConnectorSettings):

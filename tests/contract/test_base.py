@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import field_validator
 
 from relay_core.contract.base import (
     Connector,
@@ -20,7 +19,7 @@ from relay_core.contract.base import (
 )
 from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
 from relay_core.models import Category, Person, RejectionEvent
-from relay_core.secrets import SecretRef, secret_field
+from relay_core.secrets import SecretRef
 
 KEY = "test-signing-key"
 
@@ -36,7 +35,6 @@ class SignedSettings(WebhookSettings):
     signing_key: SecretRef | None = None
     webhook_secret_key = "signing_key"
 
-    _secrets = field_validator("signing_key", mode="before")(secret_field)
 
 
 class Signed(Connector):
@@ -95,6 +93,16 @@ def test_other_errors_are_not_swallowed():
 
     with pytest.raises(FatalError):
         Page.of(["1"], translate)
+
+
+# --- settings ---------------------------------------------------------------------------------
+def test_a_key_typed_secretref_refuses_a_plain_secret_without_echo(signed):
+    with pytest.raises(ConfigError) as info:
+        signed(signing_key="s3cr3t-plaintext-value")
+    assert "sources[0].signing_key" in str(info.value)
+    assert "s3cr3t-plaintext-value" not in str(info.value)
+    assert signed(signing_key="env:SIGNED_KEY").settings.signing_key.reference == (
+        "env:SIGNED_KEY")
 
 
 # --- mode -------------------------------------------------------------------------------------
