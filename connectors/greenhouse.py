@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Any
 
 from pydantic import Field, field_validator
 from requests import Response
@@ -35,24 +34,27 @@ from relay_core.contract import (
     WebhookResult,
     WebhookSettings,
     clean_text,
+    header,
     iso_utc,
     parse_time,
     secret_field,
     signature_matches,
+    zone_name,
 )
-from relay_core.errors import (
-    AuthError,
-    FatalError,
-    RecordError,
-    SignatureError,
-)
+from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, LinkHeaderPaginator, RateLimit, bearer
+from .http import (
+    HttpConnector,
+    HttpSettings,
+    LinkHeaderPaginator,
+    Lookup,
+    RateLimit,
+    WriteBackSettings,
+)
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
-TOKEN_MARGIN = 60     # refresh this many seconds before the token expires
 
 # Normalise here, decide in the core (STYLE.md rule 4). v3 reason types carry a stable `key`
 # [S23]; webhook payloads are v1-shaped and carry only the type's display name [S9].
@@ -71,7 +73,7 @@ EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
-class GreenhouseSettings(HttpSettings, WebhookSettings):
+class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     mode: Mode = "both"
     client_id: SecretRef | str
     client_secret: SecretRef
@@ -80,8 +82,6 @@ class GreenhouseSettings(HttpSettings, WebhookSettings):
     auth_url: str = "https://auth.greenhouse.io"
     webhook_secret: SecretRef | None = None
     overlap_minutes: int = Field(10, ge=0, le=1440)
-    write_back: Literal["off", "note", "tag", "both"] = "off"
-    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     url_keys = ("base_url", "auth_url")
     host_only = True
     webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
@@ -108,29 +108,21 @@ class Greenhouse(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._reasons: dict[str, dict[str, Any]] = {}
-        self._reasons_until = 0.0
-        self._misses: set[str] = set()
+        # Rejection reasons change rarely: listed once an hour, and for an id not seen yet.
+        self._reasons = Lookup(self._list_reasons, lambda: self.clock(), eager=True)
         self._jobs: dict[str, dict[str, Any]] = {}
         self._tag_id: int | None = None
 
     # --- auth ---------------------------------------------------------------------------------
     def authenticate(self) -> dict[str, str]:
-        """An access token for the client credentials, on behalf of `user_id` (`sub`)."""
+        """A token on behalf of `user_id` (`sub`). Its lifetime field is UNCONFIRMED:
+        `expires_in` was measured [S37a], Airbyte reads `expires_at` [S24], the transition
+        endpoint says `expires` [S37a]; the base reads all three, else one hour [S18]."""
         s = self.settings
         client_id = self.secret("client_id") if isinstance(s.client_id, SecretRef) else s.client_id
-        response = self.request(
-            "POST", f"{s.auth_url}/token", authenticate=False, rate_limited=False,
-            idempotent=True, accept=(400, 401, 403),
-            auth=(client_id, self.secret("client_secret")),
-            data={"grant_type": "client_credentials", "sub": str(s.user_id)})
-        body = self.json(response, dict) if response.status_code < 400 else {}
-        if not body.get("access_token"):
-            raise AuthError(f"{self.name}: {s.auth_url}/token refused the client credentials "
-                            f"(HTTP {response.status_code}); check client_id, client_secret and "
-                            f"that user_id {s.user_id} exists")
-        self.auth_expires = self.clock() + max(0.0, _token_lifetime(body) - TOKEN_MARGIN)
-        return bearer(str(body["access_token"]))
+        return self.client_credentials(
+            f"{s.auth_url}/token", client_id, self.secret("client_secret"), sub=str(s.user_id),
+            fix=f"check client_id, client_secret and that user_id {s.user_id} exists")
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
         if status == 401:
@@ -232,21 +224,14 @@ class Greenhouse(HttpConnector):
                     found[str(record.get(key))] = record
 
     def _reason(self, reason_id: Any) -> dict[str, Any]:
-        """Rejection reasons change rarely: one listing per hour, not one per poll page."""
-        stale = self.clock() >= self._reasons_until
-        if stale or str(reason_id) not in self._reasons and str(reason_id) not in self._misses:
-            reasons: dict[str, dict[str, Any]] = {}
-            for response in self.paginate("/v3/rejection_reasons", {
-                    "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator()):
-                for r in self.json(response, list):
-                    if isinstance(r, dict):
-                        reasons[str(r.get("id"))] = {"name": r.get("name") or "",
-                                                     "key": (r.get("type") or {}).get("key")}
-            self._reasons, self._reasons_until = reasons, self.clock() + 3600
-            self._misses = set()
-        if str(reason_id) not in self._reasons:
-            self._misses.add(str(reason_id))   # asked once; unknown until the next refresh
         return self._reasons.get(str(reason_id), {})
+
+    def _list_reasons(self) -> dict[str, dict[str, Any]]:
+        return {str(r.get("id")): {"name": r.get("name") or "",
+                                   "key": (r.get("type") or {}).get("key")}
+                for response in self.paginate("/v3/rejection_reasons", {
+                    "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator())
+                for r in self.json(response, list) if isinstance(r, dict)}
 
     def _load_jobs(self, job_ids: list[str]) -> None:
         missing = [j for j in dict.fromkeys(job_ids) if j not in self._jobs]
@@ -261,7 +246,7 @@ class Greenhouse(HttpConnector):
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
         key = self.webhook_key
-        algorithm, _, received = (_header(headers, "Signature") or "").strip().partition(" ")
+        algorithm, _, received = (header(headers, "Signature") or "").strip().partition(" ")
         if algorithm.lower() != "sha256" or not received.strip():
             raise SignatureError(f"{self.name}: missing or malformed Signature header")
         if not signature_matches(key, raw_body, received):
@@ -271,7 +256,7 @@ class Greenhouse(HttpConnector):
     def translate_webhook(self, headers: Mapping[str, str],
                           body: dict[str, Any]) -> WebhookResult:
         action = str(body.get("action") or "unknown")
-        event_id = _header(headers, "Greenhouse-Event-ID")
+        event_id = header(headers, "Greenhouse-Event-ID")
         app = (body.get("payload") or {}).get("application") or {}
         if action == "ping":
             return WebhookResult(action, event_id, reply={"status": "ok"})
@@ -315,35 +300,34 @@ class Greenhouse(HttpConnector):
                 states[app_id] = ApplicationStatus.NOT_REJECTED
         return states
 
-    def annotate(self, application_id: str, text: str) -> bool:
-        """A note and/or a tag, each written only if not already there: v3 has no idempotency
-        keys and a repeated POST would write a second note [S37a]."""
-        mode = self.settings.write_back
-        if mode == "off":
-            return False
+    def annotation_target(self, application_id: str) -> tuple[str, Any]:
+        """(application id, candidate id). v3 has no idempotency keys [S37a]: the hooks
+        below look before they write."""
         found, _ = self._fetch_by_ids("/v3/applications", "ids", [application_id])
-        app = found.get(application_id)
-        if app is None:
+        if application_id not in found:
             raise FatalError(f"{self.name}: application {application_id} is no longer readable")
-        candidate_id = app.get("candidate_id")
-        if mode in ("note", "both"):
-            notes = [n for r in self.paginate("/v3/notes", {"application_ids": application_id,
-                                                            "per_page": PER_PAGE},
-                                              LinkHeaderPaginator())
-                     for n in self.json(r, list)]
-            if not any(isinstance(n, dict) and text in str(n.get("body") or "") for n in notes):
-                self.request("POST", "/v3/notes", json={
-                    "candidate_id": candidate_id, "application_id": int(application_id),
-                    "user_id": self.settings.user_id, "body": text,
-                    "visibility": "admin_only", "note_type": "NOTE"})
-        if mode in ("tag", "both"):
-            tag_id = self._candidate_tag_id()
-            applied = self.json(self.request("GET", "/v3/applied_candidate_tags", params={
-                "candidate_ids": candidate_id, "candidate_tag_ids": tag_id}), list)
-            if not applied:
-                self.request("POST", "/v3/applied_candidate_tags",
-                             json={"candidate_id": candidate_id, "candidate_tag_id": tag_id})
-        return True
+        return application_id, found[application_id].get("candidate_id")
+
+    def write_note(self, target: tuple[str, Any], text: str) -> None:
+        application_id, candidate_id = target
+        notes = [n for r in self.paginate("/v3/notes", {"application_ids": application_id,
+                                                        "per_page": PER_PAGE},
+                                          LinkHeaderPaginator())
+                 for n in self.json(r, list)]
+        if not any(isinstance(n, dict) and text in str(n.get("body") or "") for n in notes):
+            self.request("POST", "/v3/notes", json={
+                "candidate_id": candidate_id, "application_id": int(application_id),
+                "user_id": self.settings.user_id, "body": text,
+                "visibility": "admin_only", "note_type": "NOTE"})
+
+    def write_tag(self, target: tuple[str, Any]) -> None:
+        _, candidate_id = target
+        tag_id = self._candidate_tag_id()
+        applied = self.json(self.request("GET", "/v3/applied_candidate_tags", params={
+            "candidate_ids": candidate_id, "candidate_tag_ids": tag_id}), list)
+        if not applied:
+            self.request("POST", "/v3/applied_candidate_tags",
+                         json={"candidate_id": candidate_id, "candidate_tag_id": tag_id})
 
     def _candidate_tag_id(self) -> int:
         if self._tag_id is None:
@@ -395,33 +379,4 @@ def person_from(candidate: Mapping[str, Any]) -> Person:
     entries.sort(key=lambda e: EMAIL_ORDER.get(str(e.get("type")), 3))
     emails = [v for v in (clean_text(e.get("value")) for e in entries) if v]
     return Person(first_name=first, last_name=last, full_name=full, emails=emails,
-                  timezone=_timezone(candidate.get("time_zone")))
-
-
-def _timezone(value: Any) -> str | None:
-    try:
-        return str(ZoneInfo(value)) if isinstance(value, str) and value else None
-    except (ValueError, KeyError, OSError):
-        return None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
-def _token_lifetime(body: Mapping[str, Any]) -> float:
-    """Seconds the token lives. The field name is UNCONFIRMED: `expires_in` (seconds) was
-    measured on auth.greenhouse.io [S37a], Airbyte reads `expires_at` (a timestamp) [S24], the
-    transition endpoint says `expires` [S37a]; the partner guide says one hour [S18]."""
-    for name in ("expires_in", "expires"):
-        value = body.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    expires_at = parse_time(body.get("expires_at"))
-    if expires_at is not None:
-        return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
-    return 3600.0
+                  timezone=zone_name(candidate.get("time_zone")))

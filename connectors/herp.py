@@ -23,7 +23,6 @@ from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
-    CheckResult,
     Page,
     SecretRef,
     clean_text,
@@ -32,7 +31,7 @@ from relay_core.contract import (
 from relay_core.errors import FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, Lookup, PageNumberPaginator, RateLimit
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25], so is the cursor
 
@@ -64,6 +63,7 @@ class Herp(HttpConnector):
                            reset_header="x-reset-at", limit_header=None)
     token_key = "api_key"
     credential_name = "API key"
+    quota_note = "{remaining} of {limit} requests left this minute"
     refused_hint = "HERP refused the API key; check api_key (issued under 「APIキー」)"
     permission_hint = ("the API key may not read this resource; keys are issued by an "
                        "administrator and the API must be enabled for the account (paid plans, "
@@ -72,8 +72,7 @@ class Herp(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._requisitions: dict[str, str] = {}
-        self._requisitions_at: float | None = None
+        self._requisitions = Lookup(self._list_requisitions, lambda: self.clock())
 
     # --- polling ------------------------------------------------------------------------------
     def listing(self, since: datetime) -> Iterator[Response]:
@@ -104,7 +103,7 @@ class Herp(HttpConnector):
             ats=self.type, source=self.name, application_id=str(record["id"]),
             person=Person(full_name=clean_text(record.get("name")),
                           emails=[email] if email else []),
-            job_title=self._requisition_name(str(record.get("requisitionId") or "")),
+            job_title=self._requisitions.get(str(record.get("requisitionId") or ""), ""),
             stage=STEP_LABELS.get(str(record.get("step")), clean_text(record.get("step"))),
             reason_id=str(record.get("terminationReason") or ""), category=category,
             rejected_at=when,
@@ -115,23 +114,22 @@ class Herp(HttpConnector):
                                             "appliedAt", "updatedAt")}
             | {"channel_type": channel.get("type")})
 
-    def _requisition_name(self, requisition_id: str) -> str:
-        """Job titles from `GET /v1/requisitions`, listed once an hour. The listing's shape is
-        not in the vendor's prose (UNCONFIRMED): an unreadable answer leaves titles empty."""
-        stale = self._requisitions_at is None or self.clock() - self._requisitions_at >= 3600
-        if requisition_id and requisition_id not in self._requisitions and stale:
-            self._requisitions_at = self.clock()
-            try:
-                for response in self.paginate("/v1/requisitions", {}, _paginator("requisitions"),
-                                              accept=(403, 404)):
-                    body = self.json(response) if response.status_code < 400 else {}
-                    rows = body.get("requisitions") if isinstance(body, dict) else body
-                    for row in rows if isinstance(rows, list) else []:
-                        if isinstance(row, dict) and row.get("id"):
-                            self._requisitions[str(row["id"])] = clean_text(row.get("name"))
-            except FatalError:
-                pass   # a job title is cosmetic; the rejection still counts
-        return self._requisitions.get(requisition_id, "")
+    def _list_requisitions(self) -> dict[str, str]:
+        """Job titles from `GET /v1/requisitions`. The listing's shape is not in the vendor's
+        prose (UNCONFIRMED): an unreadable answer leaves the titles it did not give as they
+        were (empty at first)."""
+        titles = dict(self._requisitions.table)
+        try:
+            for response in self.paginate("/v1/requisitions", {}, _paginator("requisitions"),
+                                          accept=(403, 404)):
+                body = self.json(response) if response.status_code < 400 else {}
+                rows = body.get("requisitions") if isinstance(body, dict) else body
+                for row in rows if isinstance(rows, list) else []:
+                    if isinstance(row, dict) and row.get("id"):
+                        titles[str(row["id"])] = clean_text(row.get("name"))
+        except FatalError:
+            pass   # a job title is cosmetic; the rejection still counts
+        return titles
 
     # --- re-check and check ---------------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
@@ -156,13 +154,6 @@ class Herp(HttpConnector):
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("candidacies", "/v1/candidacies", {"status": "terminated"})]
-
-    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
-        result = super().access_result(what, path, response)
-        if result.ok:
-            left = response.headers.get("x-remaining-request", "?")
-            result.detail += f"; {left} of 100 requests left this minute"
-        return result
 
 
 def _paginator(records_field: str) -> PageNumberPaginator:

@@ -64,11 +64,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from relay_core.contract import VERSION as __version__
@@ -87,7 +87,9 @@ if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig
 
 USER_AGENT = f"career-relay/{__version__}"
+V = TypeVar("V")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+TOKEN_MARGIN = 60     # renew an expiring token this many seconds early
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -334,6 +336,40 @@ class PageNumberPaginator(Paginator):
         return url, {**(params or {}), self.page_param: int(token), **sized}
 
 
+# --- account-wide lookup tables ---------------------------------------------------------------
+class Lookup(Generic[V]):
+    """A small account-wide table (archive reasons, job titles) that one listing, `load`,
+    reads whole: a thousand records with the same reason cost one request, not a thousand.
+
+    `get` lists again when it meets an id the table does not know and the table is older than
+    `max_age` seconds of `clock`. `eager` also lists again whenever the table is that old, and
+    at once for an unknown id, but only once per id until the next listing."""
+
+    def __init__(self, load: Callable[[], Mapping[str, V]], clock: Callable[[], float], *,
+                 max_age: float = 3600.0, eager: bool = False):
+        self._load, self._clock, self.max_age, self.eager = load, clock, max_age, eager
+        self.table: dict[str, V] = {}
+        self._loaded_at: float | None = None
+        self._misses: set[str] = set()
+
+    def get(self, key: str, default: V) -> V:
+        if key and self._due(key):
+            self.fill(self._load())
+        if key not in self.table:
+            self._misses.add(key)
+        return self.table.get(key, default)
+
+    def fill(self, table: Mapping[str, V]) -> None:
+        """Replace the table, as listed now."""
+        self.table, self._loaded_at, self._misses = dict(table), self._clock(), set()
+
+    def _due(self, key: str) -> bool:
+        stale = self._loaded_at is None or self._clock() - self._loaded_at >= self.max_age
+        if self.eager:
+            return stale or (key not in self.table and key not in self._misses)
+        return stale and key not in self.table
+
+
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -369,8 +405,28 @@ class HttpSettings(ConnectorSettings):
         return value.rstrip("/")
 
 
+class WriteBackSettings(ConnectorSettings):
+    """What `annotate` leaves on an invited candidate's application in the ATS."""
+
+    write_back: Literal["off", "note", "tag", "both"] = "off"
+    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def token_lifetime(body: Mapping[str, Any]) -> float:
+    """Seconds an OAuth access token lives: `expires_in` (RFC 6749), or the variants some
+    servers send instead, `expires` (seconds) or `expires_at` (a time); an hour if none."""
+    for name in ("expires_in", "expires"):
+        value = body.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    expires_at = parse_time(body.get("expires_at"))
+    if expires_at is not None:
+        return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+    return 3600.0
 
 
 # --- the HTTP connector base -----------------------------------------------------------------
@@ -387,6 +443,7 @@ class HttpConnector(Connector):
     token_key: ClassVar[str | None] = None  # the setting with a static token sent as Bearer
     reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
     credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
+    quota_note: ClassVar[str] = ""  # for `check`: "{remaining} of {limit} requests left ..."
     refused_hint: ClassVar[str] = ("the ATS refused the credentials; check them in the "
                                    "configuration")
     permission_hint: ClassVar[str] = ("the credentials lack a permission (scope or role) this "
@@ -431,6 +488,22 @@ class HttpConnector(Connector):
         """What to do about a 401 or a 403 on this request: `refused_hint`, `permission_hint`;
         override to name the scope or role that `method` on `path` needs."""
         return self.refused_hint if status == 401 else self.permission_hint
+
+    def client_credentials(self, token_url: str, client_id: str, client_secret: str, *,
+                           fix: str, **form: str) -> dict[str, str]:
+        """An OAuth 2.0 client-credentials grant (RFC 6749 section 4.4) for `authenticate`:
+        the bearer headers, with `auth_expires` set a minute before the token expires. `form`
+        joins the request (e.g. Greenhouse's `sub`); a refusal is an AuthError ending in `fix`."""
+        response = self.request(
+            "POST", token_url, authenticate=False, rate_limited=False, idempotent=True,
+            accept=(400, 401, 403), auth=(client_id, client_secret),
+            data={"grant_type": "client_credentials", **form})
+        body = self.json(response, dict) if response.status_code < 400 else {}
+        if not body.get("access_token"):
+            raise AuthError(f"{self.name}: {token_url} refused the client credentials "
+                            f"(HTTP {response.status_code}); {fix}")
+        self.auth_expires = self.clock() + max(0.0, token_lifetime(body) - TOKEN_MARGIN)
+        return bearer(str(body["access_token"]))
 
     def secret(self, key: str) -> str:
         """The value of the secret setting `key`, from the keyring or the environment."""
@@ -490,6 +563,31 @@ class HttpConnector(Connector):
     def page_from(self, response: requests.Response, since: datetime) -> Page:
         """One response translated, typically `Page.of(records, self.event_from)`."""
 
+    # Write-back ------------------------------------------------------------------------------
+    def annotate(self, application_id: str, text: str) -> bool:
+        """What the source's `write_back` asks for (WriteBackSettings): a note and/or a tag,
+        each written by its hook only if it is not there yet, since the vendors' APIs have no
+        idempotency keys and a repeated POST would write a second note."""
+        mode = getattr(self.settings, "write_back", "off")
+        if mode == "off":
+            return False
+        target = self.annotation_target(application_id)
+        if mode in ("note", "both"):
+            self.write_note(target, text)
+        if mode in ("tag", "both"):
+            self.write_tag(target)
+        return True
+
+    def annotation_target(self, application_id: str) -> Any:
+        """What `write_note` and `write_tag` are handed: the id, or what they need of it."""
+        return application_id
+
+    def write_note(self, target: Any, text: str) -> None:
+        raise NotImplementedError(f"{self.type} cannot write notes")
+
+    def write_tag(self, target: Any) -> None:
+        raise NotImplementedError(f"{self.type} cannot write tags")
+
     # `career-relay check` --------------------------------------------------------------------
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(what, path, params): one small GET per resource the connector reads."""
@@ -516,8 +614,13 @@ class HttpConnector(Connector):
         return results
 
     def access_result(self, what: str, path: str, response: requests.Response) -> CheckResult:
-        ok = response.status_code < 400
-        return CheckResult(what, ok, "readable" if ok else self.auth_hint(403, "GET", path))
+        if response.status_code >= 400:
+            return CheckResult(what, False, self.auth_hint(403, "GET", path))
+        limit, detail = self.limiter.limit, "readable"
+        if self.quota_note and limit is not None:
+            remaining = response.headers.get(limit.remaining_header, "?")
+            detail += "; " + self.quota_note.format(remaining=remaining, limit=limit.requests)
+        return CheckResult(what, True, detail)
 
     # Requests --------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
@@ -632,5 +735,6 @@ class HttpConnector(Connector):
 
 
 __all__ = ["CursorPaginator", "HttpConnector", "HttpSettings", "IDEMPOTENT_METHODS",
-           "LinkHeaderPaginator", "OffsetTokenPaginator", "PageNumberPaginator", "Paginator",
-           "RateLimit", "RateLimiter", "RetryPolicy", "USER_AGENT", "bearer", "dig"]
+           "LinkHeaderPaginator", "Lookup", "OffsetTokenPaginator", "PageNumberPaginator",
+           "Paginator", "RateLimit", "RateLimiter", "RetryPolicy", "USER_AGENT",
+           "WriteBackSettings", "bearer", "dig", "token_lifetime"]

@@ -38,7 +38,14 @@ from relay_core.contract import (
 from relay_core.errors import RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, OffsetTokenPaginator, RateLimit
+from .http import (
+    HttpConnector,
+    HttpSettings,
+    Lookup,
+    OffsetTokenPaginator,
+    RateLimit,
+    WriteBackSettings,
+)
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
@@ -53,7 +60,7 @@ DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew"
                               "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
 
 
-class LeverSettings(HttpSettings, WebhookSettings):
+class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     api_key: SecretRef
     base_url: str = "https://api.lever.co"
     webhook_signature_token: SecretRef | None = None
@@ -63,8 +70,6 @@ class LeverSettings(HttpSettings, WebhookSettings):
         DEFAULT_WITHDRAWAL_REASONS))
     confidentiality: Literal["all", "non-confidential"] = "all"
     mail_confidential: bool = False        # confidential opportunities are skipped as private
-    write_back: Literal["off", "note", "tag", "both"] = "off"
-    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     perform_as: str | None = None          # Lever user id the note is written as
     host_only = True
     webhook_secret_key = "webhook_signature_token"   # mode (default): both if it is set
@@ -81,9 +86,9 @@ class Lever(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._reasons: dict[str, dict[str, str]] = {}
-        self._postings: dict[str, str] = {}
-        self._loaded: dict[str, float] = {}          # what → clock time of the last listing
+        # Account-wide, listed again at most hourly when an unknown id turns up.
+        self._reasons = Lookup(self._list_reasons, lambda: self.clock())
+        self._postings = Lookup(self._list_postings, lambda: self.clock())
         self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
 
     def authenticate(self) -> dict[str, str]:
@@ -118,7 +123,7 @@ class Lever(HttpConnector):
         if not opp.get("id") or when is None:
             raise RecordError(where, "archived.archivedAt is missing; not an archived record")
         reason_id = str(archived.get("reason") or "")
-        reason = self._reason(reason_id)
+        reason = self._reasons.get(reason_id, {})
         category = categorize(reason, self._withdrawals, reason_id)
         if category is Category.HIRED:
             return None
@@ -135,7 +140,7 @@ class Lever(HttpConnector):
             candidate_id=str(contact.get("id") or ""),
             person=Person(full_name=clean_text(opp.get("name") or contact.get("name")),
                           emails=list(dict.fromkeys(emails))),
-            job_title=self._posting_title(posting), reason_id=reason_id,
+            job_title=self._postings.get(posting, ""), reason_id=reason_id,
             stage=clean_text(stage.get("text") if isinstance(stage, dict) else ""),
             reason_text=clean_text(reason.get("text")), category=category, rejected_at=when,
             flags=Flags(anonymized=bool(opp.get("isAnonymized") or contact.get("isAnonymized")),
@@ -149,31 +154,19 @@ class Lever(HttpConnector):
                                          "dataProtection")}
             | {"contact": contact.get("id"), "posting": posting, "reason_type": reason.get("type")})
 
-    def _listing(self, what: str, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """A small account-wide listing, read at most once an hour (reasons, postings)."""
-        records = [r for response in self.paginate(path, params, OffsetTokenPaginator())
-                   for r in self._data(response) if isinstance(r, dict)]
-        self._loaded[what] = self.clock()
-        return records
+    def _list_reasons(self) -> dict[str, dict[str, str]]:
+        # All types, inactive included: old archives still carry inactive reasons [§3.1].
+        return {str(r.get("id")): {"text": str(r.get("text") or ""),
+                                   "type": str(r.get("type") or "")}
+                for r in self._listing("/v1/archive_reasons", {"limit": LIMIT})}
 
-    def _stale(self, what: str) -> bool:
-        return what not in self._loaded or self.clock() - self._loaded[what] >= 3600
+    def _list_postings(self) -> dict[str, str]:
+        return {str(p.get("id")): clean_text(p.get("text")) for p in self._listing(
+            "/v1/postings", {"limit": LIMIT, "confidentiality": self.settings.confidentiality})}
 
-    def _reason(self, reason_id: str) -> dict[str, str]:
-        if reason_id and reason_id not in self._reasons and self._stale("reasons"):
-            # All types, inactive included: old archives still carry inactive reasons [§3.1].
-            self._reasons = {str(r.get("id")): {"text": str(r.get("text") or ""),
-                                                "type": str(r.get("type") or "")}
-                             for r in self._listing("reasons", "/v1/archive_reasons",
-                                                    {"limit": LIMIT})}
-        return self._reasons.get(reason_id, {})
-
-    def _posting_title(self, posting_id: str) -> str:
-        if posting_id and posting_id not in self._postings and self._stale("postings"):
-            listed = self._listing("postings", "/v1/postings", {
-                "limit": LIMIT, "confidentiality": self.settings.confidentiality})
-            self._postings = {str(p.get("id")): clean_text(p.get("text")) for p in listed}
-        return self._postings.get(posting_id, "")
+    def _listing(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [r for response in self.paginate(path, params, OffsetTokenPaginator())
+                for r in self._data(response) if isinstance(r, dict)]
 
     def _data(self, response: Any) -> list[Any]:
         data = self.json(response, dict).get("data")
@@ -257,25 +250,23 @@ class Lever(HttpConnector):
                         states[opp_id] = ApplicationStatus.ACTIVE_ELSEWHERE
         return states
 
-    def annotate(self, application_id: str, text: str) -> bool:
-        """A note (skipped if one with this text exists: a repeated POST would add a second)
-        and/or a tag. Tags are safe here because the poll filters on archived_at, not on
-        updated_at, which a tag bumps [§8.2]."""
-        mode = self.settings.write_back
-        if mode == "off":
-            return False
-        base = f"/v1/opportunities/{application_id}"
-        params = {"perform_as": self.settings.perform_as} if self.settings.perform_as else None
-        if mode in ("note", "both"):
-            notes = [n for r in self.paginate(f"{base}/notes", {"limit": LIMIT},
-                                              OffsetTokenPaginator()) for n in self._data(r)]
-            if not any(text in str(f.get("value") or "") for n in notes if isinstance(n, dict)
-                       for f in n.get("fields") or [] if isinstance(f, dict)):
-                self.request("POST", f"{base}/notes", params=params, json={"value": text})
-        if mode in ("tag", "both"):
-            self.request("POST", f"{base}/addTags", params=params,
-                         json={"tags": [self.settings.tag_name]})
-        return True
+    # A note is written only if none with this text exists (a repeated POST would add a
+    # second). Tags are safe: the poll filters on archived_at, not on updated_at, which a
+    # tag bumps [§8.2].
+    def write_note(self, target: str, text: str) -> None:
+        path = f"/v1/opportunities/{target}/notes"
+        notes = [n for r in self.paginate(path, {"limit": LIMIT}, OffsetTokenPaginator())
+                 for n in self._data(r)]
+        if not any(text in str(f.get("value") or "") for n in notes if isinstance(n, dict)
+                   for f in n.get("fields") or [] if isinstance(f, dict)):
+            self.request("POST", path, params=self._as_user(), json={"value": text})
+
+    def write_tag(self, target: str) -> None:
+        self.request("POST", f"/v1/opportunities/{target}/addTags", params=self._as_user(),
+                     json={"tags": [self.settings.tag_name]})
+
+    def _as_user(self) -> dict[str, str] | None:
+        return {"perform_as": self.settings.perform_as} if self.settings.perform_as else None
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("archive reasons", "/v1/archive_reasons", {"limit": 1}),

@@ -27,7 +27,6 @@ from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
-    CheckResult,
     Page,
     SecretRef,
     clean_text,
@@ -71,6 +70,7 @@ class Talentio(HttpConnector):
                            remaining_header="X-Remaining", reset_header="X-Reset")
     token_key = "api_token"
     credential_name = "access token"
+    quota_note = "{remaining} requests left this hour"
     refused_hint = "Talentio refused the access token; issue a new one under API設定"
     permission_hint = ("the token may not read candidates (403: アクセス権限がない); issue it as "
                        "an administrator of the workspace, on a plan that includes the API")
@@ -143,12 +143,6 @@ class Talentio(HttpConnector):
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("candidates", "/candidates", {"status": "fail", "page": 1})]
-
-    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
-        result = super().access_result(what, path, response)
-        if result.ok:
-            result.detail += f"; {response.headers.get('X-Remaining', '?')} requests left this hour"
-        return result
 
 
 def finalized_fail(record: Mapping[str, Any]) -> dict[str, Any] | None:

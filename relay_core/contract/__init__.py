@@ -15,16 +15,17 @@ from relay_core.contract.base import (
     Page,
     WebhookResult,
     WebhookSettings,
+    header,
     require,
     signature_matches,
 )
 from relay_core.contract.times import parse_retry_after, parse_time, read_sheet_time, read_time
-from relay_core.contract.values import clean_text, iso_utc
+from relay_core.contract.values import clean_text, iso_utc, zone_name
 from relay_core.secrets import SecretRef, secret_field
 
 __all__ = [
     "VERSION", "ApplicationStatus", "CheckResult", "Connector", "ConnectorSettings", "Mode",
-    "Page", "SecretRef", "WebhookResult", "WebhookSettings", "clean_text", "iso_utc",
-    "parse_retry_after", "parse_time", "read_sheet_time", "read_time", "require",
-    "secret_field", "signature_matches",
+    "Page", "SecretRef", "WebhookResult", "WebhookSettings", "clean_text", "header",
+    "iso_utc", "parse_retry_after", "parse_time", "read_sheet_time", "read_time", "require",
+    "secret_field", "signature_matches", "zone_name",
 ]

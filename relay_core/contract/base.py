@@ -232,6 +232,14 @@ class Connector(ABC):
         return secret.resolve().get_secret_value().encode()
 
 
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, whatever its case (a plain dict is case-sensitive; HTTP is not)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return value
+
+
 def signature_matches(key: bytes, message: bytes, received: str) -> bool:
     """Whether `received` is the hex HMAC-SHA256 of `message` (compared in constant time)."""
     expected = hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -245,4 +253,5 @@ def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 __all__ = ["ApplicationStatus", "CheckResult", "ConfigError", "Connector", "ConnectorSettings",
-           "Mode", "Page", "WebhookResult", "WebhookSettings", "require", "signature_matches"]
+           "Mode", "Page", "WebhookResult", "WebhookSettings", "header", "require",
+           "signature_matches"]

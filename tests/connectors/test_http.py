@@ -16,11 +16,13 @@ from relay_core.connectors.http import (
     HttpConnector,
     HttpSettings,
     LinkHeaderPaginator,
+    Lookup,
     OffsetTokenPaginator,
     PageNumberPaginator,
     RateLimit,
     RateLimiter,
     RetryPolicy,
+    WriteBackSettings,
 )
 
 from relay_core.contract import iso_utc
@@ -243,6 +245,72 @@ def test_non_json_body_is_fatal(example):
     adapter.script += [Reply(200, {"a": 1})]
     with pytest.raises(FatalError, match="expected list"):
         connector.json(connector.request("GET", "/items"), list)
+
+
+def test_client_credentials_grant_sets_the_expiry_and_names_the_fix(tokened):
+    connector, adapter, clock = tokened()
+    adapter.script += [Reply(200, {"access_token": "tok", "expires_in": 3600}),
+                       Reply(401, {"error": "invalid_client"})]
+    headers = connector.client_credentials("https://auth.example.test/token", "id", "pw",
+                                           fix="check the client", sub="7")
+    assert headers == {"Authorization": "Bearer tok"}
+    assert connector.auth_expires == clock.now + 3600 - 60
+    sent = adapter.requests[0]
+    assert (sent.body, "Authorization" in sent.headers) == (
+        "grant_type=client_credentials&sub=7", True)           # Basic id:pw, not the token
+    with pytest.raises(AuthError, match="refused the client credentials.*check the client"):
+        connector.client_credentials("https://auth.example.test/token", "id", "bad", fix=(
+            "check the client"))
+
+
+# --- account-wide lookups and write-back -------------------------------------------------------
+def test_lookup_lists_again_for_an_unknown_id_once_the_table_is_stale():
+    clock, listed = ManualClock(), []
+    lookup = Lookup(lambda: listed.append(1) or {"a": 1}, clock)
+    assert (lookup.get("a", 0), lookup.get("b", 0), lookup.get("", 0)) == (1, 0, 0)
+    assert len(listed) == 1                       # "b" unknown, but the table is fresh
+    clock.now += 3600
+    assert lookup.get("a", 0) == 1 and len(listed) == 1      # known: no listing
+    assert lookup.get("b", 0) == 0 and len(listed) == 2
+
+
+def test_eager_lookup_refreshes_when_stale_and_asks_once_per_unknown_id():
+    clock, listed = ManualClock(), []
+    lookup = Lookup(lambda: listed.append(1) or {"a": 1}, clock, eager=True)
+    lookup.get("a", 0)
+    lookup.get("b", 0)
+    lookup.get("b", 0)
+    assert len(listed) == 2                       # once for "b", not twice
+    clock.now += 3600
+    lookup.get("a", 0)
+    assert len(listed) == 3                       # stale: listed again though "a" is known
+
+
+class Annotated(Example):
+    Settings = type("AnnotatedSettings", (ExampleSettings, WriteBackSettings), {})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.written: list[tuple] = []
+
+    def annotation_target(self, application_id):
+        return f"target-{application_id}"
+
+    def write_note(self, target, text):
+        self.written.append(("note", target, text))
+
+    def write_tag(self, target):
+        self.written.append(("tag", target))
+
+
+@pytest.mark.parametrize("mode, written", [
+    ("off", []), ("note", [("note", "target-1", "hi")]), ("tag", [("tag", "target-1")]),
+    ("both", [("note", "target-1", "hi"), ("tag", "target-1")])])
+def test_write_back_follows_the_setting(make_config, mode, written):
+    config = make_config({"sources": [{"name": "ex", "type": "example", "write_back": mode}]})
+    connector = Annotated(config.sources[0], config, 0)
+    assert connector.annotate("1", "hi") is (mode != "off")
+    assert connector.written == written
 
 
 # --- settings and `check` ---------------------------------------------------------------------

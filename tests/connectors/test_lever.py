@@ -291,8 +291,8 @@ class TestLeverContract(HttpConnectorContract):
                 else Reply(200, {"data": [], "hasNext": False}) for i in range(count)]
 
     def event_with_unknown_status(self, connector):
-        connector._reasons = {"r1": {"text": "Brand new", "type": "on-hold"}}
-        connector._loaded = {"reasons": connector.clock(), "postings": connector.clock()}
+        connector._reasons.fill({"r1": {"text": "Brand new", "type": "on-hold"}})
+        connector._postings.fill({})
         return connector._event({"id": "o1", "contact": "c1", "emails": ["a@example.com"],
                                  "archived": {"reason": "r1", "archivedAt": 1788224400000}})
 

@@ -15,6 +15,7 @@ from relay_core.contract.base import (
     Page,
     WebhookResult,
     WebhookSettings,
+    header,
     signature_matches,
 )
 from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
@@ -177,6 +178,12 @@ def test_the_signing_secret_is_resolved_once_and_lazily(signed, monkeypatch):
     assert connector.webhook_key == KEY.encode()
     monkeypatch.setenv("SIGNED_KEY", "changed")
     assert connector.webhook_key == KEY.encode()
+
+
+def test_header_names_are_case_insensitive():
+    assert header({"signature": "x"}, "Signature") == "x"
+    assert header({"Signature": "y"}, "Signature") == "y"
+    assert header({}, "Signature") is None
 
 
 def test_signature_matches_is_case_and_blank_tolerant():
