@@ -69,6 +69,7 @@ class Herp(HttpConnector):
                        "administrator and the API must be enabled for the account (paid plans, "
                        "on request)")
     zone = JST
+    detail_path = "/v1/candidacies/{id}"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -132,25 +133,13 @@ class Herp(HttpConnector):
         return titles
 
     # --- re-check and check ---------------------------------------------------------------------
-    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
-        """One `GET /v1/candidacies/{id}` each. The detail response carries fewer fields than
-        the listing [S24]; when it lacks the status the answer is UNKNOWN (send as planned)."""
-        states = {}
-        for app_id in application_ids:
-            response = self.request("GET", f"/v1/candidacies/{app_id}", accept=(404,))
-            if response.status_code == 404:
-                states[app_id] = ApplicationStatus.NOT_REJECTED   # deleted
-                continue
-            body = self.json(response, dict)
-            record = body.get("candidacy") if isinstance(body.get("candidacy"), dict) else body
-            if "status" not in record:
-                states[app_id] = ApplicationStatus.UNKNOWN
-            elif categorize(record.get("status"),
-                            record.get("terminationReason")) is Category.WE_REJECTED:
-                states[app_id] = ApplicationStatus.REJECTED
-            else:
-                states[app_id] = ApplicationStatus.NOT_REJECTED
-        return states
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        """The detail response carries fewer fields than the listing [S24]; when it lacks the
+        status the answer is UNKNOWN (send as planned)."""
+        record = record["candidacy"] if isinstance(record.get("candidacy"), dict) else record
+        if "status" not in record:
+            return ApplicationStatus.UNKNOWN
+        return ApplicationStatus.of(categorize(record["status"], record.get("terminationReason")))
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("candidacies", "/v1/candidacies", {"status": "terminated"})]

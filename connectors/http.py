@@ -73,6 +73,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from relay_core.contract import VERSION as __version__
 from relay_core.contract import (
+    ApplicationStatus,
     CheckResult,
     Connector,
     ConnectorSettings,
@@ -434,7 +435,8 @@ class HttpConnector(Connector):
     """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
     `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`, `token_key`, the hints),
     implements `listing` and `page_from`, and fills in the hooks its API needs:
-    `authenticate`, `auth_hint`, `access_probes`, `cursor_at`, `source_rate_limit`."""
+    `authenticate`, `auth_hint`, `access_probes`, `cursor_at`, `source_rate_limit`,
+    `status_from` (with `detail_path`), the write-back hooks."""
 
     rate_limit: ClassVar[RateLimit | None] = None
     retry_policy: RetryPolicy = RetryPolicy()
@@ -444,6 +446,7 @@ class HttpConnector(Connector):
     reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
     credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
     quota_note: ClassVar[str] = ""  # for `check`: "{remaining} of {limit} requests left ..."
+    detail_path: ClassVar[str | None] = None   # one application, for `recheck`: "/x/{id}"
     refused_hint: ClassVar[str] = ("the ATS refused the credentials; check them in the "
                                    "configuration")
     permission_hint: ClassVar[str] = ("the credentials lack a permission (scope or role) this "
@@ -562,6 +565,23 @@ class HttpConnector(Connector):
     @abstractmethod
     def page_from(self, response: requests.Response, since: datetime) -> Page:
         """One response translated, typically `Page.of(records, self.event_from)`."""
+
+    # Re-check ----------------------------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        """One GET of `detail_path` per application: a deleted one (404) is NOT_REJECTED, the
+        others as `status_from` reads them. Without a `detail_path`, UNKNOWN: send as planned."""
+        if self.detail_path is None:
+            return super().recheck(application_ids)
+        states = {}
+        for app_id in application_ids:
+            response = self.request("GET", self.detail_path.format(id=app_id), accept=(404,))
+            states[app_id] = (ApplicationStatus.NOT_REJECTED if response.status_code == 404
+                              else self.status_from(self.json(response, dict)))
+        return states
+
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        """An application's state now, from the record `detail_path` answers with."""
+        raise NotImplementedError(f"{self.type} declares detail_path but not status_from")
 
     # Write-back ------------------------------------------------------------------------------
     def annotate(self, application_id: str, text: str) -> bool:

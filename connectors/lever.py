@@ -234,10 +234,10 @@ class Lever(HttpConnector):
             except RecordError:
                 states[opp_id] = ApplicationStatus.UNKNOWN
                 continue
-            if event is None or event.category is not Category.WE_REJECTED:
-                states[opp_id] = ApplicationStatus.NOT_REJECTED   # unarchived/hired/deleted
-            else:
-                states[opp_id] = ApplicationStatus.REJECTED
+            # No event: unarchived, deleted, or hired (no rejection at all).
+            states[opp_id] = (ApplicationStatus.of(event.category) if event
+                              else ApplicationStatus.NOT_REJECTED)
+            if states[opp_id] is ApplicationStatus.REJECTED:
                 contacts.setdefault(event.candidate_id, []).append(opp_id)
         ids = [c for c in contacts if c]
         for start in range(0, len(ids), CONTACT_BATCH):

@@ -75,6 +75,7 @@ class Talentio(HttpConnector):
     permission_hint = ("the token may not read candidates (403: アクセス権限がない); issue it as "
                        "an administrator of the workspace, on a plan that includes the API")
     zone = JST                    # fixedAt without an offset, and the old date-only cursors
+    detail_path = "/candidates/{id}"
 
     def source_rate_limit(self) -> RateLimit:
         return replace(self.rate_limit, requests=self.settings.requests_per_hour)
@@ -127,19 +128,9 @@ class Talentio(HttpConnector):
                           for s in record.get("stages") or [] if isinstance(s, dict)]})
 
     # --- re-check and check ---------------------------------------------------------------------
-    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
-        states = {}
-        for app_id in application_ids:
-            response = self.request("GET", f"/candidates/{app_id}", accept=(404,))
-            if response.status_code == 404:
-                states[app_id] = ApplicationStatus.NOT_REJECTED     # deleted
-                continue
-            record = self.json(response, dict)
-            rejected = categorize(record.get("status"),
-                                  finalized_fail(record) is not None) is Category.WE_REJECTED
-            states[app_id] = (ApplicationStatus.REJECTED if rejected
-                              else ApplicationStatus.NOT_REJECTED)
-        return states
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        return ApplicationStatus.of(categorize(record.get("status"),
+                                               finalized_fail(record) is not None))
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("candidates", "/candidates", {"status": "fail", "page": 1})]

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
-from relay_core.models import RejectionEvent
+from relay_core.models import Category, RejectionEvent
 from relay_core.secrets import SecretRef, secret_field
 
 if TYPE_CHECKING:
@@ -78,6 +78,11 @@ class ApplicationStatus(str, enum.Enum):
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
     ACTIVE_ELSEWHERE = "active_elsewhere"  # still in process for another job: cancel too
     UNKNOWN = "unknown"                # could not be asked: send as scheduled
+
+    @classmethod
+    def of(cls, category: Category) -> ApplicationStatus:
+        """Still rejected by us, or anything else (un-rejected, hired, withdrew): cancel."""
+        return cls.REJECTED if category is Category.WE_REJECTED else cls.NOT_REJECTED
 
 
 @dataclass

@@ -26,8 +26,9 @@ from relay_core.connectors.http import (
 )
 
 from relay_core.contract import iso_utc
-from relay_core.contract.base import ConnectorSettings, Page
+from relay_core.contract.base import ApplicationStatus, ConnectorSettings, Page
 from relay_core.errors import AuthError, FatalError, RetriableError
+from relay_core.models import Category
 
 BASE = "https://api.example.test"
 NOW = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
@@ -311,6 +312,31 @@ def test_write_back_follows_the_setting(make_config, mode, written):
     connector = Annotated(config.sources[0], config, 0)
     assert connector.annotate("1", "hi") is (mode != "off")
     assert connector.written == written
+
+
+class Rechecked(Example):
+    detail_path = "/items/{id}"
+
+    def status_from(self, record):
+        return ApplicationStatus.of(Category(record["category"]))
+
+
+def test_recheck_reads_each_application_and_a_deleted_one_is_not_rejected(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = Rechecked(config.sources[0], config, 0)
+    adapter, _ = attach(connector)
+    adapter.script += [Reply(200, {"category": "we_rejected"}), Reply(404),
+                       Reply(200, {"category": "hired"})]
+    assert connector.recheck(["1", "2", "3"]) == {
+        "1": ApplicationStatus.REJECTED, "2": ApplicationStatus.NOT_REJECTED,
+        "3": ApplicationStatus.NOT_REJECTED}
+    assert [r.path_url for r in adapter.requests] == ["/items/1", "/items/2", "/items/3"]
+
+
+def test_without_a_detail_path_recheck_cannot_ask(example):
+    connector, adapter, _ = example
+    assert connector.recheck(["1"]) == {"1": ApplicationStatus.UNKNOWN}
+    assert not adapter.requests
 
 
 # --- settings and `check` ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from relay_core.contract.base import (
+    ApplicationStatus,
     Connector,
     Page,
     WebhookResult,
@@ -94,6 +95,13 @@ def test_other_errors_are_not_swallowed():
 
     with pytest.raises(FatalError):
         Page.of(["1"], translate)
+
+
+def test_only_a_rejection_by_us_is_still_rejected():
+    assert [ApplicationStatus.of(c) for c in Category] == [
+        ApplicationStatus.REJECTED if c is Category.WE_REJECTED
+        else ApplicationStatus.NOT_REJECTED for c in Category]
+    assert ApplicationStatus.of(Category.CANDIDATE_WITHDREW) is ApplicationStatus.NOT_REJECTED
 
 
 # --- settings ---------------------------------------------------------------------------------
