@@ -78,6 +78,7 @@ from relay_core.contract import (
     Connector,
     ConnectorSettings,
     Page,
+    SecretRef,
     iso_utc,
     parse_retry_after,
     parse_time,
@@ -509,8 +510,10 @@ class HttpConnector(Connector):
         return bearer(str(body["access_token"]))
 
     def secret(self, key: str) -> str:
-        """The value of the secret setting `key`, from the keyring or the environment."""
-        return getattr(self.settings, key).resolve().get_secret_value()
+        """The value of the setting `key`, from the keyring or the environment if it is a
+        reference (SecretRef)."""
+        value = getattr(self.settings, key)
+        return value.resolve().get_secret_value() if isinstance(value, SecretRef) else value
 
     # Authentication --------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -613,17 +616,28 @@ class HttpConnector(Connector):
         """(what, path, params): one small GET per resource the connector reads."""
         return []
 
+    def authenticated_note(self) -> str | None:
+        """For `check`: what accepted credentials mean, when that is worth a line (a token
+        endpoint said yes); None adds no line."""
+        return None
+
     def check(self) -> list[CheckResult]:
-        """A line per probe: readable, or which permission is missing (a 403, through
-        `auth_hint`); refused credentials end the list. Then the webhook endpoint."""
+        """The credentials first (a token endpoint may refuse them), then a line per probe:
+        readable, or which permission is missing (a 403, through `auth_hint`); refused
+        credentials end the list. Then the webhook endpoint."""
         label = f"{self.name} ({self.type})"
-        results = []
+        credentials = f"{label}: {self.credential_name}"
+        try:
+            self.auth_headers()
+        except AuthError as exc:
+            return [CheckResult(credentials, False, str(exc))]
+        note = self.authenticated_note()
+        results = [CheckResult(credentials, True, note)] if note else []
         for what, path, params in self.access_probes():
             try:
                 response = self.request("GET", path, params=params, accept=(403,))
             except AuthError as exc:
-                return [*results, CheckResult(f"{label}: {self.credential_name}", False,
-                                              str(exc))]
+                return [*results, CheckResult(credentials, False, str(exc))]
             except RelayError as exc:     # one unreachable endpoint must not hide the others
                 results.append(CheckResult(f"{label}: {what}", False, str(exc)))
                 continue

@@ -104,23 +104,27 @@ class CheckResult:
 class ConnectorSettings(BaseModel):
     """Base for a connector's own keys in its `[[sources]]` block. A key typed `SecretRef`
     (or `SecretRef | None`) holds a secret: the file may only say where it is (`keyring:` or
-    `env:`); a plain value is refused, without echoing it."""
+    `env:`); a plain value is refused, without echoing it. A key typed `SecretRef | str` is no
+    secret, but may be kept in the environment or keyring all the same."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     @field_validator("*", mode="before")
     @classmethod
     def _secret_references(cls, value: Any, info: ValidationInfo) -> Any:
-        return secret_field(value, info) if info.field_name in _secret_keys(cls) else value
+        kind = _reference_keys(cls).get(info.field_name)
+        if kind == "secret" or (kind == "either" and str(value).startswith(("env:", "keyring:"))):
+            return secret_field(value, info)
+        return value
 
 
 @cache
-def _secret_keys(settings: type[ConnectorSettings]) -> frozenset[str]:
-    def secret(annotation: Any) -> bool:
-        kinds = get_args(annotation) or (annotation,)
-        return SecretRef in kinds and str not in kinds   # `SecretRef | str`: the key decides
-
-    return frozenset(k for k, f in settings.model_fields.items() if secret(f.annotation))
+def _reference_keys(settings: type[ConnectorSettings]) -> dict[str, str]:
+    """Key → "secret" (a reference only) or "either" (a reference or the value itself)."""
+    kinds = {name: get_args(f.annotation) or (f.annotation,)
+             for name, f in settings.model_fields.items()}
+    return {name: "either" if str in types else "secret"
+            for name, types in kinds.items() if SecretRef in types}
 
 
 class WebhookSettings(ConnectorSettings):

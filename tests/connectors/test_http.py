@@ -382,6 +382,21 @@ def test_check_probes_each_resource_and_stops_at_refused_credentials(make_config
     assert "scope or role" in results[1].detail and "HTTP 503" in results[2].detail
 
 
+def test_check_tries_the_credentials_first(tokened):
+    connector, adapter, _ = tokened()
+    connector.authenticated_note = lambda: "token granted"
+    assert [(r.what, r.ok, r.detail) for r in connector.check()] == [
+        ("ex (example): credentials", True, "token granted")]
+    connector, adapter, _ = tokened()
+
+    def refuse():
+        raise AuthError("the token endpoint said no")
+
+    connector.authenticate = refuse
+    assert [(r.ok, r.detail) for r in connector.check()] == [(False, "the token endpoint said no")]
+    assert not adapter.requests
+
+
 # --- rate limiter -----------------------------------------------------------------------------
 def test_sliding_window_keeps_under_the_limit():
     clock = ManualClock()

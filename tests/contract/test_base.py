@@ -35,6 +35,7 @@ def event(app_id: str) -> RejectionEvent:
 
 class SignedSettings(WebhookSettings):
     signing_key: SecretRef | None = None
+    account: SecretRef | str = "public-account"
     webhook_secret_key = "signing_key"
 
 
@@ -112,6 +113,11 @@ def test_a_key_typed_secretref_refuses_a_plain_secret_without_echo(signed):
     assert "s3cr3t-plaintext-value" not in str(info.value)
     assert signed(signing_key="env:SIGNED_KEY").settings.signing_key.reference == (
         "env:SIGNED_KEY")
+
+
+def test_a_key_typed_secretref_or_str_takes_either():
+    assert SignedSettings(account="acme").account == "acme"
+    assert SignedSettings(account="env:ACCOUNT").account == SecretRef("account", "env:ACCOUNT")
 
 
 # --- mode -------------------------------------------------------------------------------------
