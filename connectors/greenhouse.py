@@ -42,14 +42,7 @@ from relay_core.contract import (
 from relay_core.errors import FatalError, RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import (
-    HttpConnector,
-    HttpSettings,
-    LinkHeaderPaginator,
-    Lookup,
-    RateLimit,
-    WriteBackSettings,
-)
+from .http import HttpConnector, HttpSettings, LinkHeaderPaginator, RateLimit, WriteBackSettings
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
@@ -99,7 +92,7 @@ class Greenhouse(HttpConnector):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Rejection reasons change rarely: listed once an hour, and for an id not seen yet.
-        self._reasons = Lookup(self._list_reasons, lambda: self.clock(), eager=True)
+        self._reasons = self.lookup(self._list_reasons, eager=True)
         self._jobs: dict[str, dict[str, Any]] = {}
         self._tag_id: int | None = None
 

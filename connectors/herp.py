@@ -21,17 +21,11 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from requests import Response
 
-from relay_core.contract import (
-    ApplicationStatus,
-    Page,
-    SecretRef,
-    clean_text,
-    parse_time,
-)
+from relay_core.contract import ApplicationStatus, Page, SecretRef, clean_text, parse_time
 from relay_core.errors import FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, HttpSettings, Lookup, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
 
 JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25], so is the cursor
 
@@ -73,7 +67,7 @@ class Herp(HttpConnector):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._requisitions = Lookup(self._list_requisitions, lambda: self.clock())
+        self._requisitions = self.lookup(self._list_requisitions)
 
     # --- polling ------------------------------------------------------------------------------
     def listing(self, since: datetime) -> Iterator[Response]:

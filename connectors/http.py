@@ -509,6 +509,10 @@ class HttpConnector(Connector):
         self.auth_expires = self.clock() + max(0.0, token_lifetime(body) - TOKEN_MARGIN)
         return bearer(str(body["access_token"]))
 
+    def lookup(self, load: Callable[[], Mapping[str, V]], *, eager: bool = False) -> Lookup[V]:
+        """An account-wide table listed by `load`, on this connector's (replaceable) clock."""
+        return Lookup(load, lambda: self.clock(), eager=eager)
+
     def secret(self, key: str) -> str:
         """The value of the setting `key`, from the keyring or the environment if it is a
         reference (SecretRef)."""

@@ -38,14 +38,7 @@ from relay_core.contract import (
 from relay_core.errors import RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import (
-    HttpConnector,
-    HttpSettings,
-    Lookup,
-    OffsetTokenPaginator,
-    RateLimit,
-    WriteBackSettings,
-)
+from .http import HttpConnector, HttpSettings, OffsetTokenPaginator, RateLimit, WriteBackSettings
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
@@ -87,8 +80,8 @@ class Lever(HttpConnector):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Account-wide, listed again at most hourly when an unknown id turns up.
-        self._reasons = Lookup(self._list_reasons, lambda: self.clock())
-        self._postings = Lookup(self._list_postings, lambda: self.clock())
+        self._reasons = self.lookup(self._list_reasons)
+        self._postings = self.lookup(self._list_postings)
         self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
 
     def authenticate(self) -> dict[str, str]:

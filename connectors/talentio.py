@@ -25,13 +25,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from requests import Response
 
-from relay_core.contract import (
-    ApplicationStatus,
-    Page,
-    SecretRef,
-    clean_text,
-    parse_time,
-)
+from relay_core.contract import ApplicationStatus, Page, SecretRef, clean_text, parse_time
 from relay_core.errors import RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
