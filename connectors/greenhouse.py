@@ -107,9 +107,7 @@ class Greenhouse(HttpConnector):
             sub=str(s.user_id),
             fix=f"check client_id, client_secret and that user_id {s.user_id} exists")
 
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return self.refused_hint
+    def missing_permission(self, method: str, path: str) -> str:
         parts = path.strip("/").split("/")
         action = {"GET": "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
             method, method.lower())

@@ -18,7 +18,7 @@ responses:
       2xx/3xx, or a status the caller lists in `accept`   → the response
       401                → authenticate() again once if the credentials expire, then
                            AuthError (fix the credentials)
-      403                → AuthError naming the missing scope/role (`auth_hint`)
+      403                → AuthError naming the missing scope/role (`missing_permission`)
       408, 429, 5xx, timeout, connection error → RetriableError (retried here first)
       404, 400, 409, 422, other 4xx            → FatalError (this request will not work)
       a body that is not the JSON we asked for → FatalError
@@ -436,7 +436,7 @@ class HttpConnector(Connector):
     """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
     `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`, `token_key`, the hints),
     implements `listing` and `page_from`, and fills in the hooks its API needs:
-    `authenticate`, `auth_hint`, `access_probes`, `cursor_at`, `source_rate_limit`,
+    `authenticate`, `missing_permission`, `access_probes`, `cursor_at`, `source_rate_limit`,
     `status_from` (with `detail_path`), the write-back hooks."""
 
     rate_limit: ClassVar[RateLimit | None] = None
@@ -489,9 +489,12 @@ class HttpConnector(Connector):
         return bearer(self.secret(self.token_key)) if self.token_key else {}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
-        """What to do about a 401 or a 403 on this request: `refused_hint`, `permission_hint`;
-        override to name the scope or role that `method` on `path` needs."""
-        return self.refused_hint if status == 401 else self.permission_hint
+        """What to do about a 401 (`refused_hint`) or a 403 on this request."""
+        return self.refused_hint if status == 401 else self.missing_permission(method, path)
+
+    def missing_permission(self, method: str, path: str) -> str:
+        """What a 403 means: `permission_hint`, or the scope or role `method` on `path` needs."""
+        return self.permission_hint
 
     def client_credentials(self, token_url: str, client_id: str, client_secret: str, *,
                            fix: str, **form: str) -> dict[str, str]:

@@ -88,9 +88,7 @@ class Lever(HttpConnector):
         key = self.secret("api_key")            # the user name, the password blank [§1]
         return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return self.refused_hint
+    def missing_permission(self, method: str, path: str) -> str:
         resource = path.split("/v1/", 1)[-1].split("/", 1)[0]
         hint = f"the API key lacks the permission for /{resource}"
         if resource == "opportunities" and self.settings.confidentiality == "all":
