@@ -17,44 +17,35 @@ https://<public host>/webhooks/greenhouse/<source name>, secret key = `webhook_s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
-    CheckResult,
-    ConnectorSettings,
+    Mode,
     Page,
     SecretRef,
     WebhookResult,
+    WebhookSettings,
     clean_text,
+    header,
     iso_utc,
     parse_time,
-    secret_field,
+    signature_matches,
+    zone_name,
 )
-from relay_core.errors import (
-    AuthError,
-    FatalError,
-    RecordError,
-    RelayError,
-    SignatureError,
-)
+from relay_core.errors import FatalError, RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, LinkHeaderPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, LinkHeaderPaginator, RateLimit, WriteBackSettings
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
-TOKEN_MARGIN = 60     # refresh this many seconds before the token expires
 
 # Normalise here, decide in the core (STYLE.md rule 4). v3 reason types carry a stable `key`
 # [S23]; webhook payloads are v1-shaped and carry only the type's display name [S9].
@@ -73,41 +64,18 @@ EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
-class GreenhouseSettings(ConnectorSettings):
-    mode: Literal["poll", "webhook", "both"] = "both"
-    client_id: SecretRef | str
+class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
+    mode: Mode = "both"
+    client_id: SecretRef | str      # no secret; the shipped example keeps it in the environment
     client_secret: SecretRef
     user_id: int = Field(gt=0)
     base_url: str = "https://harvest.greenhouse.io"
     auth_url: str = "https://auth.greenhouse.io"
     webhook_secret: SecretRef | None = None
     overlap_minutes: int = Field(10, ge=0, le=1440)
-    write_back: Literal["off", "note", "tag", "both"] = "off"
-    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
-
-    _secrets = field_validator("client_secret", "webhook_secret", mode="before")(secret_field)
-
-    @field_validator("client_id", mode="before")
-    @classmethod
-    def _client_id(cls, value: Any, info) -> Any:
-        # Not a secret, but the shipped example keeps it in the environment too.
-        if isinstance(value, str) and value.startswith(("env:", "keyring:")):
-            return secret_field(value, info)
-        return value
-
-    @field_validator("base_url", "auth_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
-            raise ValueError("write the host only, e.g. \"https://harvest.greenhouse.io\"")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _webhook_needs_secret(self) -> GreenhouseSettings:
-        if self.mode != "poll" and self.webhook_secret is None:
-            raise ValueError("webhook_secret is required when mode is \"webhook\" or \"both\" "
-                             "(the secret key typed into Greenhouse's Web Hooks page)")
-        return self
+    url_keys = ("base_url", "auth_url")
+    host_only = True
+    webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
 
 
 class Greenhouse(HttpConnector):
@@ -116,60 +84,30 @@ class Greenhouse(HttpConnector):
     # The v3 guide's example is 75 requests per 30 s fixed window [S21][S37a] (secondary: no
     # vendor page confirming it was found with the docs search); X-RateLimit-* narrow it.
     rate_limit = RateLimit(requests=75, per_seconds=30)
+    reauthenticate_on_401 = True      # the token expires (one hour [S18])
+    credential_name = "OAuth token"
+    refused_hint = ("a freshly fetched access token was refused too; check client_id and "
+                    "client_secret under Dev Center → API Credentials")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = threading.Lock()
-        self._webhook_key: bytes | None = None
-        self._reasons: dict[str, dict[str, Any]] = {}
-        self._reasons_until = 0.0
-        self._misses: set[str] = set()
+        # Rejection reasons change rarely: listed once an hour, and for an id not seen yet.
+        self._reasons = self.lookup(self._list_reasons, eager=True)
         self._jobs: dict[str, dict[str, Any]] = {}
         self._tag_id: int | None = None
 
-    @property
-    def polls(self) -> bool:
-        return self.settings.mode in ("poll", "both")
-
-    @property
-    def receives_webhooks(self) -> bool:
-        return self.settings.mode in ("webhook", "both")
-
     # --- auth ---------------------------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        with self._token_lock:
-            if self._token is None or self.clock() >= self._token_expires:
-                self._fetch_token()
-            return {"Authorization": f"Bearer {self._token}"}
-
-    def refresh_auth(self) -> bool:
-        with self._token_lock:
-            self._token = None
-        return True
-
-    def _fetch_token(self) -> None:
+    def authenticate(self) -> dict[str, str]:
+        """A token on behalf of `user_id` (`sub`). Its lifetime field is UNCONFIRMED:
+        `expires_in` was measured [S37a], Airbyte reads `expires_at` [S24], the transition
+        endpoint says `expires` [S37a]; the base reads all three, else one hour [S18]."""
         s = self.settings
-        client_id = (s.client_id.resolve().get_secret_value()
-                     if isinstance(s.client_id, SecretRef) else s.client_id)
-        response = self.request(
-            "POST", f"{s.auth_url}/token", authenticate=False, rate_limited=False,
-            idempotent=True, accept=(400, 401, 403),
-            auth=(client_id, s.client_secret.resolve().get_secret_value()),
-            data={"grant_type": "client_credentials", "sub": str(s.user_id)})
-        body = self.json(response, dict) if response.status_code < 400 else {}
-        if not body.get("access_token"):
-            raise AuthError(f"{self.name}: {s.auth_url}/token refused the client credentials "
-                            f"(HTTP {response.status_code}); check client_id, client_secret and "
-                            f"that user_id {s.user_id} exists")
-        self._token = str(body["access_token"])
-        self._token_expires = self.clock() + max(0.0, _token_lifetime(body) - TOKEN_MARGIN)
+        return self.client_credentials(
+            f"{s.auth_url}/token", self.secret("client_id"), self.secret("client_secret"),
+            sub=str(s.user_id),
+            fix=f"check client_id, client_secret and that user_id {s.user_id} exists")
 
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return ("a freshly fetched access token was refused too; check client_id and "
-                    "client_secret under Dev Center → API Credentials")
+    def missing_permission(self, method: str, path: str) -> str:
         parts = path.strip("/").split("/")
         action = {"GET": "list", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
             method, method.lower())
@@ -179,19 +117,12 @@ class Greenhouse(HttpConnector):
                 "Center → API Credentials → Manage Scopes")
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = parse_time(cursor) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(minutes=self.settings.overlap_minutes)
+    def listing(self, since: datetime) -> Iterator[Response]:
         params = {"status": "rejected", "updated_at": f"gte|{iso_utc(since)}", "per_page": PER_PAGE}
-        for response in self.paginate("/v3/applications", params, LinkHeaderPaginator()):
-            yield self._page([a for a in self.json(response, list) if isinstance(a, dict)])
-        # Only once every page is stored may the next poll start later (crash-safe).
-        yield Page(events=[], cursor=iso_utc(started))
+        return self.paginate("/v3/applications", params, LinkHeaderPaginator())
 
-    def _page(self, apps: list[dict[str, Any]]) -> Page:
+    def page_from(self, response: Response, since: datetime) -> Page:
+        apps = [a for a in self.json(response, list) if isinstance(a, dict)]
         if not apps:
             return Page(events=[], cursor=None)
         candidates, hidden = self._fetch_by_ids(
@@ -199,15 +130,13 @@ class Greenhouse(HttpConnector):
         details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
                                         [str(a.get("id")) for a in apps], key="application_id")
         self._load_jobs([str(a["job_id"]) for a in apps if a.get("job_id")])
-        page = Page(events=[], cursor=None)
-        for app in apps:
+
+        def translate(app: dict[str, Any]) -> RejectionEvent:
             cid = str(app.get("candidate_id"))
-            try:
-                page.events.append(self._event_from_v3(app, candidates.get(cid), cid in hidden,
-                                                       details.get(str(app.get("id")))))
-            except RecordError as exc:
-                page.problems.append(exc)
-        return page
+            return self._event_from_v3(app, candidates.get(cid), cid in hidden,
+                                       details.get(str(app.get("id"))))
+
+        return Page.of(apps, translate)
 
     def _event_from_v3(self, app: Mapping[str, Any], candidate: Mapping[str, Any] | None,
                        hidden: bool, detail: Mapping[str, Any] | None) -> RejectionEvent:
@@ -276,21 +205,14 @@ class Greenhouse(HttpConnector):
                     found[str(record.get(key))] = record
 
     def _reason(self, reason_id: Any) -> dict[str, Any]:
-        """Rejection reasons change rarely: one listing per hour, not one per poll page."""
-        stale = self.clock() >= self._reasons_until
-        if stale or str(reason_id) not in self._reasons and str(reason_id) not in self._misses:
-            reasons: dict[str, dict[str, Any]] = {}
-            for response in self.paginate("/v3/rejection_reasons", {
-                    "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator()):
-                for r in self.json(response, list):
-                    if isinstance(r, dict):
-                        reasons[str(r.get("id"))] = {"name": r.get("name") or "",
-                                                     "key": (r.get("type") or {}).get("key")}
-            self._reasons, self._reasons_until = reasons, self.clock() + 3600
-            self._misses = set()
-        if str(reason_id) not in self._reasons:
-            self._misses.add(str(reason_id))   # asked once; unknown until the next refresh
         return self._reasons.get(str(reason_id), {})
+
+    def _list_reasons(self) -> dict[str, dict[str, Any]]:
+        return {str(r.get("id")): {"name": r.get("name") or "",
+                                   "key": (r.get("type") or {}).get("key")}
+                for response in self.paginate("/v3/rejection_reasons", {
+                    "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator())
+                for r in self.json(response, list) if isinstance(r, dict)}
 
     def _load_jobs(self, job_ids: list[str]) -> None:
         missing = [j for j in dict.fromkeys(job_ids) if j not in self._jobs]
@@ -302,16 +224,20 @@ class Greenhouse(HttpConnector):
                                       "confidential": bool(job.get("confidential"))}
 
     # --- webhooks -----------------------------------------------------------------------------
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
-        self._verify_signature(headers, raw_body)
-        try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
-        if not isinstance(body, dict):
-            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
+        key = self.webhook_key
+        algorithm, _, received = (header(headers, "Signature") or "").strip().partition(" ")
+        if algorithm.lower() != "sha256" or not received.strip():
+            raise SignatureError(f"{self.name}: missing or malformed Signature header")
+        if not signature_matches(key, raw_body, received):
+            raise SignatureError(f"{self.name}: the Signature does not match the body; check "
+                                 "webhook_secret against the secret key in Greenhouse")
+
+    def translate_webhook(self, headers: Mapping[str, str],
+                          body: dict[str, Any]) -> WebhookResult:
         action = str(body.get("action") or "unknown")
-        event_id = _header(headers, "Greenhouse-Event-ID")
+        event_id = header(headers, "Greenhouse-Event-ID")
         app = (body.get("payload") or {}).get("application") or {}
         if action == "ping":
             return WebhookResult(action, event_id, reply={"status": "ok"})
@@ -320,20 +246,6 @@ class Greenhouse(HttpConnector):
         if action != "reject_candidate" or not isinstance(app, dict) or "id" not in app:
             return WebhookResult(action, event_id, reply={"status": "ignored"})
         return WebhookResult(action, event_id, events=[self._event_from_webhook(app)])
-
-    def _verify_signature(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        """`Signature: sha256 <hex HMAC-SHA256 of the raw body>` [S8]; never re-serialised."""
-        if self.settings.webhook_secret is None:
-            raise SignatureError(f"{self.name}: no webhook_secret is configured")
-        if self._webhook_key is None:
-            self._webhook_key = self.settings.webhook_secret.resolve().get_secret_value().encode()
-        algorithm, _, received = (_header(headers, "Signature") or "").strip().partition(" ")
-        if algorithm.lower() != "sha256" or not received.strip():
-            raise SignatureError(f"{self.name}: missing or malformed Signature header")
-        expected = hmac.new(self._webhook_key, raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), received.strip().lower().encode()):
-            raise SignatureError(f"{self.name}: the Signature does not match the body; check "
-                                 "webhook_secret against the secret key in Greenhouse")
 
     def _event_from_webhook(self, app: Mapping[str, Any]) -> RejectionEvent:
         where = f"greenhouse application {app.get('id')} (webhook)"
@@ -369,35 +281,34 @@ class Greenhouse(HttpConnector):
                 states[app_id] = ApplicationStatus.NOT_REJECTED
         return states
 
-    def annotate(self, application_id: str, text: str) -> bool:
-        """A note and/or a tag, each written only if not already there: v3 has no idempotency
-        keys and a repeated POST would write a second note [S37a]."""
-        mode = self.settings.write_back
-        if mode == "off":
-            return False
+    def annotation_target(self, application_id: str) -> tuple[str, Any]:
+        """(application id, candidate id). v3 has no idempotency keys [S37a]: the hooks
+        below look before they write."""
         found, _ = self._fetch_by_ids("/v3/applications", "ids", [application_id])
-        app = found.get(application_id)
-        if app is None:
+        if application_id not in found:
             raise FatalError(f"{self.name}: application {application_id} is no longer readable")
-        candidate_id = app.get("candidate_id")
-        if mode in ("note", "both"):
-            notes = [n for r in self.paginate("/v3/notes", {"application_ids": application_id,
-                                                            "per_page": PER_PAGE},
-                                              LinkHeaderPaginator())
-                     for n in self.json(r, list)]
-            if not any(isinstance(n, dict) and text in str(n.get("body") or "") for n in notes):
-                self.request("POST", "/v3/notes", json={
-                    "candidate_id": candidate_id, "application_id": int(application_id),
-                    "user_id": self.settings.user_id, "body": text,
-                    "visibility": "admin_only", "note_type": "NOTE"})
-        if mode in ("tag", "both"):
-            tag_id = self._candidate_tag_id()
-            applied = self.json(self.request("GET", "/v3/applied_candidate_tags", params={
-                "candidate_ids": candidate_id, "candidate_tag_ids": tag_id}), list)
-            if not applied:
-                self.request("POST", "/v3/applied_candidate_tags",
-                             json={"candidate_id": candidate_id, "candidate_tag_id": tag_id})
-        return True
+        return application_id, found[application_id].get("candidate_id")
+
+    def write_note(self, target: tuple[str, Any], text: str) -> None:
+        application_id, candidate_id = target
+        notes = [n for r in self.paginate("/v3/notes", {"application_ids": application_id,
+                                                        "per_page": PER_PAGE},
+                                          LinkHeaderPaginator())
+                 for n in self.json(r, list)]
+        if not any(isinstance(n, dict) and text in str(n.get("body") or "") for n in notes):
+            self.request("POST", "/v3/notes", json={
+                "candidate_id": candidate_id, "application_id": int(application_id),
+                "user_id": self.settings.user_id, "body": text,
+                "visibility": "admin_only", "note_type": "NOTE"})
+
+    def write_tag(self, target: tuple[str, Any]) -> None:
+        _, candidate_id = target
+        tag_id = self._candidate_tag_id()
+        applied = self.json(self.request("GET", "/v3/applied_candidate_tags", params={
+            "candidate_ids": candidate_id, "candidate_tag_ids": tag_id}), list)
+        if not applied:
+            self.request("POST", "/v3/applied_candidate_tags",
+                         json={"candidate_id": candidate_id, "candidate_tag_id": tag_id})
 
     def _candidate_tag_id(self) -> int:
         if self._tag_id is None:
@@ -413,33 +324,17 @@ class Greenhouse(HttpConnector):
                 self._tag_id = int(self.json(created, dict)["id"])
         return self._tag_id
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (greenhouse)"
-        try:
-            self.auth_headers()
-        except AuthError as exc:
-            return [CheckResult(f"{label}: OAuth token", False, str(exc))]
-        results = [CheckResult(f"{label}: OAuth token", True,
-                               f"client credentials accepted, sub = user {self.settings.user_id}")]
-        paths = ["applications", "candidates", "rejection_details", "rejection_reasons", "jobs"]
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        resources = ["applications", "candidates", "rejection_details", "rejection_reasons",
+                     "jobs"]
         if self.settings.write_back in ("note", "both"):
-            paths.append("notes")
+            resources.append("notes")
         if self.settings.write_back in ("tag", "both"):
-            paths += ["candidate_tags", "applied_candidate_tags"]
-        for resource in paths:
-            path = f"/v3/{resource}"
-            try:
-                response = self.request("GET", path, params={"per_page": 1}, accept=(403,))
-            except RelayError as exc:     # one unreachable endpoint must not hide the others
-                results.append(CheckResult(f"{label}: harvest:{resource}:list", False, str(exc)))
-                continue
-            ok = response.status_code < 400
-            results.append(CheckResult(f"{label}: harvest:{resource}:list", ok,
-                                       "readable" if ok else self.auth_hint(403, "GET", path)))
-        if self.receives_webhooks:
-            url = f"{self.config.relay.public_base_url}/webhooks/greenhouse/{self.name}"
-            results.append(CheckResult(f"{label}: webhook", True, f"endpoint {url}"))
-        return results
+            resources += ["candidate_tags", "applied_candidate_tags"]
+        return [(f"harvest:{r}:list", f"/v3/{r}", {"per_page": 1}) for r in resources]
+
+    def authenticated_note(self) -> str:
+        return f"client credentials accepted, sub = user {self.settings.user_id}"
 
 
 # --- translation helpers ----------------------------------------------------------------------
@@ -459,38 +354,4 @@ def person_from(candidate: Mapping[str, Any]) -> Person:
     entries.sort(key=lambda e: EMAIL_ORDER.get(str(e.get("type")), 3))
     emails = [v for v in (clean_text(e.get("value")) for e in entries) if v]
     return Person(first_name=first, last_name=last, full_name=full, emails=emails,
-                  timezone=_timezone(candidate.get("time_zone")))
-
-
-
-def _timezone(value: Any) -> str | None:
-    try:
-        return str(ZoneInfo(value)) if isinstance(value, str) and value else None
-    except (ValueError, KeyError, OSError):
-        return None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
-
-
-
-
-def _token_lifetime(body: Mapping[str, Any]) -> float:
-    """Seconds the token lives. The field name is UNCONFIRMED: `expires_in` (seconds) was
-    measured on auth.greenhouse.io [S37a], Airbyte reads `expires_at` (a timestamp) [S24], the
-    transition endpoint says `expires` [S37a]; the partner guide says one hour [S18]."""
-    for name in ("expires_in", "expires"):
-        value = body.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    expires_at = parse_time(body.get("expires_at"))
-    if expires_at is not None:
-        return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
-    return 3600.0
+                  timezone=zone_name(candidate.get("time_zone")))

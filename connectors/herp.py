@@ -13,30 +13,21 @@ There are no documented webhooks [S20][S24], so this connector polls.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
+from requests import Response
 
-from relay_core.contract import (
-    ApplicationStatus,
-    CheckResult,
-    ConnectorSettings,
-    Page,
-    SecretRef,
-    clean_text,
-    parse_time,
-    secret_field,
-)
-from relay_core.errors import AuthError, FatalError, RecordError
+from relay_core.contract import ApplicationStatus, Page, SecretRef, clean_text, parse_time
+from relay_core.errors import FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
 
-JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25]
+JST = ZoneInfo("Asia/Tokyo")   # `stepUpdatedAtFrom/To` are dates in JST [S25], so is the cursor
 
 # Normalise here, decide in the core (STYLE.md rule 4). A finished candidacy is
 # `status=terminated` with one of four 選考終了理由 [S22][S25]; anything else → other, raw kept.
@@ -52,19 +43,10 @@ STEP_LABELS = {"entry": "エントリー", "casualInterview": "カジュアル�
                "finalInterview": "最終面接", "offered": "内定", "offerAccepted": "内定承諾"}
 
 
-class HerpSettings(ConnectorSettings):
+class HerpSettings(HttpSettings):
     api_key: SecretRef
     base_url: str = "https://public-api.herp.cloud/hire"
     overlap_days: int = Field(1, ge=1, le=14)   # the filter is a date: re-read the last day(s)
-
-    _secrets = field_validator("api_key", mode="before")(secret_field)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
-            raise ValueError("write the API root, e.g. \"https://public-api.herp.cloud/hire\"")
-        return value.rstrip("/")
 
 
 class Herp(HttpConnector):
@@ -73,52 +55,34 @@ class Herp(HttpConnector):
     # 100 requests per minute per tenant; x-remaining-request / x-reset-at (ISO time) [S20].
     rate_limit = RateLimit(requests=100, per_seconds=60, remaining_header="x-remaining-request",
                            reset_header="x-reset-at", limit_header=None)
+    token_key = "api_key"
+    credential_name = "API key"
+    quota_note = "{remaining} of {limit} requests left this minute"
+    refused_hint = "HERP refused the API key; check api_key (issued under 「APIキー」)"
+    permission_hint = ("the API key may not read this resource; keys are issued by an "
+                       "administrator and the API must be enabled for the account (paid plans, "
+                       "on request)")
+    zone = JST
+    detail_path = "/v1/candidacies/{id}"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._auth: str | None = None
-        self._requisitions: dict[str, str] = {}
-        self._requisitions_at: float | None = None
-
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:
-            self._auth = f"Bearer {self.settings.api_key.resolve().get_secret_value()}"
-        return {"Authorization": self._auth}
-
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return "HERP refused the API key; check api_key (issued under 「APIキー」)"
-        return ("the API key may not read this resource; keys are issued by an administrator "
-                "and the API must be enabled for the account (paid plans, on request)")
+        self._requisitions = self.lookup(self._list_requisitions)
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = _parse_date(cursor) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = (started - timedelta(days=self.config.eligibility.max_age_days)).astimezone(
-                JST).date()
-        since -= timedelta(days=self.settings.overlap_days)
+    def listing(self, since: datetime) -> Iterator[Response]:
         # The reason filter keeps withdrawals out of the listing; the table above still decides,
         # so a server that ignored the filter (it is not in the vendor's prose) mails no one.
         params = {"status": "terminated", "terminationReason": "rejected",
-                  "stepUpdatedAtFrom": since.isoformat()}
-        for response in self.paginate("/v1/candidacies", params, self._paginator()):
-            records = self.json(response, dict).get("candidacies")
-            page = Page(events=[], cursor=None)
-            for record in records if isinstance(records, list) else []:
-                try:
-                    page.events.append(self._event(record))
-                except RecordError as exc:
-                    page.problems.append(exc)
-            yield page
-        yield Page(events=[], cursor=started.astimezone(JST).date().isoformat())
+                  "stepUpdatedAtFrom": since.astimezone(JST).date().isoformat()}
+        return self.paginate("/v1/candidacies", params, _paginator("candidacies"))
 
-    @staticmethod
-    def _paginator() -> PageNumberPaginator:
-        # `page`, 100 per page fixed (`limit` is ignored), `hasNextPage` in the body [S24][S25].
-        return PageNumberPaginator(size_param=None, records_field="candidacies",
-                                   has_more_field="hasNextPage")
+    def page_from(self, response: Response, since: datetime) -> Page:
+        records = self.json(response, dict).get("candidacies")
+        return Page.of(records if isinstance(records, list) else [], self._event)
+
+    def cursor_at(self, started: datetime) -> str:
+        return started.astimezone(JST).date().isoformat()
 
     def _event(self, record: Any) -> RejectionEvent:
         if not isinstance(record, dict) or not record.get("id"):
@@ -134,7 +98,7 @@ class Herp(HttpConnector):
             ats=self.type, source=self.name, application_id=str(record["id"]),
             person=Person(full_name=clean_text(record.get("name")),
                           emails=[email] if email else []),
-            job_title=self._requisition_name(str(record.get("requisitionId") or "")),
+            job_title=self._requisitions.get(str(record.get("requisitionId") or ""), ""),
             stage=STEP_LABELS.get(str(record.get("step")), clean_text(record.get("step"))),
             reason_id=str(record.get("terminationReason") or ""), category=category,
             rejected_at=when,
@@ -145,72 +109,43 @@ class Herp(HttpConnector):
                                             "appliedAt", "updatedAt")}
             | {"channel_type": channel.get("type")})
 
-    def _requisition_name(self, requisition_id: str) -> str:
-        """Job titles from `GET /v1/requisitions`, listed once an hour. The listing's shape is
-        not in the vendor's prose (UNCONFIRMED): an unreadable answer leaves titles empty."""
-        stale = self._requisitions_at is None or self.clock() - self._requisitions_at >= 3600
-        if requisition_id and requisition_id not in self._requisitions and stale:
-            self._requisitions_at = self.clock()
-            try:
-                for response in self.paginate("/v1/requisitions", {}, PageNumberPaginator(
-                        size_param=None, records_field="requisitions",
-                        has_more_field="hasNextPage"), accept=(403, 404)):
-                    body = self.json(response) if response.status_code < 400 else {}
-                    rows = body.get("requisitions") if isinstance(body, dict) else body
-                    for row in rows if isinstance(rows, list) else []:
-                        if isinstance(row, dict) and row.get("id"):
-                            self._requisitions[str(row["id"])] = clean_text(row.get("name"))
-            except FatalError:
-                pass   # a job title is cosmetic; the rejection still counts
-        return self._requisitions.get(requisition_id, "")
+    def _list_requisitions(self) -> dict[str, str]:
+        """Job titles from `GET /v1/requisitions`. The listing's shape is not in the vendor's
+        prose (UNCONFIRMED): an unreadable answer leaves the titles it did not give as they
+        were (empty at first)."""
+        titles = dict(self._requisitions.table)
+        try:
+            for response in self.paginate("/v1/requisitions", {}, _paginator("requisitions"),
+                                          accept=(403, 404)):
+                body = self.json(response) if response.status_code < 400 else {}
+                rows = body.get("requisitions") if isinstance(body, dict) else body
+                for row in rows if isinstance(rows, list) else []:
+                    if isinstance(row, dict) and row.get("id"):
+                        titles[str(row["id"])] = clean_text(row.get("name"))
+        except FatalError:
+            pass   # a job title is cosmetic; the rejection still counts
+        return titles
 
     # --- re-check and check ---------------------------------------------------------------------
-    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
-        """One `GET /v1/candidacies/{id}` each. The detail response carries fewer fields than
-        the listing [S24]; when it lacks the status the answer is UNKNOWN (send as planned)."""
-        states = {}
-        for app_id in application_ids:
-            response = self.request("GET", f"/v1/candidacies/{app_id}", accept=(404,))
-            if response.status_code == 404:
-                states[app_id] = ApplicationStatus.NOT_REJECTED   # deleted
-                continue
-            body = self.json(response, dict)
-            record = body.get("candidacy") if isinstance(body.get("candidacy"), dict) else body
-            if "status" not in record:
-                states[app_id] = ApplicationStatus.UNKNOWN
-            elif categorize(record.get("status"),
-                            record.get("terminationReason")) is Category.WE_REJECTED:
-                states[app_id] = ApplicationStatus.REJECTED
-            else:
-                states[app_id] = ApplicationStatus.NOT_REJECTED
-        return states
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        """The detail response carries fewer fields than the listing [S24]; when it lacks the
+        status the answer is UNKNOWN (send as planned)."""
+        record = record["candidacy"] if isinstance(record.get("candidacy"), dict) else record
+        if "status" not in record:
+            return ApplicationStatus.UNKNOWN
+        return ApplicationStatus.of(categorize(record["status"], record.get("terminationReason")))
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (herp)"
-        try:
-            response = self.request("GET", "/v1/candidacies",
-                                    params={"status": "terminated"}, accept=(403,))
-        except AuthError as exc:
-            return [CheckResult(f"{label}: API key", False, str(exc))]
-        if response.status_code == 403:
-            return [CheckResult(f"{label}: candidacies", False,
-                                self.auth_hint(403, "GET", "/v1/candidacies"))]
-        remaining = response.headers.get("x-remaining-request", "?")
-        return [CheckResult(f"{label}: candidacies", True,
-                            f"readable; {remaining} of 100 requests left this minute")]
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("candidacies", "/v1/candidacies", {"status": "terminated"})]
+
+
+def _paginator(records_field: str) -> PageNumberPaginator:
+    # `page`, 100 per page fixed (`limit` is ignored), `hasNextPage` in the body [S24][S25].
+    return PageNumberPaginator(size_param=None, records_field=records_field,
+                               has_more_field="hasNextPage")
 
 
 def categorize(status: Any, termination_reason: Any) -> Category:
     if status != "terminated":
         return Category.OTHER        # still in process (`active`), or a status we do not know
     return CATEGORY_BY_TERMINATION_REASON.get(str(termination_reason), Category.OTHER)
-
-
-
-
-
-def _parse_date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None

@@ -42,18 +42,18 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from relay_core.contract import CheckResult, Connector, ConnectorSettings, Page
+from relay_core.contract import CheckResult, Connector, ConnectorSettings, Page, read_sheet_time
 from relay_core.errors import ConfigError, FatalError, RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
 if TYPE_CHECKING:
-    from relay_core.config import Config, SourceConfig
+    from relay_core.contract import Config, SourceConfig
 
 PAGE_SIZE = 500
 SUFFIXES = (".tsv", ".csv", ".txt")
@@ -98,9 +98,6 @@ _OLD_STEP = re.compile(r"^(\d+次面接|最終面接)(?:実施日)?$")
 _AGENT_WORDS = ("エージェント", "人材紹介", "紹介会社", "agent")
 _LANGUAGES = {"ja": "ja", "jp": "ja", "日本語": "ja", "japanese": "ja",
               "en": "en", "英語": "en", "english": "en"}
-_JA_DATE = re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
-                      r"(?:\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-_SLASH_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 _WHAT_TO_EXPORT = ("Export 応募者情報 from HRMOS採用 (CSV/TSV download, or the Google Sheets "
                    "export saved as TSV/CSV) with at least the columns 応募ID, "
                    "選考ステータス, 氏名, メールアドレス, 不合格・重複終了日 and 辞退日")
@@ -188,19 +185,6 @@ def clean(cell: str) -> str:
     """Sheets writes `'` for a blank and `'090…` to force text; both mean the plain value."""
     cell = cell.strip().lstrip("\ufeff")
     return cell[1:].strip() if cell.startswith("'") else cell
-
-
-def parse_when(text: str, tz: tzinfo) -> datetime | None:
-    """`2025年6月1日`, `2025/6/1`, ISO dates and datetimes; naive means company time."""
-    if not text:
-        return None
-    m = _JA_DATE.match(text) or _SLASH_DATE.match(text)
-    if m:
-        y, mo, d, hh, mm, ss = (int(g) if g else 0 for g in m.groups())
-        value = datetime(y, mo, d, hh, mm, ss)
-    else:
-        value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def fingerprint(path: Path) -> str:
@@ -354,21 +338,20 @@ class HrmosExport(Connector):
                              f"Add it to the 応募者情報 export template in HRMOS採用, or map your "
                              f"header text with sources[{self.index}].column_map")
         seen_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        events: list[RejectionEvent] = []
-        problems: list[RecordError] = []
-        for line, cells in self.rows(path, layout):
-            try:
-                event = self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
-            except RecordError as exc:
-                problems.append(exc)
-            else:
-                if event is not None:
-                    events.append(event)
-            if len(events) + len(problems) >= PAGE_SIZE:
+
+        def translate(row: tuple[int, list[str] | None]) -> RejectionEvent | None:
+            line, cells = row
+            return self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
+
+        page = Page(events=[], cursor=cursor)
+        for row in self.rows(path, layout):
+            page.read(row, translate)
+            if page.size >= PAGE_SIZE:
                 # Nothing counts as read until the whole file is stored: keep the old cursor.
-                yield Page(events, cursor, problems)
-                events, problems = [], []
-        yield Page(events, current, problems)
+                yield page
+                page = Page(events=[], cursor=cursor)
+        page.cursor = current
+        yield page
 
     def to_event(self, cells: list[str] | None, layout: Layout, seen_at: datetime,
                  where: str) -> RejectionEvent | None:
@@ -386,7 +369,7 @@ class HrmosExport(Connector):
 
         def when(key: str) -> datetime | None:
             try:
-                return parse_when(get(key), self.config.company.tz)
+                return read_sheet_time(get(key), self.config.company.tz)
             except ValueError:
                 header = layout.header[layout.columns[key][0]]
                 raise RecordError(where, f"the date in {header} cannot be read; write it as "
@@ -477,4 +460,3 @@ class HrmosExport(Connector):
                                    "missing: " + ", ".join(missing) if missing
                                    else "all present"))
         return results
-

@@ -1,10 +1,11 @@
-"""The HTTP layer every API connector stands on (Greenhouse now; Lever, HERP, Talentio next).
+"""The HTTP layer every API connector stands on (Greenhouse, Lever, HERP, Talentio).
 
 Two layers (STYLE.md rule 3): `relay_core.contract.Connector` is transport-free; `HttpConnector`
 below owns everything about talking HTTP, so an API connector only builds requests and parses
 responses:
 
 - one `requests.Session` per source, with timeouts and `User-Agent: career-relay/<version>`;
+- authentication worked out lazily, once (`authenticate`), and again when it expires;
 - retries decided in one place (tenacity): only 429, 5xx, 408, timeouts and connection errors,
   a bounded number of attempts, capped exponential backoff with full jitter, and `Retry-After`
   honoured (a wait longer than `RetryPolicy.max_retry_after` gives up at once: the next run
@@ -15,32 +16,36 @@ responses:
 - status codes mapped to the error tree of relay_core/errors.py:
 
       2xx/3xx, or a status the caller lists in `accept`   → the response
-      401                → refresh_auth() once, then AuthError (fix the credentials)
-      403                → AuthError naming the missing scope/role (`auth_hint`)
+      401                → authenticate() again once if the credentials expire, then
+                           AuthError (fix the credentials)
+      403                → AuthError naming the missing scope/role (`missing_permission`)
       408, 429, 5xx, timeout, connection error → RetriableError (retried here first)
       404, 400, 409, 422, other 4xx            → FatalError (this request will not work)
       a body that is not the JSON we asked for → FatalError
 
   Messages name the source, method and path, never the query string or body (both can hold
   names or addresses) and never a credential;
-- paginators as small objects with a guard against a repeated token (STYLE.md rule 7).
+- paginators as small objects with a guard against a repeated token (STYLE.md rule 7);
+- the poll itself: the first run's window, the overlap, a page per response, the cursor last;
+  and `check`, one probe per resource the connector reads.
 
 Declaring a connector::
 
     class Lever(HttpConnector):
         type = "lever"
-        Settings = LeverSettings                       # must have base_url, or override base_url
+        Settings = LeverSettings                             # an HttpSettings: base_url, ...
         rate_limit = RateLimit(requests=10, per_seconds=1)   # the vendor's published limit
         retry_policy = RetryPolicy(attempts=5)               # optional; this is the default
 
-        def auth_headers(self) -> dict[str, str]:            # called before every attempt
+        def authenticate(self) -> dict[str, str]:            # once, before the first request
             return {"Authorization": "Basic ..."}
 
-        def poll(self, cursor):
-            paginator = OffsetTokenPaginator()               # Lever: ?offset=<token>, hasNext
-            for response in self.paginate("/v1/opportunities", {"limit": 100}, paginator):
-                records = self.json(response)["data"]
-                ...
+        def listing(self, since):                            # what changed since `since`
+            params = {"archived_at_start": ..., "limit": 100}
+            return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
+
+        def page_from(self, response, since):                # one response, translated
+            return Page.of(self.json(response)["data"], self.event_from)
 
 Tests make waits tiny by assigning `connector.retry_policy = RetryPolicy(attempts=3,
 initial_wait=0, max_wait=0)` and a manual clock: `connector.sleep = clock.sleep` (records the
@@ -49,30 +54,44 @@ wait and advances the clock) and `connector.clock = clock` (see tests/connectors
 
 from __future__ import annotations
 
+import math
 import random
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import Field, ValidationInfo, field_validator
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from relay_core.contract import VERSION as __version__
-from relay_core.contract import Connector
-from relay_core.errors import AuthError, FatalError, RetriableError
+from relay_core.contract import (
+    ApplicationStatus,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Page,
+    SecretRef,
+    iso_utc,
+    parse_retry_after,
+    parse_time,
+)
+from relay_core.errors import AuthError, FatalError, RelayError, RetriableError
 
 if TYPE_CHECKING:
-    from relay_core.config import Config, SourceConfig
+    from relay_core.contract import Config, SourceConfig
 
 USER_AGENT = f"career-relay/{__version__}"
+V = TypeVar("V")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+TOKEN_MARGIN = 60     # renew an expiring token this many seconds early
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -157,7 +176,8 @@ class RateLimiter:
         remaining = _int_header(headers, names.remaining_header)
         block = 0.0
         if response.status_code == 429:
-            block = _first(parse_retry_after(headers), self._reset_delay(headers), 1.0)
+            block = _first(parse_retry_after(headers.get("Retry-After")),
+                           self._reset_delay(headers), 1.0)
         elif remaining is not None and remaining <= (self.limit.reserve if self.limit else 0):
             block = _first(self._reset_delay(headers),
                            self.limit.per_seconds if self.limit else 1.0)
@@ -171,23 +191,13 @@ class RateLimiter:
         name = self.limit.reset_header if self.limit else "X-RateLimit-Reset"
         reset = _int_header(headers, name)
         if reset is None:
-            when = _parse_when(headers.get(name))       # an ISO time (HERP's x-reset-at)
+            when = parse_time(headers.get(name))        # an ISO time (HERP's x-reset-at)
             if when is None:
                 return None
-            return max(0.0, min(when - self._wall(), 3600.0))
+            return max(0.0, min(when.timestamp() - self._wall(), 3600.0))
         # Most APIs send an epoch timestamp; a few send seconds-until-reset.
         delay = reset - self._wall() if reset > 1_000_000_000 else float(reset)
         return max(0.0, min(delay, 3600.0))
-
-
-def _parse_when(value: str | None) -> float | None:
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _first(*values: float | None) -> float:
@@ -200,24 +210,6 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return int(float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """`Retry-After` as seconds (RFC 9110 allows seconds or an HTTP date)."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # --- paginators -------------------------------------------------------------------------------
@@ -346,6 +338,40 @@ class PageNumberPaginator(Paginator):
         return url, {**(params or {}), self.page_param: int(token), **sized}
 
 
+# --- account-wide lookup tables ---------------------------------------------------------------
+class Lookup(Generic[V]):
+    """A small account-wide table (archive reasons, job titles) that one listing, `load`,
+    reads whole: a thousand records with the same reason cost one request, not a thousand.
+
+    `get` lists again when it meets an id the table does not know and the table is older than
+    `max_age` seconds of `clock`. `eager` also lists again whenever the table is that old, and
+    at once for an unknown id, but only once per id until the next listing."""
+
+    def __init__(self, load: Callable[[], Mapping[str, V]], clock: Callable[[], float], *,
+                 max_age: float = 3600.0, eager: bool = False):
+        self._load, self._clock, self.max_age, self.eager = load, clock, max_age, eager
+        self.table: dict[str, V] = {}
+        self._loaded_at: float | None = None
+        self._misses: set[str] = set()
+
+    def get(self, key: str, default: V) -> V:
+        if key and self._due(key):
+            self.fill(self._load())
+        if key not in self.table:
+            self._misses.add(key)
+        return self.table.get(key, default)
+
+    def fill(self, table: Mapping[str, V]) -> None:
+        """Replace the table, as listed now."""
+        self.table, self._loaded_at, self._misses = dict(table), self._clock(), set()
+
+    def _due(self, key: str) -> bool:
+        stale = self._loaded_at is None or self._clock() - self._loaded_at >= self.max_age
+        if self.eager:
+            return stale or (key not in self.table and key not in self._misses)
+        return stale and key not in self.table
+
+
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
@@ -353,15 +379,79 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
+# --- settings ---------------------------------------------------------------------------------
+_HOST = re.compile(r"^https?://[^/\s]+$")
+_API_ROOT = re.compile(r"^https?://[^/\s]+(/[^\s?#]*)?$")
+
+
+class HttpSettings(ConnectorSettings):
+    """The keys every API source has. Each key in `url_keys` is checked as the configuration
+    loads (a typo would otherwise surface as a puzzling 404 at the first poll): a scheme and
+    host only when `host_only` (the vendor's paths start with their version, /v1/...), else an
+    API root that may carry a path. The example in the message is the key's default."""
+
+    base_url: str
+    url_keys: ClassVar[tuple[str, ...]] = ("base_url",)
+    host_only: ClassVar[bool] = False
+
+    @field_validator("*")
+    @classmethod
+    def _urls(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in cls.url_keys:
+            return value
+        example = cls.model_fields[info.field_name].default
+        if cls.host_only and not _HOST.match(value.rstrip("/")):
+            raise ValueError(f"write the host only, without a path, e.g. \"{example}\"")
+        if not cls.host_only and not _API_ROOT.match(value):
+            raise ValueError(f"write the API root, e.g. \"{example}\"")
+        return value.rstrip("/")
+
+
+class WriteBackSettings(ConnectorSettings):
+    """What `annotate` leaves on an invited candidate's application in the ATS."""
+
+    write_back: Literal["off", "note", "tag", "both"] = "off"
+    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_lifetime(body: Mapping[str, Any]) -> float:
+    """Seconds an OAuth access token lives: `expires_in` (RFC 6749), or the variants some
+    servers send instead, `expires` (seconds) or `expires_at` (a time); an hour if none."""
+    for name in ("expires_in", "expires"):
+        value = body.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    expires_at = parse_time(body.get("expires_at"))
+    if expires_at is not None:
+        return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+    return 3600.0
+
+
 # --- the HTTP connector base -----------------------------------------------------------------
 class HttpConnector(Connector):
-    """Base of every API connector. Subclasses declare `rate_limit` (and optionally
-    `retry_policy`, `timeout`), implement `poll`, and override the hooks `auth_headers`,
-    `refresh_auth` and `auth_hint` as their API needs."""
+    """Base of every API connector. A subclass declares `Settings` (an HttpSettings),
+    `rate_limit` (and optionally `retry_policy`, `timeout`, `zone`, `token_key`, the hints),
+    implements `listing` and `page_from`, and fills in the hooks its API needs:
+    `authenticate`, `missing_permission`, `access_probes`, `cursor_at`, `source_rate_limit`,
+    `status_from` (with `detail_path`), the write-back hooks."""
 
     rate_limit: ClassVar[RateLimit | None] = None
     retry_policy: RetryPolicy = RetryPolicy()
     timeout: ClassVar[tuple[float, float]] = (10.0, 60.0)     # connect, read (seconds)
+    zone: ClassVar[tzinfo] = UTC            # where the API's times without an offset are
+    token_key: ClassVar[str | None] = None  # the setting with a static token sent as Bearer
+    reauthenticate_on_401: ClassVar[bool] = False   # credentials that expire (OAuth tokens)
+    credential_name: ClassVar[str] = "credentials"  # what `check` calls them: "API key"
+    quota_note: ClassVar[str] = ""  # for `check`: "{remaining} of {limit} requests left ..."
+    detail_path: ClassVar[str | None] = None   # one application, for `recheck`: "/x/{id}"
+    refused_hint: ClassVar[str] = ("the ATS refused the credentials; check them in the "
+                                   "configuration")
+    permission_hint: ClassVar[str] = ("the credentials lack a permission (scope or role) this "
+                                      "request needs; grant it in the ATS's API settings")
 
     def __init__(self, source: SourceConfig, config: Config, index: int = 0):
         super().__init__(source, config, index)
@@ -370,9 +460,12 @@ class HttpConnector(Connector):
         # Every wait goes through these two, so a test can swap in a manual clock.
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
-        self.limiter = RateLimiter(self.rate_limit, sleep=lambda s: self.sleep(s),
+        self.limiter = RateLimiter(self.source_rate_limit(), sleep=lambda s: self.sleep(s),
                                    clock=lambda: self.clock())
         self.request_count = 0          # HTTP requests actually sent (benchmarks, tests)
+        self.auth_expires = math.inf    # clock() time; `authenticate` sets it for a token
+        self._auth: dict[str, str] | None = None
+        self._auth_lock = threading.Lock()
 
     # Hooks -----------------------------------------------------------------------------------
     @property
@@ -383,20 +476,192 @@ class HttpConnector(Connector):
         """The wall clock; tests replace it."""
         return datetime.now(UTC)
 
-    def auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate one attempt (e.g. a bearer token, fetched lazily)."""
-        return {}
+    def source_rate_limit(self) -> RateLimit | None:
+        """The limit this source keeps: `rate_limit`, unless a setting (the plan's quota)
+        changes it."""
+        return self.rate_limit
 
-    def refresh_auth(self) -> bool:
-        """Called once on a 401: drop a cached token and return True to try again."""
-        return False
+    def authenticate(self) -> dict[str, str]:
+        """Headers that authenticate requests; by default the `token_key` setting as a bearer
+        token. Called once, just before the first request that needs them, so building a
+        connector reads no secret; again once `auth_expires` has passed, and after a 401 if
+        `reauthenticate_on_401`."""
+        return bearer(self.secret(self.token_key)) if self.token_key else {}
 
     def auth_hint(self, status: int, method: str, path: str) -> str:
-        """What to do about a 401/403 on this request; name the scope or role it needs."""
-        if status == 401:
-            return "the ATS refused the credentials; check them in the configuration"
-        return ("the credentials lack a permission (scope or role) this request needs; grant "
-                "it in the ATS's API settings")
+        """What to do about a 401 (`refused_hint`) or a 403 on this request."""
+        return self.refused_hint if status == 401 else self.missing_permission(method, path)
+
+    def missing_permission(self, method: str, path: str) -> str:
+        """What a 403 means: `permission_hint`, or the scope or role `method` on `path` needs."""
+        return self.permission_hint
+
+    def client_credentials(self, token_url: str, client_id: str, client_secret: str, *,
+                           fix: str, **form: str) -> dict[str, str]:
+        """An OAuth 2.0 client-credentials grant (RFC 6749 section 4.4) for `authenticate`:
+        the bearer headers, with `auth_expires` set a minute before the token expires. `form`
+        joins the request (e.g. Greenhouse's `sub`); a refusal is an AuthError ending in `fix`."""
+        response = self.request(
+            "POST", token_url, authenticate=False, rate_limited=False, idempotent=True,
+            accept=(400, 401, 403), auth=(client_id, client_secret),
+            data={"grant_type": "client_credentials", **form})
+        body = self.json(response, dict) if response.status_code < 400 else {}
+        if not body.get("access_token"):
+            raise AuthError(f"{self.name}: {token_url} refused the client credentials "
+                            f"(HTTP {response.status_code}); {fix}")
+        self.auth_expires = self.clock() + max(0.0, token_lifetime(body) - TOKEN_MARGIN)
+        return bearer(str(body["access_token"]))
+
+    def lookup(self, load: Callable[[], Mapping[str, V]], *, eager: bool = False) -> Lookup[V]:
+        """An account-wide table listed by `load`, on this connector's (replaceable) clock."""
+        return Lookup(load, lambda: self.clock(), eager=eager)
+
+    def secret(self, key: str) -> str:
+        """The value of the setting `key`, from the keyring or the environment if it is a
+        reference (SecretRef)."""
+        value = getattr(self.settings, key)
+        return value.resolve().get_secret_value() if isinstance(value, SecretRef) else value
+
+    # Authentication --------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        with self._auth_lock:
+            if self._auth is None or self.clock() >= self.auth_expires:
+                self.auth_expires = math.inf
+                self._auth = self.authenticate()
+            return self._auth
+
+    def refresh_auth(self) -> bool:
+        """Called once on a 401: forget credentials that may have expired, to try again."""
+        if not self.reauthenticate_on_401:
+            return False
+        with self._auth_lock:
+            self._auth = None
+        return True
+
+    # Polling ---------------------------------------------------------------------------------
+    def poll(self, cursor: str | None) -> Iterator[Page]:
+        """A page per response of the vendor's listing of records changed since the cursor.
+        The new cursor (when this poll started) comes last, on a page of its own: the core
+        stores each page in turn, so the cursor moves only once every page is stored."""
+        started = self.now()
+        since = self.poll_since(cursor, started)
+        for response in self.listing(since):
+            yield self.page_from(response, since)
+        yield Page(events=[], cursor=self.cursor_at(started))
+
+    def poll_since(self, cursor: str | None, started: datetime) -> datetime:
+        """Where the listing starts: the cursor or, on the first run, `max_age_days` back
+        (never the whole history), less `overlap()`."""
+        since = parse_time(cursor, self.zone) if cursor else None
+        if since is None:
+            since = started - timedelta(days=self.config.eligibility.max_age_days)
+        return since - self.overlap()
+
+    def overlap(self) -> timedelta:
+        """How far before the cursor a poll reads again, so a record stamped late or by a clock
+        behind ours is not missed (the core ignores what it already has): the source's
+        `overlap_minutes` or `overlap_days`."""
+        return timedelta(minutes=getattr(self.settings, "overlap_minutes", 0),
+                         days=getattr(self.settings, "overlap_days", 0))
+
+    def cursor_at(self, started: datetime) -> str:
+        """The cursor that makes the next poll start at `started`."""
+        return iso_utc(started)
+
+    @abstractmethod
+    def listing(self, since: datetime) -> Iterator[requests.Response]:
+        """The responses listing what changed since `since`: `self.paginate(...)`."""
+
+    @abstractmethod
+    def page_from(self, response: requests.Response, since: datetime) -> Page:
+        """One response translated, typically `Page.of(records, self.event_from)`."""
+
+    # Re-check ----------------------------------------------------------------------------------
+    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        """One GET of `detail_path` per application: a deleted one (404) is NOT_REJECTED, the
+        others as `status_from` reads them. Without a `detail_path`, UNKNOWN: send as planned."""
+        if self.detail_path is None:
+            return super().recheck(application_ids)
+        states = {}
+        for app_id in application_ids:
+            response = self.request("GET", self.detail_path.format(id=app_id), accept=(404,))
+            states[app_id] = (ApplicationStatus.NOT_REJECTED if response.status_code == 404
+                              else self.status_from(self.json(response, dict)))
+        return states
+
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        """An application's state now, from the record `detail_path` answers with."""
+        raise NotImplementedError(f"{self.type} declares detail_path but not status_from")
+
+    # Write-back ------------------------------------------------------------------------------
+    def annotate(self, application_id: str, text: str) -> bool:
+        """What the source's `write_back` asks for (WriteBackSettings): a note and/or a tag,
+        each written by its hook only if it is not there yet, since the vendors' APIs have no
+        idempotency keys and a repeated POST would write a second note."""
+        mode = getattr(self.settings, "write_back", "off")
+        if mode == "off":
+            return False
+        target = self.annotation_target(application_id)
+        if mode in ("note", "both"):
+            self.write_note(target, text)
+        if mode in ("tag", "both"):
+            self.write_tag(target)
+        return True
+
+    def annotation_target(self, application_id: str) -> Any:
+        """What `write_note` and `write_tag` are handed: the id, or what they need of it."""
+        return application_id
+
+    def write_note(self, target: Any, text: str) -> None:
+        raise NotImplementedError(f"{self.type} cannot write notes")
+
+    def write_tag(self, target: Any) -> None:
+        raise NotImplementedError(f"{self.type} cannot write tags")
+
+    # `career-relay check` --------------------------------------------------------------------
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(what, path, params): one small GET per resource the connector reads."""
+        return []
+
+    def authenticated_note(self) -> str | None:
+        """For `check`: what accepted credentials mean, when that is worth a line (a token
+        endpoint said yes); None adds no line."""
+        return None
+
+    def check(self) -> list[CheckResult]:
+        """The credentials first (a token endpoint may refuse them), then a line per probe:
+        readable, or which permission is missing (a 403, through `auth_hint`); refused
+        credentials end the list. Then the webhook endpoint."""
+        label = f"{self.name} ({self.type})"
+        credentials = f"{label}: {self.credential_name}"
+        try:
+            self.auth_headers()
+        except AuthError as exc:
+            return [CheckResult(credentials, False, str(exc))]
+        note = self.authenticated_note()
+        results = [CheckResult(credentials, True, note)] if note else []
+        for what, path, params in self.access_probes():
+            try:
+                response = self.request("GET", path, params=params, accept=(403,))
+            except AuthError as exc:
+                return [*results, CheckResult(credentials, False, str(exc))]
+            except RelayError as exc:     # one unreachable endpoint must not hide the others
+                results.append(CheckResult(f"{label}: {what}", False, str(exc)))
+                continue
+            results.append(self.access_result(f"{label}: {what}", path, response))
+        if self.receives_webhooks:
+            url = f"{self.config.relay.public_base_url}/webhooks/{self.type}/{self.name}"
+            results.append(CheckResult(f"{label}: webhook", True, f"endpoint {url}"))
+        return results
+
+    def access_result(self, what: str, path: str, response: requests.Response) -> CheckResult:
+        if response.status_code >= 400:
+            return CheckResult(what, False, self.auth_hint(403, "GET", path))
+        limit, detail = self.limiter.limit, "readable"
+        if self.quota_note and limit is not None:
+            remaining = response.headers.get(limit.remaining_header, "?")
+            detail += "; " + self.quota_note.format(remaining=remaining, limit=limit.requests)
+        return CheckResult(what, True, detail)
 
     # Requests --------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
@@ -479,8 +744,9 @@ class HttpConnector(Connector):
         if status in (401, 403):
             raise AuthError(f"{where}: {self.auth_hint(status, method, path)}")
         if status in (408, 429) or status >= 500:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
             raise RetriableError(f"{where}; retried and gave up, the next run will try again",
-                                 status=status, retry_after=parse_retry_after(response.headers))
+                                 status=status, retry_after=wait)
         if status == 404:
             raise FatalError(f"{where}: not found; check base_url, or the record was deleted")
         raise FatalError(f"{where}: the ATS refused this request as it is")
@@ -509,6 +775,7 @@ class HttpConnector(Connector):
         self.session.close()
 
 
-__all__ = ["CursorPaginator", "HttpConnector", "IDEMPOTENT_METHODS", "LinkHeaderPaginator",
-           "OffsetTokenPaginator", "PageNumberPaginator", "Paginator", "RateLimit",
-           "RateLimiter", "RetryPolicy", "USER_AGENT", "dig", "parse_retry_after"]
+__all__ = ["CursorPaginator", "HttpConnector", "HttpSettings", "IDEMPOTENT_METHODS",
+           "LinkHeaderPaginator", "Lookup", "OffsetTokenPaginator", "PageNumberPaginator",
+           "Paginator", "RateLimit", "RateLimiter", "RetryPolicy", "USER_AGENT",
+           "WriteBackSettings", "bearer", "dig", "token_lifetime"]

@@ -18,32 +18,27 @@ name>; copy that event's signature token into `webhook_signature_token` [§9.1][
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
-import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
+from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
     CheckResult,
-    ConnectorSettings,
     Page,
     SecretRef,
     WebhookResult,
+    WebhookSettings,
     clean_text,
-    iso_utc,
-    parse_time,
-    secret_field,
+    signature_matches,
 )
-from relay_core.errors import AuthError, FatalError, RecordError, SignatureError
+from relay_core.errors import RecordError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, OffsetTokenPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, OffsetTokenPaginator, RateLimit, WriteBackSettings
 
 LIMIT = 100            # Lever's maximum page size [§6]
 CONTACT_BATCH = 50     # contact_id values per active-opportunity query (keeps the URL short)
@@ -58,8 +53,7 @@ DEFAULT_WITHDRAWAL_REASONS = ["Withdrew", "Offer declined", "Candidate withdrew"
                               "Declined offer", "Accepted another offer", "辞退", "内定辞退"]
 
 
-class LeverSettings(ConnectorSettings):
-    mode: Literal["poll", "webhook", "both"] | None = None   # default: both if a token is set
+class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     api_key: SecretRef
     base_url: str = "https://api.lever.co"
     webhook_signature_token: SecretRef | None = None
@@ -69,25 +63,10 @@ class LeverSettings(ConnectorSettings):
         DEFAULT_WITHDRAWAL_REASONS))
     confidentiality: Literal["all", "non-confidential"] = "all"
     mail_confidential: bool = False        # confidential opportunities are skipped as private
-    write_back: Literal["off", "note", "tag", "both"] = "off"
-    tag_name: str = Field("Career Relay invited", min_length=1, max_length=100)
     perform_as: str | None = None          # Lever user id the note is written as
-
-    _secrets = field_validator("api_key", "webhook_signature_token", mode="before")(secret_field)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
-            raise ValueError("write the host only, e.g. \"https://api.lever.co\" (no /v1)")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _webhook_needs_token(self) -> LeverSettings:
-        if self.mode in ("webhook", "both") and self.webhook_signature_token is None:
-            raise ValueError("webhook_signature_token is required when mode is \"webhook\" or "
-                             "\"both\" (the token shown beside the webhook in Lever)")
-        return self
+    host_only = True
+    webhook_secret_key = "webhook_signature_token"   # mode (default): both if it is set
+    webhook_secret_help = "the token shown beside the webhook in Lever"
 
 
 class Lever(HttpConnector):
@@ -95,38 +74,21 @@ class Lever(HttpConnector):
     Settings = LeverSettings
     # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
     rate_limit = RateLimit(requests=10, per_seconds=1)
+    credential_name = "API key"
+    refused_hint = "Lever refused the API key; check api_key (Settings → API Credentials)"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._auth: str | None = None
-        self._webhook_key: bytes | None = None
-        self._reasons: dict[str, dict[str, str]] = {}
-        self._postings: dict[str, str] = {}
-        self._loaded: dict[str, float] = {}          # what → clock time of the last listing
+        # Account-wide, listed again at most hourly when an unknown id turns up.
+        self._reasons = self.lookup(self._list_reasons)
+        self._postings = self.lookup(self._list_postings)
         self._withdrawals = {w.strip().casefold() for w in self.settings.withdrawal_reasons}
 
-    @property
-    def mode(self) -> str:
-        s = self.settings
-        return s.mode or ("both" if s.webhook_signature_token else "poll")
+    def authenticate(self) -> dict[str, str]:
+        key = self.secret("api_key")            # the user name, the password blank [§1]
+        return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
-    @property
-    def polls(self) -> bool:
-        return self.mode in ("poll", "both")
-
-    @property
-    def receives_webhooks(self) -> bool:
-        return self.mode in ("webhook", "both")
-
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:   # the key is the user name, the password blank [§1]
-            key = self.settings.api_key.resolve().get_secret_value()
-            self._auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-        return {"Authorization": self._auth}
-
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return "Lever refused the API key; check api_key (Settings → API Credentials)"
+    def missing_permission(self, method: str, path: str) -> str:
         resource = path.split("/v1/", 1)[-1].split("/", 1)[0]
         hint = f"the API key lacks the permission for /{resource}"
         if resource == "opportunities" and self.settings.confidentiality == "all":
@@ -135,29 +97,13 @@ class Lever(HttpConnector):
         return hint
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        started = self.now()
-        since = parse_time(cursor) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(minutes=self.settings.overlap_minutes)
+    def listing(self, since: datetime) -> Iterator[Response]:
         params = {"archived": "true", "archived_at_start": _ms(since), "expand": EXPAND,
                   "confidentiality": self.settings.confidentiality, "limit": LIMIT}
-        for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
-            yield self._page([o for o in self._data(response) if isinstance(o, dict)])
-        yield Page(events=[], cursor=iso_utc(started))   # only after every page is stored
+        return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
 
-    def _page(self, opportunities: list[dict[str, Any]]) -> Page:
-        page = Page(events=[], cursor=None)
-        for opp in opportunities:
-            try:
-                event = self._event(opp)
-            except RecordError as exc:
-                page.problems.append(exc)
-                continue
-            if event is not None:
-                page.events.append(event)
-        return page
+    def page_from(self, response: Response, since: datetime) -> Page:
+        return Page.of([o for o in self._data(response) if isinstance(o, dict)], self._event)
 
     def _event(self, opp: Mapping[str, Any]) -> RejectionEvent | None:
         """None for a hire (not a rejection at all); otherwise the event, whatever its category."""
@@ -168,7 +114,7 @@ class Lever(HttpConnector):
         if not opp.get("id") or when is None:
             raise RecordError(where, "archived.archivedAt is missing; not an archived record")
         reason_id = str(archived.get("reason") or "")
-        reason = self._reason(reason_id)
+        reason = self._reasons.get(reason_id, {})
         category = categorize(reason, self._withdrawals, reason_id)
         if category is Category.HIRED:
             return None
@@ -185,7 +131,7 @@ class Lever(HttpConnector):
             candidate_id=str(contact.get("id") or ""),
             person=Person(full_name=clean_text(opp.get("name") or contact.get("name")),
                           emails=list(dict.fromkeys(emails))),
-            job_title=self._posting_title(posting), reason_id=reason_id,
+            job_title=self._postings.get(posting, ""), reason_id=reason_id,
             stage=clean_text(stage.get("text") if isinstance(stage, dict) else ""),
             reason_text=clean_text(reason.get("text")), category=category, rejected_at=when,
             flags=Flags(anonymized=bool(opp.get("isAnonymized") or contact.get("isAnonymized")),
@@ -199,31 +145,19 @@ class Lever(HttpConnector):
                                          "dataProtection")}
             | {"contact": contact.get("id"), "posting": posting, "reason_type": reason.get("type")})
 
-    def _listing(self, what: str, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """A small account-wide listing, read at most once an hour (reasons, postings)."""
-        records = [r for response in self.paginate(path, params, OffsetTokenPaginator())
-                   for r in self._data(response) if isinstance(r, dict)]
-        self._loaded[what] = self.clock()
-        return records
+    def _list_reasons(self) -> dict[str, dict[str, str]]:
+        # All types, inactive included: old archives still carry inactive reasons [§3.1].
+        return {str(r.get("id")): {"text": str(r.get("text") or ""),
+                                   "type": str(r.get("type") or "")}
+                for r in self._listing("/v1/archive_reasons", {"limit": LIMIT})}
 
-    def _stale(self, what: str) -> bool:
-        return what not in self._loaded or self.clock() - self._loaded[what] >= 3600
+    def _list_postings(self) -> dict[str, str]:
+        return {str(p.get("id")): clean_text(p.get("text")) for p in self._listing(
+            "/v1/postings", {"limit": LIMIT, "confidentiality": self.settings.confidentiality})}
 
-    def _reason(self, reason_id: str) -> dict[str, str]:
-        if reason_id and reason_id not in self._reasons and self._stale("reasons"):
-            # All types, inactive included: old archives still carry inactive reasons [§3.1].
-            self._reasons = {str(r.get("id")): {"text": str(r.get("text") or ""),
-                                                "type": str(r.get("type") or "")}
-                             for r in self._listing("reasons", "/v1/archive_reasons",
-                                                    {"limit": LIMIT})}
-        return self._reasons.get(reason_id, {})
-
-    def _posting_title(self, posting_id: str) -> str:
-        if posting_id and posting_id not in self._postings and self._stale("postings"):
-            listed = self._listing("postings", "/v1/postings", {
-                "limit": LIMIT, "confidentiality": self.settings.confidentiality})
-            self._postings = {str(p.get("id")): clean_text(p.get("text")) for p in listed}
-        return self._postings.get(posting_id, "")
+    def _listing(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [r for response in self.paginate(path, params, OffsetTokenPaginator())
+                for r in self._data(response) if isinstance(r, dict)]
 
     def _data(self, response: Any) -> list[Any]:
         data = self.json(response, dict).get("data")
@@ -239,14 +173,26 @@ class Lever(HttpConnector):
         return data if isinstance(data, dict) else None
 
     # --- webhooks -----------------------------------------------------------------------------
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
-        try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
-        if not isinstance(body, dict):
-            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
-        self._verify(body)
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """`signature == hex HMAC-SHA256(token, body.token + str(body.triggeredAt))` [§9.4].
+        The signature travels in the body, so only its envelope is read here: a body that is
+        not a JSON object is refused as malformed, and `data` waits until this passed."""
+        key = self.webhook_key
+        envelope = self.webhook_body(raw_body)
+        token, at = envelope.get("token"), envelope.get("triggeredAt")
+        signature = envelope.get("signature")
+        if not (isinstance(token, str) and isinstance(signature, str)
+                and isinstance(at, int) and not isinstance(at, bool)):
+            raise SignatureError(f"{self.name}: token, triggeredAt or signature is missing")
+        if not signature_matches(key, f"{token}{at}".encode(), signature):
+            raise SignatureError(f"{self.name}: the signature does not match; check "
+                                 "webhook_signature_token against the token shown in Lever")
+        if abs(self.now().timestamp() * 1000 - at) > self.settings.webhook_tolerance_seconds * 1000:
+            raise SignatureError(f"{self.name}: triggeredAt is outside the "
+                                 f"{self.settings.webhook_tolerance_seconds} s tolerance")
+
+    def translate_webhook(self, headers: Mapping[str, str],
+                          body: dict[str, Any]) -> WebhookResult:
         kind = str(body.get("event") or "unknown")
         event_id = str(body.get("id") or body["token"])
         data = body.get("data")
@@ -265,25 +211,6 @@ class Lever(HttpConnector):
         return WebhookResult(kind, event_id, events=[event] if event else [],
                              unrejected=[str(opp_id)])
 
-    def _verify(self, body: Mapping[str, Any]) -> None:
-        """`signature == hex HMAC-SHA256(token, body.token + str(body.triggeredAt))` [§9.4]."""
-        if self.settings.webhook_signature_token is None:
-            raise SignatureError(f"{self.name}: no webhook_signature_token is configured")
-        token, at, signature = body.get("token"), body.get("triggeredAt"), body.get("signature")
-        if not (isinstance(token, str) and isinstance(signature, str)
-                and isinstance(at, int) and not isinstance(at, bool)):
-            raise SignatureError(f"{self.name}: token, triggeredAt or signature is missing")
-        if self._webhook_key is None:
-            self._webhook_key = (self.settings.webhook_signature_token.resolve()
-                                 .get_secret_value().encode())
-        expected = hmac.new(self._webhook_key, f"{token}{at}".encode(), hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest(), signature.strip().lower()):
-            raise SignatureError(f"{self.name}: the signature does not match; check "
-                                 "webhook_signature_token against the token shown in Lever")
-        if abs(self.now().timestamp() * 1000 - at) > self.settings.webhook_tolerance_seconds * 1000:
-            raise SignatureError(f"{self.name}: triggeredAt is outside the "
-                                 f"{self.settings.webhook_tolerance_seconds} s tolerance")
-
     # --- re-check, write-back, check ------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
         """Rejected means: still archived for a non-withdrawal, non-hired reason **and** the
@@ -298,10 +225,10 @@ class Lever(HttpConnector):
             except RecordError:
                 states[opp_id] = ApplicationStatus.UNKNOWN
                 continue
-            if event is None or event.category is not Category.WE_REJECTED:
-                states[opp_id] = ApplicationStatus.NOT_REJECTED   # unarchived/hired/deleted
-            else:
-                states[opp_id] = ApplicationStatus.REJECTED
+            # No event: unarchived, deleted, or hired (no rejection at all).
+            states[opp_id] = (ApplicationStatus.of(event.category) if event
+                              else ApplicationStatus.NOT_REJECTED)
+            if states[opp_id] is ApplicationStatus.REJECTED:
                 contacts.setdefault(event.candidate_id, []).append(opp_id)
         ids = [c for c in contacts if c]
         for start in range(0, len(ids), CONTACT_BATCH):
@@ -314,53 +241,42 @@ class Lever(HttpConnector):
                         states[opp_id] = ApplicationStatus.ACTIVE_ELSEWHERE
         return states
 
-    def annotate(self, application_id: str, text: str) -> bool:
-        """A note (skipped if one with this text exists: a repeated POST would add a second)
-        and/or a tag. Tags are safe here because the poll filters on archived_at, not on
-        updated_at, which a tag bumps [§8.2]."""
-        mode = self.settings.write_back
-        if mode == "off":
-            return False
-        base = f"/v1/opportunities/{application_id}"
-        params = {"perform_as": self.settings.perform_as} if self.settings.perform_as else None
-        if mode in ("note", "both"):
-            notes = [n for r in self.paginate(f"{base}/notes", {"limit": LIMIT},
-                                              OffsetTokenPaginator()) for n in self._data(r)]
-            if not any(text in str(f.get("value") or "") for n in notes if isinstance(n, dict)
-                       for f in n.get("fields") or [] if isinstance(f, dict)):
-                self.request("POST", f"{base}/notes", params=params, json={"value": text})
-        if mode in ("tag", "both"):
-            self.request("POST", f"{base}/addTags", params=params,
-                         json={"tags": [self.settings.tag_name]})
-        return True
+    # A note is written only if none with this text exists (a repeated POST would add a
+    # second). Tags are safe: the poll filters on archived_at, not on updated_at, which a
+    # tag bumps [§8.2].
+    def write_note(self, target: str, text: str) -> None:
+        path = f"/v1/opportunities/{target}/notes"
+        notes = [n for r in self.paginate(path, {"limit": LIMIT}, OffsetTokenPaginator())
+                 for n in self._data(r)]
+        if not any(text in str(f.get("value") or "") for n in notes if isinstance(n, dict)
+                   for f in n.get("fields") or [] if isinstance(f, dict)):
+            self.request("POST", path, params=self._as_user(), json={"value": text})
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (lever)"
-        probes = [("archive reasons", "/v1/archive_reasons", {}),
-                  ("opportunities", "/v1/opportunities", {"confidentiality": "non-confidential"}),
-                  ("confidential opportunities", "/v1/opportunities",
-                   {"confidentiality": "confidential"}),
-                  ("postings", "/v1/postings", {})]
-        results = []
-        for what, path, params in probes:
-            try:
-                response = self.request("GET", path, params={"limit": 1, **params}, accept=(403,))
-            except AuthError as exc:
-                return results + [CheckResult(f"{label}: API key", False, str(exc))]
-            ok = response.status_code < 400
-            detail = "readable" if ok else self.auth_hint(403, "GET", path)
-            if what.startswith("confidential") and not ok:
-                ok = self.settings.confidentiality == "non-confidential"
-                detail = ("the key cannot see confidential opportunities; they are never "
-                          "polled" if ok else "the key cannot see confidential opportunities, "
-                          "so polling with confidentiality = \"all\" fails: create a key with "
-                          "confidential access, or set confidentiality = \"non-confidential\"")
-            results.append(CheckResult(f"{label}: {what}", ok, detail))
-        if self.receives_webhooks:
-            url = f"{self.config.relay.public_base_url}/webhooks/lever/{self.name}"
-            results.append(CheckResult(f"{label}: webhook", True,
-                                       f"candidateArchiveChange → {url}"))
-        return results
+    def write_tag(self, target: str) -> None:
+        self.request("POST", f"/v1/opportunities/{target}/addTags", params=self._as_user(),
+                     json={"tags": [self.settings.tag_name]})
+
+    def _as_user(self) -> dict[str, str] | None:
+        return {"perform_as": self.settings.perform_as} if self.settings.perform_as else None
+
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("archive reasons", "/v1/archive_reasons", {"limit": 1}),
+                ("opportunities", "/v1/opportunities",
+                 {"limit": 1, "confidentiality": "non-confidential"}),
+                ("confidential opportunities", "/v1/opportunities",
+                 {"limit": 1, "confidentiality": "confidential"}),
+                ("postings", "/v1/postings", {"limit": 1})]
+
+    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
+        result = super().access_result(what, path, response)
+        if what.endswith(": confidential opportunities") and not result.ok:
+            result.ok = self.settings.confidentiality == "non-confidential"
+            result.detail = (
+                "the key cannot see confidential opportunities; they are never polled"
+                if result.ok else "the key cannot see confidential opportunities, so polling "
+                "with confidentiality = \"all\" fails: create a key with confidential access, "
+                "or set confidentiality = \"non-confidential\"")
+        return result
 
 
 def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str = ""
@@ -374,7 +290,6 @@ def categorize(reason: Mapping[str, str], withdrawals: set[str], reason_id: str 
     return category
 
 
-
 def _from_ms(value: Any) -> datetime | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
@@ -383,7 +298,3 @@ def _from_ms(value: Any) -> datetime | None:
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-
-

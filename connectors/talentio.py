@@ -16,29 +16,20 @@ marks the API as unavailable on the Basic and Free plans [S29]. Requests send
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
+from requests import Response
 
-from relay_core.contract import (
-    ApplicationStatus,
-    CheckResult,
-    ConnectorSettings,
-    Page,
-    SecretRef,
-    clean_text,
-    iso_utc,
-    parse_time,
-    secret_field,
-)
-from relay_core.errors import AuthError, RecordError
+from relay_core.contract import ApplicationStatus, Page, SecretRef, clean_text, parse_time
+from relay_core.errors import RecordError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
-from .http import HttpConnector, PageNumberPaginator, RateLimit
+from .http import HttpConnector, HttpSettings, PageNumberPaginator, RateLimit
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -58,21 +49,12 @@ STAGE_LABELS = {"contact": "コンタクト", "resume": "書類選考", "intervi
                 "reference": "リファレンスチェック"}
 
 
-class TalentioSettings(ConnectorSettings):
+class TalentioSettings(HttpSettings):
     api_token: SecretRef
     base_url: str = "https://talentio.com/api/v1"
     overlap_days: int = Field(1, ge=1, le=14)        # fixedAt is often a date at 00:00 JST
     applied_within_days: int = Field(365, ge=30, le=3650)   # bounds the scan (no updated-since)
     requests_per_hour: int = Field(1000, ge=60, le=5000)    # 1,000 (docs 1.0.0) or 5,000 (1.1.2)
-
-    _secrets = field_validator("api_token", mode="before")(secret_field)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/[^\s?#]*)?$", value):
-            raise ValueError("write the API root, e.g. \"https://talentio.com/api/v1\"")
-        return value.rstrip("/")
 
 
 class Talentio(HttpConnector):
@@ -80,49 +62,33 @@ class Talentio(HttpConnector):
     Settings = TalentioSettings
     rate_limit = RateLimit(requests=1000, per_seconds=3600, limit_header=None,
                            remaining_header="X-Remaining", reset_header="X-Reset")
+    token_key = "api_token"
+    credential_name = "access token"
+    quota_note = "{remaining} requests left this hour"
+    refused_hint = "Talentio refused the access token; issue a new one under API設定"
+    permission_hint = ("the token may not read candidates (403: アクセス権限がない); issue it as "
+                       "an administrator of the workspace, on a plan that includes the API")
+    zone = JST                    # fixedAt without an offset, and the old date-only cursors
+    detail_path = "/candidates/{id}"
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.limiter.limit = RateLimit(self.settings.requests_per_hour, 3600, limit_header=None,
-                                       remaining_header="X-Remaining", reset_header="X-Reset")
-        self._auth: str | None = None
-
-    def auth_headers(self) -> dict[str, str]:
-        if self._auth is None:
-            self._auth = f"Bearer {self.settings.api_token.resolve().get_secret_value()}"
-        return {"Authorization": self._auth}
-
-    def auth_hint(self, status: int, method: str, path: str) -> str:
-        if status == 401:
-            return "Talentio refused the access token; issue a new one under API設定"
-        return ("the token may not read candidates (403: アクセス権限がない); issue it as an "
-                "administrator of the workspace, on a plan that includes the API")
+    def source_rate_limit(self) -> RateLimit:
+        return replace(self.rate_limit, requests=self.settings.requests_per_hour)
 
     # --- polling ------------------------------------------------------------------------------
-    def poll(self, cursor: str | None) -> Iterator[Page]:
-        """`status=fail` candidates who applied within `applied_within_days` (the API has no
-        updated-since filter [S28][S32]); only those finalized since the cursor become events."""
-        started = self.now()
-        since = parse_time(cursor, JST) if cursor else None
-        if since is None:   # first run: never fetch (or blast) the whole history
-            since = started - timedelta(days=self.config.eligibility.max_age_days)
-        since -= timedelta(days=self.settings.overlap_days)
+    def listing(self, since: datetime) -> Iterator[Response]:
+        """`status=fail` candidates who applied within `applied_within_days` before `since`: the
+        API has no updated-since filter [S28][S32], so `page_from` keeps those finalized since."""
         applied_from = (since - timedelta(days=self.settings.applied_within_days)).astimezone(JST)
         params = {"status": "fail", "appliedAtFrom": applied_from.date().isoformat()}
         # 100 per page, `page` ≥ 1, the array is the body, X-Total counts them [S28][S31].
-        for response in self.paginate("/candidates", params, PageNumberPaginator(
-                size_param=None)):
-            page = Page(events=[], cursor=None)
-            for record in self.json(response, list):
-                try:
-                    event = self._event(record)
-                except RecordError as exc:
-                    page.problems.append(exc)
-                    continue
-                if event.rejected_at >= since:
-                    page.events.append(event)
-            yield page
-        yield Page(events=[], cursor=iso_utc(started))
+        return self.paginate("/candidates", params, PageNumberPaginator(size_param=None))
+
+    def page_from(self, response: Response, since: datetime) -> Page:
+        def finalized_since(record: Any) -> RejectionEvent | None:
+            event = self._event(record)
+            return event if event.rejected_at >= since else None
+
+        return Page.of(self.json(response, list), finalized_since)
 
     def _event(self, record: Any) -> RejectionEvent:
         if not isinstance(record, dict) or record.get("id") in (None, ""):
@@ -156,33 +122,12 @@ class Talentio(HttpConnector):
                           for s in record.get("stages") or [] if isinstance(s, dict)]})
 
     # --- re-check and check ---------------------------------------------------------------------
-    def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
-        states = {}
-        for app_id in application_ids:
-            response = self.request("GET", f"/candidates/{app_id}", accept=(404,))
-            if response.status_code == 404:
-                states[app_id] = ApplicationStatus.NOT_REJECTED     # deleted
-                continue
-            record = self.json(response, dict)
-            rejected = categorize(record.get("status"),
-                                  finalized_fail(record) is not None) is Category.WE_REJECTED
-            states[app_id] = (ApplicationStatus.REJECTED if rejected
-                              else ApplicationStatus.NOT_REJECTED)
-        return states
+    def status_from(self, record: dict[str, Any]) -> ApplicationStatus:
+        return ApplicationStatus.of(categorize(record.get("status"),
+                                               finalized_fail(record) is not None))
 
-    def check(self) -> list[CheckResult]:
-        label = f"{self.name} (talentio)"
-        try:
-            response = self.request("GET", "/candidates", params={"status": "fail", "page": 1},
-                                    accept=(403,))
-        except AuthError as exc:
-            return [CheckResult(f"{label}: access token", False, str(exc))]
-        if response.status_code == 403:
-            return [CheckResult(f"{label}: candidates", False,
-                                self.auth_hint(403, "GET", "/candidates"))]
-        remaining = response.headers.get("X-Remaining", "?")
-        return [CheckResult(f"{label}: candidates", True,
-                            f"readable; {remaining} requests left this hour")]
+    def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("candidates", "/candidates", {"status": "fail", "page": 1})]
 
 
 def finalized_fail(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -197,8 +142,3 @@ def categorize(status: Any, finalized: bool) -> Category:
     if category is Category.WE_REJECTED and not finalized:
         return Category.OTHER        # no stage finalized as fail: not a decided rejection
     return category
-
-
-
-
-

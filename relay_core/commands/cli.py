@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from relay_core import __version__
+from relay_core.contract.times import read_time
 from relay_core.errors import ConfigError, LockedError, RelayError, TemplateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -50,7 +51,7 @@ def _parse_now(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = read_time(value, None)
     except ValueError:
         raise _fail(f"--now {value!r} is not an ISO date-time such as 2025-06-23T11:00:00+09:00",
                     EXIT_CONFIG) from None

@@ -12,18 +12,33 @@ exactly that pair, plus the records that could not be read.)
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from relay_core.errors import ConfigError, FatalError, RecordError
-from relay_core.models import RejectionEvent
+from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
+from relay_core.models import Category, RejectionEvent
+from relay_core.secrets import SecretRef, secret_field
 
 if TYPE_CHECKING:
     from relay_core.config import Config, SourceConfig
+
+R = TypeVar("R")
+Mode = Literal["poll", "webhook", "both"]     # a source's `mode` key
 
 
 @dataclass
@@ -32,12 +47,42 @@ class Page:
     cursor: str | None                 # where the next poll starts once these are stored
     problems: list[RecordError] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, records: Iterable[R], translate: Callable[[R], RejectionEvent | None],
+           cursor: str | None = None) -> Page:
+        """A page of `records`, each through `translate` (see `read`)."""
+        page = cls(events=[], cursor=cursor)
+        for record in records:
+            page.read(record, translate)
+        return page
+
+    def read(self, record: R, translate: Callable[[R], RejectionEvent | None]) -> None:
+        """Add one record's event. A record that cannot be read (RecordError) becomes one of
+        the page's problems instead of failing the poll; None (no rejection at all, e.g. a
+        hire) adds nothing."""
+        try:
+            event = translate(record)
+        except RecordError as exc:
+            self.problems.append(exc)
+            return
+        if event is not None:
+            self.events.append(event)
+
+    @property
+    def size(self) -> int:
+        return len(self.events) + len(self.problems)
+
 
 class ApplicationStatus(str, enum.Enum):
     REJECTED = "rejected"
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
     ACTIVE_ELSEWHERE = "active_elsewhere"  # still in process for another job: cancel too
     UNKNOWN = "unknown"                # could not be asked: send as scheduled
+
+    @classmethod
+    def of(cls, category: Category) -> ApplicationStatus:
+        """Still rejected by us, or anything else (un-rejected, hired, withdrew): cancel."""
+        return cls.REJECTED if category is Category.WE_REJECTED else cls.NOT_REJECTED
 
 
 @dataclass
@@ -57,9 +102,54 @@ class CheckResult:
 
 
 class ConnectorSettings(BaseModel):
-    """Base for a connector's own keys in its `[[sources]]` block."""
+    """Base for a connector's own keys in its `[[sources]]` block. A key typed `SecretRef`
+    (or `SecretRef | None`) holds a secret: the file may only say where it is (`keyring:` or
+    `env:`); a plain value is refused, without echoing it. A key typed `SecretRef | str` is no
+    secret, but may be kept in the environment or keyring all the same."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _secret_references(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _reference_keys(cls).get(info.field_name)
+        if kind == "secret" or (kind == "either" and str(value).startswith(("env:", "keyring:"))):
+            return secret_field(value, info)
+        return value
+
+
+@cache
+def _reference_keys(settings: type[ConnectorSettings]) -> dict[str, str]:
+    """Key → "secret" (a reference only) or "either" (a reference or the value itself)."""
+    kinds = {name: get_args(f.annotation) or (f.annotation,)
+             for name, f in settings.model_fields.items()}
+    return {name: "either" if str in types else "secret"
+            for name, types in kinds.items() if SecretRef in types}
+
+
+class WebhookSettings(ConnectorSettings):
+    """The keys of a source that can receive webhooks: `mode`, and the secret that signs the
+    deliveries, kept in the key named by `webhook_secret_key` (a SecretRef or None). A vendor
+    may give `mode` a default; None means "both" when the secret is set, else "poll"."""
+
+    mode: Mode | None = None
+    webhook_secret_key: ClassVar[str] = "webhook_secret"
+    webhook_secret_help: ClassVar[str] = "the secret the ATS signs deliveries with"
+
+    @property
+    def signing_secret(self) -> SecretRef | None:
+        return getattr(self, self.webhook_secret_key)
+
+    @property
+    def chosen_mode(self) -> Mode:
+        return self.mode or ("both" if self.signing_secret is not None else "poll")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> WebhookSettings:
+        if self.mode in ("webhook", "both") and self.signing_secret is None:
+            raise ValueError(f"{self.webhook_secret_key} is required when mode is \"webhook\" "
+                             f"or \"both\" ({self.webhook_secret_help})")
+        return self
 
 
 class Connector(ABC):
@@ -85,10 +175,6 @@ class Connector(ABC):
         """Rejections since `cursor`, page by page."""
 
     # Hooks with working defaults ---------------------------------------------------------
-    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
-        """Verify the signature first, then translate. Raises SignatureError on a bad one."""
-        raise FatalError(f"source {self.name!r} ({self.type}) does not receive webhooks")
-
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
         """Ask the ATS again right before sending. The default cannot ask: UNKNOWN for all."""
         return {app_id: ApplicationStatus.UNKNOWN for app_id in application_ids}
@@ -102,12 +188,71 @@ class Connector(ABC):
         return []
 
     @property
-    def receives_webhooks(self) -> bool:
-        return type(self).parse_webhook is not Connector.parse_webhook
+    def mode(self) -> Mode:
+        """What the source does: "poll", "webhook" or "both", as its `mode` key chose
+        (WebhookSettings); a connector that cannot receive webhooks only polls."""
+        settings = getattr(self, "settings", None)   # in-memory test doubles have none
+        return settings.chosen_mode if isinstance(settings, WebhookSettings) else "poll"
 
     @property
     def polls(self) -> bool:
-        return True
+        return self.mode in ("poll", "both")
+
+    @property
+    def receives_webhooks(self) -> bool:
+        return self.mode in ("webhook", "both")
+
+    # Webhooks: a fixed pipeline, verification first -------------------------------------
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookResult:
+        """Verify the delivery (SignatureError on a bad one) before any of it is parsed,
+        then read its JSON body and translate it. Vendors fill in the two hooks below."""
+        if not self.receives_webhooks:
+            raise FatalError(f"source {self.name!r} ({self.type}) does not receive webhooks")
+        self.verify_webhook(headers, raw_body)
+        return self.translate_webhook(headers, self.webhook_body(raw_body))
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Raise SignatureError unless the delivery carries a valid signature. The default
+        refuses everything: a connector that receives webhooks must say how they are signed."""
+        raise SignatureError(f"{self.name}: {self.type} deliveries cannot be verified")
+
+    def translate_webhook(self, headers: Mapping[str, str],
+                          body: dict[str, Any]) -> WebhookResult:
+        """A verified delivery's JSON object, translated."""
+        raise FatalError(f"source {self.name!r} ({self.type}) does not receive webhooks")
+
+    def webhook_body(self, raw_body: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, UnicodeDecodeError):
+            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
+        if not isinstance(body, dict):
+            raise FatalError(f"{self.name}: the webhook body is not a JSON object")
+        return body
+
+    @cached_property
+    def webhook_key(self) -> bytes:
+        """The signing secret, resolved (keyring or environment) on the first delivery."""
+        settings = self.settings
+        secret = settings.signing_secret if isinstance(settings, WebhookSettings) else None
+        if secret is None:
+            key = getattr(settings, "webhook_secret_key", "webhook secret")
+            raise SignatureError(f"{self.name}: no {key} is configured")
+        return secret.resolve().get_secret_value().encode()
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, whatever its case (a plain dict is case-sensitive; HTTP is not)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return value
+
+
+def signature_matches(key: bytes, message: bytes, received: str) -> bool:
+    """Whether `received` is the hex HMAC-SHA256 of `message` (compared in constant time)."""
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), received.strip().lower().encode())
 
 
 def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
@@ -117,4 +262,5 @@ def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 __all__ = ["ApplicationStatus", "CheckResult", "ConfigError", "Connector", "ConnectorSettings",
-           "Page", "WebhookResult", "require"]
+           "Mode", "Page", "WebhookResult", "WebhookSettings", "header", "require",
+           "signature_matches"]

@@ -1,10 +1,12 @@
-"""Small value helpers every connector shares: ATS text and times, read defensively."""
+"""Small value helpers every connector shares: ATS text and zone names read defensively, times
+written one way. (Times are read in `times`.)"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -14,16 +16,12 @@ def clean_text(value: Any) -> str:
     return _CONTROL.sub(" ", str(value)).strip() if value is not None else ""
 
 
-def parse_time(value: Any, default_tz: tzinfo = UTC) -> datetime | None:
-    """An ISO 8601 time (a trailing Z allowed); a time without offset is in `default_tz`.
-    Anything else is None, never an exception."""
-    if not isinstance(value, str) or not value:
-        return None
+def zone_name(value: Any) -> str | None:
+    """An IANA time zone name this system knows (a candidate's "Asia/Tokyo"), else None."""
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return str(ZoneInfo(value)) if isinstance(value, str) and value else None
+    except (ValueError, KeyError, OSError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=default_tz)
 
 
 def iso_utc(when: datetime) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from relay_core.config import Config
+from relay_core.contract.times import read_time
 from relay_core.errors import EventRefused, RecordError
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
@@ -143,17 +144,11 @@ def balances(conn: Connection) -> dict[str, dict[str, int]]:
 
 # --- parsing ---------------------------------------------------------------------------------
 def parse_moment(value: str, config: Config) -> datetime:
-    value = value.strip()
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return read_time(value, config.company.tz)
     except ValueError:
-        raise ValueError(f"{value[:40]!r} is not a date (2025-07-01) or an ISO date-time") \
-            from None
-    if moment.tzinfo is None:
-        if len(value) <= 10:
-            moment = datetime.combine(moment.date(), time(0))
-        moment = moment.replace(tzinfo=config.company.tz)
-    return moment
+        raise ValueError(f"{value.strip()[:40]!r} is not a date (2025-07-01) or an ISO "
+                         "date-time") from None
 
 
 def event_from_json(item: Any, config: Config) -> AgencyEvent:

@@ -4,11 +4,13 @@ test doubles it needs: a manual clock and a scripted `requests` adapter.
 A connector's test module subclasses `HttpConnectorContract` and fills in the few hooks at
 the bottom of the class (what valid settings look like, how its API pages an empty listing,
 how a webhook is signed). The mixin then checks, for every connector alike: config errors
-name the key; plaintext secrets are refused; 401 is an AuthError; 429 then success waits the
-Retry-After and succeeds; 5xx is retried a bounded number of times and then raised as
-RetriableError; pagination walks to the end; an unknown status maps to `other` and keeps the
-raw record; a bad webhook signature is refused; a missing abstract method fails at
-instantiation.
+name the key; plaintext secrets are refused; credentials are worked out once, lazily; 401 is
+an AuthError; 429 then success waits the Retry-After and succeeds; 5xx is retried a bounded
+number of times and then raised as RetriableError; pagination walks to the end; the first
+poll looks back `max_age_days` only and the next starts at its cursor less the overlap; an unknown
+status maps to `other` and keeps the raw record; `mode` decides whether the source polls and
+receives webhooks; a bad webhook signature is refused before any of the delivery is read; a
+missing abstract method fails at instantiation.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -24,7 +26,8 @@ import requests
 from relay_core.connectors.http import HttpConnector, RetryPolicy
 from requests.adapters import BaseAdapter
 
-from relay_core.contract.base import Page
+from relay_core.contract import parse_time
+from relay_core.contract.base import Page, WebhookSettings
 from relay_core.errors import AuthError, ConfigError, RetriableError, SignatureError
 from relay_core.models import Category, RejectionEvent
 
@@ -143,6 +146,11 @@ class HttpConnectorContract:
                          ) -> tuple[dict[str, str], bytes]:
         raise NotImplementedError
 
+    def forged_malformed_delivery(self, connector: HttpConnector
+                                  ) -> tuple[dict[str, str], bytes]:
+        """A delivery with a wrong signature whose payload translation would choke on."""
+        raise NotImplementedError
+
     # -- plumbing --------------------------------------------------------------------------
     def build(self, make_config, **overrides: Any) -> HttpConnector:
         options = {**self.settings(), **overrides}
@@ -203,6 +211,22 @@ class HttpConnectorContract:
         assert not adapter.script
         assert len(adapter.api_requests()) == 3
 
+    def test_first_poll_window_then_the_cursor(self, make_config):
+        connector, adapter, _ = self.scripted(make_config)
+        now = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
+        connector.now = lambda: now
+        starts: list[datetime] = []
+        listing = connector.listing
+        connector.listing = lambda since: starts.append(since) or listing(since)
+        adapter.script += [self.empty_listing(), self.empty_listing()]
+        first = self.drain(connector)
+        max_age = timedelta(days=connector.config.eligibility.max_age_days)
+        assert starts == [now - max_age - connector.overlap()]   # never the whole history
+        assert (first[-1].cursor, first[-1].events) == (connector.cursor_at(now), [])
+        self.drain(connector, first[-1].cursor)
+        assert starts[1] == parse_time(first[-1].cursor, connector.zone) - connector.overlap()
+        assert now - max_age < starts[1] <= now - connector.overlap()
+
     def test_unknown_status_maps_to_other_and_keeps_raw(self, make_config):
         connector, _, _ = self.scripted(make_config)
         event = self.event_with_unknown_status(connector)
@@ -220,6 +244,41 @@ class HttpConnectorContract:
             connector.parse_webhook(headers, body)
         with pytest.raises(SignatureError):
             connector.parse_webhook({}, body)
+
+    def test_signature_is_checked_before_the_delivery_is_read(self, make_config, monkeypatch):
+        connector, _, _ = self.scripted(make_config)
+        if not connector.receives_webhooks:
+            pytest.skip("this connector does not receive webhooks")
+        translated: list[Any] = []
+        monkeypatch.setattr(connector, "translate_webhook",
+                            lambda headers, body: translated.append(body))
+        headers, body = self.forged_malformed_delivery(connector)
+        with pytest.raises(SignatureError):          # never a complaint about the payload
+            connector.parse_webhook(headers, body)
+        assert translated == [] and connector.request_count == 0
+
+    def test_mode_decides_what_the_source_does(self, make_config):
+        connector = self.build(make_config)
+        if not isinstance(connector.settings, WebhookSettings):
+            assert (connector.mode, connector.polls, connector.receives_webhooks) == (
+                "poll", True, False)
+            return
+        for mode, polls, receives in [("poll", True, False), ("webhook", False, True),
+                                      ("both", True, True)]:
+            connector = self.build(make_config, mode=mode)
+            assert (connector.polls, connector.receives_webhooks) == (polls, receives)
+
+    def test_authenticates_once_and_lazily(self, make_config):
+        connector, adapter, _ = self.scripted(make_config)
+        logins: list[int] = []
+        authenticate = connector.authenticate
+        connector.authenticate = lambda: logins.append(1) or authenticate()
+        assert not adapter.requests                   # building the connector asks nothing
+        adapter.script += [self.empty_listing(), self.empty_listing()]
+        self.drain(connector)
+        self.drain(connector)
+        assert len(logins) == 1
+        assert all(r.headers.get("Authorization") for r in adapter.api_requests())
 
     def test_missing_abstract_method_fails_at_instantiation(self, make_config):
         assert not getattr(self.connector_class, "__abstractmethods__", None)

@@ -342,5 +342,9 @@ class TestGreenhouseContract(HttpConnectorContract):
         body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
         return {"Signature": sign(body, WEBHOOK_SECRET if valid else "wrong")}, body
 
+    def forged_malformed_delivery(self, connector):
+        body = b'{"action": "reject_candidate", "payload": {"application": '   # cut short
+        return {"Signature": sign(body, "wrong")}, body
+
     def secret_values(self):
         return ["test-client-secret", WEBHOOK_SECRET]

@@ -191,7 +191,7 @@ class TestHerpContract(HttpConnectorContract):
                 for i in range(count)]
 
     def event_with_unknown_status(self, connector):
-        connector._requisitions_at = connector.clock()
+        connector._requisitions.fill({})
         return connector._event({"id": "x", "status": "archivedSomehow", "name": "A",
                                  "terminatedAt": "2026-09-01T10:00:00+09:00"})
 

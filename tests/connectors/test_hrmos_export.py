@@ -7,12 +7,12 @@ import io
 import json
 import os
 import tracemalloc
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from relay_core.connectors.hrmos_export import PAGE_SIZE, HrmosExport, clean, parse_when
+from relay_core.connectors.hrmos_export import PAGE_SIZE, HrmosExport, clean
 
 from relay_core.contract.base import Page
 from relay_core.cycle.eligibility import assess
@@ -122,29 +122,6 @@ def test_quoted_fields_with_commas_and_line_breaks(tmp_path, connect):
     assert got["1001"].job_title == "営業, 東京\n(中途)"
     assert problems(connector) == [
         "export.csv line 4: 不合格 row without a rejection date (不合格・重複終了日)"]
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("2025年6月1日", datetime(2025, 6, 1, tzinfo=TOKYO)),
-    ("２０２５年６月１日", datetime(2025, 6, 1, tzinfo=TOKYO)),
-    ("2025年6月1日 14:30", datetime(2025, 6, 1, 14, 30, tzinfo=TOKYO)),
-    ("2025/6/1", datetime(2025, 6, 1, tzinfo=TOKYO)),
-    ("2025/06/01 09:05:07", datetime(2025, 6, 1, 9, 5, 7, tzinfo=TOKYO)),
-    ("2025-06-01", datetime(2025, 6, 1, tzinfo=TOKYO)),
-    ("2025-06-01T10:00:00", datetime(2025, 6, 1, 10, tzinfo=TOKYO)),
-    ("2025-06-01T10:00:00+00:00", datetime(2025, 6, 1, 10, tzinfo=UTC)),
-    ("2025-06-01T10:00:00Z", datetime(2025, 6, 1, 10, tzinfo=UTC)),
-    ("2025-06-01 10:00+09:00", datetime(2025, 6, 1, 10, tzinfo=timezone(timedelta(hours=9)))),
-    ("", None),
-])
-def test_dates(text, expected):
-    assert parse_when(text, TOKYO) == expected
-
-
-@pytest.mark.parametrize("text", ["2025年13月40日", "2025/2/30", "6月1日", "昨日", "2025.6.1"])
-def test_bad_dates_raise(text):
-    with pytest.raises(ValueError):
-        parse_when(text, TOKYO)
 
 
 def test_date_without_time_is_midnight_in_the_company_timezone(tmp_path, connect):

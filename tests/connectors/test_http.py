@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from contract import ManualClock, Reply, attach
+from pydantic import ValidationError
 from relay_core.connectors.http import (
     USER_AGENT,
     CursorPaginator,
     HttpConnector,
+    HttpSettings,
     LinkHeaderPaginator,
+    Lookup,
     OffsetTokenPaginator,
     PageNumberPaginator,
     RateLimit,
     RateLimiter,
     RetryPolicy,
-    parse_retry_after,
+    WriteBackSettings,
 )
 
-from relay_core.contract.base import ConnectorSettings, Page
+from relay_core.contract import iso_utc
+from relay_core.contract.base import ApplicationStatus, ConnectorSettings, Page
 from relay_core.errors import AuthError, FatalError, RetriableError
+from relay_core.models import Category
 
 BASE = "https://api.example.test"
+NOW = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
 
 
 class ExampleSettings(ConnectorSettings):
@@ -45,7 +52,13 @@ class Example(HttpConnector):
         self.refreshes += 1
         return True
 
-    def poll(self, cursor) -> Iterator[Page]:
+    def listing(self, since):
+        return self.paginate("/items", {"since": iso_utc(since)}, LinkHeaderPaginator())
+
+    def page_from(self, response, since):
+        return Page.of(self.json(response, list), lambda record: None)
+
+    def poll(self, cursor) -> Iterator[Page]:      # a connector may still write its own
         for response in self.paginate("/items", {"since": cursor}, LinkHeaderPaginator()):
             self.json(response, list)
         yield Page([], "done")
@@ -133,6 +146,73 @@ def test_401_refreshes_once_then_auth_error(example):
         connector.request("GET", "/items")
 
 
+# --- authentication, worked out lazily -------------------------------------------------------
+class Tokened(Example):
+    """Authenticates through the base: a numbered token per login."""
+
+    auth_headers = HttpConnector.auth_headers
+    refresh_auth = HttpConnector.refresh_auth
+    reauthenticate_on_401 = True
+    lifetime: float | None = None
+    logins = 0
+
+    def authenticate(self):
+        self.logins += 1
+        if self.lifetime is not None:
+            self.auth_expires = self.clock() + self.lifetime
+        return {"Authorization": f"Bearer t{self.logins}"}
+
+
+@pytest.fixture
+def tokened(make_config):
+    def make(**attributes) -> tuple[Tokened, object, ManualClock]:
+        config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+        connector = Tokened(config.sources[0], config, 0)
+        for name, value in attributes.items():
+            setattr(connector, name, value)
+        adapter, clock = attach(connector)
+        return connector, adapter, clock
+
+    return make
+
+
+def test_authenticates_once_and_only_when_a_request_needs_it(tokened):
+    connector, adapter, _ = tokened()
+    assert connector.logins == 0                   # building reads no secret
+    adapter.script += [Reply(200, []), Reply(200, [])]
+    connector.request("GET", "/items")
+    connector.request("GET", "/items")
+    assert connector.logins == 1
+    assert [r.headers["Authorization"] for r in adapter.requests] == ["Bearer t1"] * 2
+
+
+def test_authenticates_again_once_the_credentials_expire(tokened):
+    connector, adapter, clock = tokened(lifetime=60)
+    adapter.script += [Reply(200, []), Reply(200, []), Reply(200, [])]
+    connector.request("GET", "/items")
+    clock.now += 59
+    connector.request("GET", "/items")
+    clock.now += 1
+    connector.request("GET", "/items")
+    assert [r.headers["Authorization"] for r in adapter.requests] == [
+        "Bearer t1", "Bearer t1", "Bearer t2"]
+
+
+def test_a_401_authenticates_again_once_when_credentials_expire(tokened):
+    connector, adapter, _ = tokened()
+    adapter.script += [Reply(401), Reply(200, [])]
+    assert connector.request("GET", "/items").status_code == 200
+    assert [r.headers["Authorization"] for r in adapter.requests] == ["Bearer t1", "Bearer t2"]
+
+
+def test_a_401_on_a_static_key_is_an_auth_error_at_once(tokened):
+    connector, adapter, _ = tokened(reauthenticate_on_401=False)
+    adapter.script += [Reply(401)]
+    with pytest.raises(AuthError):
+        connector.request("GET", "/items")
+    assert (connector.logins, connector.request_count) == (1, 1)
+
+
 def test_403_names_the_permission_and_is_not_retried(example):
     connector, adapter, _ = example
     adapter.script += [Reply(403, {"message": "Forbidden"})]
@@ -166,6 +246,155 @@ def test_non_json_body_is_fatal(example):
     adapter.script += [Reply(200, {"a": 1})]
     with pytest.raises(FatalError, match="expected list"):
         connector.json(connector.request("GET", "/items"), list)
+
+
+def test_client_credentials_grant_sets_the_expiry_and_names_the_fix(tokened):
+    connector, adapter, clock = tokened()
+    adapter.script += [Reply(200, {"access_token": "tok", "expires_in": 3600}),
+                       Reply(401, {"error": "invalid_client"})]
+    headers = connector.client_credentials("https://auth.example.test/token", "id", "pw",
+                                           fix="check the client", sub="7")
+    assert headers == {"Authorization": "Bearer tok"}
+    assert connector.auth_expires == clock.now + 3600 - 60
+    sent = adapter.requests[0]
+    assert (sent.body, "Authorization" in sent.headers) == (
+        "grant_type=client_credentials&sub=7", True)           # Basic id:pw, not the token
+    with pytest.raises(AuthError, match="refused the client credentials.*check the client"):
+        connector.client_credentials("https://auth.example.test/token", "id", "bad", fix=(
+            "check the client"))
+
+
+# --- account-wide lookups and write-back -------------------------------------------------------
+def test_lookup_lists_again_for_an_unknown_id_once_the_table_is_stale():
+    clock, listed = ManualClock(), []
+    lookup = Lookup(lambda: listed.append(1) or {"a": 1}, clock)
+    assert (lookup.get("a", 0), lookup.get("b", 0), lookup.get("", 0)) == (1, 0, 0)
+    assert len(listed) == 1                       # "b" unknown, but the table is fresh
+    clock.now += 3600
+    assert lookup.get("a", 0) == 1 and len(listed) == 1      # known: no listing
+    assert lookup.get("b", 0) == 0 and len(listed) == 2
+
+
+def test_eager_lookup_refreshes_when_stale_and_asks_once_per_unknown_id():
+    clock, listed = ManualClock(), []
+    lookup = Lookup(lambda: listed.append(1) or {"a": 1}, clock, eager=True)
+    lookup.get("a", 0)
+    lookup.get("b", 0)
+    lookup.get("b", 0)
+    assert len(listed) == 2                       # once for "b", not twice
+    clock.now += 3600
+    lookup.get("a", 0)
+    assert len(listed) == 3                       # stale: listed again though "a" is known
+
+
+class Annotated(Example):
+    Settings = type("AnnotatedSettings", (ExampleSettings, WriteBackSettings), {})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.written: list[tuple] = []
+
+    def annotation_target(self, application_id):
+        return f"target-{application_id}"
+
+    def write_note(self, target, text):
+        self.written.append(("note", target, text))
+
+    def write_tag(self, target):
+        self.written.append(("tag", target))
+
+
+@pytest.mark.parametrize("mode, written", [
+    ("off", []), ("note", [("note", "target-1", "hi")]), ("tag", [("tag", "target-1")]),
+    ("both", [("note", "target-1", "hi"), ("tag", "target-1")])])
+def test_write_back_follows_the_setting(make_config, mode, written):
+    config = make_config({"sources": [{"name": "ex", "type": "example", "write_back": mode}]})
+    connector = Annotated(config.sources[0], config, 0)
+    assert connector.annotate("1", "hi") is (mode != "off")
+    assert connector.written == written
+
+
+class Rechecked(Example):
+    detail_path = "/items/{id}"
+
+    def status_from(self, record):
+        return ApplicationStatus.of(Category(record["category"]))
+
+
+def test_recheck_reads_each_application_and_a_deleted_one_is_not_rejected(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = Rechecked(config.sources[0], config, 0)
+    adapter, _ = attach(connector)
+    adapter.script += [Reply(200, {"category": "we_rejected"}), Reply(404),
+                       Reply(200, {"category": "hired"})]
+    assert connector.recheck(["1", "2", "3"]) == {
+        "1": ApplicationStatus.REJECTED, "2": ApplicationStatus.NOT_REJECTED,
+        "3": ApplicationStatus.NOT_REJECTED}
+    assert [r.path_url for r in adapter.requests] == ["/items/1", "/items/2", "/items/3"]
+
+
+def test_without_a_detail_path_recheck_cannot_ask(example):
+    connector, adapter, _ = example
+    assert connector.recheck(["1"]) == {"1": ApplicationStatus.UNKNOWN}
+    assert not adapter.requests
+
+
+# --- settings and `check` ---------------------------------------------------------------------
+class HostSettings(HttpSettings):
+    base_url: str = "https://api.example.test"
+    auth_url: str = "https://auth.example.test"
+    url_keys = ("base_url", "auth_url")
+    host_only = True
+
+
+class RootSettings(HttpSettings):
+    base_url: str = "https://example.test/api/v1"
+
+
+def test_url_settings_are_checked_with_the_default_as_example():
+    assert HostSettings(base_url="https://eu.example.test/").base_url == "https://eu.example.test"
+    assert RootSettings(base_url="https://x.test/api/v2/").base_url == "https://x.test/api/v2"
+    with pytest.raises(ValidationError, match='host only.*"https://api.example.test"'):
+        HostSettings(base_url="https://api.example.test/v1")
+    with pytest.raises(ValidationError, match='(?s)auth_url.*"https://auth.example.test"'):
+        HostSettings(auth_url="auth.example.test")
+    with pytest.raises(ValidationError, match='API root.*"https://example.test/api/v1"'):
+        RootSettings(base_url="example.test/api/v1?x=1")
+
+
+class Probed(Example):
+    credential_name = "API key"
+
+    def access_probes(self):
+        return [("items", "/items", {"limit": 1}), ("notes", "/notes", {}),
+                ("tags", "/tags", {}), ("jobs", "/jobs", {})]
+
+
+def test_check_probes_each_resource_and_stops_at_refused_credentials(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = Probed(config.sources[0], config, 0)
+    adapter, _ = attach(connector)
+    adapter.script += [Reply(200, []), Reply(403), *[Reply(503)] * 3, Reply(401), Reply(401)]
+    results = connector.check()
+    assert [(r.what, r.ok) for r in results] == [
+        ("ex (example): items", True), ("ex (example): notes", False),
+        ("ex (example): tags", False), ("ex (example): API key", False)]
+    assert "scope or role" in results[1].detail and "HTTP 503" in results[2].detail
+
+
+def test_check_tries_the_credentials_first(tokened):
+    connector, adapter, _ = tokened()
+    connector.authenticated_note = lambda: "token granted"
+    assert [(r.what, r.ok, r.detail) for r in connector.check()] == [
+        ("ex (example): credentials", True, "token granted")]
+    connector, adapter, _ = tokened()
+
+    def refuse():
+        raise AuthError("the token endpoint said no")
+
+    connector.authenticate = refuse
+    assert [(r.ok, r.detail) for r in connector.check()] == [(False, "the token endpoint said no")]
+    assert not adapter.requests
 
 
 # --- rate limiter -----------------------------------------------------------------------------
@@ -211,12 +440,6 @@ def test_429_blocks_the_limiter_for_retry_after():
     limiter.observe(_response(429, **{"Retry-After": "4"}))
     limiter.acquire()
     assert clock.sleeps == [4]
-
-
-def test_retry_after_http_date():
-    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
-    assert parse_retry_after({"Retry-After": "12"}) == 12
-    assert parse_retry_after({}) is None
 
 
 def test_real_clock_limiter_is_fast_when_under_the_limit():
@@ -292,3 +515,50 @@ def test_poll_through_the_base(example):
     adapter.script += [Reply(200, [], {"Link": f'<{BASE}/items?cursor=2>; rel="next"'}),
                        Reply(200, [])]
     assert [p.cursor for p in connector.poll(None)] == ["done"]
+
+
+class Listed(Example):
+    poll = HttpConnector.poll
+
+
+class ListedSettings(ExampleSettings):
+    overlap_minutes: int = 10
+
+
+@pytest.fixture
+def listed(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}],
+                          "eligibility": {"max_age_days": 14}})
+    connector = Listed(config.sources[0], config, 0)
+    connector.now = lambda: NOW
+    adapter, _ = attach(connector)
+    return connector, adapter
+
+
+def test_the_base_poll_yields_a_page_per_response_then_the_cursor(listed):
+    connector, adapter = listed
+    adapter.script += [Reply(200, [1, 2], {"Link": f'<{BASE}/items?cursor=2>; rel="next"'}),
+                       Reply(200, [3])]
+    pages = list(connector.poll("2026-08-31T00:00:00Z"))
+    assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
+    assert "since=2026-08-31T00%3A00%3A00Z" in adapter.requests[0].url
+
+
+def test_the_first_poll_looks_back_max_age_days_only(listed):
+    connector, adapter = listed
+    adapter.script += [Reply(200, [])]
+    list(connector.poll(None))
+    assert "since=2026-08-18T03%3A00%3A00Z" in adapter.requests[0].url    # 14 days back
+
+
+def test_an_unreadable_cursor_starts_like_a_first_poll(listed):
+    connector, _ = listed
+    assert connector.poll_since("not a time", NOW) == connector.poll_since(None, NOW)
+
+
+def test_the_overlap_reads_again_before_the_cursor(make_config):
+    config = make_config({"sources": [{"name": "ex", "type": "example"}]})
+    connector = type("Overlapping", (Listed,), {"Settings": ListedSettings})(
+        config.sources[0], config, 0)
+    assert connector.poll_since("2026-09-01T00:00:00Z", NOW) == datetime(
+        2026, 8, 31, 23, 50, tzinfo=UTC)

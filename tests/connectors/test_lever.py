@@ -291,8 +291,8 @@ class TestLeverContract(HttpConnectorContract):
                 else Reply(200, {"data": [], "hasNext": False}) for i in range(count)]
 
     def event_with_unknown_status(self, connector):
-        connector._reasons = {"r1": {"text": "Brand new", "type": "on-hold"}}
-        connector._loaded = {"reasons": connector.clock(), "postings": connector.clock()}
+        connector._reasons.fill({"r1": {"text": "Brand new", "type": "on-hold"}})
+        connector._postings.fill({})
         return connector._event({"id": "o1", "contact": "c1", "emails": ["a@example.com"],
                                  "archived": {"reason": "r1", "archivedAt": 1788224400000}})
 
@@ -301,6 +301,13 @@ class TestLeverContract(HttpConnectorContract):
         body = {"triggeredAt": at, "event": "candidateArchiveChange", "data": {},
                 "token": "657fd5a0759c87d35660b096dbc388d1d31058869f08ce3f"}
         body["signature"] = sign(body["token"], at, SIGNATURE_TOKEN if valid else "wrong")
+        return {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def forged_malformed_delivery(self, connector):
+        at = int(time.time() * 1000)
+        body = {"triggeredAt": at, "event": "candidateArchiveChange", "token": "t" * 48,
+                "data": {"opportunityId": {"not": "an id"}}}
+        body["signature"] = sign(body["token"], at, "wrong")
         return {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     def secret_values(self):

@@ -29,7 +29,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +37,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from relay_core import __version__
 from relay_core.config import Agency, Config
+from relay_core.contract.times import parse_retry_after
 from relay_core.errors import (
     FatalError,
     PermanentMailError,
@@ -142,15 +142,8 @@ def next_attempt(now: datetime, attempts: int, retry_after: timedelta | None) ->
 
 
 def _retry_after(value: str | None) -> timedelta | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return timedelta(seconds=int(value.strip()))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(timedelta(0), when - datetime.now(when.tzinfo))
+    seconds = parse_retry_after(value)
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def classify(status: int, headers: dict[str, str] | Any) -> Outcome:
