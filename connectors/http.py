@@ -25,7 +25,8 @@ responses:
 
   Messages name the source, method and path, never the query string or body (both can hold
   names or addresses) and never a credential;
-- paginators as small objects with a guard against a repeated token (STYLE.md rule 7);
+- paginators as small objects with a guard against a repeated token (STYLE.md rule 7), in
+  paging.py; the retry policy and rate limiter in limits.py;
 - the poll itself: the first run's window, the overlap, a page per response, the cursor last;
   and `check`, one probe per resource the connector reads.
 
@@ -59,10 +60,8 @@ import random
 import re
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections import deque
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -85,6 +84,16 @@ from relay_core.contract import (
 )
 from relay_core.errors import AuthError, FatalError, RelayError, RetriableError
 
+from .limits import RateLimit, RateLimiter, RetryPolicy
+from .paging import (
+    CursorPaginator,
+    LinkHeaderPaginator,
+    OffsetTokenPaginator,
+    PageNumberPaginator,
+    Paginator,
+    dig,
+)
+
 if TYPE_CHECKING:
     from relay_core.contract import Config, SourceConfig
 
@@ -92,250 +101,6 @@ USER_AGENT = f"career-relay/{__version__}"
 V = TypeVar("V")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 TOKEN_MARGIN = 60     # renew an expiring token this many seconds early
-
-
-# --- policies ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5                 # total tries, the first one included
-    initial_wait: float = 1.0         # seconds; doubles per attempt, full jitter
-    max_wait: float = 30.0            # cap of one backoff wait
-    max_retry_after: float = 300.0    # a longer Retry-After gives up now; the next run retries
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """The vendor's published limit: `requests` per `per_seconds`.
-
-    `reserve` requests of each window are left unused so that clock skew between us and the
-    server's window cannot tip the last request over the limit."""
-
-    requests: int
-    per_seconds: float
-    reserve: int = 1
-    # Header names differ per vendor (Talentio: X-Remaining / X-Reset in seconds; HERP:
-    # x-remaining-request / x-reset-at as an ISO time); the defaults are the common ones.
-    limit_header: str | None = "X-RateLimit-Limit"     # None: the API sends no limit header
-    remaining_header: str = "X-RateLimit-Remaining"
-    reset_header: str = "X-RateLimit-Reset"
-
-
-class RateLimiter:
-    """Keeps one source under its limit before the server has to say 429.
-
-    A sliding window of our own send times (no window of `per_seconds` ever holds more than
-    the limit, whatever the server's window alignment), narrowed by what the server reports:
-    a lower `X-RateLimit-Limit`, `X-RateLimit-Remaining` at the reserve (wait until
-    `X-RateLimit-Reset`), and `Retry-After` on a 429. Thread-safe; `sleep`, `clock` and `wall`
-    are injectable for tests."""
-
-    def __init__(self, limit: RateLimit | None, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time):
-        self.limit = limit
-        self._sleep, self._clock, self._wall = sleep, clock, wall
-        self._sent: deque[float] = deque()
-        self._server_limit: int | None = None
-        self._blocked_until = 0.0
-        self._lock = threading.Lock()
-
-    def _capacity(self) -> int | None:
-        if self.limit is None:
-            return None
-        allowed = self.limit.requests
-        if self._server_limit is not None:
-            allowed = min(allowed, self._server_limit)
-        return max(1, allowed - self.limit.reserve)
-
-    def _delay(self, now: float) -> float:
-        wait = self._blocked_until - now
-        capacity = self._capacity()
-        if capacity is not None:
-            window = self.limit.per_seconds
-            while self._sent and self._sent[0] <= now - window:
-                self._sent.popleft()
-            if len(self._sent) >= capacity:
-                wait = max(wait, self._sent[0] + window - now)
-        return wait
-
-    def acquire(self) -> None:
-        """Block until one more request fits, then count it."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                wait = self._delay(now)
-                if wait <= 0:
-                    self._sent.append(now)
-                    return
-            self._sleep(wait)
-
-    def observe(self, response: requests.Response) -> None:
-        headers = response.headers
-        names = self.limit or RateLimit(0, 1)
-        limit = _int_header(headers, names.limit_header) if names.limit_header else None
-        remaining = _int_header(headers, names.remaining_header)
-        block = 0.0
-        if response.status_code == 429:
-            block = _first(parse_retry_after(headers.get("Retry-After")),
-                           self._reset_delay(headers), 1.0)
-        elif remaining is not None and remaining <= (self.limit.reserve if self.limit else 0):
-            block = _first(self._reset_delay(headers),
-                           self.limit.per_seconds if self.limit else 1.0)
-        with self._lock:
-            if limit:
-                self._server_limit = limit
-            if block > 0:
-                self._blocked_until = max(self._blocked_until, self._clock() + block)
-
-    def _reset_delay(self, headers: Mapping[str, str]) -> float | None:
-        name = self.limit.reset_header if self.limit else "X-RateLimit-Reset"
-        reset = _int_header(headers, name)
-        if reset is None:
-            when = parse_time(headers.get(name))        # an ISO time (HERP's x-reset-at)
-            if when is None:
-                return None
-            return max(0.0, min(when.timestamp() - self._wall(), 3600.0))
-        # Most APIs send an epoch timestamp; a few send seconds-until-reset.
-        delay = reset - self._wall() if reset > 1_000_000_000 else float(reset)
-        return max(0.0, min(delay, 3600.0))
-
-
-def _first(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-# --- paginators -------------------------------------------------------------------------------
-def dig(data: Any, path: str) -> Any:
-    """`dig(body, "meta.next")`: a dotted path into parsed JSON, None where it stops."""
-    for part in path.split(".") if path else []:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(part)
-    return data
-
-
-class Paginator(ABC):
-    """Walks one listing: fetch a page, ask for the next token, build the next request.
-
-    A paginator keeps no state between listings, so one instance may be reused. `pages`
-    refuses a token it has already seen (a server bug would otherwise loop forever) and stops
-    at `max_pages`."""
-
-    max_pages: int = 10_000
-
-    def pages(self, fetch: Callable[[str, dict[str, Any] | None], requests.Response],
-              url: str, params: dict[str, Any] | None) -> Iterator[requests.Response]:
-        seen: set[str] = set()
-        for _ in range(self.max_pages):
-            response = fetch(url, params)
-            yield response
-            token = self.next_token(response, params)
-            if token is None or token == "":
-                return
-            token = str(token)
-            if token in seen:
-                raise FatalError(f"{type(self).__name__}: the server sent a pagination token "
-                                 "it had already sent; stopped instead of looping. Report "
-                                 "this to the ATS vendor; the next run starts again")
-            seen.add(token)
-            url, params = self.next_request(token, url, params)
-        raise FatalError(f"{type(self).__name__}: more than {self.max_pages} pages; stopped")
-
-    @abstractmethod
-    def next_token(self, response: requests.Response,
-                   params: dict[str, Any] | None) -> str | None:
-        """The token of the next page, or None on the last page."""
-
-    @abstractmethod
-    def next_request(self, token: str, url: str, params: dict[str, Any] | None
-                     ) -> tuple[str, dict[str, Any] | None]:
-        """The URL and query parameters that fetch the page `token` names."""
-
-
-class LinkHeaderPaginator(Paginator):
-    """RFC 8288 `Link: <url>; rel="next"` (Greenhouse, GitHub). The URL is followed verbatim:
-    Greenhouse v3 refuses a cursor URL with any other query parameter added."""
-
-    def __init__(self, rel: str = "next"):
-        self.rel = rel
-
-    def next_token(self, response, params):
-        return (response.links.get(self.rel) or {}).get("url")
-
-    def next_request(self, token, url, params):
-        return token, None
-
-
-class CursorPaginator(Paginator):
-    """A cursor in the body (`cursor_field`, dotted), sent back as `cursor_param`.
-
-    `has_more_field` (dotted) ends the walk when false even if a cursor is present;
-    `only_cursor` sends the cursor alone, without the first request's filters."""
-
-    def __init__(self, cursor_param: str = "cursor", cursor_field: str = "next_cursor",
-                 has_more_field: str | None = None, only_cursor: bool = False):
-        self.cursor_param, self.cursor_field = cursor_param, cursor_field
-        self.has_more_field, self.only_cursor = has_more_field, only_cursor
-
-    def next_token(self, response, params):
-        body = _json_or_none(response)
-        if self.has_more_field is not None and not dig(body, self.has_more_field):
-            return None
-        return dig(body, self.cursor_field)
-
-    def next_request(self, token, url, params):
-        if self.only_cursor:
-            return url, {self.cursor_param: token}
-        return url, {**(params or {}), self.cursor_param: token}
-
-
-class OffsetTokenPaginator(CursorPaginator):
-    """An opaque offset token in the body, sent back as `?offset=` (Lever: `next`/`hasNext`)."""
-
-    def __init__(self, offset_param: str = "offset", token_field: str = "next",
-                 has_more_field: str | None = "hasNext"):
-        super().__init__(cursor_param=offset_param, cursor_field=token_field,
-                         has_more_field=has_more_field)
-
-
-class PageNumberPaginator(Paginator):
-    """`?page=N&per_page=M`. The walk ends on a short page, an empty page, or when
-    `total_pages_field` (dotted, optional) says this was the last page, or when
-    `has_more_field` (dotted, optional; HERP's `hasNextPage`) is false. `records_field`
-    (dotted; "" for a bare array) says where the page's records are. `size_param=None`
-    sends no page size (an API with a fixed one)."""
-
-    def __init__(self, page_param: str = "page", size_param: str | None = "per_page",
-                 page_size: int = 100, first_page: int = 1, records_field: str = "",
-                 total_pages_field: str | None = None, has_more_field: str | None = None):
-        self.page_param, self.size_param, self.page_size = page_param, size_param, page_size
-        self.first_page, self.records_field = first_page, records_field
-        self.total_pages_field, self.has_more_field = total_pages_field, has_more_field
-
-    def next_token(self, response, params):
-        body = _json_or_none(response)
-        records = dig(body, self.records_field) if self.records_field else body
-        page = int((params or {}).get(self.page_param, self.first_page))
-        if self.has_more_field is not None:
-            return str(page + 1) if dig(body, self.has_more_field) is True else None
-        if self.total_pages_field is not None:
-            total = dig(body, self.total_pages_field)
-            return str(page + 1) if isinstance(total, int) and page < total else None
-        if not isinstance(records, list) or len(records) < self.page_size:
-            return None
-        return str(page + 1)
-
-    def next_request(self, token, url, params):
-        sized = {self.size_param: self.page_size} if self.size_param else {}
-        return url, {**(params or {}), self.page_param: int(token), **sized}
 
 
 # --- account-wide lookup tables ---------------------------------------------------------------
@@ -370,13 +135,6 @@ class Lookup(Generic[V]):
         if self.eager:
             return stale or (key not in self.table and key not in self._misses)
         return stale and key not in self.table
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 # --- settings ---------------------------------------------------------------------------------
