@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Connection, select
 
 from relay_core.config import Config
 from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
@@ -55,8 +54,8 @@ from relay_core.records.consent.records import (
 )
 from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import format_day, template_folders
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Connection, Store, consents, utcnow
+from relay_core.store.consents import ConsentRecord
 from relay_core.web.deps import state
 from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
@@ -219,15 +218,13 @@ class View:
 
 
 def _load(conn: Connection, session: RelaySession) -> View | None:
-    row = conn.execute(select(t.invitations).where(
-        t.invitations.c.id == session.invitation_id)).first()
-    if row is None or row.purpose != session.purpose:
+    invitation = consents.invitation_by_id(conn, session.invitation_id)
+    if invitation is None or invitation.purpose != session.purpose:
         return None
-    case = conn.execute(select(t.relay_cases).where(t.relay_cases.c.id == row.case_id)).first()
+    case = consents.relay_case(conn, invitation.case_id)
     if case is None:
         return None
-    invitation = tokens.Invitation(row.id, row.case_id, row.purpose, row.expires_at, row.used_at)
-    return View(invitation, dict(case._mapping), relay_status(conn, row.case_id))
+    return View(invitation, case, relay_status(conn, invitation.case_id))
 
 
 def _enter(web: ConsentWeb, invitation: tokens.Invitation, lang: str | None) -> Response:
@@ -250,8 +247,7 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
         except TokenError:
             return _error(web, "tampered", lang)
         status = relay_status(conn, invitation.case_id)
-        language = conn.execute(select(t.relay_cases.c.language).where(
-            t.relay_cases.c.id == invitation.case_id)).scalar_one()
+        language = consents.case_language(conn, invitation.case_id)
     # A consent link past its expiry still leads to the page of a consent given with it, so the
     # candidate can withdraw from the same link; a withdrawal link never expires in practice.
     if (purpose == "consent" and invitation.expires_at <= now
@@ -296,7 +292,7 @@ def relay_page(request: Request, lang: str | None = None, s: str | None = None) 
 
 
 def _render_view(web: ConsentWeb, session: RelaySession, view: View,
-                 consent: dict[str, Any] | None, language: str, *, error: str = "",
+                 consent: ConsentRecord | None, language: str, *, error: str = "",
                  prefs: dict[str, str] | None = None, status_code: int = 200) -> Response:
     csrf = web.signer.csrf_token(session)
     if view.status in (RelayStatus.CONSENTED, RelayStatus.WITHDRAWN, RelayStatus.DECLINED):
@@ -310,7 +306,7 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
                 agency["register_url"] = forms.get(agency["legal_name"], "")
         return _page(web, "status", language, status=status_code, status_name=view.status.value,
                      agencies=agencies, csrf=csrf,
-                     consented_at=format_day(consent["consented_at"].astimezone(
+                     consented_at=format_day(consent.consented_at.astimezone(
                          web.config.company.tz), language) if consent else "")
     if session.purpose == "withdraw":
         return _error(web, "no_consent", language)
@@ -324,15 +320,15 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
                  prefs=prefs or dict.fromkeys(PREFERENCE_FIELDS, ""), expires=expires)
 
 
-def _chosen(web: ConsentWeb, consent: dict[str, Any] | None, language: str
+def _chosen(web: ConsentWeb, consent: ConsentRecord | None, language: str
             ) -> list[dict[str, Any]]:
     if not consent:
         return []
     from relay_core.records.consent.disclosure import field_label
 
-    return [{"legal_name": a["legal_name"],
-             "data_items": [field_label(f, language) for f in a["fields"]]}
-            for a in consent["agencies"]]
+    return [{"legal_name": a.legal_name,
+             "data_items": [field_label(f, language) for f in a.fields]}
+            for a in consent.agencies]
 
 
 # --- posts -----------------------------------------------------------------------------------
@@ -398,7 +394,7 @@ def post_consent(request: Request, csrf: str = Form(""), text_sha256: str = Form
 
 def _confirm(web: ConsentWeb, conn: Connection, case: dict[str, Any], consent_id: int,
              now: datetime) -> None:
-    names = [a["legal_name"] for a in consent_for_case(conn, case["id"])["agencies"]]
+    names = [a.legal_name for a in consent_for_case(conn, case["id"]).agencies]
     try:
         with conn.begin_nested():
             token = mint_withdraw_token(conn, web.key, case["id"], now)

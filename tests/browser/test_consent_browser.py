@@ -133,7 +133,7 @@ def test_invitation_to_consent_to_withdrawal_in_chromium(server, store, browser)
     with store.engine.connect() as conn:
         record = consent_for_case(conn, case_id)
         handoffs = conn.execute(t.handoffs.select()).all()
-    assert [a["agency_id"] for a in record["agencies"]] == ["agency-a"]
+    assert [a.agency_id for a in record.agencies] == ["agency-a"]
     assert [(h.agency_id, h.state) for h in handoffs] == [("agency-a", "pending")]
     assert external == []
     # With Referrer-Policy: no-referrer, Chromium sends `Origin: null` on our own form and

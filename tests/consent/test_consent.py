@@ -62,21 +62,21 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
         grant_b = active_grant(conn, case_id, "agency-b")
         due = pending_handoffs(conn, utcnow())
     assert status.value == "consented"
-    assert [a["agency_id"] for a in record["agencies"]] == ["agency-a"]
-    assert record["agencies"][0]["fields"] == ["name", "email", "desired_role", "location",
-                                               "message"]
-    assert record["method"] == METHOD == "web form POST"
-    assert record["language"] == "ja"
-    assert record["candidate_id"] == case["candidate_id"]
-    assert record["application_id"] == case["application_id"]
-    assert record["invitation_id"] == invitation_row.id
-    assert record["withdrawn_at"] is None
-    assert before <= record["consented_at"] <= utcnow()
-    assert record["consented_at"].utcoffset() == timedelta(0)
-    assert record["text_version"].startswith("1+")
+    assert [a.agency_id for a in record.agencies] == ["agency-a"]
+    assert record.agencies[0].fields == ["name", "email", "desired_role", "location",
+                                         "message"]
+    assert record.method == METHOD == "web form POST"
+    assert record.language == "ja"
+    assert record.candidate_id == case["candidate_id"]
+    assert record.application_id == case["application_id"]
+    assert record.invitation_id == invitation_row.id
+    assert record.withdrawn_at is None
+    assert before <= record.consented_at <= utcnow()
+    assert record.consented_at.utcoffset() == timedelta(0)
+    assert record.text_version.startswith("1+")
     assert invitation_row.used_at is not None
     assert [(h.agency_id, h.state) for h in handoffs] == [("agency-a", "pending")]
-    assert [h["agency_id"] for h in due] == ["agency-a"]
+    assert [h.agency_id for h in due] == ["agency-a"]
     # Preferences go only to the ticked agency, and only the fields it lists.
     assert grant_a.preferences == {"desired_role": "法人営業", "location": "東京",
                                    "message": "よろしく"}
@@ -97,10 +97,10 @@ def test_stored_text_hash_matches_the_template_rendered_for_that_case(client, in
     post(client, "/relay/consent", form(html, agency=["agency-b"]))
     with store.engine.connect() as conn:
         record = consent_for_case(conn, case_id)
-    recomputed = consent_text_for_case(config, store.case(case_id), record["language"])
-    assert record["language"] == "en"
-    assert record["text_sha256"] == recomputed.sha256
-    assert record["text_version"] == recomputed.version
+    recomputed = consent_text_for_case(config, store.case(case_id), record.language)
+    assert record.language == "en"
+    assert record.text_sha256 == recomputed.sha256
+    assert record.text_version == recomputed.version
     assert str(recomputed.html) in html    # the hashed text is exactly what the page showed
     assert "Global Talent Partners Pte. Ltd." in recomputed.html
 

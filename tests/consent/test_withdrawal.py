@@ -69,14 +69,14 @@ def test_withdrawal_from_the_email_link_after_expiry(client, invitation, store):
         assert active_grant(conn, case_id, "agency-a") is None
         assert active_grant(conn, case_id, "agency-b") is None
         assert pending_handoffs(conn, utcnow()) == []
-        assert [n["agency_id"] for n in pending_deletion_notices(conn, utcnow())] == [
+        assert [n.agency_id for n in pending_deletion_notices(conn, utcnow())] == [
             "agency-b"]
         assert conn.execute(select(t.consent_preferences)).all() == []
         used = conn.execute(select(t.invitations.c.used_at).where(
             t.invitations.c.purpose == "withdraw")).scalar_one()
     assert states == {"agency-a": "stopped", "agency-b": "delivered"}
     assert [(n.agency_id, n.state) for n in notices] == [("agency-b", "pending")]
-    assert record["withdrawn_at"] is not None and record["withdrawal_method"] == "web form POST"
+    assert record.withdrawn_at is not None and record.withdrawal_method == "web form POST"
     assert used is not None
     trail = [r for r in store.audit_trail(case_id) if r["action"] == "withdrawn"]
     assert len(trail) == 1 and trail[0]["from_state"] == "consented"

@@ -131,8 +131,12 @@ def test_redirect_pushes_nothing_and_signs_the_reference(store, make_config, tmp
 
 def agency_mail_document(config, message: str = "一行目\n\n三行目 <b>&\n"):
     from relay_core.records.handoff import payload
+    from relay_core.store.consents import ConsentRecord
 
-    consent = {"id": 7, "text_sha256": "ab" * 32, "consented_at": T0}
+    consent = ConsentRecord(
+        id=7, case_id=1, invitation_id=1, source="fake", application_id="1", candidate_id="c1",
+        text_version="1+test", text_sha256="ab" * 32, language="ja", method="web form POST",
+        consented_at=T0, withdrawn_at=None, withdrawal_method=None)
     return payload.handoff_document(
         config, agency=config.agencies[0], reference="cr_REF1", created_at=T0,
         case={"job_title": "営業", "rejected_at": T0, "language": "ja"}, consent=consent,

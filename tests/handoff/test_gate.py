@@ -18,6 +18,7 @@ from relay_core.records.handoff import payload
 from relay_core.records.handoff.deliver import deliver_handoffs
 from relay_core.records.handoff.gate import authorise
 from relay_core.store import tables as t
+from relay_core.store.handoffs import Handoff
 from tests.handoff.support import T0, agency, consented_case, withdraw
 
 SAMPLE_ATS_RECORD = {
@@ -87,12 +88,12 @@ def test_after_withdrawal_the_next_transfer_is_refused(store, make_config, tmp_p
     case_id = consented_case(store, config, "1", ["agency-a"])
     withdraw(store, case_id)
     with store.engine.connect() as conn:
-        handoff = dict(conn.execute(select(t.handoffs)).one()._mapping)
+        handoff = Handoff(**conn.execute(select(t.handoffs)).one()._mapping)
         with pytest.raises(TransferRefused, match="no active consent"):
             authorise(conn, config, handoff)
     sink = Sink()
     deliver_handoffs(store, config, FileTransport(tmp_path / "o"), now=T0, session=sink)
-    assert sink.sent == [] and handoff["state"] == "stopped"
+    assert sink.sent == [] and handoff.state == "stopped"
 
 
 def test_an_incomplete_agency_receives_nothing(store, make_config, tmp_path):

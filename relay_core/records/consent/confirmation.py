@@ -10,12 +10,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
-
 from relay_core.config import Config
 from relay_core.mail.message import build_mail, make_message_id, message_id_domain
 from relay_core.rendering.emails import Renderer, build_context
-from relay_core.store import tables as t
+from relay_core.store import Connection, consents
 
 
 def queue_confirmation(conn: Connection, config: Config, renderer: Renderer,
@@ -36,8 +34,6 @@ def queue_confirmation(conn: Connection, config: Config, renderer: Renderer,
     mail = build_mail(config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
                       subject=rendered.subject, text=rendered.text, html=rendered.html,
                       message_id=message_id, date=now)
-    conn.execute(insert(t.outbox).values(
-        case_id=case["id"], kind="confirmation", message_id=message_id, recipient=mail.recipient,
-        message=mail.data, state="pending", attempts=0, next_attempt_at=now, last_error="",
-        created_at=now))
+    consents.queue_confirmation_mail(conn, case_id=case["id"], message_id=message_id,
+                                     recipient=mail.recipient, message=mail.data, now=now)
     return True

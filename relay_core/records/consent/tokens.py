@@ -13,39 +13,25 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import Connection, insert, select, update
 
 from relay_core.config import Config
 from relay_core.errors import TokenExpired, TokenTampered, TokenWrongPurpose
-from relay_core.store import tables as t
-from relay_core.store.tables import utcnow
+from relay_core.store import Connection, consents, utcnow
+from relay_core.store.consents import Invitation
 
 PURPOSES = ("consent", "withdraw")
-
-
-@dataclass(frozen=True)
-class Invitation:
-    id: int
-    case_id: int
-    purpose: str
-    expires_at: datetime
-    used_at: datetime | None
 
 
 def signing_key(config: Config, conn: Connection) -> bytes:
     """The configured key, or one this instance generated and keeps in its store."""
     if config.relay.signing_key is not None:
         return config.relay.signing_key.resolve().get_secret_value().encode()
-    row = conn.execute(select(t.instance_keys.c.value).where(
-        t.instance_keys.c.name == "signing_key")).scalar_one_or_none()
-    if row is None:
-        row = secrets.token_urlsafe(48)
-        conn.execute(insert(t.instance_keys).values(name="signing_key", value=row,
-                                                    created_at=utcnow()))
-    return row.encode()
+    value = consents.instance_key(conn, "signing_key")
+    if value is None:
+        value = secrets.token_urlsafe(48)
+        consents.add_instance_key(conn, "signing_key", value, utcnow())
+    return value.encode()
 
 
 def _sign(key: bytes, purpose: str, token_id: str) -> str:
@@ -70,7 +56,7 @@ def new_token(key: bytes, case_id: int, purpose: str, ttl: timedelta,
 def mint(conn: Connection, key: bytes, case_id: int, purpose: str, ttl: timedelta,
          now: datetime | None = None) -> str:
     token, row = new_token(key, case_id, purpose, ttl, now or utcnow())
-    conn.execute(insert(t.invitations).values(row))
+    consents.add_invitation(conn, **row)
     return token
 
 
@@ -86,18 +72,14 @@ def verify(conn: Connection, key: bytes, token: str, purpose: str,
             if other != purpose and hmac.compare_digest(signature, _sign(key, other, token_id)):
                 raise TokenWrongPurpose(f"this link is for {other}, not {purpose}")
         raise TokenTampered("this link is incomplete or has been altered")
-    row = conn.execute(select(t.invitations).where(
-        t.invitations.c.token_hash == token_hash(token))).first()
-    if row is None or row.purpose != purpose:
+    invitation = consents.invitation_by_token_hash(conn, token_hash(token))
+    if invitation is None or invitation.purpose != purpose:
         raise TokenTampered("this link is not known here")
-    if row.expires_at <= now and not allow_expired:
+    if invitation.expires_at <= now and not allow_expired:
         raise TokenExpired("this link has expired")
-    return Invitation(row.id, row.case_id, row.purpose, row.expires_at, row.used_at)
+    return invitation
 
 
 def use(conn: Connection, invitation_id: int, now: datetime | None = None) -> bool:
     """Mark single use atomically; False if it was already used."""
-    result = conn.execute(update(t.invitations).where(
-        t.invitations.c.id == invitation_id, t.invitations.c.used_at.is_(None))
-        .values(used_at=now or utcnow()))
-    return result.rowcount == 1
+    return consents.use_invitation(conn, invitation_id, now or utcnow())

@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from sqlalchemy import Connection, insert, select, update
 
 from relay_core import __version__
 from relay_core.config import Agency, Config
@@ -55,7 +54,8 @@ from relay_core.mail.transports import Transport
 from relay_core.records.consent.disclosure import field_label
 from relay_core.records.handoff.payload import DELETION_TYPE, Document
 from relay_core.rendering.environment import template_environment
-from relay_core.store import tables as t
+from relay_core.store import Connection, handoffs
+from relay_core.store.handoffs import Handoff
 
 SIGNATURE_HEADER = "X-Relay-Signature"
 TOLERANCE_SECONDS = 300
@@ -99,17 +99,14 @@ def agency_secret(agency: Agency) -> bytes:
 
 
 # --- references ------------------------------------------------------------------------------
-def reference_for(conn: Connection, handoff: dict[str, Any], channel: str,
+def reference_for(conn: Connection, handoff: Handoff, channel: str,
                   now: datetime) -> str:
     """The handoff's opaque reference (random, no personal data), made on first use."""
-    found = conn.execute(select(t.handoff_references.c.reference).where(
-        t.handoff_references.c.handoff_id == handoff["id"])).scalar_one_or_none()
+    found = handoffs.reference_of(conn, handoff.id)
     if found:
         return found
     reference = "cr_" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y")
-    conn.execute(insert(t.handoff_references).values(
-        handoff_id=handoff["id"], agency_id=handoff["agency_id"], reference=reference,
-        channel=channel, created_at=now))
+    handoffs.add_reference(conn, handoff, reference, channel, now)
     return reference
 
 
@@ -162,11 +159,9 @@ def claim_timestamp(conn: Connection, handoff_id: int) -> int:
     attempt's if that is not earlier (a restart within the same second). Agencies may refuse a
     signature they have seen as a replay; a retry must never look like one. At most a second
     ahead of the clock, well inside the five minutes' tolerance."""
-    last = conn.execute(select(t.handoff_references.c.last_signed).where(
-        t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
+    last = handoffs.last_signed(conn, handoff_id)
     timestamp = max(int(time.time()), (last or 0) + 1)
-    conn.execute(update(t.handoff_references).where(
-        t.handoff_references.c.handoff_id == handoff_id).values(last_signed=timestamp))
+    handoffs.set_last_signed(conn, handoff_id, timestamp)
     return timestamp
 
 

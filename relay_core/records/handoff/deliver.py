@@ -23,13 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
-
 from relay_core.config import Agency, Config
 from relay_core.errors import ConfigError, FatalError
 from relay_core.mail.transports import Transport
 from relay_core.records.consent.records import (
-    HandoffState,
     mark_handoff_delivered,
     pending_deletion_notices,
     pending_handoffs,
@@ -44,14 +41,13 @@ from relay_core.records.handoff.gate import (
     record_refusal,
 )
 from relay_core.records.handoff.records import write_provision_record
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Connection, Store, consents, handoffs, utcnow
+from relay_core.store.handoffs import DeletionNotice, Handoff
 
 log = logging.getLogger("career_relay.handoff")
 ACTOR = "handoff"
 BATCH = 500
 REFUSED_RECHECK = timedelta(hours=1)
-ACTIVE = (HandoffState.PENDING.value, HandoffState.RETRYING.value)
 
 
 @dataclass
@@ -87,37 +83,32 @@ def deliver_handoffs(store: Store, config: Config, transport: Transport, *,
 
 
 # --- handoffs --------------------------------------------------------------------------------
-def _claim(store: Store, config: Config, handoff: dict[str, Any], now: datetime,
+def _claim(store: Store, config: Config, handoff: Handoff, now: datetime,
            out: DeliveryReport) -> tuple[Authorised, payload.Document, int] | None:
     with store.begin() as conn:
         try:
             auth = authorise(conn, config, handoff)
         except TransferRefused as exc:
             record_refusal(store, conn, handoff, exc, now=now)
-            conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"])
-                         .values(next_attempt_at=now + REFUSED_RECHECK))
+            handoffs.recheck_at(conn, handoff.id, now + REFUSED_RECHECK)
             out.refused += 1
             out.errors.append(str(exc))
             return None
-        claimed = conn.execute(update(t.handoffs).where(
-            t.handoffs.c.id == handoff["id"], t.handoffs.c.state.in_(ACTIVE))
-            .values(state=HandoffState.SENDING.value, attempts=t.handoffs.c.attempts + 1,
-                    updated_at=now)).rowcount == 1
-        if not claimed:
+        if not handoffs.claim_handoff(conn, handoff.id, now):
             return None   # a withdrawal or another process got there first
         agency = auth.agency
         reference = channels.reference_for(conn, handoff, agency.channel, now)
         if agency.channel == "redirect":
             # Nothing is pushed: the candidate takes the reference to the agency's form.
-            mark_handoff_delivered(store, conn, handoff["id"], now)
-            store.audit(conn, handoff["case_id"], ACTOR, "redirect_reference_issued",
+            mark_handoff_delivered(store, conn, handoff.id, now)
+            store.audit(conn, handoff.case_id, ACTOR, "redirect_reference_issued",
                         reason=f"agency {agency.id}: no data pushed", at=now)
             out.redirected += 1
             return None
         doc = payload.handoff_document(
-            config, agency=agency, reference=reference, created_at=handoff["created_at"],
+            config, agency=agency, reference=reference, created_at=handoff.created_at,
             case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
-        timestamp = channels.claim_timestamp(conn, handoff["id"])
+        timestamp = channels.claim_timestamp(conn, handoff.id)
     return auth, doc, timestamp
 
 
@@ -133,7 +124,7 @@ def _send(config: Config, transport: Transport, agency: Agency, doc: payload.Doc
         return channels.Outcome(False, retry=False, error=str(exc)[:300])
 
 
-def _deliver_one(store: Store, config: Config, transport: Transport, handoff: dict[str, Any],
+def _deliver_one(store: Store, config: Config, transport: Transport, handoff: Handoff,
                  now: datetime, session: Any, out: DeliveryReport) -> None:
     claimed = _claim(store, config, handoff, now, out)
     if claimed is None:
@@ -146,13 +137,13 @@ def _deliver_one(store: Store, config: Config, transport: Transport, handoff: di
                              now)
             out.delivered += 1
         else:
-            _record_failure(store, conn, t.handoffs, handoff, auth.agency, outcome, now, out,
+            _record_failure(store, conn, handoff, auth.agency, outcome, now, out,
                             what="handoff")
 
 
 def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payload.Document,
                      destination: str, now: datetime, note: str = "") -> None:
-    mark_handoff_delivered(store, conn, auth.handoff["id"], now)
+    mark_handoff_delivered(store, conn, auth.handoff.id, now)
     record_id = write_provision_record(conn, auth, items=doc.items, channel=auth.agency.channel,
                                        destination=destination, provided_at=now, note=note)
     store.audit(conn, auth.case["id"], ACTOR, "transfer", at=now,
@@ -161,73 +152,60 @@ def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payl
                        f"{record_id}" + (f"; {note}" if note else ""))
 
 
-def _record_failure(store: Store, conn: Connection, table: Any, row: dict[str, Any],
+def _record_failure(store: Store, conn: Connection, row: Handoff | DeletionNotice,
                     agency: Agency | None, outcome: channels.Outcome, now: datetime,
                     out: DeliveryReport, *, what: str) -> None:
-    attempts = row["attempts"] + 1
+    attempts = row.attempts + 1
     limit = agency.max_attempts if agency else 1
-    agency_id = row["agency_id"]
+    agency_id = row.agency_id
     if outcome.retry and attempts < limit:
-        changed = conn.execute(update(table).where(
-            table.c.id == row["id"], table.c.state == HandoffState.SENDING.value).values(
-            state=HandoffState.RETRYING.value, last_error=outcome.error, updated_at=now,
-            next_attempt_at=channels.next_attempt(now, attempts, outcome.retry_after)))
-        if changed.rowcount:
-            store.audit(conn, row["case_id"], ACTOR, f"{what}_retry", at=now,
+        if handoffs.retry_later(conn, row, outcome.error,
+                                channels.next_attempt(now, attempts, outcome.retry_after), now):
+            store.audit(conn, row.case_id, ACTOR, f"{what}_retry", at=now,
                         from_state="sending", to_state="retrying",
                         reason=f"agency {agency_id}: attempt {attempts}: {outcome.error}")
             out.retrying += 1
         return
-    changed = conn.execute(update(table).where(
-        table.c.id == row["id"], table.c.state == HandoffState.SENDING.value).values(
-        state=HandoffState.DEAD.value, last_error=outcome.error, updated_at=now))
-    if changed.rowcount:
-        store.audit(conn, row["case_id"], ACTOR, f"{what}_dead", at=now,
+    if handoffs.give_up(conn, row, outcome.error, now):
+        store.audit(conn, row.case_id, ACTOR, f"{what}_dead", at=now,
                     from_state="sending", to_state="dead",
                     reason=f"agency {agency_id}: gave up after {attempts} attempt(s): "
                            f"{outcome.error}")
         out.dead += 1
-        out.errors.append(f"{what} {row['id']} to agency {agency_id} is dead after "
+        out.errors.append(f"{what} {row.id} to agency {agency_id} is dead after "
                           f"{attempts} attempt(s): {outcome.error}")
 
 
 # --- deletion notices ------------------------------------------------------------------------
-def _notify_one(store: Store, config: Config, transport: Transport, notice: dict[str, Any],
+def _notify_one(store: Store, config: Config, transport: Transport, notice: DeletionNotice,
                 now: datetime, session: Any, out: DeliveryReport) -> None:
-    agency = agency_by_id(config, notice["agency_id"])
+    agency = agency_by_id(config, notice.agency_id)
     with store.begin() as conn:
-        claimed = conn.execute(update(t.deletion_notices).where(
-            t.deletion_notices.c.id == notice["id"], t.deletion_notices.c.state.in_(ACTIVE))
-            .values(state=HandoffState.SENDING.value,
-                    attempts=t.deletion_notices.c.attempts + 1, updated_at=now)).rowcount == 1
-        if not claimed:
+        if not handoffs.claim_notice(conn, notice.id, now):
             return
-        handoff = dict(conn.execute(select(t.handoffs).where(
-            t.handoffs.c.id == notice["handoff_id"])).one()._mapping)
-        consent = dict(conn.execute(select(t.consents).where(
-            t.consents.c.id == handoff["consent_id"])).one()._mapping)
+        handoff = handoffs.handoff(conn, notice.handoff_id)
+        consent = consents.consent_by_id(conn, handoff.consent_id)
         channel = agency.channel if agency else "email"
         reference = channels.reference_for(conn, handoff, channel, now)
-        timestamp = channels.claim_timestamp(conn, handoff["id"])
+        timestamp = channels.claim_timestamp(conn, handoff.id)
     if agency is None:
-        outcome = channels.Outcome(False, error=f"agency {notice['agency_id']} is no longer "
+        outcome = channels.Outcome(False, error=f"agency {notice.agency_id} is no longer "
                                    "configured; send the deletion request yourself")
     else:
         doc = payload.deletion_document(config, agency=agency, reference=reference,
-                                        created_at=notice["created_at"],
-                                        withdrawn_at=consent["withdrawn_at"], consent=consent)
+                                        created_at=notice.created_at,
+                                        withdrawn_at=consent.withdrawn_at, consent=consent)
         outcome = _send(config, transport, agency if agency.channel != "redirect"
                         else agency.model_copy(update={"channel": "email"}), doc, now, session,
                         timestamp)
     with store.begin() as conn:
         if not outcome.delivered:
-            _record_failure(store, conn, t.deletion_notices, notice, agency, outcome, now, out,
+            _record_failure(store, conn, notice, agency, outcome, now, out,
                             what="deletion_notice")
             return
-        conn.execute(update(t.deletion_notices).where(t.deletion_notices.c.id == notice["id"])
-                     .values(state="sent", sent_at=now, updated_at=now, last_error=""))
-        store.audit(conn, notice["case_id"], ACTOR, "deletion_notice_sent", at=now,
-                    reason=f"agency {notice['agency_id']} via {channel}; ref {reference}")
+        handoffs.mark_notice_sent(conn, notice.id, now)
+        store.audit(conn, notice.case_id, ACTOR, "deletion_notice_sent", at=now,
+                    reason=f"agency {notice.agency_id} via {channel}; ref {reference}")
         out.notices_sent += 1
 
 
@@ -236,64 +214,44 @@ def _recover(store: Store, config: Config, transport: Transport, now: datetime,
              out: DeliveryReport) -> None:
     """Rows a crashed run left `sending` (we hold the run lock, so nobody else is sending)."""
     with store.begin() as conn:
-        conn.execute(update(t.deletion_notices).where(
-            t.deletion_notices.c.state == HandoffState.SENDING.value)
-            .values(state=HandoffState.RETRYING.value, next_attempt_at=now, updated_at=now))
-        rows = [dict(r._mapping) for r in conn.execute(select(t.handoffs).where(
-            t.handoffs.c.state == HandoffState.SENDING.value))]
+        handoffs.resume_notices(conn, now)
+        rows = handoffs.sending_handoffs(conn)
     for handoff in rows:
-        agency = agency_by_id(config, handoff["agency_id"])
+        agency = agency_by_id(config, handoff.agency_id)
         resend = agency is None or agency.channel == "webhook" or transport.idempotent
         with store.begin() as conn:
             if resend:
-                conn.execute(update(t.handoffs).where(
-                    t.handoffs.c.id == handoff["id"],
-                    t.handoffs.c.state == HandoffState.SENDING.value).values(
-                    state=HandoffState.RETRYING.value, next_attempt_at=now, updated_at=now))
-                store.audit(conn, handoff["case_id"], ACTOR, "handoff_resumed", at=now,
-                            reason=f"agency {handoff['agency_id']}: interrupted while sending; "
+                handoffs.resume_handoff(conn, handoff.id, now)
+                store.audit(conn, handoff.case_id, ACTOR, "handoff_resumed", at=now,
+                            reason=f"agency {handoff.agency_id}: interrupted while sending; "
                                    "resent with the same idempotency key")
                 continue
             _record_uncertain(store, conn, config, handoff, now, out)
 
 
-def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: dict[str, Any],
+def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: Handoff,
                       now: datetime, out: DeliveryReport) -> None:
     note = ("interrupted while handing the email to the mail server; it may have arrived "
             "(recorded as provided)")
     try:
         auth = authorise(conn, config, handoff)
     except TransferRefused as exc:
-        conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"]).values(
-            state=HandoffState.DEAD.value, last_error=f"{note}; {exc}"[:500], updated_at=now))
-        store.audit(conn, handoff["case_id"], ACTOR, "handoff_dead", reason=note, at=now)
-        out.errors.append(f"handoff {handoff['id']}: {note}; check the mail server log")
+        handoffs.kill_handoff(conn, handoff.id, f"{note}; {exc}"[:500], now)
+        store.audit(conn, handoff.case_id, ACTOR, "handoff_dead", reason=note, at=now)
+        out.errors.append(f"handoff {handoff.id}: {note}; check the mail server log")
         return
     reference = channels.reference_for(conn, handoff, auth.agency.channel, now)
     doc = payload.handoff_document(
-        config, agency=auth.agency, reference=reference, created_at=handoff["created_at"],
+        config, agency=auth.agency, reference=reference, created_at=handoff.created_at,
         case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
     _record_delivery(store, conn, auth, doc, auth.agency.email, now, note=note)
-    out.errors.append(f"handoff {handoff['id']}: {note}; check the mail server log")
+    out.errors.append(f"handoff {handoff.id}: {note}; check the mail server log")
 
 
 # --- status ----------------------------------------------------------------------------------
 def handoff_status(conn: Connection) -> dict[str, Any]:
     """Counts by state and the dead ones, for `career-relay status`."""
-    by_state = dict(conn.execute(select(t.handoffs.c.state, func.count())
-                                 .group_by(t.handoffs.c.state)).all())
-    notices = dict(conn.execute(select(t.deletion_notices.c.state, func.count())
-                                .group_by(t.deletion_notices.c.state)).all())
-    dead = [{"handoff": r.id, "case": r.case_id, "agency": r.agency_id, "error": r.last_error}
-            for r in conn.execute(select(t.handoffs).where(
-                t.handoffs.c.state == HandoffState.DEAD.value)
-                .order_by(t.handoffs.c.id.desc()).limit(50))]
-    dead += [{"deletion_notice": r.id, "case": r.case_id, "agency": r.agency_id,
-              "error": r.last_error}
-             for r in conn.execute(select(t.deletion_notices).where(
-                 t.deletion_notices.c.state == HandoffState.DEAD.value)
-                 .order_by(t.deletion_notices.c.id.desc()).limit(50))]
-    return {"handoffs": by_state, "deletion_notices": notices, "dead": dead}
+    return handoffs.handoff_status(conn)
 
 
 def redirect_links(store: Store, config: Config, case_id: int,
@@ -305,15 +263,12 @@ def redirect_links(store: Store, config: Config, case_id: int,
     now = now or utcnow()
     links = []
     with store.begin() as conn:
-        rows = conn.execute(select(t.handoffs).where(
-            t.handoffs.c.case_id == case_id,
-            t.handoffs.c.state.notin_([HandoffState.STOPPED.value]))
-            .order_by(t.handoffs.c.agency_id)).all()
+        rows = handoffs.unstopped_handoffs_of_case(conn, case_id)
         for row in rows:
             agency = agency_by_id(config, row.agency_id)
             if agency is None or agency.channel != "redirect" or agency.missing_disclosures():
                 continue
-            reference = channels.reference_for(conn, dict(row._mapping), "redirect", now)
+            reference = channels.reference_for(conn, row, "redirect", now)
             key = (channels.agency_secret(agency) if agency.secret is not None
                    else signing_key(config, conn))
             links.append((agency.legal_name, channels.redirect_url(agency, reference, key)))

@@ -16,15 +16,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-
 from relay_core.config import Agency, Config
 from relay_core.errors import TransferRefused
 from relay_core.mail.message import validate_address
 from relay_core.records.consent.records import Grant, active_grant
 from relay_core.records.handoff import payload
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Connection, Store, consents, handoffs, utcnow
+from relay_core.store.consents import ConsentRecord
+from relay_core.store.handoffs import Handoff
 
 log = logging.getLogger("career_relay.handoff")
 
@@ -35,15 +34,15 @@ _LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?$
 class Authorised:
     """Permission to send `fields` of this case to this agency, decided just now."""
 
-    handoff: dict[str, Any]
+    handoff: Handoff
     agency: Agency
     grant: Grant
-    consent: dict[str, Any]
+    consent: ConsentRecord
     case: dict[str, Any]
     fields: tuple[str, ...]
 
     def __repr__(self) -> str:
-        return (f"Authorised(handoff={self.handoff['id']}, agency={self.agency.id}, "
+        return (f"Authorised(handoff={self.handoff.id}, agency={self.agency.id}, "
                 f"fields={list(self.fields)})")
 
 
@@ -70,12 +69,12 @@ def channel_problems(agency: Agency) -> list[str]:
     return problems
 
 
-def authorise(conn: Connection, config: Config, handoff: dict[str, Any]) -> Authorised:
+def authorise(conn: Connection, config: Config, handoff: Handoff) -> Authorised:
     """Permission for this handoff now, or TransferRefused. Call it in the transaction that
     claims the handoff, immediately before sending."""
-    hid, agency_id = handoff["id"], handoff["agency_id"]
-    grant = active_grant(conn, handoff["case_id"], agency_id)
-    if grant is None or grant.consent_id != handoff["consent_id"]:
+    hid, agency_id = handoff.id, handoff.agency_id
+    grant = active_grant(conn, handoff.case_id, agency_id)
+    if grant is None or grant.consent_id != handoff.consent_id:
         raise TransferRefused(f"handoff {hid}: no active consent names agency {agency_id}")
     agency = agency_by_id(config, agency_id)
     if agency is None:
@@ -84,10 +83,10 @@ def authorise(conn: Connection, config: Config, handoff: dict[str, Any]) -> Auth
     if problems:
         raise TransferRefused(f"handoff {hid}: agency {agency_id} is incomplete ("
                               + "; ".join(problems) + ")")
-    consent = dict(conn.execute(select(t.consents).where(
-        t.consents.c.id == grant.consent_id)).one()._mapping)
-    case = dict(conn.execute(select(t.relay_cases).where(
-        t.relay_cases.c.id == handoff["case_id"])).one()._mapping)
+    consent = consents.consent_by_id(conn, grant.consent_id)
+    case = consents.relay_case(conn, handoff.case_id)
+    if case is None:
+        raise TransferRefused(f"handoff {hid}: case {handoff.case_id} is not in the store")
     missing = payload.missing_manifest(payload.manifest(config, case, consent))
     if missing:
         raise TransferRefused(f"handoff {hid}: the APPI Art. 30 manifest lacks "
@@ -112,19 +111,18 @@ def require_covered(auth: Authorised, candidate: dict[str, Any]) -> None:
     for key in candidate:
         if (key not in auth.grant.fields or key not in auth.agency.fields
                 or payload.banned_category(key) is not None):
-            raise TransferRefused(f"handoff {auth.handoff['id']}: field {key!r} is not covered "
+            raise TransferRefused(f"handoff {auth.handoff.id}: field {key!r} is not covered "
                                   f"by the consent to {auth.agency.id}")
 
 
-def record_refusal(store: Store, conn: Connection, handoff: dict[str, Any],
+def record_refusal(store: Store, conn: Connection, handoff: Handoff,
                    exc: TransferRefused, *, now=None) -> None:
     """Log and audit a refusal once per distinct reason (a refused handoff is re-examined each
     cycle; an operator may fix the configuration meanwhile)."""
     now = now or utcnow()
     reason = str(exc)[:500]
     log.warning("transfer refused: %s", reason)
-    if handoff.get("last_error") == reason:
+    if handoff.last_error == reason:
         return
-    conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff["id"])
-                 .values(last_error=reason, updated_at=now))
-    store.audit(conn, handoff["case_id"], "handoff", "transfer_refused", reason=reason, at=now)
+    handoffs.note_refusal(conn, handoff.id, reason, now)
+    store.audit(conn, handoff.case_id, "handoff", "transfer_refused", reason=reason, at=now)

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from relay_core.config import Agency, Config
+from relay_core.store.consents import ConsentRecord
 
 SCHEMA_VERSION = 1
 HANDOFF_TYPE = "candidate.handoff"
@@ -100,20 +101,20 @@ MANIFEST_REQUIRED = ("provider.legal_name", "provider.address", "provider.repres
                      "acquisition", "consent_reference")
 
 
-def consent_reference(consent: Mapping[str, Any]) -> str:
-    return f"consent-{consent['id']}-{consent['text_sha256'][:16]}"
+def consent_reference(consent: ConsentRecord) -> str:
+    return f"consent-{consent.id}-{consent.text_sha256[:16]}"
 
 
 def _day(moment: datetime | None, config: Config) -> str:
     return moment.astimezone(config.company.tz).date().isoformat() if moment else ""
 
 
-def manifest(config: Config, case: Mapping[str, Any], consent: Mapping[str, Any]) -> dict[str, Any]:
+def manifest(config: Config, case: Mapping[str, Any], consent: ConsentRecord) -> dict[str, Any]:
     company = config.company
     legal = company.legal_name.strip()
     job = (case.get("job_title") or "").strip()
     decided = _day(case.get("rejected_at"), config)
-    consented = _day(consent.get("consented_at"), config)
+    consented = _day(consent.consented_at, config)
     job_ja = f"「{job}」の求人" if job else "求人"
     job_en = f" for the position \"{job}\"" if job else ""
     acquisition = (f"本人が{legal}の{job_ja}に直接応募（{decided}選考終了）。{consented}、本人が"
@@ -179,7 +180,7 @@ def events_url(config: Config, agency_id: str) -> str:
 
 def handoff_document(config: Config, *, agency: Agency, reference: str,
                      created_at: datetime, case: Mapping[str, Any],
-                     consent: Mapping[str, Any], candidate: Mapping[str, Any]) -> Document:
+                     consent: ConsentRecord, candidate: Mapping[str, Any]) -> Document:
     key = f"handoff-{reference}"
     data = {
         "schema": "career-relay/agency-handoff",
@@ -199,7 +200,7 @@ def handoff_document(config: Config, *, agency: Agency, reference: str,
 
 
 def deletion_document(config: Config, *, agency: Agency, reference: str, created_at: datetime,
-                      withdrawn_at: datetime | None, consent: Mapping[str, Any]) -> Document:
+                      withdrawn_at: datetime | None, consent: ConsentRecord) -> Document:
     key = f"deletion-{reference}"
     company = config.company
     data = {

@@ -15,15 +15,13 @@ covered" is the provision itself).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
-
 from relay_core.records.handoff.gate import Authorised
 from relay_core.records.handoff.payload import consent_reference
-from relay_core.store import tables as t
+from relay_core.store import Connection, handoffs
+from relay_core.store.handoffs import ProvisionRecord
 
 RETENTION_YEARS = 3
 
@@ -48,17 +46,12 @@ def write_provision_record(conn: Connection, auth: Authorised, *, items: list[st
                            channel: str, destination: str, provided_at: datetime,
                            note: str = "") -> int | None:
     """Insert the record for this handoff; None if it already has one (a resent duplicate)."""
-    exists = conn.execute(select(t.provision_records.c.id).where(
-        t.provision_records.c.handoff_id == auth.handoff["id"])).scalar_one_or_none()
-    if exists is not None:
-        return None
     agency = auth.agency
-    return conn.execute(insert(t.provision_records).values(
-        handoff_id=auth.handoff["id"], consent_id=auth.consent["id"],
+    return handoffs.add_provision_record(conn, ProvisionRecord(
+        handoff_id=auth.handoff.id, consent_id=auth.consent.id,
         case_id=auth.case["id"], consent_reference=consent_reference(auth.consent),
-        consented_at=auth.consent["consented_at"], agency_id=agency.id,
+        consented_at=auth.consent.consented_at, agency_id=agency.id,
         recipient_legal_name=agency.legal_name, recipient_address=agency.address,
         recipient_country=agency.country.upper(), candidate_ref=candidate_ref(auth.case),
-        items_json=json.dumps(sorted(items)), channel=channel, destination=destination,
-        provided_at=provided_at, keep_until=keep_until(provided_at), note=note,
-    )).inserted_primary_key[0]
+        items=sorted(items), channel=channel, destination=destination,
+        provided_at=provided_at, keep_until=keep_until(provided_at), note=note))
