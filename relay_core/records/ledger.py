@@ -23,14 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
-
 from relay_core.config import Config
 from relay_core.contract.times import read_time
 from relay_core.errors import EventRefused, RecordError
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Connection, Store, handoffs, utcnow
+from relay_core.store.handoffs import Handoff
+from relay_core.store.ledger import CreditEntry, add_credit, add_event, count_events, find_event
+from relay_core.store.ledger import balances as balances  # read here by its callers
 
 EVENT_KINDS = ("registered", "placed", "placement_cancelled")
 
@@ -50,22 +49,16 @@ class EventResult:
     credits: int = 0
 
 
-def _handoff_for(conn: Connection, agency_id: str, reference: str) -> Any:
-    row = conn.execute(
-        select(t.handoffs.c.id, t.handoffs.c.case_id, t.handoffs.c.state)
-        .join(t.handoff_references, t.handoff_references.c.handoff_id == t.handoffs.c.id)
-        .where(t.handoff_references.c.reference == reference,
-               t.handoff_references.c.agency_id == agency_id)).first()
-    if row is None or row.state != "delivered":
+def _handoff_for(conn: Connection, agency_id: str, reference: str) -> Handoff:
+    handoff = handoffs.handoff_by_reference(conn, agency_id, reference)
+    if handoff is None or handoff.state != "delivered":
         raise EventRefused(f"unknown reference {reference[:64]!r} for agency {agency_id}: send "
                            "the `reference` of a candidate handed to you (cr_…)")
-    return row
+    return handoff
 
 
 def _count(conn: Connection, handoff_id: int, kind: str) -> int:
-    return conn.execute(select(func.count()).select_from(t.agency_events).where(
-        t.agency_events.c.handoff_id == handoff_id, t.agency_events.c.kind == kind)
-    ).scalar_one()
+    return count_events(conn, kind, handoff_id=handoff_id)
 
 
 def record_event(store: Store, conn: Connection, config: Config, agency_id: str,
@@ -77,9 +70,7 @@ def record_event(store: Store, conn: Connection, config: Config, agency_id: str,
     if not event.event_id or len(event.event_id) > 128:
         raise EventRefused("every event needs an `id` of 1 to 128 characters")
     handoff = _handoff_for(conn, agency_id, event.reference)
-    known = conn.execute(select(t.agency_events.c.kind, t.agency_events.c.reference).where(
-        t.agency_events.c.agency_id == agency_id,
-        t.agency_events.c.event_id == event.event_id)).first()
+    known = find_event(conn, agency_id, event.event_id)
     if known is not None:
         if (known.kind, known.reference) != (event.kind, event.reference):
             raise EventRefused(f"event id {event.event_id[:64]!r} was already used for another "
@@ -96,13 +87,11 @@ def record_event(store: Store, conn: Connection, config: Config, agency_id: str,
         raise EventRefused(f"event {event.event_id[:64]!r}: no placement of "
                            f"{event.reference[:64]!r} to cancel")
     occurred = event.occurred_at or now
-    try:
-        with conn.begin_nested():
-            row_id = conn.execute(insert(t.agency_events).values(
-                agency_id=agency_id, event_id=event.event_id, kind=event.kind,
-                reference=event.reference, handoff_id=handoff.id, case_id=handoff.case_id,
-                occurred_at=occurred, received_at=now, via=via)).inserted_primary_key[0]
-    except IntegrityError:
+    row_id = add_event(
+        conn, agency_id=agency_id, event_id=event.event_id, kind=event.kind,
+        reference=event.reference, handoff_id=handoff.id, case_id=handoff.case_id,
+        occurred_at=occurred, received_at=now, via=via)
+    if row_id is None:
         return EventResult(event.event_id, "duplicate")    # the same event, concurrently
     credits = _credit(conn, config, agency_id, row_id, event.kind, occurred, now)
     store.audit(conn, handoff.case_id, f"agency:{agency_id}", "agency_event", at=now,
@@ -118,9 +107,7 @@ def _credit(conn: Connection, config: Config, agency_id: str, row_id: int, kind:
         return 0
     credits, reason = 0, ""
     if ledger.rule == "per_registrations" and kind == "registered":
-        total = conn.execute(select(func.count()).select_from(t.agency_events).where(
-            t.agency_events.c.agency_id == agency_id,
-            t.agency_events.c.kind == "registered")).scalar_one()
+        total = count_events(conn, "registered", agency_id=agency_id)
         if total % ledger.per_registrations == 0:
             credits, reason = 1, f"{total} registrations (one slot per {ledger.per_registrations})"
     elif ledger.rule == "per_placement" and kind == "placed":
@@ -128,18 +115,11 @@ def _credit(conn: Connection, config: Config, agency_id: str, row_id: int, kind:
     elif ledger.rule == "per_placement" and kind == "placement_cancelled":
         credits, reason = -1, "placement cancelled: reversal"
     if credits:
-        conn.execute(insert(t.credit_entries).values(
+        add_credit(conn, CreditEntry(
             agency_id=agency_id, event_row_id=row_id, rule=ledger.rule, credits=credits,
             yen=credits * ledger.yen_per_credit, reason=reason, occurred_at=occurred,
             created_at=now))
     return credits
-
-
-def balances(conn: Connection) -> dict[str, dict[str, int]]:
-    rows = conn.execute(select(t.credit_entries.c.agency_id, func.sum(t.credit_entries.c.credits),
-                               func.sum(t.credit_entries.c.yen))
-                        .group_by(t.credit_entries.c.agency_id)).all()
-    return {a: {"credits": int(c or 0), "yen": int(y or 0)} for a, c, y in rows}
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -228,8 +208,7 @@ def import_csv(store: Store, config: Config, path: Path, *, agency_id: str | Non
 
 def _agency_of(store: Store, reference: str) -> str:
     with store.engine.connect() as conn:
-        found = conn.execute(select(t.handoff_references.c.agency_id).where(
-            t.handoff_references.c.reference == reference)).scalar_one_or_none()
+        found = handoffs.agency_of_reference(conn, reference)
     if found is None:
         raise EventRefused(f"unknown reference {reference[:64]!r}: use the reference of a "
                            "candidate handed to the agency (cr_…)")

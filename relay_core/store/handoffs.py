@@ -236,6 +236,21 @@ def set_last_signed(conn: Connection, handoff_id: int, timestamp: int) -> None:
         t.handoff_references.c.handoff_id == handoff_id).values(last_signed=timestamp))
 
 
+def handoff_by_reference(conn: Connection, agency_id: str, reference: str) -> Handoff | None:
+    """The handoff this agency received under `reference` (None for another agency's)."""
+    row = conn.execute(
+        select(t.handoffs)
+        .join(t.handoff_references, t.handoff_references.c.handoff_id == t.handoffs.c.id)
+        .where(t.handoff_references.c.reference == reference,
+               t.handoff_references.c.agency_id == agency_id)).first()
+    return _handoff(row) if row is not None else None
+
+
+def agency_of_reference(conn: Connection, reference: str) -> str | None:
+    return conn.execute(select(t.handoff_references.c.agency_id).where(
+        t.handoff_references.c.reference == reference)).scalar_one_or_none()
+
+
 # --- deletion notices ------------------------------------------------------------------------
 def queue_deletion_notice(conn: Connection, handoff: Handoff, now: datetime) -> bool:
     """One notice per handoff; False if it is already queued."""
