@@ -29,12 +29,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
 from relay_core.config import Config
 from relay_core.models import CaseState
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Store, handoffs, utcnow
+from relay_core.store.retention import (
+    blank_case,
+    case_exists,
+    cases_holding_personal_data,
+    cases_with_handoffs_in,
+    count_provision_records,
+    delete_case_preferences,
+    delete_provision_records_before,
+    incidents_between,
+    mails_sent_between,
+    notices_sent_between,
+    withdrawn_cases,
+)
 
 log = logging.getLogger("career_relay.retention")
 WAITING_STATES = (CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value)
@@ -59,44 +69,26 @@ def purge(store: Store, config: Config, *, now: datetime | None = None) -> Purge
     now = now or utcnow()
     cutoff = now - timedelta(days=config.retention.candidate_days)
     report = PurgeReport()
-    c = t.relay_cases.c
     with store.begin() as conn:
-        withdrawn = set(conn.execute(select(t.relay_status.c.case_id).where(
-            t.relay_status.c.status == "withdrawn")).scalars())
-        in_flight = set(conn.execute(select(t.handoffs.c.case_id).where(
-            t.handoffs.c.state.in_(IN_FLIGHT))).scalars())
-        rows = conn.execute(select(c.id, c.state, c.rejected_at).where(
-            (c.email.isnot(None)) | (c.person_json.isnot(None)) | (c.event_json.isnot(None)))
-            .order_by(c.id)).all()
-        for row in rows:
+        withdrawn = withdrawn_cases(conn)
+        in_flight = cases_with_handoffs_in(conn, IN_FLIGHT)
+        for row in cases_holding_personal_data(conn):
             expired = row.rejected_at < cutoff
             if not expired and row.id not in withdrawn:
                 continue
             if row.state in WAITING_STATES or row.id in in_flight:
                 report.waiting += 1
                 continue
-            conn.execute(update(t.relay_cases).where(c.id == row.id).values(
-                email=None, person_json=None, event_json=None, person_key=None,
-                updated_at=now))
-            report.outbox_blanked += conn.execute(update(t.outbox).where(
-                t.outbox.c.case_id == row.id,
-                (t.outbox.c.message.isnot(None)) | (t.outbox.c.recipient.isnot(None)))
-                .values(message=None, recipient=None)).rowcount
-            consent_ids = list(conn.execute(select(t.consents.c.id).where(
-                t.consents.c.case_id == row.id)).scalars())
-            if consent_ids:
-                report.preferences_deleted += conn.execute(delete(t.consent_preferences).where(
-                    t.consent_preferences.c.consent_id.in_(consent_ids))).rowcount
+            report.outbox_blanked += blank_case(conn, row.id, now)
+            report.preferences_deleted += delete_case_preferences(conn, row.id)
             why = ("the candidate withdrew the relay consent" if row.id in withdrawn and
                    not expired else f"{config.retention.candidate_days} days after the rejection")
             store.audit(conn, row.id, "purge", "purged", reason=f"personal data deleted: {why}",
                         at=now)
             report.cases_blanked += 1
             report.after_withdrawal += row.id in withdrawn and not expired
-        report.provision_records_deleted = conn.execute(delete(t.provision_records).where(
-            t.provision_records.c.keep_until < now)).rowcount
-        report.provision_records_kept = len(conn.execute(
-            select(t.provision_records.c.id)).all())
+        report.provision_records_deleted = delete_provision_records_before(conn, now)
+        report.provision_records_kept = count_provision_records(conn)
         store.audit(conn, None, "purge", "purge_run", at=now,
                     reason=", ".join(f"{k} {v}" for k, v in asdict(report).items()))
     log.info("purge: %s", ", ".join(f"{k}={v}" for k, v in asdict(report).items()))
@@ -118,8 +110,7 @@ def record_incident(store: Store, case_id: int, note: str, actor: str) -> bool:
     """Log an incident against a case (a misdirected email, say) in the append-only audit log,
     so export-incident lists it. False when there is no such case."""
     with store.begin() as conn:
-        if conn.execute(select(t.relay_cases.c.id).where(
-                t.relay_cases.c.id == case_id)).first() is None:
+        if not case_exists(conn, case_id):
             return False
         store.audit(conn, case_id, actor, "incident", reason=note.strip()[:1000])
     return True
@@ -130,40 +121,22 @@ def export_incident(store: Store, config: Config, since: datetime,
     names = {a.id: a.legal_name for a in config.agencies}
     out: list[Disclosure] = []
     with store.engine.connect() as conn:
-        for r in conn.execute(select(t.provision_records).where(
-                t.provision_records.c.provided_at >= since,
-                t.provision_records.c.provided_at < until)):
+        for r in handoffs.provision_records_between(conn, since, until):
             out.append(Disclosure(r.provided_at.isoformat(), f"transfer ({r.channel})",
                                   r.candidate_ref.split(" (")[0],
                                   f"{r.agency_id} {r.recipient_legal_name}",
-                                  r.destination, json.loads(r.items_json)))
-        notices = conn.execute(
-            select(t.deletion_notices, t.relay_cases.c.source, t.relay_cases.c.application_id)
-            .join(t.relay_cases, t.relay_cases.c.id == t.deletion_notices.c.case_id)
-            .where(t.deletion_notices.c.sent_at >= since, t.deletion_notices.c.sent_at < until))
-        for r in notices:
+                                  r.destination, list(r.items)))
+        for r in notices_sent_between(conn, since, until):
             out.append(Disclosure(r.sent_at.isoformat(), "deletion notice",
                                   f"{r.source}/{r.application_id}",
                                   f"{r.agency_id} {names.get(r.agency_id, '')}".strip(), "",
                                   ["reference", "withdrawal date"]))
-        mails = conn.execute(
-            select(t.outbox.c.kind, t.outbox.c.recipient, t.outbox.c.sent_at,
-                   t.relay_cases.c.source, t.relay_cases.c.application_id)
-            .join(t.relay_cases, t.relay_cases.c.id == t.outbox.c.case_id)
-            .where(t.outbox.c.state == "sent", t.outbox.c.sent_at >= since,
-                   t.outbox.c.sent_at < until))
-        for r in mails:
+        for r in mails_sent_between(conn, since, until):
             out.append(Disclosure(r.sent_at.isoformat(), f"email to candidate ({r.kind})",
                                   f"{r.source}/{r.application_id}", "candidate",
                                   r.recipient or "(address purged)",
                                   EMAIL_ITEMS.get(r.kind, ["name", "email"])))
-        incidents = conn.execute(
-            select(t.audit_log.c.at, t.audit_log.c.reason, t.relay_cases.c.source,
-                   t.relay_cases.c.application_id, t.relay_cases.c.email)
-            .join(t.relay_cases, t.relay_cases.c.id == t.audit_log.c.case_id)
-            .where(t.audit_log.c.action == "incident", t.audit_log.c.at >= since,
-                   t.audit_log.c.at < until))
-        for r in incidents:
+        for r in incidents_between(conn, since, until):
             out.append(Disclosure(r.at.isoformat(), f"incident: {r.reason}",
                                   f"{r.source}/{r.application_id}", "candidate",
                                   r.email or "(address purged)", ["name", "email", "job_title"]))

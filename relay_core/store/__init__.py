@@ -1,5 +1,5 @@
 """The store: relay cases, the append-only audit log, cursors and the outbox (db.py), and one
-module per aggregate: consents.py, handoffs.py, ledger.py.
+module per aggregate: consents.py, handoffs.py, ledger.py, retention.py.
 
 Code outside the store holds a `Connection` only to hand it back to store functions: that keeps
 a caller's several writes in one transaction without it knowing any table."""

@@ -313,6 +313,18 @@ def add_provision_record(conn: Connection, record: ProvisionRecord) -> int | Non
     )).inserted_primary_key[0]
 
 
+def provision_records_between(conn: Connection, since: datetime, until: datetime
+                              ) -> list[ProvisionRecord]:
+    rows = conn.execute(select(t.provision_records).where(
+        t.provision_records.c.provided_at >= since, t.provision_records.c.provided_at < until))
+    out = []
+    for r in rows:
+        values = dict(r._mapping)
+        values["items"] = json.loads(values.pop("items_json"))
+        out.append(ProvisionRecord(**values))
+    return out
+
+
 # --- status ----------------------------------------------------------------------------------
 def handoff_status(conn: Connection) -> dict[str, Any]:
     """Counts by state and the dead ones, for `career-relay status`."""
