@@ -108,17 +108,21 @@ def test_preview_sample_and_real_case_records_nothing(example):
     assert before == after
 
 
-def test_init_writes_a_config_that_check_accepts(tmp_path):
+def test_init_asks_and_writes_a_config_that_check_accepts(tmp_path):
     target = tmp_path / "career-relay.toml"
-    answers = "\n".join(["株式会社テスト", "採用 <hr@test.example>", "hr@test.example",
-                         "Asia/Tokyo", "ja", "https://test.example/privacy",
-                         "https://relay.test.example", "exports/"]) + "\n"
+    answers = "\n".join([
+        "株式会社テスト", "", "", "", "採用 <hr@test.example>", "hr@test.example", "Asia/Tokyo",
+        "ja", "https://test.example/privacy", "https://relay.test.example", "hrmos_export",
+        "hrmos", str(ROOT / "examples" / "hrmos_export.tsv"), ""]) + "\n"
     result = runner.invoke(app, ["init", "--config", str(target)], input=answers)
     assert result.exit_code == 0, result.output
     from relay_core.config import load_config
 
     config = load_config(target)
-    assert config.company.name == "株式会社テスト"
+    assert config.company.name == config.company.legal_name == "株式会社テスト"
+    # No address, representative or agency: the relay stays off, and the file says why.
+    assert config.relay.enabled is False and "relay invitation is off" in result.output
+    assert runner.invoke(app, ["check", "--config", str(target), "--offline"]).exit_code == 0
     assert runner.invoke(app, ["init", "--config", str(target)]).exit_code == 2  # no overwrite
 
 
@@ -168,7 +172,7 @@ def test_every_command_in_the_readme_exists():
         for sub in getattr(command, "commands", {}):
             available.add(f"{name} {sub}")
     assert documented <= available, documented - available
-    assert available - {"secrets", "agency-events"} <= documented, "undocumented commands"
+    assert available - {"secrets", "agency-events", "admin"} <= documented, "undocumented commands"
 
 
 def test_approve_and_cancel_from_the_command_line(example):
