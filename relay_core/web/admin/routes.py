@@ -285,7 +285,8 @@ def report_view(data: dict) -> dict:
     return {**data, "funnel": bars(data["total"]),
             "months": [{"key": k, "bars": bars(v)} for k, v in data["by_month"].items()],
             "month_chart": {"columns": columns, "base": CHART_BASE,
-                            "width": CHART_LEFT + max(1, len(columns)) * CHART_STEP,
+                            # room for half a year, so one month is not one giant column
+                            "width": CHART_LEFT + max(6, len(columns)) * CHART_STEP,
                             "height": CHART_BASE + 24},
             "sources": [{"key": k, "bars": bars(v)} for k, v in data["by_source"].items()],
             "agency_bars": [{"key": k, **v, "pct": round(100 * abs(v["credits"]) / top_credit,
