@@ -36,6 +36,7 @@ def make_console(stderr: bool = False) -> Console:
 
 console = make_console()
 err = make_console(stderr=True)
+VERBOSE = False      # --verbose: log at INFO and let an unexpected error show its traceback
 
 
 class SafeGroup(TyperGroup):
@@ -60,7 +61,7 @@ class SafeGroup(TyperGroup):
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except Exception as exc:
-            if logging.getLogger("career_relay").isEnabledFor(logging.INFO):
+            if VERBOSE:
                 raise
             raise _fail(f"internal error ({type(exc).__name__}) in `career-relay "
                         f"{ctx.invoked_subcommand or ''}`. Nothing was shown because a "
@@ -138,8 +139,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                                is_eager=True,
                                                help="Print the version and exit.")] = False,
          ) -> None:
-    global console, err
-    console, err = make_console(), make_console(stderr=True)
+    global console, err, VERBOSE
+    console, err, VERBOSE = make_console(), make_console(stderr=True), verbose
     from relay_core.commands.logs import configure_logging
 
     configure_logging(verbose=verbose)
@@ -158,7 +159,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     from relay_core.commands.tables import cycle_table
     from relay_core.cycle.run import run_cycle
 
-    configure_logging(log_format.value, verbose=logging.getLogger().level <= logging.INFO)
+    configure_logging(log_format.value, verbose=VERBOSE)
     moment = _parse_now(now)
     rt = _runtime(config)
     # A line on a terminal that follows a long poll (pages, records) and the sending; never
@@ -388,7 +389,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
     from relay_core.commands.logs import configure_logging
     from relay_core.web.service import serve_forever
 
-    configure_logging(log_format.value, verbose=logging.getLogger().level <= logging.INFO,
+    configure_logging(log_format.value, verbose=VERBOSE,
                       level=logging.INFO)
     rt = _runtime(config)
     try:
