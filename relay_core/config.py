@@ -264,6 +264,54 @@ class Retention(Section):
     candidate_days: int = Field(180, ge=1, le=3650)
 
 
+class AdminOidc(Section):
+    """Optional sign-in through the company's identity provider (OpenID Connect, code flow with
+    PKCE). The provider must vouch for an email address that a console account carries
+    (`career-relay admin add NAME --email ADDRESS`)."""
+
+    issuer: str = ""                # e.g. "https://login.example.co.jp/realms/hr"; "" = off
+    client_id: str = ""
+    client_secret: SecretRef | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    label: str = ""                 # the button, e.g. "社内アカウントでサインイン"
+
+    _secret = field_validator("client_secret", mode="before")(secret_field)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", value)
+        if value and not (value.startswith("https://") or loopback):
+            raise ValueError("write the provider's issuer URL, https://… (its discovery "
+                             "document is ISSUER/.well-known/openid-configuration)")
+        return value
+
+    @model_validator(mode="after")
+    def _client(self) -> AdminOidc:
+        if self.issuer and not self.client_id:
+            raise ValueError("client_id is required when issuer is set: register Career Relay "
+                             "as an application with your identity provider")
+        if self.issuer and "openid" not in self.scopes:
+            raise ValueError("scopes must include \"openid\"")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+
+class Admin(Section):
+    """The HR console at /admin/ in `career-relay serve` (relay_core/web/admin)."""
+
+    enabled: bool = True
+    session_hours: int = Field(12, ge=1, le=168)          # a sign-in lasts at most this long
+    idle_minutes: int = Field(30, ge=5, le=1440)          # and ends after this much inactivity
+    max_failed_sign_ins: int = Field(5, ge=1, le=100)     # in a row; then the account locks
+    lockout_minutes: int = Field(15, ge=1, le=1440)
+    oidc: AdminOidc = Field(default_factory=AdminOidc)
+
+
 class Config(Section):
     company: Company = Field(default_factory=Company)
     store: Store = Field(default_factory=Store)
@@ -276,6 +324,7 @@ class Config(Section):
     agencies: list[Agency] = Field(default_factory=list)
     ledger: Ledger = Field(default_factory=Ledger)
     retention: Retention = Field(default_factory=Retention)
+    admin: Admin = Field(default_factory=Admin)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -356,7 +405,14 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("", f"configuration file {path} not found",
                           "Create one with `career-relay init`, or pass --config PATH")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors save UTF-8 with a byte-order mark; tomllib refuses it.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except IsADirectoryError:
+        raise ConfigError("", f"{path} is a folder, not a configuration file",
+                          "Pass the file itself, e.g. --config career-relay.toml") from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {path} ({exc.strerror or exc})",
+                          "Check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path} is not valid TOML ({exc})",
                           "Fix the syntax at the line shown") from None

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from relay_core.commands.cli import app
+from relay_core.store import tables as t
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2025-06-23T11:00:00+09:00"
@@ -108,17 +109,21 @@ def test_preview_sample_and_real_case_records_nothing(example):
     assert before == after
 
 
-def test_init_writes_a_config_that_check_accepts(tmp_path):
+def test_init_asks_and_writes_a_config_that_check_accepts(tmp_path):
     target = tmp_path / "career-relay.toml"
-    answers = "\n".join(["株式会社テスト", "採用 <hr@test.example>", "hr@test.example",
-                         "Asia/Tokyo", "ja", "https://test.example/privacy",
-                         "https://relay.test.example", "exports/"]) + "\n"
+    answers = "\n".join([
+        "株式会社テスト", "", "", "", "採用 <hr@test.example>", "hr@test.example", "Asia/Tokyo",
+        "ja", "https://test.example/privacy", "https://relay.test.example", "hrmos_export",
+        "hrmos", str(ROOT / "examples" / "hrmos_export.tsv"), ""]) + "\n"
     result = runner.invoke(app, ["init", "--config", str(target)], input=answers)
     assert result.exit_code == 0, result.output
     from relay_core.config import load_config
 
     config = load_config(target)
-    assert config.company.name == "株式会社テスト"
+    assert config.company.name == config.company.legal_name == "株式会社テスト"
+    # No address, representative or agency: the relay stays off, and the file says why.
+    assert config.relay.enabled is False and "relay invitation is off" in result.output
+    assert runner.invoke(app, ["check", "--config", str(target), "--offline"]).exit_code == 0
     assert runner.invoke(app, ["init", "--config", str(target)]).exit_code == 2  # no overwrite
 
 
@@ -168,7 +173,7 @@ def test_every_command_in_the_readme_exists():
         for sub in getattr(command, "commands", {}):
             available.add(f"{name} {sub}")
     assert documented <= available, documented - available
-    assert available - {"secrets", "agency-events"} <= documented, "undocumented commands"
+    assert available - {"secrets", "agency-events", "admin"} <= documented, "undocumented commands"
 
 
 def test_approve_and_cancel_from_the_command_line(example):
@@ -207,3 +212,119 @@ def test_a_recorded_incident_appears_in_the_incident_export(example):
     rows = json.loads(export.output)["rows"]
     assert [r["what"] for r in rows if r["what"].startswith("incident")] == [
         "incident: misdirected: sent to a former address"]
+
+
+# --- issue 12: a CLI that never surprises ----------------------------------------------------
+def test_version_works_without_a_command():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == "career-relay 0.1.0"
+
+
+def test_cases_lists_ids_send_times_and_states_but_names_only_on_a_terminal(example):
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    result = runner.invoke(app, ["cases", "--config", str(example)])
+    assert result.exit_code == 0, result.output
+    assert "1000101" in result.output and "sent" in result.output
+    assert "山田" not in result.output and "@" not in result.output   # not a terminal
+    data = json.loads(runner.invoke(app, ["cases", "--config", str(example), "--json",
+                                          "--state", "sent"]).stdout)
+    assert data["total"] == 4 and {c["state"] for c in data["cases"]} == {"sent"}
+    assert all(c["sent_at"] for c in data["cases"]) and "name" not in data["cases"][0]
+
+
+def test_cases_table_shows_names_to_a_person_at_a_terminal(example):
+    from rich.console import Console
+
+    from relay_core.commands.tables import cases_table
+    from relay_core.config import load_config
+    from relay_core.store import open_store
+    from relay_core.store.console import search_cases
+
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    config = load_config(example)
+    with open_store(config.store_url).engine.connect() as conn:
+        found = search_cases(conn, state="sent")
+    out = Console(width=200, record=True, force_terminal=True)
+    out.print(cases_table(found, config.company.tz, names=True))
+    assert "@example" in out.export_text()
+
+
+def test_approve_and_cancel_say_which_ids_changed_and_which_do_not_exist(example):
+    text = example.read_text(encoding="utf-8").replace(
+        "hold_for_approval = false", "hold_for_approval = true")
+    example.write_text(text, encoding="utf-8")
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    result = runner.invoke(app, ["cancel", "--config", str(example), "--case", "12345"])
+    assert result.exit_code == 1
+    assert "no such case: 12345" in result.stderr and "already sent" not in result.output
+    result = runner.invoke(app, ["approve", "--config", str(example), "--case", "1",
+                                 "--case", "5", "--case", "777"])
+    assert result.exit_code == 1
+    assert "approved 1 case(s): 1" in result.stdout
+    assert "not held, left alone: 5 (skipped)" in result.stderr
+    assert "no such case: 777" in result.stderr
+    result = runner.invoke(app, ["hold", "--config", str(example), "--case", "1"])
+    assert result.exit_code == 0 and "held 1 case(s): 1" in result.stdout
+
+
+def test_output_to_a_file_or_pipe_is_neither_wrapped_nor_cut_nor_coloured(example):
+    runner.invoke(app, ["run", "--config", str(example), "--now", NOW])
+    result = runner.invoke(app, ["cases", "--config", str(example)])
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) > 80          # one row per case, at full width
+    assert "…" not in result.stdout and "\x1b[" not in result.stdout
+    assert "introduced by an agency; the agency informs the candidate" in result.stdout
+    broken = example.parent / "broken.toml"
+    broken.write_text('[mail.smtp]\npassword = "plain text here, which is far too long for '
+                      'one line of eighty columns"\n', encoding="utf-8")
+    error = runner.invoke(app, ["run", "--config", str(broken)])
+    assert len([line for line in error.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_preview_html_writes_the_document_exactly(example):
+    result = runner.invoke(app, ["preview", "--config", str(example), "--html"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("<!DOCTYPE html>")
+    assert "'Hiragino Sans','Yu Gothic','Meiryo'" in result.stdout     # not broken apart
+    assert "Subject:" not in result.stdout
+
+
+def test_run_logs_one_json_object_per_line_with_case_ids_only(example):
+    result = runner.invoke(app, ["-v", "run", "--config", str(example), "--now", NOW,
+                                 "--log-format", "json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    summary = records[-1]
+    assert summary["event"] == "cycle" and summary["sent"] == 4
+    from relay_core.config import load_config
+    from relay_core.store import open_store
+
+    store = open_store(load_config(example).store_url)
+    with store.engine.connect() as conn:
+        people = conn.execute(t.relay_cases.select()).all()
+    for case in people:
+        for value in (case.email, *json.loads(case.person_json or "{}").values()):
+            if value:
+                assert value not in result.stderr
+
+
+def test_a_poll_reports_its_pages_and_records_as_it_goes(store, make_config):
+    from relay_core.cycle.run import run_cycle
+    from relay_core.mail.transports import FileTransport
+    from tests.fakes import FakeConnector, event
+
+    config = make_config()
+    seen = []
+    run_cycle(config, store, {"fake": FakeConnector(events=[event("1"), event("2")])},
+              transport=FileTransport(config.path(config.mail.outbox_dir)),
+              poll_progress=lambda *a: seen.append(a))
+    assert seen == [("fake", 0, 0), ("fake", 1, 2)]
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    from relay_core.config import load_config
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[company]\nname = \"株式会社BOM\"\n".encode())
+    assert load_config(path).company.name == "株式会社BOM"

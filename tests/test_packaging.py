@@ -22,7 +22,12 @@ def test_wheel_contains_templates_migrations_and_connectors_under_relay_core(tmp
                      "relay_core/migrations/env.py",
                      "relay_core/migrations/versions/0001_initial.py",
                      "relay_core/connectors/hrmos_export.py",
-                     "relay_core/commands/cli.py"):
+                     "relay_core/commands/cli.py",
+                     "relay_core/templates/admin/admin.css",
+                     "relay_core/migrations/versions/0004_console.py",
+                     # `career-relay init --example` for a pip user
+                     "relay_core/config.example.toml",
+                     "relay_core/examples/hrmos_export.tsv"):
         assert required in names, required
     # Only the project's own import name at the top level: no generic `connectors` package.
     assert {n.split("/")[0] for n in names if not n.startswith("career_relay-")} == {"relay_core"}

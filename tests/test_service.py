@@ -54,3 +54,62 @@ def test_serve_answers_and_runs_the_cycle(tmp_path, store_url):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _example(tmp_path, store_url, port: int) -> Path:
+    (tmp_path / "examples").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite:///examples/career-relay.db"', f'url = "{store_url}"')
+    text = text.replace("port = 8080", f"port = {port}")
+    config = tmp_path / "career-relay.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_serve_logs_a_startup_line_and_each_cycle_as_json(tmp_path, store_url):
+    import json
+    import selectors
+
+    config = _example(tmp_path, store_url, free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "relay_core.commands.cli", "serve", "--config",
+                             str(config), "--log-format", "json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events: dict[str, dict] = {}
+    lines: list[str] = []
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while not {"startup", "cycle"} <= set(events) and time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+                record = json.loads(line)          # every line is one JSON object
+                events.setdefault(record.get("event", ""), record)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert {"startup", "cycle"} <= set(events), lines
+    startup = events["startup"]
+    assert startup["listen"].startswith("http://127.0.0.1:")
+    assert startup["sources"] == ["hrmos (poll)"]
+    assert "no account yet" in startup["console"]
+    assert events["cycle"]["detected"] == 8 and "seconds" in events["cycle"]
+    assert "@" not in "".join(lines)                # no addresses, only counts and ids
+
+
+def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path, store_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _example(tmp_path, store_url, port)
+        done = subprocess.run([sys.executable, "-m", "relay_core.commands.cli", "serve",
+                               "--config", str(config)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in done.stderr
+    assert "web.port" in done.stderr and "Traceback" not in done.stderr + done.stdout

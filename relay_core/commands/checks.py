@@ -8,6 +8,7 @@ from pathlib import Path
 from relay_core.config import Config, load_config
 from relay_core.contract.base import CheckResult
 from relay_core.errors import ConfigError, RelayError
+from relay_core.secrets import SecretRef
 
 
 def run_checks(config_path: Path, *, offline: bool = False) -> list[CheckResult]:
@@ -19,9 +20,12 @@ def run_checks(config_path: Path, *, offline: bool = False) -> list[CheckResult]
     results.append(CheckResult("configuration", True, str(config_path)))
     results += _check_store(config)
     results += _check_templates(config)
+    results += _check_mail_headers(config)
     results += _check_relay(config)
     results += _check_mail(config, offline)
+    results += _check_secrets(config)
     results += _check_sources(config, offline)
+    results += _check_console(config)
     from relay_core.mail.message import check_interpreter
 
     # A warning, not a failure: messages are built only from values already refused if they
@@ -30,6 +34,91 @@ def run_checks(config_path: Path, *, offline: bool = False) -> list[CheckResult]
     results.append(CheckResult("python", True, f"warning: {warning}" if warning
                                else "email header-injection fix present"))
     return results
+
+
+def _check_mail_headers(config: Config) -> list[CheckResult]:
+    """What `run` checks when it builds the first message: sender, reply-to, Message-ID
+    domain. A sample message is built exactly as the pipeline builds one."""
+    from datetime import UTC, datetime
+
+    from relay_core.mail.message import build_message, make_message_id, message_id_domain
+
+    try:
+        build_message(config, to_addr="candidate@example.com", to_name="Sample", subject="x",
+                      text="x", html="<p>x</p>", date=datetime.now(UTC),
+                      message_id=make_message_id("check", "rejection",
+                                                 message_id_domain(config)))
+    except ConfigError as exc:
+        return [CheckResult("mail headers", False, str(exc))]
+    except RelayError as exc:
+        return [CheckResult("mail headers", False, f"company.sender: {exc}")]
+    return [CheckResult("mail headers", True, f"From {config.company.sender}")]
+
+
+def _secret_refs(config: Config) -> list[tuple[str, SecretRef, str]]:
+    """(key path, reference, who needs it) for every secret the configuration names."""
+    from relay_core.contract.registry import CONNECTORS, connector_class
+
+    found: list[tuple[str, SecretRef, str]] = []
+    if config.mail.transport == "smtp" and config.mail.smtp.password is not None:
+        found.append(("mail.smtp.password", config.mail.smtp.password, "run"))
+    if config.relay.enabled and config.relay.signing_key is not None:
+        found.append(("relay.signing_key", config.relay.signing_key, "run"))
+    if config.admin.enabled and config.admin.oidc.enabled and (
+            config.admin.oidc.client_secret is not None):
+        found.append(("admin.oidc.client_secret", config.admin.oidc.client_secret, "serve"))
+    for i, agency in enumerate(config.agencies):
+        if agency.secret is not None:
+            found.append((f"agencies[{i}].secret", agency.secret, "run"))
+    for i, source in enumerate(config.sources):
+        if not source.enabled or source.type not in CONNECTORS:
+            continue
+        settings = connector_class(source.type).Settings
+        for key in settings.model_fields:
+            value = source.options.get(key)
+            if isinstance(value, str) and value.startswith(("env:", "keyring:")):
+                # Webhook secrets are used by `serve` only, when a delivery arrives.
+                who = "serve" if key.startswith("webhook") else "run"
+                found.append((f"sources[{i}].{key}", SecretRef(f"sources[{i}].{key}", value),
+                              who))
+    return found
+
+
+def _check_secrets(config: Config) -> list[CheckResult]:
+    """Every secret reference resolved, also with --offline: an `env:` variable or a keyring
+    entry is on this machine, so an unset one is reported before `run` trips over it."""
+    results = []
+    for key, ref, who in _secret_refs(config):
+        try:
+            ref.resolve()
+        except ConfigError as exc:
+            results.append(CheckResult(f"secret {key}", False,
+                                       f"{key}: {exc.problem}. {exc.fix}"
+                                       + (" (`serve` needs it)" if who == "serve" else "")))
+        else:
+            results.append(CheckResult(f"secret {key}", True, f"{ref.reference.split(':')[0]}: "
+                                                              "set"))
+    return results
+
+
+def _check_console(config: Config) -> list[CheckResult]:
+    if not config.admin.enabled:
+        return [CheckResult("console", True, "off (admin.enabled = false)")]
+    from relay_core.store import open_store
+    from relay_core.store.admin import count_accounts
+
+    try:
+        store = open_store(config.store_url)
+        accounts = count_accounts(store)
+        store.engine.dispose()
+    except Exception:  # the store row above already says what is wrong with the database
+        return []
+    if not accounts:
+        return [CheckResult("console", True, "warning: no console account yet; create one "
+                                             "with `career-relay admin add NAME`")]
+    return [CheckResult("console", True, f"/admin/ with {accounts} account(s)"
+                        + (", sign-in through the identity provider"
+                           if config.admin.oidc.enabled else ""))]
 
 
 def _check_store(config: Config) -> list[CheckResult]:
@@ -125,6 +214,7 @@ def _check_mail(config: Config, offline: bool) -> list[CheckResult]:
 
 def _check_sources(config: Config, offline: bool) -> list[CheckResult]:
     from relay_core.contract.registry import build_connectors
+    from relay_core.cycle.run import describe_error, source_config_error
 
     try:
         connectors = build_connectors(config)
@@ -140,8 +230,11 @@ def _check_sources(config: Config, offline: bool) -> list[CheckResult]:
             continue
         try:
             found = connector.check()
-        except (ConfigError, RelayError) as exc:
-            found = [CheckResult("connection", False, str(exc))]
+        except ConfigError as exc:
+            found = [CheckResult("connection", False, str(source_config_error(config, name,
+                                                                             exc)))]
+        except RelayError as exc:
+            found = [CheckResult("connection", False, describe_error(exc))]
         results += [CheckResult(f"source {name}: {r.what.removeprefix(f'{name}: ')}", r.ok,
                                 r.detail) for r in found] or [
             CheckResult(f"source {name}", True, connector.type)]

@@ -8,34 +8,101 @@ import json
 import logging
 import sys
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from relay_core import __version__
 from relay_core.contract.times import read_time
 from relay_core.errors import ConfigError, LockedError, RelayError, TemplateError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+EXIT_FAILURES, EXIT_CONFIG, EXIT_INTERNAL, EXIT_LOCKED = 1, 2, 70, 75
+# When output goes to a file or a pipe (cron, `> f.html`), nothing is wrapped or cut to fit
+# a terminal: tables get all the width they need, and no colour codes are written.
+UNBOUNDED_WIDTH = 100_000
+
+
+def make_console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=UNBOUNDED_WIDTH, no_color=True, highlight=False,
+                   soft_wrap=True, emoji=False)
+
+
+console = make_console()
+err = make_console(stderr=True)
+VERBOSE = False      # --verbose: log at INFO and let an unexpected error show its traceback
+
+
+class SafeGroup(TyperGroup):
+    """No traceback reaches the user: a configuration error exits 2 with its message, a file
+    that cannot be read says so, and anything unexpected is reported in one line (exit 70;
+    `--verbose` shows the traceback, which may quote candidate data)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException, SystemExit):
+            raise   # usage errors (typer prints them) and deliberate exits
+        except ConfigError as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        except LockedError as exc:
+            raise _fail(str(exc), EXIT_LOCKED) from None
+        except (TemplateError, RelayError) as exc:
+            raise _fail(str(exc), EXIT_FAILURES) from None
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise _fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_CONFIG) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except Exception as exc:
+            if VERBOSE:
+                raise
+            raise _fail(f"internal error ({type(exc).__name__}) in `career-relay "
+                        f"{ctx.invoked_subcommand or ''}`. Nothing was shown because a "
+                        "traceback may hold candidate data; run again with --verbose to see "
+                        "it, and report the bug", EXIT_INTERNAL) from None
+
+
+app = typer.Typer(cls=SafeGroup, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_show_locals=False,
                   help="Career Relay: courteous rejection emails with an opt-in relay to "
                        "partner recruitment agencies.")
-secrets_app = typer.Typer(no_args_is_help=True, help="Store secrets in the system keyring.")
+secrets_app = typer.Typer(cls=SafeGroup, no_args_is_help=True,
+                          help="Store secrets in the system keyring.")
 app.add_typer(secrets_app, name="secrets")
-console = Console()
-err = Console(stderr=True)
 
-EXIT_FAILURES, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 75
 ConfigOpt = Annotated[Path, typer.Option(
     "--config", "-c", envvar="CAREER_RELAY_CONFIG", help="The configuration file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEFAULT_CONFIG = Path("career-relay.toml")
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option(
+    "--log-format", help="text, or json: one JSON object per line (case ids, no names).")]
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
     return typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    if console.is_terminal:
+        console.print_json(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _runtime(config: Path):
@@ -60,42 +127,75 @@ def _parse_now(value: str | None) -> datetime | None:
     return moment
 
 
-@app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-         version: Annotated[bool, typer.Option("--version")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if version:
-        console.print(f"career-relay {__version__}")
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"career-relay {__version__}\n")
         raise typer.Exit()
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                               help="Log more, and show tracebacks.")] = False,
+         version: Annotated[bool, typer.Option("--version", callback=_show_version,
+                                               is_eager=True,
+                                               help="Print the version and exit.")] = False,
+         ) -> None:
+    global console, err, VERBOSE
+    console, err, VERBOSE = make_console(), make_console(stderr=True), verbose
+    from relay_core.commands.logs import configure_logging
+
+    configure_logging(verbose=verbose)
 
 
 @app.command()
 def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
         now: Annotated[str | None, typer.Option(
-            help="Act as if it were this moment (replays, the shipped example).")] = None) -> None:
+            help="Act as if it were this moment (replays, the shipped example).")] = None,
+        log_format: LogFormatOpt = LogFormat.text) -> None:
     """One cycle: poll every source, schedule, send what is due. Safe to run from cron."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from relay_core.commands.logs import configure_logging
     from relay_core.commands.status import cycle_json
     from relay_core.commands.tables import cycle_table
     from relay_core.cycle.run import run_cycle
 
+    configure_logging(log_format.value, verbose=VERBOSE)
     moment = _parse_now(now)
     rt = _runtime(config)
-    show_progress = console.is_terminal and not as_json
+    # A line on a terminal that follows a long poll (pages, records) and the sending; never
+    # in a log file or a pipe.
+    show_progress = err.is_terminal and not as_json
+    sent = 0
     try:
-        with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(),
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, disable=not show_progress, transient=True) as bar:
-            task = bar.add_task("send", total=None)
+            task = bar.add_task("starting", total=None)
+
+            def polled(source: str, pages: int, records: int) -> None:
+                bar.update(task, description=f"polling {source}: {pages} page(s), "
+                                             f"{records} record(s)")
+
+            def sending(n: int) -> None:
+                nonlocal sent
+                sent += n
+                bar.update(task, description=f"sending: {sent} sent")
+
             report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport(),
-                               now=moment, progress=lambda n: bar.advance(task, n))
+                               now=moment, progress=sending, poll_progress=polled)
     except LockedError as exc:
         raise _fail(str(exc), EXIT_LOCKED) from None
     except (ConfigError, TemplateError) as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
+    summary = report.summary()
+    logging.getLogger("career_relay.run").info(
+        "cycle %s: sent %d, failed %d, cancelled %d", "ok" if report.ok else "with problems",
+        report.sent, report.failed, report.cancelled,
+        extra={"event": "cycle", "ok": report.ok,
+               **{k: summary[k] for k in ("detected", "scheduled", "skipped", "sent", "failed",
+                                          "cancelled", "retry_later", "late", "errors")}})
     if as_json:
-        console.print_json(json.dumps(cycle_json(report)))
+        _print_json(cycle_json(report))
     else:
         console.print(cycle_table(report))
     if not report.ok or report.failed:
@@ -112,7 +212,7 @@ def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 
     results = run_checks(config, offline=offline)
     if as_json:
-        console.print_json(json.dumps([r.__dict__ for r in results]))
+        _print_json([r.__dict__ for r in results])
     else:
         console.print(check_table(results))
     if not all(r.ok for r in results):
@@ -130,34 +230,73 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     rt = _runtime(config)
     data = status_data(rt.store, _parse_now(now))
     if as_json:
-        console.print_json(json.dumps(data))
+        _print_json(data)
     else:
         for table in status_tables(data):
             console.print(table)
 
 
+class Kind(str, Enum):
+    rejection = "rejection"
+    invite_only = "invite_only"
+    confirmation = "confirmation"
+
+
+class Lang(str, Enum):
+    ja = "ja"
+    en = "en"
+
+
 @app.command()
 def preview(config: ConfigOpt = DEFAULT_CONFIG,
-            case: Annotated[int | None, typer.Option(help="A case id from `status`.")] = None,
-            lang: Annotated[str | None, typer.Option(help="ja or en")] = None,
-            kind: Annotated[str, typer.Option(help="rejection, invite_only or "
-                                              "confirmation")] = "rejection",
-            html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
+            case: Annotated[int | None, typer.Option(help="A case id from `career-relay "
+                                                     "cases`.")] = None,
+            lang: Annotated[Lang | None, typer.Option(help="ja or en")] = None,
+            kind: Annotated[Kind, typer.Option(help="rejection, invite_only or "
+                                               "confirmation")] = Kind.rejection,
+            html: Annotated[bool, typer.Option("--html", help="Print the HTML part only, "
+                                               "exactly (redirect it to a file).")] = False,
             ) -> None:
     """Render an email for sample data or a real case, without sending or recording anything."""
     from relay_core.commands.preview import render_preview
 
     try:
-        rendered = render_preview(config, case_id=case, language=lang, kind=kind)
+        rendered = render_preview(config, case_id=case, language=lang.value if lang else None,
+                                  kind=kind.value)
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    except TemplateError as exc:
+    except (TemplateError, RelayError) as exc:
         raise _fail(str(exc), EXIT_FAILURES) from None
-    console.print(f"[bold]Subject:[/bold] {rendered.subject}", highlight=False)
-    console.print(rendered.html if html else rendered.text, highlight=False, markup=False)
+    if html:   # the document itself: no subject line, no wrapping, nothing added
+        sys.stdout.write(rendered.html if rendered.html.endswith("\n")
+                         else rendered.html + "\n")
+        return
+    sys.stdout.write(f"Subject: {rendered.subject}\n\n{rendered.text}")
 
 
 CaseIds = Annotated[list[int] | None, typer.Option("--case", help="A case id (repeatable).")]
+
+
+def _report_changes(verb: str, wanted: list[int], changed: list[int], store: Any,
+                    expected: str) -> None:
+    """Say exactly which ids changed, which were in another state, and which do not exist;
+    exit 1 when any did not change."""
+    from relay_core.store.console import existing_case_ids
+
+    with store.engine.connect() as conn:
+        states = existing_case_ids(conn, sorted(set(wanted)))
+    missing = sorted(set(wanted) - set(states))
+    other = sorted(i for i in states if i not in set(changed))
+    console.print(f"{verb} {len(changed)} case(s)" + (
+        f": {', '.join(map(str, changed))}" if changed else ""), highlight=False)
+    if other:
+        err.print(f"not {expected}, left alone: " + ", ".join(f"{i} ({states[i]})"
+                                                             for i in other), highlight=False)
+    if missing:
+        err.print("no such case: " + ", ".join(map(str, missing)) + " (see `career-relay "
+                  "cases`)", highlight=False)
+    if other or missing:
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()
@@ -168,14 +307,15 @@ def approve(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
     from relay_core.cycle.approval import approve as approve_cases
 
     if not case and not all_held:
-        raise _fail("name cases with --case ID, or pass --all", EXIT_CONFIG)
+        raise _fail("name cases with --case ID (see `career-relay cases --state held`), or "
+                    "pass --all", EXIT_CONFIG)
     rt = _runtime(config)
     approved = approve_cases(rt.store, None if all_held else case, actor="cli:approve")
-    console.print(f"approved {len(approved)} case(s)" + (
-        f": {', '.join(map(str, approved))}" if approved else ""))
-    if case and len(approved) < len(set(case)):
-        err.print("some cases were not held (see `career-relay status`)")
-        raise typer.Exit(EXIT_FAILURES)
+    if all_held:
+        console.print(f"approved {len(approved)} case(s)" + (
+            f": {', '.join(map(str, approved))}" if approved else ""), highlight=False)
+        return
+    _report_changes("approved", case, approved, rt.store, "held")
 
 
 @app.command()
@@ -186,35 +326,244 @@ def cancel(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
     from relay_core.cycle.approval import cancel as cancel_cases
 
     if not case:
-        raise _fail("name cases with --case ID", EXIT_CONFIG)
+        raise _fail("name cases with --case ID (see `career-relay cases`)", EXIT_CONFIG)
     rt = _runtime(config)
     cancelled = cancel_cases(rt.store, case, actor="cli:cancel", reason=reason)
-    console.print(f"cancelled {len(cancelled)} case(s)")
-    if len(cancelled) < len(set(case)):
-        err.print("some cases were already sent, cancelled or skipped (see `career-relay "
-                  "status`)")
-        raise typer.Exit(EXIT_FAILURES)
+    _report_changes("cancelled", case, cancelled, rt.store, "held or scheduled")
 
 
 @app.command()
-def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Webhooks, the consent page and the same cycle as `run` every few minutes."""
-    from relay_core.web.service import serve_forever
+def hold(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
+         reason: Annotated[str, typer.Option(help="Recorded in the audit log.")] =
+         "held for review") -> None:
+    """Hold scheduled cases until someone approves them (`career-relay approve`)."""
+    from relay_core.cycle.approval import hold as hold_cases
+
+    if not case:
+        raise _fail("name cases with --case ID (see `career-relay cases --state scheduled`)",
+                    EXIT_CONFIG)
+    rt = _runtime(config)
+    held = hold_cases(rt.store, case, actor="cli:hold", reason=reason)
+    _report_changes("held", case, held, rt.store, "scheduled")
+
+
+class State(str, Enum):
+    detected = "detected"
+    skipped = "skipped"
+    scheduled = "scheduled"
+    held = "held"
+    sending = "sending"
+    sent = "sent"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+@app.command()
+def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
+          state: Annotated[State | None, typer.Option(help="Only cases in this state.")] = None,
+          source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+          limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, "
+                                             "newest first.")] = 50) -> None:
+    """List cases with their ids, send time and state (names only on a terminal)."""
+    from relay_core.commands.tables import cases_table
+    from relay_core.store.console import search_cases
 
     rt = _runtime(config)
-    serve_forever(rt)
+    with rt.store.engine.connect() as conn:
+        found = search_cases(conn, state=state.value if state else "", source=source or "",
+                             limit=limit)
+    if as_json:
+        _print_json({"total": found.total, "cases": [
+            {"id": c.id, "source": c.source, "application_id": c.application_id,
+             "state": c.state, "send_at": c.send_at, "sent_at": c.sent_at,
+             "rejected_at": c.rejected_at, "late": c.late, "reason": c.reason}
+            for c in found.rows]})
+        return
+    # Names are for the person at the terminal; a pipe or a log file gets ids only.
+    console.print(cases_table(found, rt.config.company.tz, names=console.is_terminal))
+
+
+@app.command()
+def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
+    """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
+    from relay_core.commands import report as reporting
+    from relay_core.commands.logs import configure_logging
+    from relay_core.web.service import serve_forever
+
+    configure_logging(log_format.value, verbose=VERBOSE,
+                      level=logging.INFO)
+    rt = _runtime(config)
+    try:
+        serve_forever(rt, reporting=reporting)
+    except ConfigError as exc:      # the port is taken, or cannot be used
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
+class SourceType(str, Enum):
+    hrmos_export = "hrmos_export"
+    greenhouse = "greenhouse"
+    lever = "lever"
+    herp = "herp"
+    talentio = "talentio"
+
+
+class Channel(str, Enum):
+    redirect = "redirect"
+    email = "email"
+    webhook = "webhook"
+
+
+def _opt(help_text: str) -> Any:
+    return typer.Option(help=help_text)
 
 
 @app.command()
 def init(config: ConfigOpt = DEFAULT_CONFIG,
-         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
-    """Write a configuration file by answering a few questions."""
-    from relay_core.commands.init import write_config
+         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+         example: Annotated[bool, typer.Option(
+             "--example", help="Write the complete, commented example configuration (and the "
+                               "sample export it reads) instead of asking.")] = False,
+         yes: Annotated[bool, typer.Option(
+             "--yes", "-y", help="Ask nothing: take the flags, defaults for the rest.")] = False,
+         company: Annotated[str | None, _opt("Company name shown in emails.")] = None,
+         legal_name: Annotated[str | None, _opt("The company's legal name (APPI).")] = None,
+         address: Annotated[str | None, _opt("The company's address (APPI).")] = None,
+         representative: Annotated[str | None, _opt("Its representative (APPI).")] = None,
+         sender: Annotated[str | None, _opt("From: \"名前 <address>\".")] = None,
+         reply_to: Annotated[str | None, _opt("Reply-To address.")] = None,
+         timezone: Annotated[str | None, _opt("IANA timezone, e.g. Asia/Tokyo.")] = None,
+         locale: Annotated[Lang | None, _opt("Default email language.")] = None,
+         privacy_url: Annotated[str | None, _opt("Privacy policy URL (the relay needs it).")]
+         = None,
+         public_url: Annotated[str | None, _opt("Public https address of `serve`.")] = None,
+         source_type: Annotated[SourceType | None, _opt("The ATS.")] = None,
+         source_name: Annotated[str | None, _opt("A short name for it (in URLs).")] = None,
+         export_path: Annotated[str | None, _opt("hrmos_export: the export file or "
+                                                 "folder.")] = None,
+         greenhouse_user_id: Annotated[int | None, _opt("greenhouse: a Site Admin's user "
+                                                        "id.")] = None,
+         agency_id: Annotated[str | None, _opt("One partner agency: its id (leave out for "
+                                               "none).")] = None,
+         agency_legal_name: Annotated[str | None, _opt("The agency's legal name.")] = None,
+         agency_address: Annotated[str | None, _opt("The agency's address.")] = None,
+         agency_representative: Annotated[str | None, _opt("Its representative.")] = None,
+         agency_country: Annotated[str | None, _opt("Its country (ISO code, e.g. JP).")] = None,
+         agency_licence: Annotated[str | None, _opt("Its 有料職業紹介 licence number (JP).")]
+         = None,
+         agency_deletion_contact: Annotated[str | None, _opt("Where deletion requests "
+                                                             "go.")] = None,
+         agency_channel: Annotated[Channel | None, _opt("How it receives candidates.")] = None,
+         agency_target: Annotated[str | None, _opt("webhook URL, intake email address or "
+                                                   "registration form URL.")] = None,
+         relay: Annotated[bool | None, typer.Option(
+             "--relay/--no-relay", help="Switch the relay invitation on (needs the legal "
+                                        "details and an agency) or off.")] = None,
+         ) -> None:
+    """Write a configuration file: by questions, by flags (--yes), or the example."""
+    from relay_core.commands import init as setup
 
     if config.exists() and not force:
         raise _fail(f"{config} exists; pass --force to overwrite it", EXIT_CONFIG)
-    write_config(config)
-    console.print(f"Wrote {config}. Next: `career-relay check --config {config}`.")
+    if example:
+        written = setup.write_example(config)
+        console.print(f"Wrote {', '.join(map(str, written))}. Try it: `career-relay run "
+                      f"--config {config}`.", highlight=False)
+        return
+    answers = setup.Answers(
+        company=company, legal_name=legal_name, address=address, representative=representative,
+        sender=sender, reply_to=reply_to, timezone=timezone,
+        locale=locale.value if locale else None, privacy_url=privacy_url,
+        public_url=public_url, source_type=source_type.value if source_type else None,
+        source_name=source_name, export_path=export_path,
+        greenhouse_user_id=greenhouse_user_id, agency_id=agency_id,
+        agency_legal_name=agency_legal_name, agency_address=agency_address,
+        agency_representative=agency_representative, agency_country=agency_country,
+        agency_licence=agency_licence, agency_deletion_contact=agency_deletion_contact,
+        agency_channel=agency_channel.value if agency_channel else None,
+        agency_target=agency_target, relay=relay)
+    result = setup.write_config(config, answers, interactive=not yes)
+    console.print(f"Wrote {config}.", highlight=False)
+    for line in result.notes:
+        console.print(f"  {line}", highlight=False)
+    console.print(f"Next: `career-relay check --config {config}`.", highlight=False)
+
+
+# --- the HR console's accounts (commands/admin.py; the console is web/admin/) ---------------
+admin_app = typer.Typer(cls=SafeGroup, no_args_is_help=True,
+                        help="Accounts of the HR console at /admin/ in `serve`.")
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("add")
+def admin_add(name: Annotated[str, typer.Argument(help="Sign-in name, e.g. hanako.")],
+              config: ConfigOpt = DEFAULT_CONFIG,
+              email: Annotated[str | None, typer.Option(
+                  help="Lets the identity provider (admin.oidc) sign this account in.")] = None,
+              no_password: Annotated[bool, typer.Option(
+                  "--no-password", help="Sign in only through the identity provider.")] = False,
+              ) -> None:
+    """Create a console account; asks for its password (twice, hidden)."""
+    from relay_core.commands import admin
+
+    admin.check_new_account(name, email, no_password)
+    rt = _runtime(config)
+    if no_password and not rt.config.admin.oidc.enabled:
+        err.print("note: admin.oidc is not configured; this account cannot sign in until it "
+                  "is", highlight=False)
+    admin.add_account(rt, name, email, None if no_password else admin.ask_password())
+    console.print(f"Account {name} created. Sign in at {rt.config.relay.public_base_url}"
+                  "/admin/", highlight=False)
+
+
+@admin_app.command("list")
+def admin_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List the console accounts."""
+    from relay_core.commands.tables import accounts_table
+    from relay_core.store import utcnow
+    from relay_core.store.admin import list_accounts
+
+    rt = _runtime(config)
+    console.print(accounts_table(list_accounts(rt.store), utcnow(), rt.config.company.tz))
+
+
+@admin_app.command("password")
+def admin_password(name: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Set a new password; the account's sessions are signed out."""
+    from relay_core.commands import admin
+
+    rt = _runtime(config)
+    try:
+        admin.require_account(rt, name)
+        admin.set_password(rt, name, admin.ask_password())
+    except LookupError as exc:
+        raise _fail(str(exc), EXIT_FAILURES) from None
+    console.print(f"Password of {name} changed.", highlight=False)
+
+
+@admin_app.command("unlock")
+def admin_unlock(name: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """End a lockout after repeated failed sign-ins."""
+    from relay_core.commands import admin
+
+    rt = _runtime(config)
+    try:
+        admin.unlock(rt, name)
+    except LookupError as exc:
+        raise _fail(str(exc), EXIT_FAILURES) from None
+    console.print(f"{name} can sign in again.", highlight=False)
+
+
+@admin_app.command("remove")
+def admin_remove(name: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Delete a console account and sign it out everywhere."""
+    from relay_core.commands import admin
+
+    rt = _runtime(config)
+    try:
+        admin.remove(rt, name)
+    except LookupError as exc:
+        raise _fail(str(exc), EXIT_FAILURES) from None
+    console.print(f"Account {name} removed.", highlight=False)
 
 
 @secrets_app.command("set")
@@ -234,7 +583,7 @@ def secrets_set(name: Annotated[str, typer.Argument(help="e.g. smtp, greenhouse"
 
 
 # --- handoff, ledger, report, retention (relay_core/handoff, ledger, reporting, retention) ----
-agency_events_app = typer.Typer(no_args_is_help=True,
+agency_events_app = typer.Typer(cls=SafeGroup, no_args_is_help=True,
                                 help="Registrations and placements reported by agencies.")
 app.add_typer(agency_events_app, name="agency-events")
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv, json or html.")]
@@ -251,7 +600,8 @@ def _emit(text: str, output: Path | None) -> None:
 
 @agency_events_app.command("import")
 def agency_events_import(
-        file: Annotated[Path, typer.Argument(help="CSV: reference,type,occurred_at[,event_id]")],
+        file: Annotated[Path, typer.Argument(help="CSV: reference,type,occurred_at[,event_id]",
+                                             exists=True, dir_okay=False, readable=True)],
         config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
         agency: Annotated[str | None, typer.Option(help="Only accept this agency's "
                                                    "references.")] = None) -> None:
@@ -264,7 +614,7 @@ def agency_events_import(
     except RelayError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
     if as_json:
-        console.print_json(json.dumps(result.__dict__))
+        _print_json(result.__dict__)
     else:
         console.print(f"stored {result.stored} · already known {result.duplicates} · "
                       f"credits {result.credits:+d} · refused {len(result.errors)}")
@@ -305,7 +655,7 @@ def purge(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     rt = _runtime(config)
     result = run_purge(rt.store, rt.config, now=_parse_now(now))
     if as_json:
-        console.print_json(json.dumps(result.__dict__))
+        _print_json(result.__dict__)
     else:
         console.print(", ".join(f"{k.replace('_', ' ')} {v}"
                                 for k, v in result.__dict__.items()))

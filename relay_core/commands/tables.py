@@ -143,3 +143,41 @@ def incident_table(rows: list[retention.Disclosure], since: datetime, until: dat
     table.caption = (f"{s['disclosures']} disclosure(s), {s['candidates']} candidate(s), "
                      f"{len(s['recipients'])} agency recipient(s)")
     return table
+
+
+# --- cases -----------------------------------------------------------------------------------
+def cases_table(found: Any, tz: Any, *, names: bool) -> Table:
+    """`career-relay cases` (store/console.py `search_cases`). Names and addresses only when
+    `names` (a person at a terminal), never into a pipe or a log file."""
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    table = Table(title="cases (newest first)")
+    for col in ("id", "source", "application", "state", "send at / sent", "reason"):
+        table.add_column(col, justify="right" if col == "id" else "left")
+    if names:
+        table.add_column("candidate")
+    for c in found.rows:
+        row = [str(c.id), c.source, c.application_id, c.state + (" (late)" if c.late else ""),
+               local(c.sent_at or c.send_at), c.reason]
+        table.add_row(*row, *([f"{c.name} <{c.email or ''}>"] if names else []))
+    shown = len(found.rows)
+    table.caption = (f"{shown} of {found.total} case(s)" if found.total > shown
+                     else f"{shown} case(s)")
+    return table
+
+
+# --- admin accounts --------------------------------------------------------------------------
+def accounts_table(accounts: list[Any], now: datetime, tz: Any) -> Table:
+    table = Table(title="console accounts")
+    for col in ("name", "email", "sign-in", "last sign-in", "locked until"):
+        table.add_column(col)
+    for a in accounts:
+        table.add_row(a.name, a.email or "",
+                      "password" + (" or identity provider" if a.email else "")
+                      if a.password_hash else "identity provider only",
+                      a.last_sign_in_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                      if a.last_sign_in_at else "never",
+                      a.locked_until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                      if a.locked(now) else "")
+    return table

@@ -31,3 +31,13 @@ def cancel(store: Store, case_ids: list[int], actor: str, reason: str) -> list[i
                                 allowed_from=[CaseState.HELD, CaseState.SCHEDULED]):
                 cancelled.append(case_id)
     return cancelled
+
+
+def hold(store: Store, case_ids: list[int], actor: str, reason: str = "held for review"
+         ) -> list[int]:
+    """scheduled → held for these cases: they wait until someone approves them."""
+    with store.begin() as conn:
+        moved = store.transition_many(conn, [{"id": i, "reason": reason} for i in case_ids],
+                                      CaseState.HELD, from_state=CaseState.SCHEDULED,
+                                      actor=actor, now=utcnow())
+    return sorted(moved)

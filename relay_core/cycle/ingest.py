@@ -7,7 +7,7 @@ poll and a webhook, from two overlapping runs, or after a crash, is one case.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -109,9 +109,17 @@ def cancel_pending(store: Store, source: str, application_ids: Iterable[str], re
 
 
 def poll_source(store: Store, config: Config, connector: Connector, *, now: datetime,
-                report: SourceReport) -> None:
+                report: SourceReport,
+                progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Store each page with its cursor; `progress(source, pages, records)` after each page."""
     cursor = store.get_cursor(connector.name)
+    pages = records = 0
+    if progress:
+        progress(connector.name, pages, records)
     for page in connector.poll(cursor):
+        pages, records = pages + 1, records + len(page.events) + len(page.problems)
+        if progress:
+            progress(connector.name, pages, records)
         with store.begin() as conn:
             ingest(store, config, page.events, now=now, actor=f"poll:{connector.name}",
                    report=report, conn=conn)

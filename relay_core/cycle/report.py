@@ -16,6 +16,7 @@ class SourceReport:
     skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     problems: list[str] = field(default_factory=list)
     error: str = ""
+    polled: bool = False         # a webhook-only source is not polled
 
 
 @dataclass
@@ -27,6 +28,16 @@ class CycleReport:
     retry_later: int = 0
     late: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        """Counts and messages for the cycle history (store/runs.py); no personal data."""
+        return {"sent": self.sent, "cancelled": self.cancelled, "failed": self.failed,
+                "retry_later": self.retry_later, "late": self.late,
+                "detected": sum(s.detected for s in self.sources.values()),
+                "scheduled": sum(s.scheduled for s in self.sources.values()),
+                "skipped": sum(s.skipped for s in self.sources.values()),
+                "errors": [*(f"{s.source}: {s.error}" for s in self.sources.values()
+                             if s.error), *self.errors]}
 
     @property
     def ok(self) -> bool:

@@ -16,12 +16,19 @@ from relay_core.cycle.ingest import poll_source
 from relay_core.cycle.outbox import recover_interrupted
 from relay_core.cycle.report import CycleReport, SourceReport
 from relay_core.cycle.sending import send_due
-from relay_core.errors import RelayError
+from relay_core.errors import (
+    AuthError,
+    ConfigError,
+    LockedError,
+    RelayError,
+    RetriableError,
+)
 from relay_core.mail.transports import Transport
 from relay_core.records.consent.records import expire_invitations
 from relay_core.records.handoff.deliver import deliver_handoffs
 from relay_core.rendering.emails import Renderer
 from relay_core.store import Store, utcnow
+from relay_core.store.runs import record_cycle
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -32,8 +39,32 @@ log = logging.getLogger("career_relay")
 def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
               transport: Transport, renderer: Renderer | None = None,
               now: datetime | None = None,
-              progress: Callable[[int], None] | None = None) -> CycleReport:
-    """Poll every source, schedule, send what is due. Holds the run lock throughout."""
+              progress: Callable[[int], None] | None = None,
+              poll_progress: Callable[[str, int, int], None] | None = None) -> CycleReport:
+    """Poll every source, schedule, send what is due. Holds the run lock throughout.
+    `progress(n)` counts messages sent; `poll_progress(source, pages, records)` follows a poll.
+    The outcome is kept in the store (store/runs.py) for the console and `serve`'s log."""
+    started = utcnow()
+    try:
+        report = _locked_cycle(config, store, connectors, transport=transport,
+                               renderer=renderer, now=now, progress=progress,
+                               poll_progress=poll_progress)
+    except LockedError:
+        raise
+    except (ConfigError, RelayError) as exc:
+        record_cycle(store, started_at=started, finished_at=utcnow(), ok=False,
+                     summary={"errors": [str(exc)]}, polls={})
+        raise
+    record_cycle(store, started_at=started, finished_at=utcnow(), ok=report.ok,
+                 summary=report.summary(), polls={
+                     name: s.error for name, s in report.sources.items() if s.polled})
+    return report
+
+
+def _locked_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
+                  transport: Transport, renderer: Renderer | None,
+                  now: datetime | None, progress: Callable[[int], None] | None,
+                  poll_progress: Callable[[str, int, int], None] | None) -> CycleReport:
     now = now or utcnow()
     renderer = renderer or Renderer(config)
     report = CycleReport()
@@ -43,11 +74,15 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
             source_report = report.sources.setdefault(name, SourceReport(name))
             if not connector.polls:
                 continue
+            source_report.polled = True
             try:
-                poll_source(store, config, connector, now=now, report=source_report)
+                poll_source(store, config, connector, now=now, report=source_report,
+                            progress=poll_progress)
             except RelayError as exc:
-                source_report.error = f"{type(exc).__name__}: {exc}"
+                source_report.error = describe_error(exc)
                 log.warning("source %s: %s", name, source_report.error)
+            except ConfigError as exc:   # a secret of this source: name the source's key
+                raise source_config_error(config, name, exc) from None
         send_due(store, config, connectors, renderer, transport, now=now, report=report,
                  progress=progress)
         expire_invitations(store, now)
@@ -56,3 +91,21 @@ def run_cycle(config: Config, store: Store, connectors: dict[str, Connector], *,
         finally:
             transport.close()   # the email channel may have reopened the SMTP connection
     return report
+
+
+def describe_error(exc: RelayError) -> str:
+    """A source's failure as a person reads it: what to do, then the message (no class name)."""
+    if isinstance(exc, AuthError):
+        return f"credentials refused: {exc}"
+    if isinstance(exc, RetriableError):
+        return f"temporarily unavailable, tried again next cycle: {exc}"
+    return str(exc)
+
+
+def source_config_error(config: Config, name: str, exc: ConfigError) -> ConfigError:
+    """The same error with the source's key path (`sources[1].client_secret`), as in `check`."""
+    index = next((i for i, s in enumerate(config.sources) if s.name == name), None)
+    if index is None or exc.key.startswith("sources["):
+        return exc
+    key = f"sources[{index}]" + (f".{exc.key}" if exc.key else "")
+    return type(exc)(key, exc.problem, exc.fix)

@@ -85,7 +85,12 @@ def make_message_id(case_key: str, kind: str, domain: str) -> str:
 
 
 def message_id_domain(config: Config) -> str:
-    return config.mail.message_id_domain or parseaddr(config.company.sender)[1].rpartition("@")[2]
+    if config.mail.message_id_domain:
+        return config.mail.message_id_domain
+    if validate_address(parseaddr(config.company.sender)[1]) is None:
+        # The domain comes from the sender: name the key the user has to fix.
+        _mailbox_from_config("company.sender", config.company.sender)
+    return parseaddr(config.company.sender)[1].rpartition("@")[2]
 
 
 def _mailbox_from_config(key: str, value: str) -> Address:

@@ -312,3 +312,52 @@ credit_entries = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- The HR console and the cycle's history (migration 0004_console) -------------------------
+# Console accounts, made with `career-relay admin add`. Only an argon2id hash is kept; an
+# account without one signs in through the company's identity provider (OpenID Connect), which
+# must vouch for `email`. Consecutive failures lock the account until `locked_until`.
+admin_accounts = Table(
+    "admin_accounts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(40), nullable=False, unique=True),
+    Column("email", String(320), unique=True),
+    Column("password_hash", Text),
+    Column("failed_sign_ins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_sign_in_at", UTCDateTime),
+)
+
+# Signed-in console sessions: the cookie holds a random token, the store only its SHA-256, so
+# a copy of the database signs nobody in. Each session has its own CSRF token.
+admin_sessions = Table(
+    "admin_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("admin_accounts.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("method", String(16), nullable=False),         # "password" | "oidc"
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# One row per finished cycle (`run` or a `serve` cycle): counts and error messages, which never
+# hold personal data. The console's dashboard shows the last one.
+cycle_runs = Table(
+    "cycle_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False, index=True),
+    Column("ok", Boolean, nullable=False),
+    Column("summary_json", Text, nullable=False),
+)
+
+# Each source's last poll: when it was tried, when it last succeeded, and why it last failed.
+source_polls = Table(
+    "source_polls", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+    Column("last_success_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+)

@@ -1,5 +1,6 @@
 """`career-relay serve`: one FastAPI app. Each concern is a router in its own module:
-webhooks.py (ATS deliveries), consent.py (the candidate's pages), agency.py (agency events)."""
+webhooks.py (ATS deliveries), consent.py (the candidate's pages), agency.py (agency events),
+admin/ (the HR console at /admin/, unless `admin.enabled = false`)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,23 @@ from fastapi.responses import PlainTextResponse
 
 from relay_core.config import Config
 from relay_core.store import Store
-from relay_core.web import agency, consent, webhooks
+from relay_core.web import admin, agency, consent, webhooks
 from relay_core.web.deps import AppState
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 
-def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
+def create_app(config: Config, store: Store, connectors: dict[str, Connector], *,
+               reporting: admin.Reporting | None = None) -> FastAPI:
+    """`reporting` gives the console its report page (`serve` passes commands/report.py)."""
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)
     app.include_router(webhooks.router)
     app.include_router(agency.router)
     consent.install(app)
+    if config.admin.enabled:
+        admin.install(app, reporting)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

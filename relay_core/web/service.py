@@ -1,15 +1,27 @@
-"""`career-relay serve`: the web app plus the same cycle as `run`, every few minutes."""
+"""`career-relay serve`: the web app plus the same cycle as `run`, every few minutes.
+
+The port is bound before anything starts, so a port in use is a clear ConfigError (exit 2)
+instead of a uvicorn traceback; then one startup line says where it listens, which sources it
+polls or receives, and whether the console is on. Each cycle is logged (counts and case-free
+messages); `--log-format json` turns every line into a JSON object (commands/logs.py).
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
+import time
+from typing import Any
 
 import uvicorn
 
+from relay_core import __version__
 from relay_core.cycle.run import run_cycle
 from relay_core.errors import ConfigError, LockedError, RelayError
 from relay_core.runtime import Runtime
+from relay_core.store.admin import count_accounts
 from relay_core.web.app import create_app
 
 log = logging.getLogger("career_relay.service")
@@ -18,27 +30,89 @@ log = logging.getLogger("career_relay.service")
 def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
     interval = rt.config.web.cycle_minutes * 60
     while not stop.is_set():
+        started = time.monotonic()
         try:
             report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport())
-            log.info("cycle: sent %d, failed %d, cancelled %d", report.sent, report.failed,
-                     report.cancelled)
+            summary = report.summary()
+            seconds = round(time.monotonic() - started, 1)
+            log.info("cycle %s in %.1f s: new %d, scheduled %d, skipped %d, sent %d, failed %d, "
+                     "cancelled %d, retry later %d, late %d",
+                     "ok" if report.ok else "with problems", seconds, summary["detected"],
+                     summary["scheduled"], summary["skipped"], report.sent, report.failed,
+                     report.cancelled, report.retry_later, report.late,
+                     extra={"event": "cycle", "ok": report.ok, "seconds": seconds,
+                            **{k: summary[k] for k in ("detected", "scheduled", "skipped",
+                                                       "sent", "failed", "cancelled",
+                                                       "retry_later", "late")}})
+            for problem in summary["errors"]:
+                log.warning("cycle: %s", problem, extra={"event": "cycle_problem"})
         except LockedError:
-            log.info("cycle skipped: another run holds the lock")
+            log.info("cycle skipped: another run holds the lock", extra={"event": "cycle"})
         except (ConfigError, RelayError) as exc:
             # A secret that stopped resolving must not end the loop: the consent pages and
             # webhooks keep being served while the operator fixes it.
-            log.error("cycle failed: %s", exc)
+            log.error("cycle failed: %s", exc, extra={"event": "cycle", "ok": False})
         stop.wait(interval)
 
 
-def serve_forever(rt: Runtime) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a ConfigError that says what to do when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError("web.port", f"{host}:{port} is already in use (another "
+                              "`career-relay serve`, or another program)",
+                              "Stop the other process, or set another web.port") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError("web.port", f"no permission to listen on {host}:{port}",
+                              "Use a port above 1023 behind your reverse proxy") from None
+        raise ConfigError("web.host", f"cannot listen on {host}:{port} ({exc.strerror})",
+                          "Use an address of this machine, e.g. 127.0.0.1") from None
+    return sock
+
+
+def startup_line(rt: Runtime) -> tuple[str, dict[str, Any]]:
+    config = rt.config
+    sources = []
+    for name, connector in rt.connectors.items():
+        modes = [m for m, on in (("poll", connector.polls),
+                                 ("webhook", connector.receives_webhooks)) if on]
+        sources.append(f"{name} ({'+'.join(modes) or 'idle'})")
+    if not config.admin.enabled:
+        console = "off (admin.enabled = false)"
+    else:
+        accounts = count_accounts(rt.store)
+        console = (f"on at {config.relay.public_base_url}/admin/ ({accounts} account(s))"
+                   if accounts else "on, but no account yet: run `career-relay admin add NAME`")
+    listen = f"http://{config.web.host}:{config.web.port}"
+    text = (f"career-relay {__version__} serving on {listen} (public "
+            f"{config.relay.public_base_url}); sources: {', '.join(sources) or 'none'}; "
+            f"console {console}; a cycle every {config.web.cycle_minutes} min")
+    return text, {"event": "startup", "listen": listen, "sources": sources,
+                  "console": console, "version": __version__}
+
+
+def serve_forever(rt: Runtime, reporting: Any = None) -> None:
+    """`reporting`: the report for the console (commands/report.py, passed by the CLI)."""
+    sock = bind(rt.config.web.host, rt.config.web.port)
+    app = create_app(rt.config, rt.store, rt.connectors, reporting=reporting)
+    text, fields = startup_line(rt)
+    log.info(text, extra=fields)
     stop = threading.Event()
     worker = threading.Thread(target=cycle_loop, args=(rt, stop), name="relay-cycle",
                               daemon=True)
     worker.start()
-    app = create_app(rt.config, rt.store, rt.connectors)
+    server = uvicorn.Server(uvicorn.Config(
+        app, proxy_headers=False, server_header=False, log_config=None, log_level="warning",
+        access_log=False))   # access lines would carry relay tokens in their paths
     try:
-        uvicorn.run(app, host=rt.config.web.host, port=rt.config.web.port,
-                    proxy_headers=False, server_header=False, log_level="warning")
+        server.run(sockets=[sock])
     finally:
         stop.set()
+        sock.close()
+        log.info("stopped", extra={"event": "stopped"})
