@@ -1,6 +1,7 @@
 """The consent, handoff and ledger code reaches the database only through the store's aggregate
 modules (store/consents.py, store/handoffs.py, store/ledger.py, store/retention.py): no module
-under relay_core/records/, nor the consent and agency routes, imports SQLAlchemy or the tables."""
+under relay_core/records/, nor the consent, agency and console routes, imports SQLAlchemy or
+the tables."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "relay_core"
-CHECKED = sorted([*(ROOT / "records").rglob("*.py"), ROOT / "web" / "consent.py",
+CHECKED = sorted([*(ROOT / "records").rglob("*.py"), *(ROOT / "web" / "admin").rglob("*.py"),
+                  ROOT / "web" / "consent.py",
                   ROOT / "web" / "agency.py"])
 FORBIDDEN = ("sqlalchemy", "relay_core.store.tables")
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from relay_core.cycle import approval
@@ -22,7 +21,7 @@ from relay_core.cycle.preview import preview_case_mail
 from relay_core.errors import ConfigError, RelayError
 from relay_core.models import CaseState
 from relay_core.records.consent.records import consent_for_case, relay_status
-from relay_core.store import tables as t
+from relay_core.store import consents
 from relay_core.store.console import (
     SEARCH_SCAN,
     CaseDetail,
@@ -122,9 +121,7 @@ def _load(web: ConsoleWeb, case_id: int) -> tuple[CaseDetail, dict[str, Any]] | 
         extra = {"consent": consent, "relay_status": relay_status(conn, case_id).value,
                  "preferences": None}
         if consent is not None:
-            prefs = conn.execute(select(t.consent_preferences).where(
-                t.consent_preferences.c.consent_id == consent["id"])).first()
-            extra["preferences"] = dict(prefs._mapping) if prefs else None
+            extra["preferences"] = consents.preferences(conn, consent.id)
     return detail, extra
 
 
