@@ -28,6 +28,17 @@ from relay_core.secrets import SecretRef, secret_field
 
 DEFAULT_CONFIG = "career-relay.toml"
 
+# A mail's language: one of the two template sets, or both in one message (Japanese first),
+# the common practice in Japan when the reader's language is not known.
+MailLanguage = Literal["ja", "en", "bilingual"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("write it on one line, without control characters")
+    return value.strip()
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -45,6 +56,16 @@ class Company(Section):
     locale: Literal["ja", "en"] = "ja"
     privacy_policy_url: str = ""
     signature: str = ""          # extra lines under the sender name in emails
+    # The language of a mail when neither the ATS nor the source says: "ja", "en" or
+    # "bilingual" (Japanese first, then English, in one message). Unset: `locale`.
+    default_language: MailLanguage | None = None
+    # What English mails show instead of the Japanese company name, sender name and signature.
+    name_en: str = ""
+    sender_name_en: str = ""     # the display name of `sender` in English mails; same address
+    signature_en: str = ""
+
+    _single_line = field_validator("name_en", "sender_name_en")(
+        lambda cls, value: _one_line(value))
 
     @field_validator("timezone")
     @classmethod
@@ -59,6 +80,11 @@ class Company(Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def mail_language(self) -> str:
+        """The language of a mail nobody gave one for: `default_language`, else `locale`."""
+        return self.default_language or self.locale
 
 
 class Store(Section):
@@ -115,6 +141,13 @@ class Eligibility(Section):
     skip_agency_sourced: bool = True
     # Rejection categories (or raw reason ids) that get the courteous email without the invitation.
     no_invitation_reasons: list[str] = Field(default_factory=list)
+    # A job hidden from other employees inside the ATS: the candidate still knows the role and
+    # is owed an answer. "mail" (the default) or "skip".
+    confidential_jobs: Literal["mail", "skip"] = "mail"
+    # The same person still in process for another position in the same ATS instance:
+    # "no_invitation" mails the rejection on time without the relay invitation (the default),
+    # "hold" waits for HR's approval, "skip" sends nothing.
+    in_process_elsewhere: Literal["no_invitation", "hold", "skip"] = "no_invitation"
 
 
 class Smtp(Section):
@@ -140,6 +173,23 @@ class Smtp(Section):
         return self
 
 
+class Reapply(Section):
+    """The optional "you are welcome to apply again" block, one of the email's next options."""
+
+    enabled: bool = False
+    after_months: int = Field(6, ge=0, le=60)   # 0: a new application is welcome at any time
+    careers_url: str = ""                       # the careers page; "" shows no link
+
+    @field_validator("careers_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("write the careers page's address, e.g. "
+                             "\"https://example.co.jp/careers\"")
+        return value
+
+
 class Mail(Section):
     transport: Literal["file", "smtp"] = "file"
     outbox_dir: str = "outbox"
@@ -147,6 +197,11 @@ class Mail(Section):
     templates_dir: str = ""         # a folder whose files override the shipped templates
     message_id_domain: str = ""     # defaults to the sender's domain
     smtp: Smtp = Field(default_factory=Smtp)
+    # A source's designated feedback field (its `feedback_field`): free text written by
+    # interviewers, so by default a second person approves each such mail before it goes.
+    feedback_requires_approval: bool = True
+    feedback_max_chars: int = Field(800, ge=50, le=4000)
+    reapply: Reapply = Field(default_factory=Reapply)
 
 
 class Relay(Section):
@@ -181,6 +236,27 @@ class SourceConfig(BaseModel):
     name: str
     type: str
     enabled: bool = True
+    # The mail's language for this source when the ATS gives none (before company's default).
+    language: MailLanguage | None = None
+    # Job titles as the candidate should read them: {"ATS title" = "title"} or
+    # {"ATS title" = {ja = "…", en = "…"}}; an internal code never reaches a candidate.
+    job_titles: dict[str, str | dict[Literal["ja", "en"], str]] = Field(default_factory=dict)
+
+    @field_validator("job_titles")
+    @classmethod
+    def _titles(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, title in value.items():
+            for text in (title.values() if isinstance(title, dict) else [title]):
+                if not text.strip() or _CONTROL.search(text):
+                    raise ValueError(f"the title for {key!r} must be one non-empty line")
+        return value
+
+    def job_title(self, title: str, language: str) -> str:
+        """`title` as `job_titles` maps it for a mail in `language` ("ja" or "en")."""
+        mapped = self.job_titles.get(title.strip())
+        if isinstance(mapped, dict):
+            return mapped.get(language) or mapped.get("ja") or mapped.get("en") or title
+        return mapped or title
 
     @field_validator("name")
     @classmethod

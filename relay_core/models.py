@@ -37,6 +37,8 @@ TRANSITIONS: dict[CaseState, set[CaseState]] = {
     CaseState.HELD: {CaseState.SCHEDULED, CaseState.CANCELLED},
     CaseState.SENDING: {CaseState.SENT, CaseState.FAILED, CaseState.SCHEDULED},
     CaseState.FAILED: {CaseState.SCHEDULED},
+    # Terminal. (`career-relay backfill` reopens only cases skipped as "before the first
+    # poll", by its own conditional update in store/installs.py.)
     CaseState.SKIPPED: set(),
     CaseState.SENT: set(),
     CaseState.CANCELLED: set(),
@@ -69,12 +71,18 @@ class Flags(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     prospect: bool = False
-    private: bool = False
+    private: bool = False         # the *candidate* is private in the ATS (never the job)
     anonymized: bool = False
     can_email: bool = True
     agency_sourced: bool = False
     duplicate: bool = False
     no_invitation: bool = False  # e.g. Greenhouse SECURITY_CONCERN: courteous mail, no relay
+    # The job or posting is confidential inside the ATS (hidden from other employees). The
+    # candidate knows the role they applied for: no reason to skip unless configured so.
+    confidential_job: bool = False
+    # The same person has another active application in the same ATS instance. None: the
+    # connector could not tell here (a webhook, or an API without a batched look-up).
+    in_process_elsewhere: bool | None = None
 
 
 class RejectionEvent(BaseModel):
@@ -94,6 +102,12 @@ class RejectionEvent(BaseModel):
     category: Category
     rejected_at: datetime
     flags: Flags = Field(default_factory=Flags)
+    # The language the ATS suggests for this application when the person has none of their
+    # own (e.g. the language of the Greenhouse job post they applied through): "ja", "en", …
+    language: str | None = None
+    # The text of the one field HR designated as candidate-facing feedback (a custom field,
+    # an export column), as the ATS holds it; "" when there is none or none is configured.
+    feedback: str = ""
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @field_validator("rejected_at")
