@@ -245,3 +245,120 @@ def test_missing_templates_dir_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="mail.templates_dir"):
         Renderer(make_config(tmp_path, templates_dir="nowhere"))
+
+
+# --- issue 10: bilingual, English names, job titles, feedback, re-application, button --------
+def full_config(tmp_path: Path, **company) -> Config:
+    return parse_config({
+        "company": {"name": "株式会社サンプル", "sender": "採用担当 <recruit@example.co.jp>",
+                    "reply_to": "recruit@example.co.jp", "name_en": "Sample K.K.",
+                    "sender_name_en": "Sample Recruiting", "signature_en": "Tokyo, Japan",
+                    "privacy_policy_url": "https://example.co.jp/privacy", **company},
+        "mail": {"reapply": {"enabled": True, "after_months": 6,
+                             "careers_url": "https://example.co.jp/careers"}},
+        "sources": [{"name": "gh", "type": "hrmos_export", "path": "x.tsv",
+                     "job_titles": {"法人営業_中途": {"ja": "法人営業", "en": "Corporate Sales"},
+                                    "BE-2026-07": "Backend Engineer"}}],
+    }, tmp_path)
+
+
+def rendered(config: Config, language: str, *, feedback: str = "", job: str = "法人営業_中途",
+             url: str | None = URL, first: str = "James", last: str = "Garcia"):
+    ctx = build_context(config, display_name="", last_name=last, first_name=first,
+                        job_title=job, stage="一次面接", invitation_url=url,
+                        invitation_expires="2026-12-27" if url else None, language=language,
+                        feedback=feedback, source="gh")
+    return Renderer(config).render("rejection", language, ctx)
+
+
+def test_bilingual_is_japanese_first_then_english_in_one_message(tmp_path):
+    mail = rendered(full_config(tmp_path), "bilingual")
+    assert mail.subject == "選考結果のご連絡（株式会社サンプル） / Your application to Sample K.K."
+    assert mail.language == "bilingual" and mail.content_language == "ja, en"
+    text = mail.text
+    assert text.index("James Garcia 様") < text.index("Dear James Garcia,")   # Latin name order
+    assert text.index("慎重に選考") < text.index("After careful consideration")
+    assert text.count(URL) == 2
+    html = mail.html
+    assert html.count("<body") == 1 and html.index("選考結果") < html.index('<div lang="en">')
+    assert "Sample Recruiting" in text and "Tokyo, Japan" in text
+
+
+def test_english_parts_use_the_english_company_names_and_titles(tmp_path):
+    config = full_config(tmp_path)
+    en = rendered(config, "en")
+    assert en.subject == "Your application to Sample K.K."
+    assert "株式会社" not in en.text and "採用担当" not in en.text
+    assert "Corporate Sales position" in en.text           # job_titles mapping, per language
+    ja = rendered(config, "ja")
+    assert "法人営業の面接" in ja.text and "法人営業_中途" not in ja.text
+    assert "Backend Engineer position" in rendered(config, "en", job="BE-2026-07").text
+
+
+def test_feedback_block_is_escaped_and_under_its_own_heading(tmp_path):
+    config = full_config(tmp_path)
+    feedback = "面接では<b>明快</b>にご説明いただきました。\n<script>alert(1)</script>"
+    for lang, heading in (("ja", "選考に関するコメント"), ("en", "Feedback from the hiring team")):
+        mail = rendered(config, lang, feedback=feedback)
+        assert heading in mail.text and heading in mail.html
+        assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+        assert "&lt;b&gt;明快&lt;/b&gt;" in mail.html and "<b>明快</b>" in mail.text
+    assert "選考に関するコメント" not in rendered(config, "ja").text      # none, no block
+
+
+def test_reapply_block_is_a_next_option_in_both_languages(tmp_path):
+    config = full_config(tmp_path)
+    ja, en = rendered(config, "ja"), rendered(config, "en")
+    assert "6か月以上経過した後" in ja.text and "https://example.co.jp/careers" in ja.text
+    assert "after 6 months" in en.text and "https://example.co.jp/careers" in en.html
+    assert ja.text.index("今後のご応募について") < ja.text.index(URL)   # both next options
+    plain = make_config(tmp_path)
+    assert "今後のご応募" not in Renderer(plain).render("rejection", "ja", context(plain)).text
+
+
+def test_html_invitation_is_a_button_the_text_part_keeps_the_url(tmp_path):
+    config = full_config(tmp_path)
+    for lang, label in (("ja", "紹介会社を選ぶ（任意）"), ("en", "Choose agencies (optional)")):
+        mail = rendered(config, lang)
+        assert f'<a href="{URL}" style="display:inline-block;' in mail.html
+        assert label in mail.html and f">{URL}<" not in mail.html     # no raw link shown
+        assert URL in mail.text
+
+
+def test_every_html_part_parses_strictly(tmp_path):
+    """html5lib in strict mode raises on any parse error of the HTML5 algorithm."""
+    import html5lib
+
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    config = full_config(tmp_path, default_language="bilingual")
+    renderer = Renderer(config)
+    for kind in KINDS:
+        for lang in ("ja", "en", "bilingual"):
+            for invited in (True, False):
+                ctx = renderer.sample_context(kind, lang, invited=invited,
+                                              feedback=kind == "rejection")
+                if kind == "invite_only" and not invited:
+                    continue
+                parser.parse(renderer.render(kind, lang, ctx).html)
+
+
+def test_message_carries_content_language_and_the_english_sender_name(tmp_path):
+    from datetime import UTC, datetime
+    from email import message_from_bytes, policy
+
+    from relay_core.mail.message import build_mail
+
+    config = full_config(tmp_path)
+    for lang, header, sender in (("ja", "ja", "採用担当"), ("en", "en", "Sample Recruiting"),
+                                 ("bilingual", "ja, en", "採用担当 / Sample Recruiting")):
+        mail = rendered(config, lang)
+        out = build_mail(config, to_addr="james@example.com", to_name="James Garcia",
+                         subject=mail.subject, text=mail.text, html=mail.html,
+                         message_id="<relay.x@example.co.jp>", date=datetime.now(UTC),
+                         language=mail.language)
+        msg = message_from_bytes(out.data, policy=policy.default)
+        assert msg["Content-Language"] == header
+        assert msg["From"].addresses[0].display_name == sender
+        assert msg["From"].addresses[0].addr_spec == "recruit@example.co.jp"
+        assert msg.get_body(("plain",)).get_content().startswith(
+            "※ English" if lang == "bilingual" else ("James" if lang == "ja" else "Dear"))

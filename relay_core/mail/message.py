@@ -37,6 +37,9 @@ _ENCODED_BREAK = re.compile(r"=\?[^?\s]*\?[bq]\?|%0[ad]|=0[ad]", re.IGNORECASE)
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MESSAGE_ID = re.compile(r"^<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+>$")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# Content-Language (RFC 3282) of a mail: a bilingual one holds Japanese, then English.
+CONTENT_LANGUAGE = {"ja": "ja", "en": "en", "bilingual": "ja, en"}
 _PATCHED = {(3, 11): (3, 11, 10), (3, 12): (3, 12, 5)}
 _FIRST_FIXED_MINOR = (3, 13, 0)
 
@@ -105,6 +108,21 @@ def _mailbox_from_config(key: str, value: str) -> Address:
     return _address(name, normal)
 
 
+def sender_name(config: Config, language: str) -> str:
+    """The sender's display name in a mail of `language`; the address never changes.
+    English: `company.sender_name_en`; without it the configured name, unless that is written in
+    Japanese, then a plain "Recruiting Team". Bilingual: "日本語 / English" when the two differ."""
+    name = parseaddr(config.company.sender)[0]
+    if language == "ja":
+        return name or "採用担当"
+    english = config.company.sender_name_en or (
+        name if name and not _CJK.search(name) else "Recruiting Team")
+    if language == "en":
+        return english
+    japanese = name or "採用担当"
+    return japanese if japanese == english else f"{japanese} / {english}"
+
+
 def _address(name: str, addr: str) -> Address:
     username, _, domain = addr.rpartition("@")
     return Address(display_name=name, username=username, domain=domain)
@@ -152,15 +170,20 @@ def build_mail(config: Config, **fields) -> OutgoingMail:
 
 
 def build_message(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
-                  html: str, message_id: str, date: datetime) -> EmailMessage:
+                  html: str, message_id: str, date: datetime,
+                  language: str | None = None) -> EmailMessage:
     msg = _assemble(config, to_addr=to_addr, to_name=to_name, subject=subject, text=text,
-                    html=html, message_id=message_id, date=date)
+                    html=html, message_id=message_id, date=date, language=language)
     _verify_generated(msg, serialize(msg))
     return msg
 
 
 def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
-              html: str, message_id: str, date: datetime) -> EmailMessage:
+              html: str, message_id: str, date: datetime,
+              language: str | None = None) -> EmailMessage:
+    """`language` ("ja", "en", "bilingual") sets Content-Language and the sender's display
+    name for that language; None leaves both as configured (agency mail, the confirmation of
+    an older release)."""
     for field, value in (("to_name", to_name), ("to_addr", to_addr), ("subject", subject),
                          ("message_id", message_id)):
         _require_safe(field, value)
@@ -173,7 +196,12 @@ def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text:
         raise FatalError("date must carry a timezone")
 
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = _mailbox_from_config("company.sender", config.company.sender)
+    sender = _mailbox_from_config("company.sender", config.company.sender)
+    if language in CONTENT_LANGUAGE:
+        display = sender_name(config, language)
+        _require_safe("company.sender_name_en", display)
+        sender = _address(display, sender.addr_spec)
+    msg["From"] = sender
     msg["To"] = _address(to_name, recipient)
     if config.company.reply_to:
         msg["Reply-To"] = _mailbox_from_config("company.reply_to", config.company.reply_to)
@@ -182,6 +210,9 @@ def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text:
     msg["Message-ID"] = message_id
     msg.set_content(text, charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
+    if language in CONTENT_LANGUAGE:
+        # After the parts: set_content clears Content-* headers, add_alternative moves them.
+        msg["Content-Language"] = CONTENT_LANGUAGE[language]
     return msg
 
 

@@ -11,15 +11,24 @@ so a template that names an unknown variable or reaches for Python internals fai
 `career-relay check` with its file and line instead of sending a broken mail. `.html` files are
 autoescaped, `.txt` files are not; block tags eat their own line.
 
+A mail is Japanese, English, or **bilingual**: both template sets rendered and joined into one
+message, Japanese first (the subject "ja / en", the text parts one after the other, the HTML
+bodies in one page under `email/_bilingual.html`). Each language's part gets its own context;
+in English, `company.name_en`, `sender_name_en` and `signature_en` replace the Japanese ones
+when configured, and a source's `job_titles` map the ATS's title for each language.
+
 Context contract (what every template may use):
 
     company             name, sender_name (display part of company.sender), signature,
-                        reply_to, privacy_policy_url
+                        reply_to, privacy_policy_url (English variants in English parts)
     candidate           display_name, last_name, first_name (any may be "")
     job_title           str, "" when the ATS gives none
     stage_kind          "documents" | "interview"; the thanks line differs
-    invitation_url      str | None; None means no invitation block
+    invitation_url      str | None; None means no invitation block (a button in HTML)
     invitation_expires  str | None, already written for the language ("2025年6月30日")
+    feedback            str: the designated candidate-facing feedback, already bounded
+                        (cycle/eligibility.py feedback_text); "" = no feedback block
+    reapply             None, or {after_months: int, careers_url: str}: mail.reapply
     language            "ja" | "en"
     withdraw_url        str          (confirmation only)
     agencies            list[str]    legal names of the chosen agencies (confirmation only)
@@ -33,15 +42,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from email.utils import parseaddr
 from typing import Any
+
+from markupsafe import Markup
 
 from relay_core.config import Config
 from relay_core.errors import FatalError, TemplateError, UnsafeSubjectError
+from relay_core.mail.message import CONTENT_LANGUAGE, sender_name
 from relay_core.rendering.environment import format_day, template_environment
 
 KINDS = ("rejection", "invite_only", "confirmation")
 LANGUAGES = ("ja", "en")
+MAIL_LANGUAGES = ("ja", "en", "bilingual")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.IGNORECASE | re.DOTALL)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 STAGE_KINDS = ("documents", "interview")
 # Only rejections we made get a courteous mail; eligibility skips the rest, this is a backstop.
 MAILED_CATEGORIES = ("we_rejected", "other")
@@ -53,6 +67,11 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    language: str = "ja"     # "ja" | "en" | "bilingual": the Content-Language header
+
+    @property
+    def content_language(self) -> str:
+        return CONTENT_LANGUAGE.get(self.language, self.language)
 
     def __repr__(self) -> str:  # the bodies hold the candidate's name
         return f"RenderedEmail(<{len(self.text)} chars text, {len(self.html)} chars html>)"
@@ -82,43 +101,70 @@ def stage_kind(stage: str) -> str:
 
 
 def resolve_language(config: Config, language: str | None) -> str:
-    lang = re.split(r"[-_]", (language or "").strip().lower())[0]
-    return lang if lang in LANGUAGES else config.company.locale
-
-
+    """"ja", "en" or "bilingual"; anything else falls back to the company's default."""
+    text = (language or "").strip().lower()
+    if text == "bilingual":
+        return text
+    lang = re.split(r"[-_]", text)[0]
+    return lang if lang in LANGUAGES else config.company.mail_language
 
 
 def company_context(config: Config, language: str) -> dict[str, str]:
     company = config.company
-    sender_name = parseaddr(company.sender)[0]
+    english = language == "en"
     return {
-        "name": company.name,
-        "sender_name": sender_name or ("採用担当" if language == "ja" else "Recruiting team"),
-        "signature": company.signature,
+        "name": (company.name_en or company.name) if english else company.name,
+        "sender_name": sender_name(config, language),
+        "signature": (company.signature_en or company.signature) if english
+        else company.signature,
         "reply_to": company.reply_to,
         "privacy_policy_url": company.privacy_policy_url,
     }
 
 
+def reapply_context(config: Config) -> dict[str, Any] | None:
+    reapply = config.mail.reapply
+    if not reapply.enabled:
+        return None
+    return {"after_months": reapply.after_months, "careers_url": reapply.careers_url}
+
+
 def build_context(config: Config, *, display_name: str, last_name: str, first_name: str,
                   job_title: str, stage: str, invitation_url: str | None,
                   invitation_expires: date | datetime | str | None, language: str | None,
-                  withdraw_url: str | None = None,
-                  agencies: list[str] | None = None) -> dict[str, Any]:
-    """The template context for one mail (see the module docstring for the contract)."""
+                  withdraw_url: str | None = None, agencies: list[str] | None = None,
+                  feedback: str = "", source: str | None = None) -> dict[str, Any]:
+    """The template context for one mail (see the module docstring for the contract). For a
+    bilingual mail, the context of each language's part is under `parts`; `source` names the
+    `[[sources]]` block whose `job_titles` map `job_title`."""
     lang = resolve_language(config, language)
-    parts = (last_name, first_name) if lang == "ja" else (first_name, last_name)
+    if lang == "bilingual":
+        parts = {part: build_context(
+            config, display_name=display_name, last_name=last_name, first_name=first_name,
+            job_title=job_title, stage=stage, invitation_url=invitation_url,
+            invitation_expires=invitation_expires, language=part, withdraw_url=withdraw_url,
+            agencies=agencies, feedback=feedback, source=source) for part in LANGUAGES}
+        return {**parts["ja"], "language": "bilingual", "parts": parts}
+    # Family name first in Japanese, unless the name is written in Latin letters.
+    eastern = lang == "ja" and bool(_CJK.search(f"{last_name}{first_name}"))
+    order = (last_name, first_name) if eastern else (first_name, last_name)
+    source_config = next((s for s in config.sources if s.name == source), None)
+    title = job_title or ""
+    if source_config is not None and title:
+        title = source_config.job_title(title, lang)
     context: dict[str, Any] = {
         "company": company_context(config, lang),
         "candidate": {
-            "display_name": display_name or " ".join(p for p in parts if p),
+            "display_name": display_name or " ".join(p for p in order if p),
             "last_name": last_name or "",
             "first_name": first_name or "",
         },
-        "job_title": job_title or "",
+        "job_title": title,
         "stage_kind": stage_kind(stage),
         "invitation_url": invitation_url or None,
         "invitation_expires": format_day(invitation_expires, lang) if invitation_url else None,
+        "feedback": feedback or "",
+        "reapply": reapply_context(config),
         "language": lang,
     }
     if withdraw_url is not None or agencies is not None:
@@ -141,6 +187,8 @@ class Renderer:
             raise FatalError("an invite_only mail carries only the invitation and this case "
                              "has none; skip the case instead")
         lang = resolve_language(self.config, language)
+        if lang == "bilingual":
+            return self._bilingual(kind, context)
         ctx = {**context, "language": lang}
         base = f"email/{lang}/{kind}"
         subject = self.env.render_file(f"{base}.subject.txt", ctx).strip()
@@ -149,14 +197,38 @@ class Renderer:
                                      "the subject has a line break after rendering; keep the "
                                      "template on one line and check the job title in the ATS")
         return RenderedEmail(subject, self.env.render_file(f"{base}.txt", ctx),
-                             self.env.render_file(f"{base}.html", ctx))
+                             self.env.render_file(f"{base}.html", ctx), lang)
+
+    def _bilingual(self, kind: str, context: dict[str, Any]) -> RenderedEmail:
+        """Japanese first, then English, in one message: each part from its own templates."""
+        parts = context.get("parts")
+        if not parts:   # a context built for one language: make the other's from it
+            parts = {lang: {**context, "language": lang} for lang in LANGUAGES}
+        ja = self.render(kind, "ja", parts["ja"])
+        en = self.render(kind, "en", parts["en"])
+        bodies = {}
+        for lang, mail in (("ja", ja), ("en", en)):
+            found = _BODY.search(mail.html)
+            if found is None:
+                raise TemplateError(f"email/{lang}/{kind}.html", None,
+                                    "has no <body> element; a bilingual mail joins the bodies "
+                                    "of the Japanese and the English HTML part")
+            bodies[lang] = Markup(found.group(1))
+        html = self.env.render_file("email/_bilingual.html", {
+            "title": f"{ja.subject} / {en.subject}", "ja_body": bodies["ja"],
+            "en_body": bodies["en"]})
+        text = self.env.render_file("email/_bilingual.txt", {"ja_text": ja.text,
+                                                             "en_text": en.text})
+        return RenderedEmail(f"{ja.subject} / {en.subject}", text, html, "bilingual")
 
     def sample_context(self, kind: str, language: str | None, *, stage_kind: str = "interview",
-                       invited: bool = True) -> dict[str, Any]:
+                       invited: bool = True, feedback: bool = False) -> dict[str, Any]:
         """Realistic sample data for `check` and `preview`."""
         lang = resolve_language(self.config, language)
         base = self.config.relay.public_base_url
-        ja = lang == "ja"
+        ja = lang != "en"
+        sample_feedback = ("面接では、ご経験を具体的にお話しいただきました。\n"
+                           "Thank you for the clear examples you gave in the interview.")
         context = build_context(
             self.config, display_name="", language=lang,
             last_name="山田" if ja else "Morgan", first_name="花子" if ja else "Alex",
@@ -164,21 +236,32 @@ class Renderer:
             stage="一次面接" if stage_kind == "interview" else "書類選考",
             invitation_url=f"{base}/r/SAMPLE-TOKEN" if invited or kind == "invite_only" else None,
             invitation_expires=date.today() + timedelta(days=self.config.relay.invitation_ttl_days),
+            feedback=sample_feedback if feedback else "",
         )
         if kind == "confirmation":
             names = [a.legal_name for a in self.config.agencies if a.legal_name]
-            context["agencies"] = names or (["株式会社エージェントA"] if ja else ["Agency A Ltd."])
-            context["withdraw_url"] = f"{base}/w/SAMPLE-TOKEN"
+            extra = {"agencies": names or (["株式会社エージェントA"] if ja else ["Agency A Ltd."]),
+                     "withdraw_url": f"{base}/w/SAMPLE-TOKEN"}
+            context.update(extra)
+            for part in context.get("parts", {}).values():
+                part.update(extra)
         return context
 
     def check(self) -> list[TemplateError]:
-        """Render every kind × language × invitation × stage with sample data; collect errors."""
+        """Render every kind × language (bilingual too) × invitation × stage with sample data,
+        a rejection also with feedback; collect errors."""
         found: dict[tuple[str, int | None, str], TemplateError] = {}
+        config = self.config
+        # Bilingual mails and the feedback block only where the configuration can produce them.
+        languages = LANGUAGES + (("bilingual",) if "bilingual" in (
+            config.company.mail_language, *(s.language for s in config.sources)) else ())
+        feedback = any(s.options.get("feedback_field") for s in config.sources)
         for kind in KINDS:
-            for lang in LANGUAGES:
+            for lang in languages:
                 for invited in (True, False) if kind == "rejection" else (True,):
                     for stage in STAGE_KINDS:
-                        ctx = self.sample_context(kind, lang, stage_kind=stage, invited=invited)
+                        ctx = self.sample_context(kind, lang, stage_kind=stage, invited=invited,
+                                                  feedback=feedback and kind == "rejection")
                         try:
                             problems = self._missing_links(kind, lang, ctx,
                                                            self.render(kind, lang, ctx))
@@ -195,6 +278,14 @@ class Renderer:
         url = ctx.get(key)
         if not url:
             return []
-        return [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
-                for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
+        problems = [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
+                    for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
+        feedback = ctx.get("feedback")
+        if feedback and kind == "rejection":
+            first = feedback.splitlines()[0]
+            problems += [TemplateError(f"email/{lang}/{kind}.{ext}", None,
+                                       "does not show the feedback block")
+                         for ext, body in (("txt", mail.text), ("html", mail.html))
+                         if first not in body]
+        return problems
 
