@@ -7,16 +7,26 @@ Facts and sources: ../shared/reference/greenhouse.md, cited below as [S#].
 Credentials: in Greenhouse, Configure → Dev Center → API Credentials → Create new API credentials
 → "Harvest V3 (OAuth)"; copy the client id and secret (the secret is shown once); under Manage
 Scopes grant harvest:applications:list, harvest:candidates:list, harvest:rejection_details:list,
-harvest:rejection_reasons:list, harvest:jobs:list (and for write-back harvest:notes:list/create,
-harvest:candidate_tags:list/create, harvest:applied_candidate_tags:list/create). `user_id` is the
+harvest:rejection_reasons:list, harvest:jobs:list, harvest:job_posts:list and harvest:users:list
+(`check` confirms the Site Admin with it); for write-back also harvest:notes:list/create,
+harvest:candidate_tags:list/create, harvest:applied_candidate_tags:list/create. `user_id` is the
 numeric id of a **Site Admin** (from /account/users/<id>): it becomes the token's `sub`, v3 list
-endpoints answer only to Site Admins, and notes are written in that user's name [S11][S21].
+endpoints answer only to Site Admins (to anyone else they answer with empty lists), and notes
+are written in that user's name [S11][S21].
+
+Requests per poll of R rejections, at most ceil(R/500) listing pages + 2·ceil(R/50) + 3: per
+50 applications the candidates, and the same people's other active applications (`status=active`,
+for "still in process elsewhere") — or, when the listing lacks each rejection's reason id, the
+rejection details instead (then "elsewhere" is asked only right before sending); plus the token,
+the rejection reasons and the job posts of the jobs seen (public title and language, cached by
+job). A job with no post at all, or `eligibility.confidential_jobs = "skip"`, adds /v3/jobs.
 Webhooks: Dev Center → Web Hooks, "Candidate or Prospect rejected" and "…unrejected", endpoint
 https://<public host>/webhooks/greenhouse/<source name>, secret key = `webhook_secret`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -27,6 +37,7 @@ from requests import Response
 
 from relay_core.contract import (
     ApplicationStatus,
+    CheckResult,
     Mode,
     Page,
     SecretRef,
@@ -39,13 +50,19 @@ from relay_core.contract import (
     signature_matches,
     zone_name,
 )
-from relay_core.errors import FatalError, RecordError, SignatureError
+from relay_core.errors import AuthError, FatalError, RecordError, RelayError, SignatureError
 from relay_core.models import Category, Flags, Person, RejectionEvent
 
 from .http import HttpConnector, HttpSettings, LinkHeaderPaginator, RateLimit, WriteBackSettings
 
 BATCH = 50            # v3 `ids` / `*_ids` filters take at most 50 values [S13]
 PER_PAGE = 500        # v3 maximum page size [S13]
+# What a Site Admin always sees: Greenhouse's default rejection reasons (include_defaults).
+# An empty list therefore means the token's user sees nothing at all [S21].
+NOT_SITE_ADMIN = ("user_id {user} sees no records at all: Harvest v3 list endpoints answer only "
+                  "to a Site Admin and show everyone else empty lists. In Greenhouse, Configure → "
+                  "Users → that user → set the permission level to Site Admin (or set user_id to "
+                  "a Site Admin's id, the number in their /account/users/<id> URL)")
 
 # Normalise here, decide in the core (STYLE.md rule 4). v3 reason types carry a stable `key`
 # [S23]; webhook payloads are v1-shaped and carry only the type's display name [S9].
@@ -62,6 +79,7 @@ REASON_KEY_BY_WEBHOOK_TYPE_NAME = {
 CATEGORY_BY_STATUS = {"hired": Category.HIRED}   # "rejected" → by reason; anything else → other
 EMAIL_ORDER = {"personal": 0, "other": 1, "work": 2}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+log = logging.getLogger("career_relay.greenhouse")
 
 
 class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
@@ -73,6 +91,9 @@ class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     auth_url: str = "https://auth.greenhouse.io"
     webhook_secret: SecretRef | None = None
     overlap_minutes: int = Field(10, ge=0, le=1440)
+    # The key of the application custom field HR fills in as candidate-facing feedback
+    # (a long_text field; application custom fields are an Enterprise feature [S1]).
+    feedback_field: str | None = Field(None, min_length=1, max_length=200)
     url_keys = ("base_url", "auth_url")
     host_only = True
     webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
@@ -89,12 +110,16 @@ class Greenhouse(HttpConnector):
     refused_hint = ("a freshly fetched access token was refused too; check client_id and "
                     "client_secret under Dev Center → API Credentials")
 
+    tells_other_applications = True
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Rejection reasons change rarely: listed once an hour, and for an id not seen yet.
         self._reasons = self.lookup(self._list_reasons, eager=True)
         self._jobs: dict[str, dict[str, Any]] = {}
+        self._posts: dict[str, list[dict[str, Any]]] = {}    # job id → its posts
         self._tag_id: int | None = None
+        self._first_response = True
 
     # --- auth ---------------------------------------------------------------------------------
     def authenticate(self) -> dict[str, str]:
@@ -119,27 +144,44 @@ class Greenhouse(HttpConnector):
     # --- polling ------------------------------------------------------------------------------
     def listing(self, since: datetime) -> Iterator[Response]:
         params = {"status": "rejected", "updated_at": f"gte|{iso_utc(since)}", "per_page": PER_PAGE}
+        self._first_response = True
         return self.paginate("/v3/applications", params, LinkHeaderPaginator())
 
     def page_from(self, response: Response, since: datetime) -> Page:
         apps = [a for a in self.json(response, list) if isinstance(a, dict)]
+        first, self._first_response = self._first_response, False
         if not apps:
+            if first:   # nothing at all: new, or invisible to a user who is no Site Admin?
+                self._require_visibility()
             return Page(events=[], cursor=None)
-        candidates, hidden = self._fetch_by_ids(
-            "/v3/candidates", "ids", [str(a.get("candidate_id")) for a in apps])
-        details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
-                                        [str(a.get("id")) for a in apps], key="application_id")
-        self._load_jobs([str(a["job_id"]) for a in apps if a.get("job_id")])
+        candidate_ids = [str(a.get("candidate_id")) for a in apps]
+        candidates, hidden = self._fetch_by_ids("/v3/candidates", "ids", candidate_ids)
+        # The listing carries each rejection's reason id and time [S24]; where it does not
+        # [S23], /v3/rejection_details supplies them, and the people's other applications are
+        # then left to the re-check before sending: two requests per 50 either way.
+        lacking = [str(a.get("id")) for a in apps
+                   if not (a.get("rejection_reason_id") and a.get("rejected_at"))]
+        details: dict[str, dict[str, Any]] = {}
+        active: dict[str, set[str]] | None = None
+        if lacking:
+            details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
+                                            lacking, key="application_id")
+        else:
+            active = self._active_applications(candidate_ids)
+        self._load_jobs(apps)
 
         def translate(app: dict[str, Any]) -> RejectionEvent:
             cid = str(app.get("candidate_id"))
+            elsewhere = None if active is None else bool(active.get(cid, set())
+                                                         - {str(app.get("id"))})
             return self._event_from_v3(app, candidates.get(cid), cid in hidden,
-                                       details.get(str(app.get("id"))))
+                                       details.get(str(app.get("id"))), elsewhere)
 
         return Page.of(apps, translate)
 
     def _event_from_v3(self, app: Mapping[str, Any], candidate: Mapping[str, Any] | None,
-                       hidden: bool, detail: Mapping[str, Any] | None) -> RejectionEvent:
+                       hidden: bool, detail: Mapping[str, Any] | None,
+                       elsewhere: bool | None = None) -> RejectionEvent:
         where = f"greenhouse application {app.get('id')}"
         detail = detail or {}
         if candidate is None and not hidden:
@@ -147,19 +189,23 @@ class Greenhouse(HttpConnector):
         reason_id = detail.get("rejection_reason_id") or app.get("rejection_reason_id")
         reason = self._reason(reason_id) if reason_id else {}
         job = self._jobs.get(str(app.get("job_id")), {})
+        post = self._post_for(app.get("job_id"), app.get("job_post_id"))
         candidate = candidate or {}
         return self._event(
             app, where=where, candidate=candidate, reason_id=reason_id, reason=reason,
             rejected_at=detail.get("rejected_at") or app.get("rejected_at"),
-            job_title=job.get("name", ""), stage=app.get("stage_name"),
-            private=hidden or bool(candidate.get("private")) or bool(job.get("confidential")),
+            job_title=post.get("title") or job.get("name", ""), stage=app.get("stage_name"),
+            private=hidden or bool(candidate.get("private")),
+            confidential=bool(job.get("confidential")), language=post.get("language"),
             # UNCONFIRMED [S23][S24]: v3 sets agency_note_id only on agency submissions.
-            agency=bool(app.get("agency_note_id")),
+            agency=bool(app.get("agency_note_id")), elsewhere=elsewhere,
             raw={"application": dict(app), "rejection_details": dict(detail)})
 
     def _event(self, app: Mapping[str, Any], *, where: str, candidate: Mapping[str, Any],
                reason_id: Any, reason: Mapping[str, Any], rejected_at: Any, job_title: Any,
-               stage: Any, private: bool, agency: bool, raw: dict[str, Any]) -> RejectionEvent:
+               stage: Any, private: bool, agency: bool, raw: dict[str, Any],
+               confidential: bool = False, language: Any = None,
+               elsewhere: bool | None = None) -> RejectionEvent:
         category, no_invitation = categorize(app.get("status"), reason.get("key"))
         when = parse_time(rejected_at)
         if when is None:
@@ -172,24 +218,58 @@ class Greenhouse(HttpConnector):
             category=category, rejected_at=when,
             flags=Flags(prospect=bool(app.get("prospect")), private=private,
                         can_email=candidate.get("can_email") is not False,
-                        agency_sourced=agency, no_invitation=no_invitation),
+                        agency_sourced=agency, no_invitation=no_invitation,
+                        confidential_job=confidential, in_process_elsewhere=elsewhere),
+            language=clean_text(language) or None, feedback=self._feedback(app),
             raw=raw)
 
-    def _fetch_by_ids(self, path: str, param: str, ids: list[str], key: str = "id"
-                      ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def _feedback(self, app: Mapping[str, Any]) -> str:
+        """The designated application custom field's text, and nothing else of the record.
+        v3 and webhooks both key custom fields as {key: {name, type, value}} [S9][S23]."""
+        key = self.settings.feedback_field
+        field = (app.get("custom_fields") or {}).get(key) if key else None
+        value = field.get("value") if isinstance(field, dict) else field
+        return value.strip() if isinstance(value, str) else ""
+
+    def _active_applications(self, candidate_ids: list[str]) -> dict[str, set[str]]:
+        """candidate id → ids of their applications still in process (`status=active`, which
+        the API returns as `in_process` [S21][S23]), prospects left out: a prospect pool is not
+        a position the person applied for. One request per 50 people [S13][S14]."""
+        active: dict[str, set[str]] = {}
+        ids = list(dict.fromkeys(c for c in candidate_ids if c and c != "None"))
+        for start in range(0, len(ids), BATCH):
+            params = {"candidate_ids": ",".join(ids[start:start + BATCH]), "status": "active",
+                      "per_page": PER_PAGE}
+            for response in self.paginate("/v3/applications", params, LinkHeaderPaginator()):
+                for app in self.json(response, list):
+                    if isinstance(app, dict) and not app.get("prospect"):
+                        active.setdefault(str(app.get("candidate_id")), set()).add(
+                            str(app.get("id")))
+        return active
+
+    def _require_visibility(self) -> None:
+        """Raise AuthError when the token's user sees nothing, not even Greenhouse's default
+        rejection reasons: a user who is no Site Admin would otherwise find 0 rejections on
+        every run, silently [S21][S24]."""
+        if not self._reasons.current():
+            raise AuthError(f"{self.name}: " + NOT_SITE_ADMIN.format(user=self.settings.user_id))
+
+    def _fetch_by_ids(self, path: str, param: str, ids: list[str], key: str = "id",
+                      many: bool = False) -> tuple[dict[str, Any], set[str]]:
         """Records by id in batches of 50. A 403 splits the batch so that one private record
-        becomes a skip (returned in the second set) instead of failing the other 49 [S1]."""
+        becomes a skip (returned in the second set) instead of failing the other 49 [S1].
+        `many`: several records per id (a job's posts), collected in lists."""
         ids = list(dict.fromkeys(i for i in ids if i and i != "None"))
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Any] = {}
         hidden: set[str] = set()
         for start in range(0, len(ids), BATCH):
-            self._fetch_batch(path, param, ids[start:start + BATCH], key, found, hidden)
+            self._fetch_batch(path, param, ids[start:start + BATCH], key, found, hidden, many)
         if hidden and not found:   # nothing readable at all: a missing scope, not privacy?
             self.request("GET", path, params={"per_page": 1})   # raises AuthError on 403
         return found, hidden
 
     def _fetch_batch(self, path: str, param: str, batch: list[str], key: str,
-                     found: dict[str, dict[str, Any]], hidden: set[str]) -> None:
+                     found: dict[str, Any], hidden: set[str], many: bool = False) -> None:
         params = {param: ",".join(batch), "per_page": PER_PAGE}
         for response in self.paginate(path, params, LinkHeaderPaginator(), accept=(403,)):
             if response.status_code == 403:
@@ -197,11 +277,13 @@ class Greenhouse(HttpConnector):
                     hidden.add(batch[0])
                     return
                 half = len(batch) // 2
-                self._fetch_batch(path, param, batch[:half], key, found, hidden)
-                self._fetch_batch(path, param, batch[half:], key, found, hidden)
+                self._fetch_batch(path, param, batch[:half], key, found, hidden, many)
+                self._fetch_batch(path, param, batch[half:], key, found, hidden, many)
                 return
             for record in self.json(response, list):
-                if isinstance(record, dict):
+                if isinstance(record, dict) and many:
+                    found.setdefault(str(record.get(key)), []).append(record)
+                elif isinstance(record, dict):
                     found[str(record.get(key))] = record
 
     def _reason(self, reason_id: Any) -> dict[str, Any]:
@@ -214,14 +296,41 @@ class Greenhouse(HttpConnector):
                     "include_defaults": "true", "per_page": PER_PAGE}, LinkHeaderPaginator())
                 for r in self.json(response, list) if isinstance(r, dict)}
 
-    def _load_jobs(self, job_ids: list[str]) -> None:
-        missing = [j for j in dict.fromkeys(job_ids) if j not in self._jobs]
+    def _load_jobs(self, apps: list[Mapping[str, Any]], names: bool = True) -> None:
+        """The job posts of the jobs these applications are on (the public title and the
+        post's language; a job's `name` is internal [S23]), once per job. /v3/jobs only for a
+        job without any post, or for the confidential flag when `confidential_jobs` skips."""
+        job_ids = [str(a["job_id"]) for a in apps if a.get("job_id")]
+        missing = [j for j in dict.fromkeys(job_ids) if j not in self._posts]
         if missing:
-            jobs, _ = self._fetch_by_ids("/v3/jobs", "ids", missing)
+            # `job_ids`: the parent-id filter of v3 list endpoints [S13]; posts carry job_id,
+            # title, language, internal, live, active [S23]. Code-observed, not in a vendor page.
+            posts, _ = self._fetch_by_ids("/v3/job_posts", "job_ids", missing,
+                                          key="job_id", many=True)
             for job_id in missing:
+                self._posts[job_id] = posts.get(job_id, [])
+        skip = self.config.eligibility.confidential_jobs == "skip"
+        if not names:   # a webhook carries the job's name and confidential flag [S9]
+            return
+        need = [j for j in dict.fromkeys(job_ids) if j not in self._jobs
+                and (skip or not self._posts.get(j))]
+        if need:
+            jobs, _ = self._fetch_by_ids("/v3/jobs", "ids", need)
+            for job_id in need:
                 job = jobs.get(job_id, {})
                 self._jobs[job_id] = {"name": job.get("name") or "",
                                       "confidential": bool(job.get("confidential"))}
+
+    def _post_for(self, job_id: Any, post_id: Any) -> dict[str, Any]:
+        """The post the candidate applied through, else the job's external post (a live one
+        first): what the candidate saw. {} when the job has none."""
+        posts = self._posts.get(str(job_id), [])
+        for post in posts:
+            if post_id is not None and str(post.get("id")) == str(post_id):
+                return post
+        external = [p for p in posts if not p.get("internal") and p.get("active", True)]
+        external.sort(key=lambda p: (not p.get("live"), str(p.get("id"))))
+        return external[0] if external else {}
 
     # --- webhooks -----------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -259,17 +368,32 @@ class Greenhouse(HttpConnector):
         jobs = [j for j in app.get("jobs") or [] if isinstance(j, dict)]
         job = jobs[0] if jobs else {}
         minimal = {k: v for k, v in app.items() if k not in ("candidate", "jobs")}
+        post: dict[str, Any] = {}
+        if job.get("id") is not None:   # the public title and language; cached per job
+            try:
+                self._load_jobs([{"job_id": job["id"]}], names=False)
+            except RelayError as exc:   # the delivery matters more than the nicer title
+                log.warning("%s: job post of job %s not read (%s); using the job's name",
+                            self.name, job["id"], type(exc).__name__)
+            post = self._post_for(job["id"], job.get("job_post_id"))
+        # Whether the person is in process elsewhere is asked right before sending (batched),
+        # not here: a look-up per delivery would be a request per candidate.
         return self._event(
             app, where=where, candidate=candidate,
             reason_id=reason.get("id"), reason={"name": reason.get("name"), "key": key},
-            rejected_at=app.get("rejected_at"), job_title=job.get("name"),
+            rejected_at=app.get("rejected_at"), job_title=post.get("title") or job.get("name"),
             stage=(app.get("current_stage") or {}).get("name"),
-            private=bool(candidate.get("is_private")) or bool(job.get("confidential")),
+            private=bool(candidate.get("is_private")),
+            confidential=bool(job.get("confidential")), language=post.get("language"),
             agency=False, raw={"application": minimal, "job_id": job.get("id")})
 
     # --- re-check, write-back, check ------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
+        """Two requests per 50 applications: the applications themselves, then their people's
+        applications still in process (ACTIVE_ELSEWHERE: rejected here, in process there)."""
         found, hidden = self._fetch_by_ids("/v3/applications", "ids", application_ids)
+        if application_ids and not found and not hidden:
+            self._require_visibility()     # all gone, or a user who sees nothing at all?
         states = {}
         for app_id in application_ids:
             app = found.get(app_id)
@@ -279,6 +403,12 @@ class Greenhouse(HttpConnector):
                 states[app_id] = ApplicationStatus.REJECTED
             else:   # un-rejected, hired, or deleted/merged/anonymized: do not mail
                 states[app_id] = ApplicationStatus.NOT_REJECTED
+        rejected = {a: str(found[a].get("candidate_id")) for a, st in states.items()
+                    if st is ApplicationStatus.REJECTED}
+        active = self._active_applications(list(rejected.values()))
+        for app_id, candidate_id in rejected.items():
+            if active.get(candidate_id, set()) - {app_id}:
+                states[app_id] = ApplicationStatus.ACTIVE_ELSEWHERE
         return states
 
     def annotation_target(self, application_id: str) -> tuple[str, Any]:
@@ -326,15 +456,58 @@ class Greenhouse(HttpConnector):
 
     def access_probes(self) -> list[tuple[str, str, dict[str, Any]]]:
         resources = ["applications", "candidates", "rejection_details", "rejection_reasons",
-                     "jobs"]
+                     "jobs", "job_posts"]
         if self.settings.write_back in ("note", "both"):
             resources.append("notes")
         if self.settings.write_back in ("tag", "both"):
             resources += ["candidate_tags", "applied_candidate_tags"]
-        return [(f"harvest:{r}:list", f"/v3/{r}", {"per_page": 1}) for r in resources]
+        probes = [(f"harvest:{r}:list", f"/v3/{r}", {"per_page": 1}) for r in resources]
+        # What a Site Admin always sees, and whether rejections exist that it should see.
+        probes[3] = ("harvest:rejection_reasons:list", "/v3/rejection_reasons",
+                     {"include_defaults": "true", "per_page": 1})
+        probes[0] = ("harvest:applications:list", "/v3/applications",
+                     {"status": "rejected", "per_page": 1})
+        return probes
 
     def authenticated_note(self) -> str:
         return f"client credentials accepted, sub = user {self.settings.user_id}"
+
+    def access_result(self, what: str, path: str, response: Any) -> CheckResult:
+        result = super().access_result(what, path, response)
+        if result.ok:
+            body = self.json(response)
+            self._probe_rows[path] = len(body) if isinstance(body, list) else 0
+        return result
+
+    def check(self) -> list[CheckResult]:
+        """The base's probes, then whether `user_id` is a Site Admin and sees what Greenhouse
+        reports to exist: rejection details without a visible rejected application, or no
+        default rejection reason at all, mean the user sees less than the API holds [S21]."""
+        self._probe_rows: dict[str, int] = {}
+        results = super().check()
+        if not self._probe_rows:      # the credentials were refused: nothing more to ask
+            return results
+        label = f"{self.name} ({self.type}): Site Admin"
+        user = self.settings.user_id
+        rows = self._probe_rows
+        if rows.get("/v3/rejection_reasons") == 0:
+            return [*results, CheckResult(label, False, NOT_SITE_ADMIN.format(user=user))]
+        if rows.get("/v3/rejection_details", 0) > 0 and rows.get("/v3/applications") == 0:
+            return [*results, CheckResult(label, False, (
+                f"Greenhouse reports rejections (rejection details), but user_id {user} sees "
+                "no rejected application: it is not a Site Admin, or lacks access to private "
+                "candidates. In Greenhouse, Configure → Users → that user → permission level "
+                "Site Admin, with the user-specific permission to see private candidates"))]
+        response = self.request("GET", "/v3/users", params={"ids": str(user), "per_page": 1},
+                                accept=(403,))
+        if response.status_code == 403:
+            return [*results, CheckResult(label, False, (
+                "cannot confirm: the OAuth client lacks the scope harvest:users:list; add it "
+                "under Dev Center → API Credentials → Manage Scopes"))]
+        users = [u for u in self.json(response, list) if isinstance(u, dict)]
+        if not users or users[0].get("site_admin") is not True:
+            return [*results, CheckResult(label, False, NOT_SITE_ADMIN.format(user=user))]
+        return [*results, CheckResult(label, True, f"user {user} is a Site Admin")]
 
 
 # --- translation helpers ----------------------------------------------------------------------

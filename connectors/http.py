@@ -126,6 +126,12 @@ class Lookup(Generic[V]):
             self._misses.add(key)
         return self.table.get(key, default)
 
+    def current(self) -> dict[str, V]:
+        """The whole table, listed again when it is older than `max_age` (or never listed)."""
+        if self._loaded_at is None or self._clock() - self._loaded_at >= self.max_age:
+            self.fill(self._load())
+        return self.table
+
     def fill(self, table: Mapping[str, V]) -> None:
         """Replace the table, as listed now."""
         self.table, self._loaded_at, self._misses = dict(table), self._clock(), set()

@@ -74,9 +74,11 @@ class Page:
 
 
 class ApplicationStatus(str, enum.Enum):
-    REJECTED = "rejected"
+    REJECTED = "rejected"              # still rejected (and, from a connector that
+                                       # `tells_other_applications`, in process nowhere else)
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
-    ACTIVE_ELSEWHERE = "active_elsewhere"  # still in process for another job: cancel too
+    ACTIVE_ELSEWHERE = "active_elsewhere"  # rejected here, still in process for another job
+                                           # (eligibility.in_process_elsewhere decides)
     UNKNOWN = "unknown"                # could not be asked: send as scheduled
 
     @classmethod
@@ -155,6 +157,9 @@ class WebhookSettings(ConnectorSettings):
 class Connector(ABC):
     type: ClassVar[str]
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    # Whether this connector sees the same person's other applications (batched, at poll and
+    # at `recheck`): its REJECTED then also means "in process nowhere else".
+    tells_other_applications: ClassVar[bool] = False
 
     def __init__(self, source: SourceConfig, config: Config, index: int = 0):
         self.source = source
@@ -178,6 +183,12 @@ class Connector(ABC):
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
         """Ask the ATS again right before sending. The default cannot ask: UNKNOWN for all."""
         return {app_id: ApplicationStatus.UNKNOWN for app_id in application_ids}
+
+    def recheck_cases(self, cases: Mapping[str, str]) -> dict[str, ApplicationStatus]:
+        """`recheck` for cases given as {application id: candidate id}, which is what the core
+        calls. A connector whose API finds a person's other applications by the candidate id
+        (Lever's contact) overrides this; by default the application ids go to `recheck`."""
+        return self.recheck(list(cases))
 
     def annotate(self, application_id: str, text: str) -> bool:
         """Write a note back to the ATS; False when the connector does not support it."""

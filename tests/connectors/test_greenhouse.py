@@ -80,12 +80,14 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
 # --- polling ----------------------------------------------------------------------------------
 @pytest.mark.vcr("poll_two_pages.yaml")
 def test_poll_two_pages_every_category(build, make_config, vcr_cassette):
-    connector, _ = build()
+    connector, _ = build(feedback_field="candidate_feedback")
     pages = list(connector.poll(CURSOR))
     assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
     assert vcr_cassette.all_played
-    # token + 2 pages × (applications, candidates, rejection details) + jobs + reasons
-    assert connector.request_count == 9
+    # token; page 1: applications, candidates, their active applications, job posts, the one
+    # job without a post, reasons; page 2 (no reason ids listed): applications, candidates,
+    # rejection details
+    assert connector.request_count == 10
     events = {e.application_id: e for p in pages for e in p.events}
     assert not [p for page in pages for p in page.problems]
 
@@ -94,11 +96,17 @@ def test_poll_two_pages_every_category(build, make_config, vcr_cassette):
     assert taro.person.full_name == "山田 太郎"
     assert taro.person.emails == ["taro@example.com", "taro@work.example"]   # personal first
     assert taro.person.timezone == "Asia/Tokyo"
-    assert (taro.job_title, taro.stage, taro.reason_id) == ("法人営業 (Tokyo)", "1次面接", "8")
+    assert (taro.job_title, taro.stage, taro.reason_id) == ("法人営業（東京）", "1次面接", "8")
+    assert taro.language == "ja"                       # the post the candidate applied through
     assert taro.reason_text == "Lacking skill(s)/qualification(s)"
     assert taro.rejected_at == datetime(2026, 9, 1, 1, 30, tzinfo=UTC)
+    assert taro.flags.in_process_elsewhere is False    # the other one is a prospect's
+    # only the designated field, never the interviewers' notes beside it
+    assert taro.feedback.startswith("面接では具体例") and "INTERNAL" not in taro.feedback
+    assert "INTERNAL" not in events["1001"].model_dump_json(exclude={"raw"})
     assert events["1002"].category is Category.CANDIDATE_WITHDREW
-    assert events["1002"].job_title == "Backend Engineer"
+    assert (events["1002"].job_title, events["1002"].language) == ("Backend Engineer, Tokyo",
+                                                                   "en")
     assert events["1003"].category is Category.WE_REJECTED
     assert events["1003"].flags.no_invitation
     assert events["1004"].category is Category.WE_REJECTED
@@ -106,6 +114,10 @@ def test_poll_two_pages_every_category(build, make_config, vcr_cassette):
     assert events["1005"].flags.prospect and events["1005"].job_title == ""
     assert events["1007"].person.emails == []
     assert events["1008"].category is Category.OTHER and events["1008"].raw["application"]
+    daichi = events["1009"]                            # a confidential job without any post
+    assert daichi.job_title == "DA_confidential" and daichi.flags.confidential_job
+    assert not daichi.flags.private and daichi.flags.in_process_elsewhere is True
+    assert events["1006"].flags.in_process_elsewhere is None    # page 2: asked before sending
 
     bob = events["1006"].person
     assert "\r" not in bob.first_name and "\n" not in bob.first_name
@@ -115,12 +127,63 @@ def test_poll_two_pages_every_category(build, make_config, vcr_cassette):
     config = make_config()
     decisions = {k: assess(e, config, NOW) for k, e in events.items()}
     assert decisions["1001"].eligible and decisions["1001"].email == "taro@example.com"
+    assert decisions["1001"].hold                      # feedback: a second reader first
     assert decisions["1003"].eligible and not decisions["1003"].invite
     assert "withdrew" in decisions["1002"].reason
     assert "may not be emailed" in decisions["1004"].reason
     assert "prospect" in decisions["1005"].reason
     assert "no valid email" in decisions["1007"].reason
     assert not decisions["1008"].eligible
+    # a confidential job is mailed, without the invitation while still in process elsewhere
+    assert decisions["1009"].eligible and not decisions["1009"].invite
+    assert "another position" in decisions["1009"].invite_note
+    skip = make_config({"eligibility": {"confidential_jobs": "skip"}})
+    assert "confidential" in assess(daichi, skip, NOW).reason
+
+
+def test_request_budget_for_r_rejections(build):
+    """ceil(R/500) listing pages + 2·ceil(R/50) + 3, whatever R is: per 50 applications the
+    candidates and their active applications; token, reasons and job posts once."""
+    import math
+
+    connector, _ = build()
+    adapter, _ = attach(connector)
+    adapter.routes.append((lambda r: "auth.greenhouse.io" in r.url,
+                           lambda r: Reply(200, {"access_token": "<filtered>",
+                                                 "expires_in": 3600})))
+    r_total = 1000
+    apps = [{"id": 10_000 + i, "candidate_id": 20_000 + i, "job_id": 501, "job_post_id": 601,
+             "status": "rejected", "prospect": False, "rejection_reason_id": 8,
+             "rejected_at": "2026-09-01T01:30:00Z", "custom_fields": {}}
+            for i in range(r_total)]
+
+    def by_ids(request):
+        from urllib.parse import parse_qs, urlsplit
+        query = parse_qs(urlsplit(request.url).query)
+        path = urlsplit(request.url).path
+        if path == "/v3/candidates":
+            return Reply(200, [{"id": int(i), "first_name": "A", "last_name": "B",
+                                "can_email": True,
+                                "email_addresses": [{"value": f"a{i}@example.com",
+                                                     "type": "personal"}]}
+                               for i in query["ids"][0].split(",")])
+        if path == "/v3/job_posts":
+            return Reply(200, [{"id": 601, "job_id": 501, "title": "Sales", "language": "ja",
+                                "internal": False, "live": True, "active": True}])
+        if path == "/v3/rejection_reasons":
+            return Reply(200, [{"id": 8, "name": "x", "type": {"key": "WE_REJECTED_THEM"}}])
+        if "candidate_ids" in query:
+            return Reply(200, [])
+        nxt = {"Link": '<https://harvest.greenhouse.io/v3/applications?cursor=p2>; rel="next"'}
+        if "cursor" in query:
+            return Reply(200, apps[500:])
+        return Reply(200, apps[:500], nxt)
+
+    adapter.routes.append((lambda r: "harvest.greenhouse.io" in r.url, by_ids))
+    events = [e for p in connector.poll(CURSOR) for e in p.events]
+    assert len(events) == r_total
+    budget = math.ceil(r_total / 500) + 2 * math.ceil(r_total / 50) + 3
+    assert connector.request_count <= budget == 45
 
 
 @pytest.mark.vcr("poll_private_candidate.yaml")
@@ -159,15 +222,25 @@ def test_5xx_exhausted_leaves_the_cursor(build, vcr_cassette):
 def test_token_cached_then_refreshed_on_expiry_and_on_401(build, vcr_cassette):
     connector, clock = build()
     list(connector.poll(CURSOR))
-    assert connector.request_count == 2                 # token + an empty listing
+    assert connector.request_count == 3      # token + an empty listing + is anything visible?
     list(connector.poll(CURSOR))
-    assert connector.request_count == 3                 # token cached: one request
+    assert connector.request_count == 4                 # token and reasons cached: one request
     connector.request_count = 0
     clock.now += 3600                                   # the hour is over
     list(connector.poll(CURSOR))
-    assert connector.request_count == 2
+    assert connector.request_count == 3
     list(connector.poll(CURSOR))                        # 401 → new token → retry
     assert vcr_cassette.all_played
+
+
+@pytest.mark.vcr("poll_not_site_admin.yaml")
+def test_a_user_who_sees_nothing_is_reported_not_silent(build, vcr_cassette):
+    """Harvest v3 answers a `sub` that is no Site Admin with empty lists [S21]: an empty
+    listing is followed by the reasons Greenhouse always has; none means no Site Admin."""
+    connector, _ = build()
+    with pytest.raises(AuthError, match="Site Admin") as info:
+        list(connector.poll(CURSOR))
+    assert "Configure → Users" in str(info.value) and vcr_cassette.all_played
 
 
 def test_first_poll_looks_back_max_age_days_only(build):
@@ -175,20 +248,29 @@ def test_first_poll_looks_back_max_age_days_only(build):
     adapter, _ = attach(connector)
     adapter.routes.append((lambda r: "auth.greenhouse.io" in r.url,
                            lambda r: Reply(200, {"access_token": "<filtered>", "expires_in": 60})))
-    adapter.script.append(Reply(200, []))
+    adapter.script += [Reply(200, []), Reply(200, [{"id": 8, "name": "x", "type": {}}])]
     list(connector.poll(None))
     assert "updated_at=gte%7C2026-08-18T02%3A50%3A00Z" in adapter.api_requests()[0].url
 
 
 # --- re-check, write-back, check -------------------------------------------------------------
 @pytest.mark.vcr("recheck.yaml")
-def test_recheck(build):
+def test_recheck(build, vcr_cassette):
     connector, _ = build()
-    assert connector.recheck(["1001", "1002", "1003"]) == {
+    assert connector.recheck(["1001", "1002", "1003", "1004"]) == {
         "1001": ApplicationStatus.REJECTED,
         "1002": ApplicationStatus.NOT_REJECTED,     # un-rejected: back in process
         "1003": ApplicationStatus.NOT_REJECTED,     # deleted or merged
+        "1004": ApplicationStatus.ACTIVE_ELSEWHERE,  # rejected, in process for another job
     }
+    assert vcr_cassette.all_played and connector.request_count == 3   # token + 2 per 50
+
+
+@pytest.mark.vcr("recheck_invisible.yaml")
+def test_recheck_never_cancels_what_the_user_cannot_see(build):
+    connector, _ = build()
+    with pytest.raises(AuthError, match="Site Admin"):
+        connector.recheck(["1001", "1002"])
 
 
 @pytest.mark.vcr("write_back.yaml")
@@ -213,11 +295,26 @@ def test_check_names_the_missing_scope(build):
     connector, _ = build()
     results = {r.what.split(": ", 1)[1]: r for r in connector.check()}
     assert results["OAuth token"].ok
-    assert results["harvest:applications:list"].ok
+    assert results["harvest:applications:list"].ok and results["harvest:job_posts:list"].ok
     missing = results["harvest:candidates:list"]
     assert not missing.ok
     assert "harvest:candidates:list" in missing.detail and "Site Admin" in missing.detail
     assert "/webhooks/greenhouse/gh" in results["webhook"].detail
+    assert results["Site Admin"].ok and "12345" in results["Site Admin"].detail
+
+
+@pytest.mark.parametrize("cassette,expected", [
+    ("check_not_site_admin.yaml", "sees no records at all"),
+    ("check_invisible_applications.yaml", "sees no rejected application"),
+    ("check_users_scope_missing.yaml", "harvest:users:list"),
+    ("check_user_not_admin.yaml", "Configure → Users"),
+])
+def test_check_fails_with_a_fix_when_the_user_is_no_site_admin(build, vcr, cassette, expected):
+    connector, _ = build()
+    with vcr.use_cassette(cassette):
+        results = {r.what.split(": ", 1)[1]: r for r in connector.check()}
+    admin = results["Site Admin"]
+    assert not admin.ok and expected in admin.detail
 
 
 def test_bad_client_credentials_are_an_auth_error(build):
@@ -240,21 +337,45 @@ def test_official_reject_example_with_custom_type_name_asks_v3_once(build, vcr_c
     assert event.application_id == "265293" and event.candidate_id == "265788"
     assert event.category is Category.WE_REJECTED          # "Wrong skill set" → key via v3
     assert event.person.emails == ["hector.porter.265788@example.com"]
-    assert (event.job_title, event.stage, event.reason_text) == ("Designer", "Offer",
+    # the job's public post, not its internal name "Designer", and the post's language
+    assert (event.job_title, event.stage, event.reason_text) == ("Product Designer", "Offer",
                                                                   "Too Junior")
+    assert event.language == "en" and event.flags.in_process_elsewhere is None
     assert "candidate" not in event.raw["application"]     # no personal data in raw
     connector.parse_webhook({"Signature": sign(body)}, body)
-    assert vcr_cassette.play_count == 2                    # reasons cached
+    assert vcr_cassette.play_count == 3                    # reasons and posts cached
 
 
-def test_webhook_with_documented_type_name_needs_no_api_call(build):
+def test_webhook_with_documented_type_name_asks_only_for_the_job_post(build):
     connector, _ = build()
+    adapter, _ = attach(connector)
+    adapter.routes.append((lambda r: "auth.greenhouse.io" in r.url,
+                           lambda r: Reply(200, {"access_token": "<filtered>",
+                                                 "expires_in": 3600})))
+    adapter.script.append(Reply(200, []))       # the job has no post: its name stays
     payload = json.loads(json.dumps(REJECT_EXAMPLE))
     payload["payload"]["application"]["rejection_reason"]["type"]["name"] = "They rejected us"
     body = json.dumps(payload).encode()
     (event,) = connector.parse_webhook({"signature": sign(body)}, body).events
-    assert event.category is Category.CANDIDATE_WITHDREW
-    assert connector.request_count == 0
+    assert event.category is Category.CANDIDATE_WITHDREW and event.job_title == "Designer"
+    assert [r.url.split("?")[0] for r in adapter.api_requests()] == [
+        "https://harvest.greenhouse.io/v3/job_posts"]
+    connector.parse_webhook({"signature": sign(body)}, body)
+    assert len(adapter.api_requests()) == 1      # per job, once
+
+
+def test_webhook_job_post_lookup_failure_keeps_the_delivery(build):
+    connector, _ = build()
+    adapter, _ = attach(connector)
+    adapter.routes.append((lambda r: "auth.greenhouse.io" in r.url,
+                           lambda r: Reply(200, {"access_token": "<filtered>",
+                                                 "expires_in": 3600})))
+    adapter.script += [Reply(403, {"message": "Forbidden"})] * 2   # the batch, then a probe
+    payload = json.loads(json.dumps(REJECT_EXAMPLE))
+    payload["payload"]["application"]["rejection_reason"]["type"]["name"] = "We rejected them"
+    body = json.dumps(payload).encode()
+    (event,) = connector.parse_webhook({"signature": sign(body)}, body).events
+    assert event.job_title == "Designer"        # the job's name, rather than a lost delivery
 
 
 def test_published_signature_test_vector(build, monkeypatch):
@@ -326,6 +447,9 @@ class TestGreenhouseContract(HttpConnectorContract):
                                lambda r: Reply(200, {"access_token": "<filtered>",
                                                      "token_type": "Bearer",
                                                      "expires_in": 3600})))
+        # An empty listing is followed by the reasons a Site Admin always sees.
+        adapter.routes.append((lambda r: "/v3/rejection_reasons" in r.url,
+                               lambda r: Reply(200, [{"id": 8, "name": "x", "type": {}}])))
 
     def listing_pages(self, count):
         return [Reply(200, [], {"Link": f'<https://harvest.greenhouse.io/v3/applications?'

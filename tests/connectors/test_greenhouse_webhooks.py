@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from contract import Reply, attach
 from fastapi.testclient import TestClient
 from relay_core.connectors.greenhouse import Greenhouse
 
@@ -32,6 +33,16 @@ def setup(make_config, store, monkeypatch):
             "client_id": "env:GH_TEST_CLIENT_ID", "client_secret": "env:GH_TEST_CLIENT_SECRET",
             "user_id": 12345, "webhook_secret": secret_ref}]})
         connector = Greenhouse(config.sources[0], config, 0)
+        adapter, _ = attach(connector)
+        adapter.routes += [
+            (lambda r: "auth.greenhouse.io" in r.url,
+             lambda r: Reply(200, {"access_token": "<filtered>", "expires_in": 3600})),
+            # the job's posts: the public title, once per job (cassettes/test_greenhouse)
+            (lambda r: "/v3/job_posts" in r.url,
+             lambda r: Reply(200, [{"id": 54321, "job_id": 371417, "title": "Product Designer",
+                                    "language": "en", "internal": False, "live": True,
+                                    "active": True}]))]
+        connector.adapter = adapter
         return TestClient(create_app(config, store, {"gh": connector})), connector
 
     return make
@@ -69,7 +80,10 @@ def test_valid_signature_is_stored(setup, store):
     assert response.json()["status"] == "stored"
     case = store.case_by_key("gh", "265293")
     assert case is not None and case["state"] == CaseState.SCHEDULED.value
-    assert connector.request_count == 0            # the payload carried everything
+    # the payload carried everything but the job's public title: one look-up per job
+    assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in connector.adapter.requests] == [
+        "token", "job_posts"]
+    assert case["job_title"] == "Product Designer"
 
 
 def test_bad_signature_is_401_not_stored_not_logged(setup, store, caplog):
