@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from requests import Response
 
 from relay_core.contract import (
@@ -62,8 +62,23 @@ class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     withdrawal_reasons: list[str] = Field(default_factory=lambda: list(
         DEFAULT_WITHDRAWAL_REASONS))
     confidentiality: Literal["all", "non-confidential"] = "all"
-    mail_confidential: bool = False        # confidential opportunities are skipped as private
+    # No longer read: `eligibility.confidential_jobs` decides for every source (a confidential
+    # opportunity hides the job from other employees, not the role from the candidate).
+    mail_confidential: bool | None = None
     perform_as: str | None = None          # Lever user id the note is written as
+    # Lever keeps free text about a candidate in profile forms, which the API returns one
+    # opportunity at a time only (GET /opportunities/:id/forms [DOC "Profile Forms"]): a
+    # request per candidate, so no feedback field can be offered here.
+    feedback_field: str | None = None
+
+    @field_validator("feedback_field")
+    @classmethod
+    def _no_feedback(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("Lever has no feedback field Career Relay can read: profile forms "
+                             "are readable one opportunity at a time only, a request per "
+                             "candidate; remove the key")
+        return value
     host_only = True
     webhook_secret_key = "webhook_signature_token"   # mode (default): both if it is set
     webhook_secret_help = "the token shown beside the webhook in Lever"
@@ -72,6 +87,7 @@ class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
 class Lever(HttpConnector):
     type = "lever"
     Settings = LeverSettings
+    tells_other_applications = True
     # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
     rate_limit = RateLimit(requests=10, per_seconds=1)
     credential_name = "API key"
@@ -103,7 +119,48 @@ class Lever(HttpConnector):
         return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
 
     def page_from(self, response: Response, since: datetime) -> Page:
-        return Page.of([o for o in self._data(response) if isinstance(o, dict)], self._event)
+        page = Page.of([o for o in self._data(response) if isinstance(o, dict)], self._event)
+        page.events = self._mark_elsewhere(page.events)
+        return page
+
+    def _mark_elsewhere(self, events: list[RejectionEvent]) -> list[RejectionEvent]:
+        """Whether each rejected person is still active on another opportunity: one query
+        per 50 contacts (`archived=false&contact_id=…`, repeatable [DOC "List all
+        opportunities"][§11.5]), so a page of 100 costs at most two more requests."""
+        wanted = [e.candidate_id for e in events
+                  if e.category is Category.WE_REJECTED and e.candidate_id]
+        active = self._active_by_contact(wanted)
+        return [e.model_copy(update={"flags": e.flags.model_copy(update={
+                    "in_process_elsewhere": bool(active.get(e.candidate_id, set())
+                                                 - {e.application_id})})})
+                if e.category is Category.WE_REJECTED and e.candidate_id else e
+                for e in events]
+
+    def _active_by_contact(self, contact_ids: list[str], *, every_state: bool = False
+                           ) -> dict[str, set[str]]:
+        """contact id → ids of their active (not archived) opportunities. `every_state` also
+        returns each opportunity found, archived or not, in `self._seen` (the re-check)."""
+        active: dict[str, set[str]] = {}
+        ids = list(dict.fromkeys(c for c in contact_ids if c))
+        for start in range(0, len(ids), CONTACT_BATCH):
+            params: dict[str, Any] = {"contact_id": ids[start:start + CONTACT_BATCH],
+                                      "confidentiality": self.settings.confidentiality,
+                                      "limit": LIMIT}
+            if every_state:
+                params["expand"] = EXPAND
+            else:
+                params["archived"] = "false"
+            for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
+                for opp in self._data(response):
+                    if not isinstance(opp, dict):
+                        continue
+                    contact = opp.get("contact")
+                    contact = contact.get("id") if isinstance(contact, dict) else contact
+                    if every_state:
+                        self._seen[str(opp.get("id"))] = opp
+                    if not (opp.get("archived") or opp.get("archivedAt")):
+                        active.setdefault(str(contact), set()).add(str(opp.get("id")))
+        return active
 
     def _event(self, opp: Mapping[str, Any]) -> RejectionEvent | None:
         """None for a hire (not a rejection at all); otherwise the event, whatever its category."""
@@ -136,8 +193,7 @@ class Lever(HttpConnector):
             reason_text=clean_text(reason.get("text")), category=category, rejected_at=when,
             flags=Flags(anonymized=bool(opp.get("isAnonymized") or contact.get("isAnonymized")),
                         can_email=protection.get("allowed") is not False,
-                        private=(opp.get("confidentiality") == "confidential"
-                                 and not self.settings.mail_confidential),
+                        confidential_job=opp.get("confidentiality") == "confidential",
                         agency_sourced=opp.get("origin") == "agency"),
             # No name, emails, phones or links: raw is stored and must hold no personal data.
             raw={k: opp.get(k) for k in ("id", "archived", "origin", "confidentiality",
@@ -213,32 +269,42 @@ class Lever(HttpConnector):
 
     # --- re-check, write-back, check ------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
-        """Rejected means: still archived for a non-withdrawal, non-hired reason **and** the
-        person has no other active opportunity (a rejection for job A while still in process
-        for job B must not be mailed) [§11.5]."""
+        return self.recheck_cases({opp_id: "" for opp_id in application_ids})
+
+    def recheck_cases(self, cases: Mapping[str, str]) -> dict[str, ApplicationStatus]:
+        """Every opportunity of the due cases' contacts, one query per 50 contacts (no
+        `archived` filter: both states [DOC]): whether each due opportunity is still archived
+        for a non-withdrawal, non-hired reason, and whether its person is still active on
+        another one (ACTIVE_ELSEWHERE) [§11.5][§11.7]. One missing from the answer was deleted.
+        A case without a known contact is read on its own (older cases only)."""
+        self._seen: dict[str, dict[str, Any]] = {}
         states: dict[str, ApplicationStatus] = {}
-        contacts: dict[str, list[str]] = {}
-        for opp_id in application_ids:
+        contacts = {opp_id: contact for opp_id, contact in cases.items() if contact}
+        for opp_id in (o for o, c in cases.items() if not c):
             opp = self._opportunity(opp_id)
+            contact = (opp or {}).get("contact")
+            contact = contact.get("id") if isinstance(contact, dict) else contact
+            if contact:
+                contacts[opp_id] = str(contact)
+            else:       # deleted, or unreadable without its contact: decided below
+                self._seen[opp_id] = opp or {}
+                contacts[opp_id] = ""
+        active = self._active_by_contact(list(contacts.values()), every_state=True)
+        for opp_id in cases:
+            opp = self._seen.get(opp_id)
             try:
-                event = self._event(opp) if opp and opp.get("archived") else None
+                event = self._event(opp) if opp and (opp.get("archived")
+                                                     or opp.get("archivedAt")) else None
             except RecordError:
                 states[opp_id] = ApplicationStatus.UNKNOWN
                 continue
             # No event: unarchived, deleted, or hired (no rejection at all).
-            states[opp_id] = (ApplicationStatus.of(event.category) if event
-                              else ApplicationStatus.NOT_REJECTED)
-            if states[opp_id] is ApplicationStatus.REJECTED:
-                contacts.setdefault(event.candidate_id, []).append(opp_id)
-        ids = [c for c in contacts if c]
-        for start in range(0, len(ids), CONTACT_BATCH):
-            params = {"archived": "false", "contact_id": ids[start:start + CONTACT_BATCH],
-                      "confidentiality": self.settings.confidentiality, "limit": LIMIT}
-            for response in self.paginate("/v1/opportunities", params, OffsetTokenPaginator()):
-                for active in self._data(response):
-                    contact = active.get("contact") if isinstance(active, dict) else None
-                    for opp_id in contacts.get(str(contact), []):
-                        states[opp_id] = ApplicationStatus.ACTIVE_ELSEWHERE
+            state = (ApplicationStatus.of(event.category) if event
+                     else ApplicationStatus.NOT_REJECTED)
+            if (state is ApplicationStatus.REJECTED
+                    and active.get(event.candidate_id, set()) - {opp_id}):
+                state = ApplicationStatus.ACTIVE_ELSEWHERE
+            states[opp_id] = state
         return states
 
     # A note is written only if none with this text exists (a repeated POST would add a

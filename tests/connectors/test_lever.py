@@ -61,7 +61,9 @@ def test_poll_two_pages_every_mapping(build, make_config, vcr_cassette):
     connector, _ = build()
     pages = list(connector.poll(CURSOR))
     assert vcr_cassette.all_played
-    assert connector.request_count == 4           # 2 listing pages + reasons + postings
+    # 2 listing pages + reasons + postings + per page one query for the rejected people's
+    # other active opportunities (≤ 50 contacts each)
+    assert connector.request_count == 6
     assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
     assert not [p for page in pages for p in page.problems]
     events = {e.application_id: e for p in pages for e in p.events}
@@ -84,19 +86,27 @@ def test_poll_two_pages_every_mapping(build, make_config, vcr_cassette):
     assert events[oid(7)].flags.agency_sourced                          # origin agency
     assert events[oid(8)].category is Category.OTHER and events[oid(8)].raw["archived"]
     assert events[oid(9)].category is Category.WE_REJECTED              # inactive reason
-    assert events[oid(10)].flags.private                                # confidential
+    secret = events[oid(10)]                        # a confidential posting: mailed by default
+    assert secret.flags.confidential_job and not secret.flags.private
+    assert events[oid(1)].flags.in_process_elsewhere is True            # active for job B
+    assert events[oid(9)].flags.in_process_elsewhere is False
+    assert events[oid(2)].flags.in_process_elsewhere is None            # a withdrawal: not asked
     bob = events[oid(11)].person.full_name
     assert "\r" not in bob and "\n" not in bob
 
     config = make_config()
     decisions = {k: assess(e, config, NOW) for k, e in events.items()}
+    # still in process for job B: the rejection goes out on time, without the invitation
     assert decisions[oid(1)].eligible and decisions[oid(1)].email == "taro@example.com"
+    assert not decisions[oid(1)].invite and "another position" in decisions[oid(1)].invite_note
     assert "withdrew" in decisions[oid(2)].reason and "withdrew" in decisions[oid(3)].reason
     assert "anonymized" in decisions[oid(5)].reason
     assert "may not be emailed" in decisions[oid(6)].reason
     assert "agency" in decisions[oid(7)].reason
     assert not decisions[oid(8)].eligible
-    assert "private" in decisions[oid(10)].reason
+    assert decisions[oid(10)].eligible and decisions[oid(10)].invite
+    skip = make_config({"eligibility": {"confidential_jobs": "skip"}})
+    assert "confidential" in assess(secret, skip, NOW).reason
     assert "no valid email" in decisions[oid(12)].reason
 
 
@@ -131,31 +141,56 @@ def test_first_poll_looks_back_max_age_days_only(build):
 
 
 def test_request_budget_for_r_rejections(build):
-    """ceil(R/100) listing pages + archive reasons + postings, whatever R is."""
+    """ceil(R/100) listing pages + ceil(R/50) + 3, whatever R is: archive reasons and
+    postings once, and per 50 rejected people one query for their other active
+    opportunities."""
+    import math
+
     connector, _ = build()
     adapter, _ = attach(connector)
     opp = json.loads((CASSETTES / "poll_two_pages.yaml").read_text(encoding="utf-8").split(
         "string: '", 1)[1].split("'\n", 1)[0].replace("''", "'"))["data"][0]
-    records = [dict(opp, id=f"o{i}") for i in range(250)]
+    records = [dict(opp, id=f"o{i}", contact=dict(opp["contact"], id=f"c{i}"))
+               for i in range(250)]
+    empty = Reply(200, {"data": [], "hasNext": False})
     adapter.script += [Reply(200, {"data": records[:100], "next": "t1", "hasNext": True}),
-                       Reply(200, {"data": [], "hasNext": False}),      # reasons
-                       Reply(200, {"data": [], "hasNext": False}),      # postings
+                       Reply(200, {"data": [{"id": opp["archived"]["reason"],
+                                             "text": "Underqualified",
+                                             "type": "non-hired"}], "hasNext": False}),
+                       empty,                                       # postings
+                       empty, empty,                                # 100 people: 2 queries
                        Reply(200, {"data": records[100:200], "next": "t2", "hasNext": True}),
-                       Reply(200, {"data": records[200:], "hasNext": False})]
+                       empty, empty,
+                       Reply(200, {"data": records[200:], "hasNext": False}),
+                       empty]
     events = [e for p in connector.poll(CURSOR) for e in p.events]
-    assert len(events) == 250 and connector.request_count == 3 + 2
+    assert len(events) == 250 and not adapter.script
+    assert all(e.flags.in_process_elsewhere is False for e in events)
+    budget = math.ceil(250 / 100) + math.ceil(250 / 50) + 3
+    assert connector.request_count == 10 <= budget
 
 
 # --- re-check, write-back, check -------------------------------------------------------------
+EXPECTED_RECHECK = {
+    oid(1): ApplicationStatus.REJECTED,
+    oid(2): ApplicationStatus.NOT_REJECTED,     # unarchived: back in process
+    oid(3): ApplicationStatus.NOT_REJECTED,     # deleted
+    oid(6): ApplicationStatus.ACTIVE_ELSEWHERE,  # rejected, still active for another job
+}
+
+
 @pytest.mark.vcr("recheck.yaml")
-def test_recheck(build, vcr_cassette):
+def test_recheck_is_one_query_per_50_people(build, vcr_cassette):
     connector, _ = build()
-    assert connector.recheck([oid(1), oid(2), oid(3), oid(6)]) == {
-        oid(1): ApplicationStatus.REJECTED,
-        oid(2): ApplicationStatus.NOT_REJECTED,     # unarchived: back in process
-        oid(3): ApplicationStatus.NOT_REJECTED,     # deleted
-        oid(6): ApplicationStatus.ACTIVE_ELSEWHERE,  # still active for another job
-    }
+    cases = {oid(n): f"7f23e772-f2cb-4ebb-b33f-54b87299{n:04d}" for n in (1, 2, 3, 6)}
+    assert connector.recheck_cases(cases) == EXPECTED_RECHECK
+    assert vcr_cassette.all_played and connector.request_count == 3   # + reasons, postings
+
+
+@pytest.mark.vcr("recheck_without_contacts.yaml")
+def test_recheck_of_cases_without_a_contact_reads_each_once(build, vcr_cassette):
+    connector, _ = build()
+    assert connector.recheck([oid(1), oid(2), oid(3), oid(6)]) == EXPECTED_RECHECK
     assert vcr_cassette.all_played
 
 
@@ -312,3 +347,12 @@ class TestLeverContract(HttpConnectorContract):
 
     def secret_values(self):
         return [API_KEY, SIGNATURE_TOKEN]
+
+
+def test_no_feedback_field_on_lever_and_the_old_confidential_key_is_harmless(build):
+    """Lever keeps free text in profile forms, readable one opportunity at a time only
+    (GET /opportunities/:id/forms): a request per candidate, so the key is refused."""
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.feedback_field.*one opportunity"):
+        build(feedback_field="Candidate feedback")
+    connector, _ = build(mail_confidential=False)      # configs from older releases still load
+    assert connector.settings.mail_confidential is False

@@ -159,13 +159,37 @@ def single(n: int, record: dict | None) -> dict:
     return call(f"/v1/opportunities/{oid(n)}", EXPAND, {"data": record})
 
 
+def active(contacts: list[int], found: list[dict]) -> dict:
+    """Who of these people is still active on an opportunity: `archived=false` with
+    `contact_id` repeated (a union) [DOC "List all opportunities"][§11.5]."""
+    query = [("contact_id", cid(n)) for n in contacts] + [
+        ("confidentiality", "all"), ("limit", 100), ("archived", "false")]
+    return call("/v1/opportunities", query, {"data": found, "hasNext": False})
+
+
+def every_state(contacts: list[int], found: list[dict]) -> dict:
+    """All opportunities of these people, archived or not (no `archived` filter) [DOC]."""
+    query = [("contact_id", cid(n)) for n in contacts] + [
+        ("confidentiality", "all"), ("limit", 100), *EXPAND]
+    return call("/v1/opportunities", query, {"data": found, "hasNext": False})
+
+
+def with_contact(record: dict, n: int) -> dict:
+    return record | {"contact": cid(n)}
+
+
 def main() -> None:
     mod = "test_lever"
+    # Taro (1) is still active on another opportunity (job B): rejected here, in process there.
+    taro_b = with_contact(opportunity(21, "山田 太郎", ["taro@example.com"], None, posting=P2,
+                                      archived=False), 1)
     write("test_lever", "poll_two_pages.yaml", mod, [
         call("/v1/opportunities", LISTING, {"data": PAGE1, "next": TOKEN, "hasNext": True}),
         reasons(), postings(),
+        active([1, 5, 6], [taro_b]),
         call("/v1/opportunities", [*LISTING, ("offset", TOKEN)],
-             {"data": PAGE2, "hasNext": False})])
+             {"data": PAGE2, "hasNext": False}),
+        active([7, 9, 10, 11, 12], [])])
     write("test_lever", "poll_429_then_success.yaml", mod, [
         call("/v1/opportunities", LISTING, {"code": "TooManyRequests",
                                             "message": "Too many requests"}, status=429),
@@ -174,18 +198,19 @@ def main() -> None:
         call("/v1/opportunities", LISTING, {"code": "ServiceUnavailable",
                                             "message": "Lever is down for maintenance"},
              status=503)] * 3)
-    active_query = [("archived", "false"), ("contact_id", cid(1)), ("contact_id", cid(6)),
-                    ("confidentiality", "all"), ("limit", 100)]
-    other = opportunity(20, "Yui Ito", ["yui@example.com"], None, archived=False)
-    other["contact"] = cid(6)
+    other = with_contact(opportunity(20, "Yui Ito", ["yui@example.com"], None, archived=False), 6)
+    unarchived = opportunity(2, "Hanako Suzuki", ["hanako@example.com"], None, archived=False)
+    yui = opportunity(6, "Yui Ito", ["yui@example.com"], R["Timing"])
+    # One query for every due case's person: 1 still rejected, 2 unarchived since, 3 deleted
+    # (absent), 6 rejected but active on another opportunity.
     write("test_lever", "recheck.yaml", mod, [
-        single(1, PAGE1[0]),
-        single(2, opportunity(2, "Hanako Suzuki", ["hanako@example.com"], None,
-                              archived=False)),          # unarchived since
-        single(3, None),                                  # deleted
-        single(6, opportunity(6, "Yui Ito", ["yui@example.com"], R["Timing"])),
-        reasons(), postings(),
-        call("/v1/opportunities", active_query, {"data": [other], "hasNext": False})])
+        every_state([1, 2, 3, 6], [PAGE1[0], unarchived, yui, other]),
+        reasons(), postings()])
+    # Cases stored before contacts were kept: each opportunity read once to learn its contact.
+    write("test_lever", "recheck_without_contacts.yaml", mod, [
+        single(1, PAGE1[0]), single(2, unarchived), single(3, None), single(6, yui),
+        every_state([1, 2, 6], [PAGE1[0], unarchived, yui, other]),
+        reasons(), postings()])
     note = {"value": "Career Relay: rejection email with relay invitation sent"}
     base = f"/v1/opportunities/{oid(1)}"
     written = {"id": "915a6cef-4f91-4f3d-b8ff-a49e1eae2c30", "text": "Note",
