@@ -74,6 +74,9 @@ STATUS_CATEGORIES: dict[str, Category | None] = {
     "内定承諾": None,
 }
 DUPLICATE_STATUSES = {"重複応募"}
+# A person with a row in one of these is still in process for that position [S17]. When an
+# export holds none of them at all (HR exported the finished rows only), it cannot tell.
+IN_PROCESS_STATUSES = {"新着応募", "選考中", "内定", "内定承諾"}
 
 # Logical field → header text, first present wins per row (value-level: first non-empty).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -110,6 +113,9 @@ class HrmosExportSettings(ConnectorSettings):
     default_language: Literal["ja", "en"] | None = None
     rejected_values: list[str] = Field(default_factory=lambda: ["不合格"])
     withdrawn_values: list[str] = Field(default_factory=lambda: ["辞退"])
+    # The header of the one column HR fills in as feedback for the candidate (e.g. a 項目 of
+    # your own, 「候補者へのフィードバック」); only that column's text is ever mailed.
+    feedback_field: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("path")
     @classmethod
@@ -170,6 +176,7 @@ class Layout:
     columns: dict[str, list[int]] = field(default_factory=dict)
     wanted: dict[str, tuple[str, ...]] = field(default_factory=dict)   # header texts looked for
     steps: list[tuple[int, str | None]] = field(default_factory=list)  # (column, fixed name)
+    feedback: int | None = None             # the `feedback_field` column
 
     def missing(self) -> list[str]:
         missing = [" / ".join(self.wanted[k]) for k in REQUIRED if not self.columns[k]]
@@ -292,6 +299,8 @@ class HrmosExport(Connector):
             names = (mapped,) if mapped else defaults
             layout.wanted[key] = names
             layout.columns[key] = [position[n] for n in names if n in position]
+        if self.settings.feedback_field:
+            layout.feedback = position.get(self.settings.feedback_field.strip())
         numbered = sorted((int(m[1]), i) for i, h in enumerate(layout.header)
                           if (m := _STEP.match(h)))
         if numbered:
@@ -337,11 +346,18 @@ class HrmosExport(Connector):
             raise FatalError(f"{path.name}: the export has no column {', '.join(missing)}. "
                              f"Add it to the 応募者情報 export template in HRMOS採用, or map your "
                              f"header text with sources[{self.index}].column_map")
+        self._require_feedback_column(path, layout)
         seen_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        active = self.people_in_process(path, layout)
 
         def translate(row: tuple[int, list[str] | None]) -> RejectionEvent | None:
             line, cells = row
-            return self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
+            event = self.to_event(cells, layout, seen_at, f"{path.name} line {line}")
+            if event is None or active is None or event.category is not Category.WE_REJECTED:
+                return event
+            keys = {event.candidate_id, *(e.lower() for e in event.person.emails)}
+            return event.model_copy(update={"flags": event.flags.model_copy(update={
+                "in_process_elsewhere": bool(keys & active)})})
 
         page = Page(events=[], cursor=cursor)
         for row in self.rows(path, layout):
@@ -352,6 +368,34 @@ class HrmosExport(Connector):
                 page = Page(events=[], cursor=cursor)
         page.cursor = current
         yield page
+
+    def _require_feedback_column(self, path: Path, layout: Layout) -> None:
+        if self.settings.feedback_field and layout.feedback is None:
+            raise ConfigError(f"sources[{self.index}].feedback_field",
+                              f"{path.name} has no column {self.settings.feedback_field!r}",
+                              "Add the column to the 応募者情報 export template in HRMOS採用, "
+                              "or correct the header text")
+
+    def people_in_process(self, path: Path, layout: Layout) -> set[str] | None:
+        """応募者ID and addresses of everyone with an application still in process (a first
+        pass over the file: ids only, flat memory). None when the export holds no such row at
+        all, and so cannot tell."""
+        found: set[str] = set()
+        any_row = False
+        candidate = layout.columns["candidate_id"]
+        emails = layout.columns["email"]
+        status = layout.columns["status"]
+        for _, cells in self.rows(path, layout):
+            if cells is None or len(cells) < len(layout.header):
+                continue
+            values = [clean(c) for c in cells[:len(layout.header)]]
+            if next((values[i] for i in status if values[i]), "") not in IN_PROCESS_STATUSES:
+                continue
+            any_row = True
+            found.update(values[i] for i in candidate if values[i])
+            found.update(e.lower() for i in emails for e in re.split(r"[\s,;]+", values[i])
+                         if e)
+        return found if any_row else None
 
     def to_event(self, cells: list[str] | None, layout: Layout, seen_at: datetime,
                  where: str) -> RejectionEvent | None:
@@ -414,6 +458,7 @@ class HrmosExport(Connector):
                           language=language),
             job_title=get("job_title"), stage=self.stage_of(values, layout),
             reason_text=status, category=category, rejected_at=rejected_at,
+            feedback=values[layout.feedback] if layout.feedback is not None else "",
             flags=Flags(agency_sourced=_agent_like(channel) or _agent_like(detail),
                         duplicate=status in DUPLICATE_STATUSES),
             raw=raw)
@@ -459,4 +504,12 @@ class HrmosExport(Connector):
         results.append(CheckResult(what + "required columns", not missing,
                                    "missing: " + ", ".join(missing) if missing
                                    else "all present"))
+        if self.settings.feedback_field:
+            try:
+                self._require_feedback_column(path, layout)
+            except ConfigError as exc:
+                results.append(CheckResult(what + "feedback column", False, str(exc)))
+            else:
+                results.append(CheckResult(what + "feedback column", True,
+                                           self.settings.feedback_field))
         return results

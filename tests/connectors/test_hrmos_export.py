@@ -502,3 +502,49 @@ def test_shipped_example(make_config):
     eligible = sorted(k for k, e in got.items() if assess(e, config, now).eligible)
     assert eligible == ["1000101", "1000102", "1000103", "1000104"]
     assert "days ago" in assess(got["1000106"], config, now).reason
+
+
+# --- the same person in process elsewhere; the feedback column (issue 10) -------------------
+def test_a_person_still_in_process_for_another_position_is_flagged(tmp_path, connect):
+    """The export lists every application, so the same address with a 選考中 row means the
+    person is still in process elsewhere: mailed without the invitation by default."""
+    write(tmp_path / "export.tsv", [
+        row("1001"),                                              # rejected, 選考中 for 1002
+        row("1002", "選考中", job="経理", rejected=""),
+        row("1003", name="鈴木 花子", email="hanako@example.jp"),   # rejected, nothing else
+        row("1004", "辞退", withdrawn="2025年6月18日", rejected="")])
+    connector = connect()
+    got = events(connector)
+    assert got["1001"].flags.in_process_elsewhere is True
+    assert got["1003"].flags.in_process_elsewhere is False
+    assert got["1004"].flags.in_process_elsewhere is None       # a withdrawal: not asked
+    decision = assess(got["1001"], connector.config, datetime(2025, 6, 21, tzinfo=TOKYO))
+    assert decision.eligible and not decision.invite
+    assert "another position" in decision.invite_note
+
+
+def test_an_export_of_finished_rows_only_cannot_tell(tmp_path, connect):
+    write(tmp_path / "export.tsv", [row("1001"), row("1003", email="hanako@example.jp")])
+    got = events(connect())
+    assert got["1001"].flags.in_process_elsewhere is None
+
+
+def test_only_the_designated_feedback_column_is_read(tmp_path, connect):
+    header = [*HEADER, "候補者へのフィードバック", "面接官メモ"]
+    write(tmp_path / "export.tsv", [
+        [*row("1001"), "ご経験を具体的にお話しいただきました。", "INTERNAL: 年齢が気になる"],
+        [*row("1002", email="b@example.com"), "", "INTERNAL"]], header=header)
+    got = events(connect(feedback_field="候補者へのフィードバック"))
+    assert got["1001"].feedback == "ご経験を具体的にお話しいただきました。"
+    assert got["1002"].feedback == ""
+    assert "INTERNAL" not in got["1001"].feedback
+    assert events(connect())["1001"].feedback == ""               # not configured: nothing
+
+
+def test_a_missing_feedback_column_names_the_key(tmp_path, connect):
+    write(tmp_path / "export.tsv", [row("1001")])
+    connector = connect(feedback_field="候補者へのフィードバック")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.feedback_field"):
+        pages(connector)
+    result = {c.what.split(": ")[1]: c for c in connector.check()}["feedback column"]
+    assert not result.ok and "feedback_field" in result.detail
