@@ -3,19 +3,15 @@ until someone approves them; any case not yet sent can be cancelled."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from relay_core.models import CaseState
 from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
 
 
 def approve(store: Store, case_ids: list[int] | None, actor: str) -> list[int]:
     """held → scheduled for these cases (None: every held case). Returns the ids approved."""
     with store.begin() as conn:
         if case_ids is None:
-            case_ids = list(conn.scalars(select(t.relay_cases.c.id).where(
-                t.relay_cases.c.state == CaseState.HELD.value)))
+            case_ids = store.case_ids_in_state(conn, CaseState.HELD)
         moved = store.transition_many(conn, [{"id": i, "reason": "approved"} for i in case_ids],
                                       CaseState.SCHEDULED, from_state=CaseState.HELD,
                                       actor=actor, now=utcnow())

@@ -11,16 +11,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
-
 from relay_core.config import Config
 from relay_core.cycle.eligibility import Decision, assess, language_for
 from relay_core.cycle.report import SourceReport
 from relay_core.cycle.scheduling import BusinessCalendar
 from relay_core.models import CaseState, RejectionEvent
-from relay_core.store import Store
-from relay_core.store import tables as t
-from relay_core.store.db import person_key
+from relay_core.store import Connection, Store, person_key
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -96,11 +92,11 @@ def cancel_pending(store: Store, source: str, application_ids: Iterable[str], re
     if conn is None:
         with store.begin() as own:
             return cancel_pending(store, source, application_ids, reason, actor, own)
+    application_ids = list(application_ids)
+    case_ids = store.case_ids(conn, source, application_ids)
     cancelled = 0
     for app_id in application_ids:
-        case_id = conn.execute(select(t.relay_cases.c.id).where(
-            t.relay_cases.c.source == source,
-            t.relay_cases.c.application_id == app_id)).scalar_one_or_none()
+        case_id = case_ids.get(app_id)
         if case_id is not None and store.transition(
                 conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
                 allowed_from=[CaseState.SCHEDULED, CaseState.HELD]):

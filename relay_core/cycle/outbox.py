@@ -28,9 +28,8 @@ from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.store import Store, utcnow
+from relay_core.store import Store, person_key, utcnow
 from relay_core.store import tables as t
-from relay_core.store.db import person_key
 
 RETRY_AFTER = timedelta(minutes=15)
 MARK_EVERY = 25          # at most this many sent-but-unrecorded messages if the process dies

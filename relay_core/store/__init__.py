@@ -1,12 +1,13 @@
 """The store: relay cases, the append-only audit log, cursors and the outbox (db.py), and one
-module per aggregate: consents.py, handoffs.py, ledger.py, retention.py.
+module per aggregate: cases.py, consents.py, handoffs.py, ledger.py, retention.py.
 
 Code outside the store holds a `Connection` only to hand it back to store functions: that keeps
 a caller's several writes in one transaction without it knowing any table."""
 
 from sqlalchemy import Connection
 
+from relay_core.store.cases import person_key
 from relay_core.store.db import Store, open_store
 from relay_core.store.tables import utcnow
 
-__all__ = ["Connection", "Store", "open_store", "utcnow"]
+__all__ = ["Connection", "Store", "open_store", "person_key", "utcnow"]
