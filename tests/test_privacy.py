@@ -8,7 +8,7 @@ from relay_core.config import load_config
 from relay_core.contract.registry import build_connectors
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.store import open_store, utcnow
+from relay_core.store import OutboxMessage, open_store, utcnow
 from tests.fakes import event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +58,9 @@ def test_repr_of_a_stored_case_shows_identifiers_only(store):
         for word in ("secret.person", "example.com", "山田", "太郎", "法人営業", "1次面接"):
             assert word not in text
 
+
+def test_repr_of_a_queued_message_hides_recipient_and_bytes():
+    message = OutboxMessage(7, 3, "rejection", "<m@relay.example.jp>", "secret.person@example.com",
+                            b"To: secret.person@example.com\r\n\r\n\xe5\xb1\xb1\xe7\x94\xb0")
+    for text in (repr(message), str(message)):
+        assert text == "OutboxMessage(id=7, case_id=3, kind='rejection')"

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert
-
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
 from relay_core.cycle.ingest import cancel_pending
@@ -32,7 +30,6 @@ from relay_core.models import CaseState, Person, RelayCase
 from relay_core.records.consent import tokens
 from relay_core.rendering.emails import Renderer, build_context, template_names
 from relay_core.store import Store
-from relay_core.store import tables as t
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -97,7 +94,7 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
         claimed = store.transition_many(conn, [{"id": c.id} for c in cases],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
-        invitations, outbox, message_ids, failures = [], [], {}, []
+        invitations, mails, message_ids, failures = [], [], {}, []
         for case in (c for c in cases if c.id in claimed):
             message_id = make_message_id(case.case_key, kind, domain)
             try:
@@ -115,12 +112,9 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
             if invitation:
                 invitations.append(invitation)
             message_ids[case.id] = message_id
-            outbox.append(dict(case_id=case.id, kind=kind, message_id=message_id,
-                               recipient=mail.recipient, message=mail.data, state="pending",
-                               attempts=0, next_attempt_at=now, last_error="", created_at=now))
+            mails.append((case.id, mail))
         store.activate_invitations(conn, invitations)
-        if outbox:
-            conn.execute(insert(t.outbox), outbox)
+        store.enqueue_mail(conn, kind, mails, now)
         store.set_message_ids(conn, message_ids)
         store.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)

@@ -1,5 +1,5 @@
 """The store: relay cases, the append-only audit log, cursors and the outbox (db.py), and one
-module per aggregate: cases.py, consents.py, handoffs.py, ledger.py, retention.py.
+module per aggregate: cases.py, outbox.py, consents.py, handoffs.py, ledger.py, retention.py.
 
 Code outside the store holds a `Connection` only to hand it back to store functions: that keeps
 a caller's several writes in one transaction without it knowing any table."""
@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 
 from relay_core.store.cases import person_key
 from relay_core.store.db import Store, open_store
+from relay_core.store.outbox import OutboxMessage
 from relay_core.store.tables import utcnow
 
-__all__ = ["Connection", "Store", "open_store", "person_key", "utcnow"]
+__all__ = ["Connection", "OutboxMessage", "Store", "open_store", "person_key", "utcnow"]

@@ -1,8 +1,9 @@
 """Engine, migrations, and the Store: transactions, the run lock, source cursors, inbound
-webhook deliveries, and the door to the cases aggregate.
+webhook deliveries, and the door to the cases and outbox aggregates.
 
 Convention: the rest of the code holds a Store and calls its methods; the SQL for the cases
-lives in store/cases.py, and the Store's methods delegate to it.
+(store/cases.py) and the outbox (store/outbox.py) lives in those modules, and the Store's
+methods delegate to them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relay_core.errors import ConfigError, LockedError
 from relay_core.models import CaseState, RelayCase
-from relay_core.store import cases
+from relay_core.store import cases, outbox
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
 
@@ -85,9 +86,9 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
 
 class Store:
     """What the rest of the code holds: transactions, the run lock, and one method per
-    operation on the cases aggregate. Those methods only delegate: the SQL lives in
-    store/cases.py. A method taking `conn` works inside the caller's transaction; one without
-    opens its own read connection."""
+    operation on the cases and outbox aggregates. Those methods only delegate: the SQL lives in
+    store/cases.py and store/outbox.py. A method taking `conn` works inside the caller's
+    transaction; one without opens its own read connection."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -156,6 +157,17 @@ class Store:
     def count_late(self, now: datetime) -> int:
         with self.connect() as conn:
             return cases.count_late(conn, now)
+
+    # --- the outbox (store/outbox.py) ------------------------------------------------------
+    enqueue_mail = staticmethod(outbox.enqueue)
+    claim_outbox = staticmethod(outbox.claim)
+    mark_outbox_sent = staticmethod(outbox.mark_sent)
+    mark_outbox_retry = staticmethod(outbox.mark_retry)
+    mark_outbox_refused = staticmethod(outbox.mark_refused)
+    interrupted_outbox = staticmethod(outbox.interrupted)
+    requeue_outbox = staticmethod(outbox.requeue)
+    mark_outbox_interrupted = staticmethod(outbox.mark_interrupted)
+    outbox_counts = staticmethod(outbox.counts_by_state)
 
     # --- cursors ---------------------------------------------------------------------------
     def get_cursor(self, source: str) -> str | None:
