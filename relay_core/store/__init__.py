@@ -1,5 +1,6 @@
-"""The store: relay cases, the append-only audit log, cursors and the outbox (db.py), and one
-module per aggregate: cases.py, outbox.py, consents.py, handoffs.py, ledger.py, retention.py.
+"""The store: the engine, transactions, the run lock and cursors (db.py), and one module per
+aggregate: cases.py, outbox.py, consents.py, handoffs.py, ledger.py, retention.py; reports.py
+and console.py hold the read-only queries of `status`, `report` and the HR console.
 
 Code outside the store holds a `Connection` only to hand it back to store functions: that keeps
 a caller's several writes in one transaction without it knowing any table."""

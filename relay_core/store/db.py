@@ -1,9 +1,9 @@
 """Engine, migrations, and the Store: transactions, the run lock, source cursors, inbound
-webhook deliveries, and the door to the cases and outbox aggregates.
+webhook deliveries, and the door to the cases, outbox and reporting aggregates.
 
 Convention: the rest of the code holds a Store and calls its methods; the SQL for the cases
-(store/cases.py) and the outbox (store/outbox.py) lives in those modules, and the Store's
-methods delegate to them.
+(store/cases.py), the outbox (store/outbox.py) and the status and report queries
+(store/reports.py) lives in those modules, and the Store's methods delegate to them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relay_core.errors import ConfigError, LockedError
 from relay_core.models import CaseState, RelayCase
-from relay_core.store import cases, outbox
+from relay_core.store import cases, outbox, reports
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
 
@@ -86,9 +86,10 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
 
 class Store:
     """What the rest of the code holds: transactions, the run lock, and one method per
-    operation on the cases and outbox aggregates. Those methods only delegate: the SQL lives in
-    store/cases.py and store/outbox.py. A method taking `conn` works inside the caller's
-    transaction; one without opens its own read connection."""
+    operation on the cases, outbox and reporting aggregates. Those methods only delegate: the
+    SQL lives in store/cases.py, store/outbox.py and store/reports.py, and nothing outside
+    relay_core/store writes SQL for these tables. A method taking `conn` works inside the
+    caller's transaction; one without opens its own read connection."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -168,6 +169,13 @@ class Store:
     requeue_outbox = staticmethod(outbox.requeue)
     mark_outbox_interrupted = staticmethod(outbox.mark_interrupted)
     outbox_counts = staticmethod(outbox.counts_by_state)
+
+    # --- status and report (store/reports.py) ----------------------------------------------
+    case_status = staticmethod(reports.case_status)
+
+    def funnel_rows(self) -> reports.FunnelRows:
+        with self.connect() as conn:
+            return reports.funnel_rows(conn)
 
     # --- cursors ---------------------------------------------------------------------------
     def get_cursor(self, source: str) -> str | None:
