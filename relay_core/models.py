@@ -119,8 +119,9 @@ class RejectionEvent(BaseModel):
 @dataclass(frozen=True, slots=True, repr=False)
 class RelayCase:
     """One relay case (one per ATS application) as the store hands it out: typed, with the
-    person parsed once. `person` is None and `email` is None once retention has purged the
-    case; `stage` is the selection stage the ATS reported (kept in the stored event)."""
+    person parsed once (the name fields; the address is `email`). `person` and `email` are
+    None once retention has purged the case; `stage` is the selection stage the ATS reported
+    (kept in the stored event)."""
 
     id: int
     source: str

@@ -105,7 +105,7 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A read connection: several queries, one consistent view on PostgreSQL."""
+        """A connection for reading: several queries, nothing committed."""
         with self.engine.connect() as conn:
             yield conn
 
