@@ -148,16 +148,18 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
         prepare_batch(store, config, renderer, _recheck(connectors, due, store, report), now,
                       key, report)
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
-        annotate_sent(store, connectors, [c.id for c in due])
+        annotate_sent(store, connectors, due)
     deliver_outbox(store, transport, now=now, report=report, progress=progress)
     report.late = store.count_late(now)
 
 
-def annotate_sent(store: Store, connectors: dict[str, Connector], case_ids: list[int]) -> None:
+def annotate_sent(store: Store, connectors: dict[str, Connector], cases: list[RelayCase]
+                  ) -> None:
     """Write "relay invitation sent" back to the ATS once per case (optional per connector)."""
-    if not case_ids:
+    if not cases:
         return
-    for case in store.sent_to_annotate(case_ids):
+    sent = store.sent_not_annotated([c.id for c in cases])
+    for case in (c for c in cases if c.id in sent):
         connector = connectors.get(case.source)
         if connector is None:
             continue

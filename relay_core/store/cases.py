@@ -37,19 +37,30 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i:i + CHUNK]
 
 
+_STATES = {state.value: state for state in CaseState}       # faster than CaseState(value)
+_CATEGORIES = {cat.value: cat for cat in Category}
+# What a RelayCase is read from, in the order _case unpacks it (every column of relay_cases).
+CASE_COLUMNS = (c.id, c.source, c.application_id, c.ats, c.candidate_id, c.state, c.reason,
+                c.category, c.language, c.invite, c.email, c.person_key, c.person_json,
+                c.event_json, c.job_title, c.rejected_at, c.detected_at, c.send_at,
+                c.deadline_at, c.sent_at, c.late, c.message_id, c.updated_at)
+
+
 def _case(row: Row) -> RelayCase:
     """The one place a stored case becomes a RelayCase: the person is parsed here, once."""
-    event = json.loads(row.event_json) if row.event_json else {}
+    (case_id, source, application_id, ats, candidate_id, state, reason, category, language,
+     invite, email, key, person_json, event_json, job_title, rejected_at, detected_at, send_at,
+     deadline_at, sent_at, late, message_id, updated_at) = row
     return RelayCase(
-        id=row.id, source=row.source, application_id=row.application_id, ats=row.ats,
-        candidate_id=row.candidate_id, state=CaseState(row.state), reason=row.reason,
-        category=Category(row.category), language=row.language, invite=row.invite,
-        email=row.email, person_key=row.person_key,
-        person=Person.model_validate_json(row.person_json) if row.person_json else None,
-        stage=event.get("stage", ""), job_title=row.job_title, rejected_at=row.rejected_at,
-        detected_at=row.detected_at, send_at=row.send_at, deadline_at=row.deadline_at,
-        sent_at=row.sent_at, late=row.late, message_id=row.message_id,
-        updated_at=row.updated_at)
+        id=case_id, source=source, application_id=application_id, ats=ats,
+        candidate_id=candidate_id, state=_STATES[state], reason=reason,
+        category=_CATEGORIES[category], language=language, invite=invite, email=email,
+        person_key=key,
+        person=Person.model_validate_json(person_json) if person_json else None,
+        stage=json.loads(event_json).get("stage", "") if event_json else "",
+        job_title=job_title, rejected_at=rejected_at, detected_at=detected_at,
+        send_at=send_at, deadline_at=deadline_at, sent_at=sent_at, late=late,
+        message_id=message_id, updated_at=updated_at)
 
 
 # --- audit -----------------------------------------------------------------------------------
@@ -192,12 +203,12 @@ def activate_invitations(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 # --- finding ---------------------------------------------------------------------------------
 def get(conn: Connection, case_id: int) -> RelayCase | None:
-    row = conn.execute(select(t.relay_cases).where(c.id == case_id)).first()
+    row = conn.execute(select(*CASE_COLUMNS).where(c.id == case_id)).first()
     return _case(row) if row else None
 
 
 def by_key(conn: Connection, source: str, application_id: str) -> RelayCase | None:
-    row = conn.execute(select(t.relay_cases).where(
+    row = conn.execute(select(*CASE_COLUMNS).where(
         c.source == source, c.application_id == application_id)).first()
     return _case(row) if row else None
 
@@ -215,23 +226,20 @@ def due(conn: Connection, now: datetime, limit: int = 1000, after_id: int = 0
         ) -> list[RelayCase]:
     """Scheduled cases whose time has come, in id order (keyset pages via `after_id`)."""
     rows = conn.execute(
-        select(t.relay_cases)
+        select(*CASE_COLUMNS)
         .where(c.state == CaseState.SCHEDULED.value, c.send_at <= now, c.id > after_id)
         .order_by(c.id).limit(limit))
     return [_case(r) for r in rows]
 
 
-def in_state(conn: Connection, state: CaseState, case_ids: list[int]) -> list[RelayCase]:
-    """Those of these cases that are in this state, in id order."""
-    found: list[RelayCase] = []
-    for ids in _chunks(sorted(set(case_ids))):
-        found.extend(_case(r) for r in conn.execute(
-            select(t.relay_cases).where(c.state == state.value, c.id.in_(ids)).order_by(c.id)))
-    return found
-
-
-def ids_in_state(conn: Connection, state: CaseState) -> list[int]:
-    return list(conn.scalars(select(c.id).where(c.state == state.value).order_by(c.id)))
+def ids_in_state(conn: Connection, state: CaseState, among: list[int] | None = None
+                 ) -> list[int]:
+    """Ids of the cases in this state (of those in `among`, if given), in id order."""
+    query = select(c.id).where(c.state == state.value).order_by(c.id)
+    if among is None:
+        return list(conn.scalars(query))
+    return sorted(i for ids in _chunks(sorted(set(among)))
+                  for i in conn.scalars(query.where(c.id.in_(ids))))
 
 
 def counts_by_state(conn: Connection) -> dict[str, int]:

@@ -140,12 +140,11 @@ class Store:
         with self.connect() as conn:
             return cases.due(conn, now, limit, after_id)
 
-    def sent_to_annotate(self, case_ids: list[int]) -> list[RelayCase]:
-        """Of these cases, the sent ones the ATS has not been told about yet."""
+    def sent_not_annotated(self, case_ids: list[int]) -> set[int]:
+        """Of these cases, the sent ones whose ATS has not been told yet."""
         with self.connect() as conn:
-            done = cases.annotated(conn, case_ids)
-            return [case for case in cases.in_state(conn, CaseState.SENT, case_ids)
-                    if case.id not in done]
+            return (set(cases.ids_in_state(conn, CaseState.SENT, case_ids))
+                    - cases.annotated(conn, case_ids))
 
     def audit_trail(self, case_id: int) -> list[dict[str, Any]]:
         with self.connect() as conn:

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from relay_core.models import CaseState, Category, Person, RelayCase
 from relay_core.store import tables as t
 from relay_core.store import utcnow
+from relay_core.store.cases import CASE_COLUMNS
 from tests.fakes import event
 
 NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)
@@ -35,6 +36,10 @@ def test_a_stored_case_is_typed_and_carries_its_person(store):
     assert case.rejected_at == datetime(2025, 6, 20, 1, 0, tzinfo=UTC)
     assert case.detected_at == NOW and case.send_at is None and case.message_id is None
     assert case.case_key == "fake:1" and case.invite and not case.late
+
+
+def test_a_case_is_read_from_every_column():
+    assert [col.name for col in CASE_COLUMNS] == list(t.relay_cases.c.keys())
 
 
 def test_a_case_is_immutable(store):
