@@ -8,7 +8,8 @@ from relay_core.config import load_config
 from relay_core.contract.registry import build_connectors
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.store import OutboxMessage, open_store, utcnow
+from relay_core.store import open_store, utcnow
+from relay_core.store.outbox import OutboxMessage
 from tests.fakes import event
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from typing import Any
 from relay_core.config import Config
 from relay_core.models import CaseState
 from relay_core.rendering.environment import template_environment
-from relay_core.store import Store, utcnow
+from relay_core.store import Store, reports, utcnow
 
 STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "registered", "placed")
 STAGE_LABELS = {"rejected": "rejected", "eligible": "eligible", "sent": "sent",
@@ -58,7 +58,8 @@ def _zero() -> dict[str, int]:
 
 def build_report(store: Store, config: Config, now: datetime | None = None) -> Report:
     tz = config.company.tz
-    cases, consented, chosen, handoffs, events, credits = store.funnel_rows()
+    with store.connect() as conn:
+        cases, consented, chosen, handoffs, events, credits = reports.funnel_rows(conn)
     registered: set[int] = set()
     placements: dict[int, int] = defaultdict(int)
     for e in events:

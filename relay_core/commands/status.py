@@ -8,7 +8,8 @@ from typing import Any
 
 from relay_core.cycle.report import CycleReport
 from relay_core.records.handoff.deliver import handoff_status
-from relay_core.store import Store, utcnow
+from relay_core.store import Store, reports, utcnow
+from relay_core.store.outbox import counts_by_state as outbox_counts
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -27,9 +28,9 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
 def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     with store.connect() as conn:
-        by_state, due, late, failed, skipped = store.case_status(conn, now)
+        by_state, due, late, failed, skipped = reports.case_status(conn, now)
         handoffs = handoff_status(conn)
-        outbox = store.outbox_counts(conn)
+        outbox = outbox_counts(conn)
     return {
         "by_state": by_state, "due_now": due, "outbox": outbox, "handoffs": handoffs,
         "late": [{"case": r.id, "source": r.source,

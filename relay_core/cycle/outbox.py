@@ -25,7 +25,8 @@ from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.store import OutboxMessage, Store, person_key
+from relay_core.store import Store, cases, outbox, person_key
+from relay_core.store.outbox import OutboxMessage
 
 RETRY_AFTER = timedelta(minutes=15)
 MARK_EVERY = 25          # at most this many sent-but-unrecorded messages if the process dies
@@ -40,14 +41,14 @@ class Outcome:
 
 def recover_interrupted(store: Store, transport: Transport, now: datetime) -> int:
     with store.begin() as conn:
-        rows = store.interrupted_outbox(conn)
+        rows = outbox.interrupted(conn)
         if transport.idempotent:
-            store.requeue_outbox(conn, [row.id for row in rows])
+            outbox.requeue(conn, [row.id for row in rows])
             return len(rows)
-        store.mark_outbox_interrupted(conn, [row.id for row in rows])
+        outbox.mark_interrupted(conn, [row.id for row in rows])
         for row in rows:
             if row.case_id is not None and row.kind in CASE_KINDS:
-                store.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
+                cases.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
                                  allowed_from=[CaseState.SENDING],
                                  reason=f"interrupted while handing {row.message_id} to the "
                                         "mail server; look it up in the server log before "
@@ -121,7 +122,7 @@ def _send_all(transport: Transport, rows: list[OutboxMessage]) -> Iterator[Outco
 def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                    report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     with store.begin() as conn:
-        rows = store.claim_outbox(conn, now)
+        rows = outbox.claim(conn, now)
     if not rows:
         return
     batch: list[Outcome] = []
@@ -144,23 +145,23 @@ def _record(store: Store, outcomes: list[Outcome], now: datetime, report: CycleR
     with store.begin() as conn:
         if sent:
             # The bytes are personal data and no longer needed once delivered.
-            store.mark_outbox_sent(conn, [r.id for r in sent])
-            done = store.transition_many(
+            outbox.mark_sent(conn, [r.id for r in sent])
+            done = cases.transition_many(
                 conn, [{"id": r.case_id, "sent_at": now} for r in sent
                        if r.case_id is not None and r.kind in CASE_KINDS],
                 CaseState.SENT, from_state=CaseState.SENDING, actor="send", now=now)
             report.sent += len(done)
         for o in retry + stopped:
             # Not handed over: back in the queue (a stopped batch is retried next cycle).
-            store.mark_outbox_retry(conn, o.row.id, now + RETRY_AFTER, str(o.error))
+            outbox.mark_retry(conn, o.row.id, now + RETRY_AFTER, str(o.error))
         report.retry_later += len(retry)
         for o in refused:
             exc = o.error
-            store.mark_outbox_refused(conn, o.row.id, str(exc))
+            outbox.mark_refused(conn, o.row.id, str(exc))
             if exc.suppress_address and o.row.recipient:
-                store.suppress(conn, person_key(o.row.recipient), f"SMTP {exc.code}")
+                cases.suppress(conn, person_key(o.row.recipient), f"SMTP {exc.code}")
             if o.row.case_id is not None and o.row.kind in CASE_KINDS:
-                store.transition(conn, o.row.case_id, CaseState.FAILED, actor="send",
+                cases.transition(conn, o.row.case_id, CaseState.FAILED, actor="send",
                                  reason=f"the mail server refused it: {exc}", now=now,
                                  allowed_from=[CaseState.SENDING])
         report.failed += len(refused)

@@ -29,7 +29,8 @@ from relay_core.mail.transports import Transport
 from relay_core.models import CaseState, Person, RelayCase
 from relay_core.records.consent import tokens
 from relay_core.rendering.emails import Renderer, build_context, template_names
-from relay_core.store import Store
+from relay_core.store import Store, cases, consents, outbox
+from relay_core.store.outbox import QueuedMail
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -46,11 +47,11 @@ CANCEL_REASONS = {
 }
 
 
-def _recheck(connectors: dict[str, Connector], cases: list[RelayCase], store: Store,
+def _recheck(connectors: dict[str, Connector], due: list[RelayCase], store: Store,
              report: CycleReport) -> list[RelayCase]:
     """Ask each ATS once for all its due cases; cancel what is no longer rejected."""
     by_source: dict[str, list[RelayCase]] = defaultdict(list)
-    for case in cases:
+    for case in due:
         by_source[case.source].append(case)
     keep: list[RelayCase] = []
     for source, group in by_source.items():
@@ -82,7 +83,7 @@ def _invitation_expiry(config: Config, now: datetime) -> date:
 
 
 def prepare_batch(store: Store, config: Config, renderer: Renderer,
-                  cases: list[RelayCase], now: datetime, key: bytes,
+                  batch: list[RelayCase], now: datetime, key: bytes,
                   report: CycleReport) -> None:
     """scheduled → sending for a batch: claim the cases, render each mail and put it in the
     outbox, all in one transaction. A case another process claimed first is left to it; a
@@ -91,11 +92,11 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
     with store.begin() as conn:
-        claimed = store.transition_many(conn, [{"id": c.id} for c in cases],
+        claimed = cases.transition_many(conn, [{"id": c.id} for c in batch],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
         invitations, mails, message_ids, failures = [], [], {}, []
-        for case in (c for c in cases if c.id in claimed):
+        for case in (c for c in batch if c.id in claimed):
             message_id = make_message_id(case.case_key, kind, domain)
             try:
                 url = expires = invitation = None
@@ -112,11 +113,11 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
             if invitation:
                 invitations.append(invitation)
             message_ids[case.id] = message_id
-            mails.append((case.id, mail))
-        store.activate_invitations(conn, invitations)
-        store.enqueue_mail(conn, kind, mails, now)
-        store.set_message_ids(conn, message_ids)
-        store.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
+            mails.append(QueuedMail(case.id, message_id, mail.recipient, mail.data))
+        consents.add_invitations(conn, invitations)
+        outbox.enqueue(conn, kind, mails, now)
+        cases.set_message_ids(conn, message_ids)
+        cases.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)
     report.failed += len(failures)
 
@@ -140,7 +141,7 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
              report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     last_id = 0
     key = None
-    while due := store.due_cases(now, limit=SEND_BATCH, after_id=last_id):
+    while due := _due(store, now, after_id=last_id):
         last_id = due[-1].id
         if key is None:
             with store.begin() as conn:
@@ -150,16 +151,24 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
         annotate_sent(store, connectors, due)
     deliver_outbox(store, transport, now=now, report=report, progress=progress)
-    report.late = store.count_late(now)
+    with store.connect() as conn:
+        report.late = cases.count_late(conn, now)
 
 
-def annotate_sent(store: Store, connectors: dict[str, Connector], cases: list[RelayCase]
+def _due(store: Store, now: datetime, after_id: int) -> list[RelayCase]:
+    """The next page of due cases, in id order."""
+    with store.connect() as conn:
+        return cases.due(conn, now, limit=SEND_BATCH, after_id=after_id)
+
+
+def annotate_sent(store: Store, connectors: dict[str, Connector], sent_now: list[RelayCase]
                   ) -> None:
     """Write "relay invitation sent" back to the ATS once per case (optional per connector)."""
-    if not cases:
+    if not sent_now:
         return
-    sent = store.sent_not_annotated([c.id for c in cases])
-    for case in (c for c in cases if c.id in sent):
+    with store.connect() as conn:
+        sent = cases.sent_not_annotated(conn, [c.id for c in sent_now])
+    for case in (c for c in sent_now if c.id in sent):
         connector = connectors.get(case.source)
         if connector is None:
             continue
@@ -172,4 +181,4 @@ def annotate_sent(store: Store, connectors: dict[str, Connector], cases: list[Re
             continue
         if written:
             with store.begin() as conn:
-                store.audit(conn, case.id, f"annotate:{case.source}", "annotated")
+                cases.audit(conn, case.id, f"annotate:{case.source}", "annotated")

@@ -9,7 +9,6 @@ from sqlalchemy import Connection
 
 from relay_core.store.cases import person_key
 from relay_core.store.db import Store, open_store
-from relay_core.store.outbox import OutboxMessage
 from relay_core.store.tables import utcnow
 
-__all__ = ["Connection", "OutboxMessage", "Store", "open_store", "person_key", "utcnow"]
+__all__ = ["Connection", "Store", "open_store", "person_key", "utcnow"]

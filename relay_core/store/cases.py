@@ -194,13 +194,6 @@ def set_message_ids(conn: Connection, message_ids: Mapping[int, str]) -> None:
                       for case_id, mid in message_ids.items()])
 
 
-def activate_invitations(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Store the relay links minted for a batch of mails (rows from tokens.new_token), in the
-    transaction that queues the mails: a queued mail never carries a dead link."""
-    if rows:
-        conn.execute(insert(t.invitations), rows)
-
-
 # --- finding ---------------------------------------------------------------------------------
 def get(conn: Connection, case_id: int) -> RelayCase | None:
     row = conn.execute(select(*CASE_COLUMNS).where(c.id == case_id)).first()
@@ -240,6 +233,11 @@ def ids_in_state(conn: Connection, state: CaseState, among: list[int] | None = N
         return list(conn.scalars(query))
     return sorted(i for ids in _chunks(sorted(set(among)))
                   for i in conn.scalars(query.where(c.id.in_(ids))))
+
+
+def sent_not_annotated(conn: Connection, case_ids: list[int]) -> set[int]:
+    """Of these cases, the sent ones whose ATS has not been told yet."""
+    return set(ids_in_state(conn, CaseState.SENT, case_ids)) - annotated(conn, case_ids)
 
 
 def counts_by_state(conn: Connection) -> dict[str, int]:

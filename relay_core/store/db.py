@@ -1,9 +1,7 @@
-"""Engine, migrations, and the Store: transactions, the run lock, source cursors, inbound
-webhook deliveries, and the door to the cases, outbox and reporting aggregates.
-
-Convention: the rest of the code holds a Store and calls its methods; the SQL for the cases
-(store/cases.py), the outbox (store/outbox.py) and the status and report queries
-(store/reports.py) lives in those modules, and the Store's methods delegate to them.
+"""Engine, migrations, and the Store: transactions, the run lock, source cursors and inbound
+webhook deliveries. The SQL of each aggregate is in its own module beside this one
+(cases.py, outbox.py, consents.py, handoffs.py, ledger.py, retention.py; reports.py and
+console.py for read-only pages), as functions of the caller's Connection.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from relay_core.errors import ConfigError, LockedError
-from relay_core.models import CaseState, RelayCase
-from relay_core.store import cases, outbox, reports
+from relay_core.models import RelayCase
+from relay_core.store import cases
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
 
@@ -85,11 +83,14 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
 
 
 class Store:
-    """What the rest of the code holds: transactions, the run lock, and one method per
-    operation on the cases, outbox and reporting aggregates. Those methods only delegate: the
-    SQL lives in store/cases.py, store/outbox.py and store/reports.py, and nothing outside
-    relay_core/store writes SQL for these tables. A method taking `conn` works inside the
-    caller's transaction; one without opens its own read connection."""
+    """The database handle: transactions (`begin`), read connections (`connect`), the run lock,
+    source cursors and inbound webhook deliveries. Everything else is a function of a
+    Connection in the aggregate modules (`cases.transition(conn, ...)`,
+    `outbox.claim(conn, now)`), so a caller's several writes share one transaction.
+
+    A few case operations stay here as methods for the code and tests written against them:
+    `case`, `case_by_key`, `due_cases`, `audit_trail` and `counts_by_state` open their own read
+    connection; `audit`, `insert_case` and `transition` are the functions of store/cases.py."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -109,23 +110,7 @@ class Store:
         with self.engine.connect() as conn:
             yield conn
 
-    # --- cases and their audit trail (store/cases.py) --------------------------------------
-    audit = staticmethod(cases.audit)
-    audit_many = staticmethod(cases.audit_many)
-    case_values = staticmethod(cases.case_values)
-    insert_cases = staticmethod(cases.insert_cases)
-    insert_case = staticmethod(cases.insert_case)
-    transition = staticmethod(cases.transition)
-    transition_many = staticmethod(cases.transition_many)
-    set_message_ids = staticmethod(cases.set_message_ids)
-    activate_invitations = staticmethod(cases.activate_invitations)
-    case_ids = staticmethod(cases.ids_by_key)
-    case_ids_in_state = staticmethod(cases.ids_in_state)
-    suppressed_keys = staticmethod(cases.suppressed_keys)
-    mailed_keys = staticmethod(cases.mailed_keys)
-    is_suppressed = staticmethod(cases.is_suppressed)
-    suppress = staticmethod(cases.suppress)
-
+    # --- one-shot reads of cases (store/cases.py) ------------------------------------------
     def case(self, case_id: int) -> RelayCase | None:
         with self.connect() as conn:
             return cases.get(conn, case_id)
@@ -140,12 +125,6 @@ class Store:
         with self.connect() as conn:
             return cases.due(conn, now, limit, after_id)
 
-    def sent_not_annotated(self, case_ids: list[int]) -> set[int]:
-        """Of these cases, the sent ones whose ATS has not been told yet."""
-        with self.connect() as conn:
-            return (set(cases.ids_in_state(conn, CaseState.SENT, case_ids))
-                    - cases.annotated(conn, case_ids))
-
     def audit_trail(self, case_id: int) -> list[dict[str, Any]]:
         with self.connect() as conn:
             return cases.audit_trail(conn, case_id)
@@ -154,27 +133,9 @@ class Store:
         with self.connect() as conn:
             return cases.counts_by_state(conn)
 
-    def count_late(self, now: datetime) -> int:
-        with self.connect() as conn:
-            return cases.count_late(conn, now)
-
-    # --- the outbox (store/outbox.py) ------------------------------------------------------
-    enqueue_mail = staticmethod(outbox.enqueue)
-    claim_outbox = staticmethod(outbox.claim)
-    mark_outbox_sent = staticmethod(outbox.mark_sent)
-    mark_outbox_retry = staticmethod(outbox.mark_retry)
-    mark_outbox_refused = staticmethod(outbox.mark_refused)
-    interrupted_outbox = staticmethod(outbox.interrupted)
-    requeue_outbox = staticmethod(outbox.requeue)
-    mark_outbox_interrupted = staticmethod(outbox.mark_interrupted)
-    outbox_counts = staticmethod(outbox.counts_by_state)
-
-    # --- status and report (store/reports.py) ----------------------------------------------
-    case_status = staticmethod(reports.case_status)
-
-    def funnel_rows(self) -> reports.FunnelRows:
-        with self.connect() as conn:
-            return reports.funnel_rows(conn)
+    audit = staticmethod(cases.audit)
+    insert_case = staticmethod(cases.insert_case)
+    transition = staticmethod(cases.transition)
 
     # --- cursors ---------------------------------------------------------------------------
     def get_cursor(self, source: str) -> str | None:

@@ -13,15 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Row, func, select, update
 
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
-
-if TYPE_CHECKING:
-    from relay_core.mail.message import OutgoingMail
 
 CHUNK = 500
 o = t.outbox.c
@@ -44,6 +41,18 @@ class OutboxMessage:
     __str__ = __repr__
 
 
+class QueuedMail(NamedTuple):
+    """A built message to queue: its bytes exactly as they will go out."""
+
+    case_id: int | None
+    message_id: str
+    recipient: str
+    message: bytes
+
+    def __repr__(self) -> str:  # the recipient and the bytes are personal data
+        return f"QueuedMail(case_id={self.case_id}, message_id={self.message_id!r})"
+
+
 def _message(row: Row) -> OutboxMessage:
     return OutboxMessage(row.id, row.case_id, row.kind, row.message_id, row.recipient,
                          getattr(row, "message", None))
@@ -54,13 +63,12 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[i:i + CHUNK]
 
 
-def enqueue(conn: Connection, kind: str, mails: Iterable[tuple[int | None, OutgoingMail]],
-            now: datetime) -> None:
-    """Queue built messages ([(case id or None, mail)]) in one statement, due at once."""
-    rows = [dict(case_id=case_id, kind=kind, message_id=mail.message_id,
-                 recipient=mail.recipient, message=mail.data, state="pending", attempts=0,
+def enqueue(conn: Connection, kind: str, mails: Iterable[QueuedMail], now: datetime) -> None:
+    """Queue built messages of one kind in one statement, due at once."""
+    rows = [dict(case_id=mail.case_id, kind=kind, message_id=mail.message_id,
+                 recipient=mail.recipient, message=mail.message, state="pending", attempts=0,
                  next_attempt_at=now, last_error="", created_at=now)
-            for case_id, mail in mails]
+            for mail in mails]
     if rows:
         conn.execute(t.outbox.insert(), rows)
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import update
 
 from relay_core.models import CaseState, Category, Person, RelayCase
+from relay_core.store import cases, utcnow
 from relay_core.store import tables as t
-from relay_core.store import utcnow
 from relay_core.store.cases import CASE_COLUMNS
 from tests.fakes import event
 
@@ -61,7 +61,7 @@ def test_a_purged_case_has_no_person(store):
 def test_due_cases_come_in_keyset_pages(store):
     ids = [insert(store, str(i)) for i in range(5)]
     with store.begin() as conn:
-        moved = store.transition_many(conn, [{"id": i, "send_at": NOW} for i in ids],
+        moved = cases.transition_many(conn, [{"id": i, "send_at": NOW} for i in ids],
                                       CaseState.SCHEDULED, from_state=CaseState.DETECTED,
                                       actor="test", now=utcnow())
     assert moved == set(ids)
@@ -75,6 +75,6 @@ def test_due_cases_come_in_keyset_pages(store):
 def test_case_ids_by_application(store):
     ids = {app: insert(store, app) for app in "12"}
     with store.begin() as conn:
-        assert store.case_ids(conn, "fake", ["1", "2", "3", "1"]) == ids
-        assert store.case_ids(conn, "other", ["1"]) == {}
-        assert store.case_ids(conn, "fake", []) == {}
+        assert cases.ids_by_key(conn, "fake", ["1", "2", "3", "1"]) == ids
+        assert cases.ids_by_key(conn, "other", ["1"]) == {}
+        assert cases.ids_by_key(conn, "fake", []) == {}
