@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from relay_core.store import outbox
 from relay_core.store import tables as t
+from relay_core.store.outbox import QueuedMail
 
 
 class RelayStatus(str, enum.Enum):
@@ -106,6 +108,13 @@ def add_invitation(conn: Connection, *, case_id: int, purpose: str, token_hash: 
     conn.execute(insert(t.invitations).values(
         case_id=case_id, purpose=purpose, token_hash=token_hash, created_at=created_at,
         expires_at=expires_at))
+
+
+def add_invitations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many links in one statement (rows as tokens.new_token makes them): the invitations of a
+    batch of rejection emails, in the transaction that queues the emails."""
+    if rows:
+        conn.execute(insert(t.invitations), rows)
 
 
 def invitation_by_token_hash(conn: Connection, token_hash: str) -> Invitation | None:
@@ -257,7 +266,5 @@ def delete_preferences(conn: Connection, consent_id: int) -> None:
 def queue_confirmation_mail(conn: Connection, *, case_id: int, message_id: str, recipient: str,
                             message: bytes, now: datetime) -> None:
     """The consent's confirmation in the outbox, in the consent's own transaction."""
-    conn.execute(insert(t.outbox).values(
-        case_id=case_id, kind="confirmation", message_id=message_id, recipient=recipient,
-        message=message, state="pending", attempts=0, next_attempt_at=now, last_error="",
-        created_at=now))
+    outbox.enqueue(conn, "confirmation", [QueuedMail(case_id, message_id, recipient, message)],
+                   now)

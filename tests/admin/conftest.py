@@ -48,7 +48,7 @@ def held(config, store, connector):
     """Three cases, held for approval (one cycle ran)."""
     run_cycle(config, store, {connector.name: connector},
               transport=FileTransport(config.path(config.mail.outbox_dir)))
-    return {e.application_id: store.case_by_key("fake", e.application_id)["id"]
+    return {e.application_id: store.case_by_key("fake", e.application_id).id
             for e in connector.events}
 
 

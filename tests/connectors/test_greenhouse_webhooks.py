@@ -79,11 +79,11 @@ def test_valid_signature_is_stored(setup, store):
     assert response.status_code == 200
     assert response.json()["status"] == "stored"
     case = store.case_by_key("gh", "265293")
-    assert case is not None and case["state"] == CaseState.SCHEDULED.value
+    assert case is not None and case.state == CaseState.SCHEDULED.value
     # the payload carried everything but the job's public title: one look-up per job
     assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in connector.adapter.requests] == [
         "token", "job_posts"]
-    assert case["job_title"] == "Product Designer"
+    assert case.job_title == "Product Designer"
 
 
 def test_bad_signature_is_401_not_stored_not_logged(setup, store, caplog):
@@ -130,7 +130,7 @@ def test_unreject_cancels_the_scheduled_case(setup, store):
     undo = delivery("unreject_candidate")
     response = client.post(URL, content=undo, headers=headers(undo, "evt-b"))
     assert response.json()["cancelled"] == 1
-    assert store.case_by_key("gh", "265293")["state"] == CaseState.CANCELLED.value
+    assert store.case_by_key("gh", "265293").state == CaseState.CANCELLED.value
 
 
 def test_withdrawal_is_stored_as_a_skip(setup, store):
@@ -138,7 +138,7 @@ def test_withdrawal_is_stored_as_a_skip(setup, store):
     body = delivery(type_name="They rejected us")
     client.post(URL, content=body, headers=headers(body))
     case = store.case_by_key("gh", "265293")
-    assert case["state"] == CaseState.SKIPPED.value and "withdrew" in case["reason"]
+    assert case.state == CaseState.SKIPPED.value and "withdrew" in case.reason
 
 
 def test_oversized_body_is_413(setup, store):
