@@ -135,7 +135,8 @@ class RelayCase:
     """One relay case (one per ATS application) as the store hands it out: typed, with the
     person parsed once (the name fields; the address is `email`). `person` and `email` are
     None once retention has purged the case; `stage` is the selection stage the ATS reported
-    (kept in the stored event)."""
+    and `feedback` the designated feedback field's text (both kept in the stored event, so
+    purged with it); `invite_note` says why the email goes without the relay invitation."""
 
     id: int
     source: str
@@ -160,6 +161,13 @@ class RelayCase:
     late: bool
     message_id: str | None
     updated_at: datetime
+    invite_note: str = ""
+    feedback: str = ""
+
+    @property
+    def sent_late(self) -> bool:
+        """Sent after its deadline (the three-business-day promise was missed)."""
+        return bool(self.sent_at and self.deadline_at and self.sent_at > self.deadline_at)
 
     @property
     def case_key(self) -> str:

@@ -43,24 +43,25 @@ _CATEGORIES = {cat.value: cat for cat in Category}
 CASE_COLUMNS = (c.id, c.source, c.application_id, c.ats, c.candidate_id, c.state, c.reason,
                 c.category, c.language, c.invite, c.email, c.person_key, c.person_json,
                 c.event_json, c.job_title, c.rejected_at, c.detected_at, c.send_at,
-                c.deadline_at, c.sent_at, c.late, c.message_id, c.updated_at)
+                c.deadline_at, c.sent_at, c.late, c.message_id, c.updated_at, c.invite_note)
 
 
 def _case(row: Row) -> RelayCase:
     """The one place a stored case becomes a RelayCase: the person is parsed here, once."""
     (case_id, source, application_id, ats, candidate_id, state, reason, category, language,
      invite, email, key, person_json, event_json, job_title, rejected_at, detected_at, send_at,
-     deadline_at, sent_at, late, message_id, updated_at) = row
+     deadline_at, sent_at, late, message_id, updated_at, invite_note) = row
+    event = json.loads(event_json) if event_json else {}
     return RelayCase(
         id=case_id, source=source, application_id=application_id, ats=ats,
         candidate_id=candidate_id, state=_STATES[state], reason=reason,
         category=_CATEGORIES[category], language=language, invite=invite, email=email,
         person_key=key,
         person=Person.model_validate_json(person_json) if person_json else None,
-        stage=json.loads(event_json).get("stage", "") if event_json else "",
-        job_title=job_title, rejected_at=rejected_at, detected_at=detected_at,
-        send_at=send_at, deadline_at=deadline_at, sent_at=sent_at, late=late,
-        message_id=message_id, updated_at=updated_at)
+        stage=event.get("stage", ""), job_title=job_title, rejected_at=rejected_at,
+        detected_at=detected_at, send_at=send_at, deadline_at=deadline_at, sent_at=sent_at,
+        late=late, message_id=message_id, updated_at=updated_at, invite_note=invite_note,
+        feedback=event.get("feedback") or "")
 
 
 # --- audit -----------------------------------------------------------------------------------
@@ -253,6 +254,34 @@ def count_late(conn: Connection, now: datetime) -> int:
     return sum(1 for late, deadline in rows if late or (deadline and deadline < now))
 
 
+def count_sent_late(conn: Connection, case_ids: Iterable[int] | None = None) -> int:
+    """Sent cases whose email went out after their deadline (of `case_ids`, if given)."""
+    query = select(func.count()).where(c.state == CaseState.SENT.value,
+                                       c.deadline_at.is_not(None), c.sent_at > c.deadline_at)
+    if case_ids is None:
+        return conn.execute(query).scalar_one()
+    return sum(conn.execute(query.where(c.id.in_(ids))).scalar_one()
+               for ids in _chunks(sorted(set(case_ids))))
+
+
+def set_invitation(conn: Connection, changes: list[tuple[int, bool, str]], *, actor: str,
+                   now: datetime) -> set[int]:
+    """Carry (True) or drop (False) the relay invitation of scheduled cases, with the note why
+    it is dropped: [(case id, invite, note)]. Each change is an audit row; returns the ids
+    changed (a case no longer scheduled is left alone)."""
+    changed: set[int] = set()
+    for case_id, invite, note in changes:
+        if conn.execute(update(t.relay_cases).where(
+                c.id == case_id, c.state == CaseState.SCHEDULED.value)
+                .values(invite=invite, invite_note=note, updated_at=now)).rowcount == 1:
+            changed.add(case_id)
+    audit_many(conn, [dict(case_id=case_id, actor=actor, action="invitation",
+                           reason=note or "the relay invitation is carried again",
+                           from_state=None, to_state=None, at=now)
+                      for case_id, _, note in changes if case_id in changed])
+    return changed
+
+
 # --- suppressions and cooldown ---------------------------------------------------------------
 def suppressed_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
@@ -263,15 +292,18 @@ def suppressed_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
 
 
 def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
-                exclude: Iterable[int]) -> set[str]:
-    """Of these people, those already mailed since `since`, or about to be."""
+                exclude: Iterable[int], owed_note: str | None = None) -> set[str]:
+    """Of these people, those already mailed since `since`, or about to be. A sent email whose
+    `invite_note` is `owed_note` does not count: it was held back from the invitation (the
+    person was still in process elsewhere), and their next rejection is owed its own email."""
     exclude = list(exclude)
     busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
+    sent = (c.state == CaseState.SENT.value) & (c.sent_at >= since)
+    if owed_note:
+        sent = sent & (c.invite_note != owed_note)
     found: set[str] = set()
     for chunk in _chunks(list(set(keys))):
-        q = select(c.person_key).where(
-            c.person_key.in_(chunk),
-            c.state.in_(busy) | ((c.state == CaseState.SENT.value) & (c.sent_at >= since)))
+        q = select(c.person_key).where(c.person_key.in_(chunk), c.state.in_(busy) | sent)
         if exclude:
             q = q.where(c.id.not_in(exclude))
         found.update(conn.scalars(q))

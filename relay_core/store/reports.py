@@ -32,6 +32,9 @@ class CaseStatus(NamedTuple):
     late: list[LateCase]          # the first 50, oldest first
     failed: list[FailedCase]      # the latest 50
     skipped: list[tuple[str, int]]   # (reason, cases)
+    sent_late: int = 0            # sent after their deadline
+    held: list[tuple[str, int]] = []     # (reason, cases) of the held ones
+    no_invitation: list[tuple[str, int]] = []   # (note, cases) planned or sent without it
 
 
 def case_status(conn: Connection, now: datetime) -> CaseStatus:
@@ -46,8 +49,17 @@ def case_status(conn: Connection, now: datetime) -> CaseStatus:
         c.state == CaseState.FAILED.value).order_by(c.id.desc()).limit(50)).all()
     skipped = conn.execute(select(c.reason, func.count()).where(
         c.state == CaseState.SKIPPED.value).group_by(c.reason)).all()
+    sent_late = conn.execute(select(func.count()).where(
+        c.state == CaseState.SENT.value, c.deadline_at.is_not(None),
+        c.sent_at > c.deadline_at)).scalar_one()
+    held = conn.execute(select(c.reason, func.count()).where(
+        c.state == CaseState.HELD.value).group_by(c.reason)).all()
+    bare = conn.execute(select(c.invite_note, func.count()).where(
+        c.invite_note != "", c.state.in_(waiting + [CaseState.SENT.value]))
+        .group_by(c.invite_note)).all()
     return CaseStatus(by_state, due, [LateCase(*r) for r in late],
-                      [FailedCase(*r) for r in failed], [(r[0], r[1]) for r in skipped])
+                      [FailedCase(*r) for r in failed], [(r[0], r[1]) for r in skipped],
+                      sent_late, [(r[0], r[1]) for r in held], [(r[0], r[1]) for r in bare])
 
 
 class FunnelCase(NamedTuple):
@@ -55,6 +67,12 @@ class FunnelCase(NamedTuple):
     source: str
     state: str
     rejected_at: datetime
+    sent_at: datetime | None = None
+    deadline_at: datetime | None = None
+
+    @property
+    def sent_late(self) -> bool:
+        return bool(self.sent_at and self.deadline_at and self.sent_at > self.deadline_at)
 
 
 class DeliveredHandoff(NamedTuple):
@@ -86,7 +104,8 @@ class FunnelRows(NamedTuple):
 
 
 def funnel_rows(conn: Connection) -> FunnelRows:
-    cases = conn.execute(select(c.id, c.source, c.state, c.rejected_at)).all()
+    cases = conn.execute(select(c.id, c.source, c.state, c.rejected_at, c.sent_at,
+                                c.deadline_at)).all()
     consented = set(conn.execute(select(t.consents.c.case_id)).scalars())
     chosen = conn.execute(select(t.consents.c.case_id, t.consent_agencies.c.agency_id).join(
         t.consent_agencies, t.consent_agencies.c.consent_id == t.consents.c.id)).all()

@@ -62,7 +62,7 @@ relay_cases = Table(
     Column("state", String(16), nullable=False, index=True),
     Column("reason", Text, nullable=False, default=""),
     Column("category", String(32), nullable=False),
-    Column("language", String(8), nullable=False, default="ja"),
+    Column("language", String(16), nullable=False, default="ja"),   # ja | en | bilingual
     Column("invite", Boolean, nullable=False, default=True),
     # Personal data lives only in email/person_json/event_json so purge can blank exactly these.
     Column("email", String(320)),
@@ -78,6 +78,8 @@ relay_cases = Table(
     Column("late", Boolean, nullable=False, default=False),
     Column("message_id", String(255)),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Why the email goes without the relay invitation ("" when it carries one); 0006_emails.
+    Column("invite_note", Text, nullable=False, default="", server_default=""),
     UniqueConstraint("source", "application_id", name="uq_relay_cases_source_application"),
 )
 
@@ -360,4 +362,14 @@ source_polls = Table(
     Column("last_attempt_at", UTCDateTime, nullable=False),
     Column("last_success_at", UTCDateTime),
     Column("last_error", Text, nullable=False, default=""),
+)
+
+# --- First install (migration 0006_emails) ----------------------------------------------------
+# When this installation first polled each source successfully. Rejections made before it are
+# skipped with a reason unless `career-relay backfill --since DATE` opts them in, so a new
+# installation never mails the ATS's backlog by itself.
+source_installs = Table(
+    "source_installs", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("installed_at", UTCDateTime, nullable=False),
 )
