@@ -184,11 +184,21 @@ def test_held_cases_wait_for_approval_and_can_be_cancelled(make_config, store):
         "cli:approve"]
 
 
-def test_still_in_process_elsewhere_is_cancelled_with_its_own_reason(config, store):
+def test_still_in_process_elsewhere_at_the_recheck_goes_on_time_without_the_invitation(
+        config, store):
+    """Issue 10 point 2: the rejection is owed on time; only the relay invitation waits,
+    and the case records why (before, Lever cancelled the whole email)."""
     connector = FakeConnector(events=[event("1")],
                               statuses={"1": ApplicationStatus.ACTIVE_ELSEWHERE})
-    assert cycle(config, store, connector).cancelled == 1
-    assert "another position" in store.case_by_key("fake", "1").reason
+    report = cycle(config, store, connector)
+    assert report.sent == 1 and report.cancelled == 0 and report.no_invitation == 1
+    case = store.case_by_key("fake", "1")
+    assert case.state == "sent" and not case.invite and "another position" in case.invite_note
+    (message,) = outbox_messages(config)
+    text = message.get_body(("plain",)).get_content()
+    assert "/r/" not in text and "選考結果" in message["Subject"]
+    trail = store.audit_trail(case.id)
+    assert any(r["action"] == "invitation" and "another position" in r["reason"] for r in trail)
 
 
 def test_invite_only_mode_sends_the_short_mail_and_skips_cases_without_invitation(make_config,
@@ -207,3 +217,123 @@ def make_message_id_for(app_id, kind):
     from relay_core.mail.message import make_message_id
 
     return make_message_id(f"fake:{app_id}", kind, "example.co.jp")
+
+
+# --- issue 10: in process elsewhere, holds, first install, backfill, sent late ---------------
+class Telling(FakeConnector):
+    """A connector that sees the same person's other applications (Greenhouse, Lever)."""
+
+    tells_other_applications = True
+
+
+@pytest.mark.parametrize("policy, state, invite", [("hold", "held", True),
+                                                   ("skip", "cancelled", True)])
+def test_in_process_elsewhere_policy_at_the_recheck(make_config, store, policy, state, invite):
+    config = make_config({"eligibility": {"in_process_elsewhere": policy}})
+    connector = FakeConnector(events=[event("1")],
+                              statuses={"1": ApplicationStatus.ACTIVE_ELSEWHERE})
+    report = cycle(config, store, connector)
+    case = store.case_by_key("fake", "1")
+    assert report.sent == 0 and case.state == state and case.invite is invite
+    assert "another position" in case.reason
+
+
+def test_detected_in_process_elsewhere_gets_the_invitation_back_when_that_ended(config, store):
+    connector = Telling(events=[event("1", in_process_elsewhere=True)],
+                        statuses={"1": ApplicationStatus.REJECTED})
+    ingest(store, config, connector.events, now=NOW - timedelta(hours=1), actor="t")
+    case = store.case_by_key("fake", "1")
+    assert case.state == "scheduled" and not case.invite and case.invite_note
+    report = cycle(config, store, connector)
+    case = store.case_by_key("fake", "1")
+    assert report.sent == 1 and case.invite and case.invite_note == ""
+    assert "/r/" in outbox_messages(config)[0].get_body(("plain",)).get_content()
+
+
+def test_an_invitation_held_back_does_not_use_up_the_cooldown(config, store):
+    """Rejected for job A while in process for job B: A's email goes without the invitation;
+    B's later rejection is owed its own email, with the invitation."""
+    first = FakeConnector(events=[event("1", in_process_elsewhere=True)])
+    assert cycle(config, store, first).sent == 1
+    second = FakeConnector(events=[*first.events,
+                                   event("2", rejected_at=NOW - timedelta(hours=2))])
+    report = cycle(config, store, second, now=NOW + timedelta(hours=1))
+    assert report.sent == 1
+    assert store.case_by_key("fake", "2").invite
+
+
+def test_feedback_is_held_for_approval_then_sent_under_its_heading(make_config, store):
+    from relay_core.cycle.approval import approve
+
+    config = make_config({"sources": [{"name": "fake", "type": "hrmos_export", "path": "x",
+                                       "feedback_field": "候補者へのフィードバック"}]})
+    e = event("1").model_copy(update={"feedback": "ご経験を具体的にお話しいただきました。"})
+    report = cycle(config, store, FakeConnector(events=[e]))
+    case = store.case_by_key("fake", "1")
+    assert report.sent == 0 and case.state == "held" and "feedback" in case.reason
+    approve(store, [case.id], actor="hr:hanako")
+    assert cycle(config, store, FakeConnector(), now=NOW + timedelta(minutes=5)).sent == 1
+    text = outbox_messages(config)[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "【選考に関するコメント】\nご経験を具体的にお話しいただきました。" in text
+
+
+@pytest.mark.fresh_install
+def test_first_install_mails_only_what_follows_it(make_config, store):
+    """Issue 10 point 5: the first poll records the installation; the backlog is skipped."""
+    config = make_config()
+    old = event("1", rejected_at=NOW - timedelta(days=2))
+    report = cycle(config, store, FakeConnector(events=[old]))
+    assert report.sent == 0 and report.sources["fake"].skipped == 1
+    assert "backfill --since" in store.case_by_key("fake", "1").reason
+    later = FakeConnector(events=[old, event("2", email="b@example.com",
+                                             rejected_at=NOW + timedelta(hours=1))])
+    report = cycle(config, store, later, now=NOW + timedelta(hours=2))
+    assert report.sent == 1 and store.case_by_key("fake", "2").state == "sent"
+
+
+@pytest.mark.fresh_install
+def test_backfill_shows_then_opts_the_backlog_in_and_it_is_counted_late(make_config, store):
+    from relay_core.cycle.plan import backfill
+
+    config = make_config()
+    backlog = [event("1", rejected_at=NOW - timedelta(days=6)),
+               event("2", email="b@example.com", rejected_at=NOW - timedelta(days=20)),
+               event("3", email="c@example.com", category=Category.CANDIDATE_WITHDREW,
+                     rejected_at=NOW - timedelta(days=1))]
+    cycle(config, store, FakeConnector(events=backlog))
+    since = NOW - timedelta(days=30)
+    shown = backfill(store, config, since, NOW, apply=False, actor="cli:backfill")
+    assert [(c.application_id, c.outcome) for c in shown.cases] == [("2", "skip"),
+                                                                    ("1", "schedule")]
+    assert "14 days" in shown.cases[0].reason and shown.cases[1].late
+    assert store.case_by_key("fake", "1").state == "skipped"          # a dry run writes nothing
+    done = backfill(store, config, since, NOW, apply=True, actor="cli:backfill")
+    assert done.opted_in == 1 and store.case_by_key("fake", "1").state == "scheduled"
+    report = cycle(config, store, FakeConnector(), now=NOW + timedelta(minutes=1))
+    assert report.sent == 1 and report.sent_late == 1, store.case_by_key("fake", "1").reason
+    from relay_core.commands.status import status_data
+
+    assert status_data(store, NOW + timedelta(minutes=2))["sent_late"] == 1
+    again = backfill(store, config, since, NOW, apply=True, actor="cli:backfill")
+    assert again.opted_in == 0                                        # nothing left to opt in
+
+
+@pytest.mark.fresh_install
+def test_dry_run_polls_and_plans_but_writes_nothing(make_config, store):
+    from relay_core.cycle.plan import plan_cycle
+
+    config = make_config()
+    connector = FakeConnector(events=[event("1", rejected_at=NOW - timedelta(days=1))])
+    first = plan_cycle(config, store, {"fake": connector}, now=NOW)
+    assert first.sources["fake"].skipped == 1      # the first poll would mark the backlog
+    with store.connect() as conn:
+        from relay_core.store import installs
+
+        assert installs.installations(conn) == {}
+    assert store.get_cursor("fake") is None and store.case_by_key("fake", "1") is None
+    cycle(config, store, FakeConnector(events=[]))                   # installed now
+    fresh = FakeConnector(events=[event("2", rejected_at=NOW + timedelta(hours=1))])
+    plan = plan_cycle(config, store, {"fake": fresh}, now=NOW + timedelta(hours=2))
+    assert plan.sources["fake"].scheduled == 1 and [c.outcome for c in plan.cases] == [
+        "schedule"]
+    assert store.case_by_key("fake", "2") is None and not outbox_messages(config)

@@ -133,6 +133,9 @@ def recheck_action(status: ApplicationStatus, config: Config, *, invite: bool,
             return RecheckAction(cancel=IN_PROCESS_SKIP)
         if policy == "hold":
             return RecheckAction(hold=IN_PROCESS_HOLD)
+        if invite and config.mail.mode == "invite_only":   # the invitation is the whole email
+            return RecheckAction(cancel=f"{IN_PROCESS}: an invite-only email would carry "
+                                        "nothing else")
         if invite:
             return RecheckAction(invite=False, invite_note=IN_PROCESS_NOTE)
         return RecheckAction()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from relay_core.config import Config
+from relay_core.cycle.sending import case_feedback
 from relay_core.errors import FatalError
 from relay_core.mail.message import build_mail, make_message_id, message_id_domain
 from relay_core.rendering.emails import Renderer, build_context, template_names
@@ -37,11 +38,13 @@ def preview_case_mail(config: Config, case: dict[str, Any], *, renderer: Rendere
         config, display_name=person.get("full_name") or "", job_title=case["job_title"],
         last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
         stage=event.get("stage", ""), invitation_url=url,
-        invitation_expires=expires if url else None, language=case["language"])
+        invitation_expires=expires if url else None, language=case["language"],
+        feedback=case_feedback(config, case["source"], event.get("feedback") or ""),
+        source=case["source"])
     rendered = renderer.render(kind, case["language"], context)
     message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
                                  message_id_domain(config))
     return build_mail(config, to_addr=case["email"],
                       to_name=context["candidate"]["display_name"], subject=rendered.subject,
                       text=rendered.text, html=rendered.html, message_id=message_id,
-                      date=now).data
+                      date=now, language=rendered.language).data

@@ -11,7 +11,8 @@ class SourceReport:
     source: str
     detected: int = 0
     already_known: int = 0
-    scheduled: int = 0
+    scheduled: int = 0           # planned: sent at their time, or held (counted in `held` too)
+    held: int = 0                # waiting for a person's approval
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     problems: list[str] = field(default_factory=list)
@@ -26,13 +27,16 @@ class CycleReport:
     cancelled: int = 0
     failed: int = 0
     retry_later: int = 0
-    late: int = 0
+    late: int = 0                # waiting cases planned late or past their deadline by now
+    sent_late: int = 0           # of the cases sent this cycle, those past their deadline
+    no_invitation: int = 0       # invitations dropped at the re-check (in process elsewhere)
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
         """Counts and messages for the cycle history (store/runs.py); no personal data."""
-        return {"sent": self.sent, "cancelled": self.cancelled, "failed": self.failed,
-                "retry_later": self.retry_later, "late": self.late,
+        return {"sent": self.sent, "sent_late": self.sent_late, "cancelled": self.cancelled,
+                "failed": self.failed, "retry_later": self.retry_later, "late": self.late,
+                "held": sum(s.held for s in self.sources.values()),
                 "detected": sum(s.detected for s in self.sources.values()),
                 "scheduled": sum(s.scheduled for s in self.sources.values()),
                 "skipped": sum(s.skipped for s in self.sources.values()),

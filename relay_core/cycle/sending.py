@@ -2,6 +2,11 @@
 
 The conditional `scheduled → sending` update and the outbox make delivery at-most-once; every
 step is a state transition with its audit row in the same transaction.
+
+The re-check right before sending asks each ATS once per batch; what its answer means is
+decided in eligibility.py (`recheck_action`): no longer rejected → cancelled; still in process
+for another position → by `eligibility.in_process_elsewhere`, the invitation dropped (the
+default, the email still goes on time), the case held, or cancelled.
 """
 
 from __future__ import annotations
@@ -9,11 +14,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle.eligibility import feedback_text, recheck_action
 from relay_core.cycle.ingest import cancel_pending
 from relay_core.cycle.outbox import deliver_outbox
 from relay_core.cycle.report import CycleReport
@@ -41,15 +48,10 @@ log = logging.getLogger("career_relay")
 SEND_BATCH = 200
 
 
-CANCEL_REASONS = {
-    ApplicationStatus.NOT_REJECTED: "the ATS no longer shows this application as rejected",
-    ApplicationStatus.ACTIVE_ELSEWHERE: "the candidate is still in process for another position",
-}
-
-
 def _recheck(connectors: dict[str, Connector], due: list[RelayCase], store: Store,
-             report: CycleReport) -> list[RelayCase]:
-    """Ask each ATS once for all its due cases; cancel what is no longer rejected."""
+             config: Config, report: CycleReport, now: datetime) -> list[RelayCase]:
+    """Ask each ATS once for all its due cases (batched by the connector) and act on the
+    answers; returns the cases to send now, with their invitation as decided."""
     by_source: dict[str, list[RelayCase]] = defaultdict(list)
     for case in due:
         by_source[case.source].append(case)
@@ -61,18 +63,35 @@ def _recheck(connectors: dict[str, Connector], due: list[RelayCase], store: Stor
                                  "no longer configured or is disabled")
             continue
         try:
-            states = connector.recheck([c.application_id for c in group])
+            states = connector.recheck_cases({c.application_id: c.candidate_id for c in group})
         except (RetriableError, AuthError, FatalError) as exc:
             report.errors.append(f"{source}: re-check before sending failed, sending postponed "
                                  f"({exc})")
             continue
-        gone: set[str] = set()
-        for status, reason in CANCEL_REASONS.items():
-            ids = [c.application_id for c in group if states.get(c.application_id) == status]
-            gone.update(ids)
-            report.cancelled += cancel_pending(store, source, ids, reason,
-                                               actor=f"recheck:{source}")
-        keep.extend(c for c in group if c.application_id not in gone)
+        cancels: dict[str, list[str]] = defaultdict(list)
+        holds, invites = [], []
+        for case in group:
+            action = recheck_action(
+                states.get(case.application_id, ApplicationStatus.UNKNOWN), config,
+                invite=case.invite, invite_note=case.invite_note,
+                tells_other_applications=connector.tells_other_applications)
+            if action.cancel:
+                cancels[action.cancel].append(case.application_id)
+            elif action.hold:
+                holds.append({"id": case.id, "reason": action.hold})
+            else:
+                if action.invite is not None:
+                    invites.append((case.id, action.invite, action.invite_note))
+                    case = replace(case, invite=action.invite, invite_note=action.invite_note)
+                keep.append(case)
+        actor = f"recheck:{source}"
+        for reason, ids in cancels.items():
+            report.cancelled += cancel_pending(store, source, ids, reason, actor=actor)
+        with store.begin() as conn:
+            cases.transition_many(conn, holds, CaseState.HELD, from_state=CaseState.SCHEDULED,
+                                  actor=actor, now=now)
+            cases.set_invitation(conn, invites, actor=actor, now=now)
+        report.no_invitation += sum(1 for _, invite, _ in invites if not invite)
     return keep
 
 
@@ -129,11 +148,22 @@ def _build(config: Config, renderer: Renderer, case: RelayCase, kind: str,
     context = build_context(
         config, display_name=person.full_name, job_title=case.job_title,
         last_name=person.last_name, first_name=person.first_name, stage=case.stage,
-        invitation_url=url, invitation_expires=expires, language=case.language)
+        invitation_url=url, invitation_expires=expires, language=case.language,
+        feedback=case_feedback(config, case.source, case.feedback), source=case.source)
     rendered = renderer.render(kind, case.language, context)
     return build_mail(config, to_addr=case.email,
                       to_name=context["candidate"]["display_name"], subject=rendered.subject,
-                      text=rendered.text, html=rendered.html, message_id=message_id, date=now)
+                      text=rendered.text, html=rendered.html, message_id=message_id, date=now,
+                      language=rendered.language)
+
+
+def case_feedback(config: Config, source: str, raw: str) -> str:
+    """The feedback block's text: only while the case's source still designates a feedback
+    field (opt-in per source), bounded by `mail.feedback_max_chars`."""
+    settings = next((s for s in config.sources if s.name == source), None)
+    if settings is None or not settings.options.get("feedback_field"):
+        return ""
+    return feedback_text(raw, config)
 
 
 def send_due(store: Store, config: Config, connectors: dict[str, Connector],
@@ -141,18 +171,21 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
              report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     last_id = 0
     key = None
+    claimed: list[int] = []
     while due := _due(store, now, after_id=last_id):
         last_id = due[-1].id
         if key is None:
             with store.begin() as conn:
                 key = tokens.signing_key(config, conn)
-        prepare_batch(store, config, renderer, _recheck(connectors, due, store, report), now,
-                      key, report)
+        prepare_batch(store, config, renderer,
+                      _recheck(connectors, due, store, config, report, now), now, key, report)
+        claimed += [c.id for c in due]
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
         annotate_sent(store, connectors, due)
     deliver_outbox(store, transport, now=now, report=report, progress=progress)
     with store.connect() as conn:
         report.late = cases.count_late(conn, now)
+        report.sent_late = cases.count_sent_late(conn, claimed) if claimed else 0
 
 
 def _due(store: Store, now: datetime, after_id: int) -> list[RelayCase]:

@@ -27,13 +27,13 @@ def queue_confirmation(conn: Connection, config: Config, renderer: Renderer,
         config, display_name=person.get("full_name") or "", last_name=person.get("last_name", ""),
         first_name=person.get("first_name", ""), job_title=case.get("job_title") or "",
         stage="", invitation_url=None, invitation_expires=None, language=case["language"],
-        withdraw_url=withdraw_url, agencies=agency_names)
+        withdraw_url=withdraw_url, agencies=agency_names, source=case.get("source"))
     rendered = renderer.render("confirmation", case["language"], context)
     message_id = make_message_id(f"{case['source']}:{case['application_id']}", "confirmation",
                                  message_id_domain(config))
     mail = build_mail(config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
                       subject=rendered.subject, text=rendered.text, html=rendered.html,
-                      message_id=message_id, date=now)
+                      message_id=message_id, date=now, language=rendered.language)
     consents.queue_confirmation_mail(conn, case_id=case["id"], message_id=message_id,
                                      recipient=mail.recipient, message=mail.data, now=now)
     return True
