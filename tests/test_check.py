@@ -29,7 +29,7 @@ MISTAKES = {
 
 
 @pytest.fixture
-def example(tmp_path, store_url, monkeypatch):
+def example(tmp_path, store_url, monkeypatch, installed_sources):
     monkeypatch.delenv("CAREER_RELAY_SMTP_PASSWORD", raising=False)
     (tmp_path / "examples").mkdir()
     shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")

@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def example(tmp_path, store_url):
+def example(tmp_path, store_url, installed_sources):
     """config.example.toml and its export copied to tmp, on the suite's store backend."""
     (tmp_path / "examples").mkdir()
     shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
@@ -54,6 +54,66 @@ def test_example_run_writes_japanese_and_english_mail_once(example):
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["sent"] == 0
     assert outbox(example) == files
+
+
+@pytest.fixture
+def new_installation(tmp_path, store_url):
+    """The example as a brand-new installation: no source polled before (README, example.sh)."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    config = tmp_path / "career-relay.toml"
+    config.write_text(text.replace('url = "sqlite:///examples/career-relay.db"',
+                                   f'url = "{store_url}"'), encoding="utf-8")
+    return config
+
+
+@pytest.mark.fresh_install
+def test_a_new_installation_mails_its_backlog_only_through_backfill(new_installation):
+    """Issue 10 point 5, as scripts/example.sh runs it: the first run records the
+    installation and mails nothing of June's backlog; `backfill --dry-run` shows it;
+    `backfill --yes` opts it in; the next run sends it, and it is counted as sent late."""
+    config = str(new_installation)
+    dry = runner.invoke(app, ["run", "--config", config, "--now", NOW, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    plan = json.loads(dry.output)
+    assert plan["dry_run"] and plan["sources"]["hrmos"]["skipped"] >= 4
+    assert outbox(new_installation) == []
+    first = runner.invoke(app, ["run", "--config", config, "--now", NOW, "--json"])
+    report = json.loads(first.output)
+    assert report["sent"] == 0 and any("backfill --since" in reason for reason in
+                                       report["sources"]["hrmos"]["skip_reasons"])
+    shown = runner.invoke(app, ["backfill", "--config", config, "--since", "2025-06-01",
+                                "--dry-run", "--now", NOW])
+    assert shown.exit_code == 0 and "would send 4 email(s)" in shown.output, shown.output
+    refused = runner.invoke(app, ["backfill", "--config", config, "--since", "2025-06-01",
+                                  "--now", NOW])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    done = runner.invoke(app, ["backfill", "--config", config, "--since", "2025-06-01",
+                               "--yes", "--now", NOW, "--json"])
+    assert json.loads(done.output)["opted_in"] == 4, done.output
+    sent = json.loads(runner.invoke(app, ["run", "--config", config, "--now", NOW,
+                                          "--json"]).output)
+    assert sent["sent"] == 4 and len(outbox(new_installation)) == 4
+    status = json.loads(runner.invoke(app, ["status", "--config", config, "--json"]).output)
+    assert status["sent_late"] == sent["sent_late"]
+    table = runner.invoke(app, ["status", "--config", config])
+    assert "sent late" in table.output
+
+
+def test_dry_run_sends_and_records_nothing(example):
+    before = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                            "--json"]).output)
+    result = runner.invoke(app, ["run", "--config", str(example), "--now", NOW, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "nothing sent, nothing recorded" in result.output and "would schedule" in result.output
+    assert outbox(example) == []
+    after = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                           "--json"]).output)
+    assert after == before
+    # and the real run still finds everything: the cursor did not move
+    assert json.loads(runner.invoke(app, ["run", "--config", str(example), "--now", NOW,
+                                          "--json"]).output)["sent"] == 4
 
 
 def test_example_run_reports_the_bad_row_by_line(example):

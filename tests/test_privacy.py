@@ -18,7 +18,7 @@ NOW_TEXT = "2025-06-23T11:00:00+09:00"
 PERSONAL = ["example.com", "example.jp", "Emily", "Carter", "山田", "佐藤", "鈴木"]
 
 
-def test_a_whole_run_logs_no_personal_data(tmp_path, store_url, caplog):
+def test_a_whole_run_logs_no_personal_data(tmp_path, store_url, caplog, installed_sources):
     from datetime import datetime
 
     (tmp_path / "examples").mkdir()

@@ -87,8 +87,8 @@ def test_consent_to_placement_to_credit_to_report(store, make_config, tmp_path):
                                         "credits": 1, "yen": 450000}]
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert rows[0] == {"group": "total", "key": "all", "rejected": "5", "eligible": "4",
-                       "sent": "4", "consented": "3", "handed_off": "3", "registered": "2",
-                       "placed": "1", "credits": "", "yen": ""}
+                       "sent": "4", "sent_late": "0", "consented": "3", "handed_off": "3",
+                       "registered": "2", "placed": "1", "credits": "", "yen": ""}
     assert json.loads(to_json(report))["by_agency"]["agency-a"]["credits"] == 1
     page = to_html(report, "株式会社サンプル")
     assert page.startswith("<!doctype html>") and "<svg" in page and "</html>" in page

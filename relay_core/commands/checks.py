@@ -21,6 +21,7 @@ def run_checks(config_path: Path, *, offline: bool = False) -> list[CheckResult]
     results += _check_store(config)
     results += _check_templates(config)
     results += _check_mail_headers(config)
+    results += _check_email_content(config)
     results += _check_relay(config)
     results += _check_mail(config, offline)
     results += _check_secrets(config)
@@ -53,6 +54,40 @@ def _check_mail_headers(config: Config) -> list[CheckResult]:
     except RelayError as exc:
         return [CheckResult("mail headers", False, f"company.sender: {exc}")]
     return [CheckResult("mail headers", True, f"From {config.company.sender}")]
+
+
+def _check_email_content(config: Config) -> list[CheckResult]:
+    """The issue-10 settings beyond what loading already validated: English mails without
+    English names, a feedback field that needs HR's second reader, and the retired Lever key."""
+    import re
+
+    results = []
+    cjk = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+    company = config.company
+    languages = {company.mail_language, *(s.language for s in config.sources if s.language)}
+    if cjk.search(company.name) and not company.name_en:
+        results.append(CheckResult("english emails", True, (
+            "warning: company.name_en is empty, so an English email (the ATS can ask for one"
+            + (", and bilingual mails are configured" if "bilingual" in languages else "")
+            + ") names the company in Japanese; set company.name_en (and sender_name_en)")))
+    else:
+        results.append(CheckResult("english emails", True,
+                                   f"from {company.sender_name_en or 'the sender'} of "
+                                   f"{company.name_en or company.name}"))
+    for i, source in enumerate(config.sources):
+        options = source.options
+        if options.get("feedback_field"):
+            mode = ("each waits for HR's approval" if config.mail.feedback_requires_approval
+                    else "warning: sent without a second reader "
+                         "(mail.feedback_requires_approval = false)")
+            results.append(CheckResult(f"feedback {source.name}", True,
+                                       f"sources[{i}].feedback_field = "
+                                       f"{options['feedback_field']!r}: {mode}"))
+        if "mail_confidential" in options:
+            results.append(CheckResult(f"source {source.name}: mail_confidential", True, (
+                f"warning: sources[{i}].mail_confidential is no longer read; "
+                "eligibility.confidential_jobs decides for every source (default \"mail\")")))
+    return results
 
 
 def _secret_refs(config: Config) -> list[tuple[str, SecretRef, str]]:

@@ -151,7 +151,10 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
         now: Annotated[str | None, typer.Option(
             help="Act as if it were this moment (replays, the shipped example).")] = None,
-        log_format: LogFormatOpt = LogFormat.text) -> None:
+        log_format: LogFormatOpt = LogFormat.text,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Poll and plan only: send nothing, record nothing (the cursor "
+                              "does not move).")] = False) -> None:
     """One cycle: poll every source, schedule, send what is due. Safe to run from cron."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -163,6 +166,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     configure_logging(log_format.value, verbose=VERBOSE)
     moment = _parse_now(now)
     rt = _runtime(config)
+    if dry_run:
+        _dry_run(rt, moment, as_json)
+        return
     # A line on a terminal that follows a long poll (pages, records) and the sending; never
     # in a log file or a pipe.
     show_progress = err.is_terminal and not as_json
@@ -200,6 +206,75 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
         console.print(cycle_table(report))
     if not report.ok or report.failed:
         raise typer.Exit(EXIT_FAILURES)
+
+
+def _dry_run(rt: Any, moment: datetime | None, as_json: bool) -> None:
+    from relay_core.commands.status import plan_json
+    from relay_core.commands.tables import plan_tables
+    from relay_core.cycle.plan import plan_cycle
+    from relay_core.store import utcnow
+
+    plan = plan_cycle(rt.config, rt.store, rt.connectors, now=moment or utcnow())
+    if as_json:
+        _print_json(plan_json(plan))
+    else:
+        for table in plan_tables(plan, rt.config.company.tz):
+            console.print(table)
+    if not plan.ok:
+        raise typer.Exit(EXIT_FAILURES)
+
+
+@app.command()
+def backfill(config: ConfigOpt = DEFAULT_CONFIG,
+             since: Annotated[str, typer.Option(
+                 help="Opt in rejections made on or after this day (YYYY-MM-DD, the company's "
+                      "timezone) that were skipped as made before the first poll.")] = "",
+             source: Annotated[list[str] | None, typer.Option(
+                 help="Only this source (repeatable).")] = None,
+             dry_run: Annotated[bool, typer.Option(
+                 "--dry-run", help="Show what would be sent; change nothing.")] = False,
+             yes: Annotated[bool, typer.Option(
+                 "--yes", "-y", help="Opt them in without asking.")] = False,
+             as_json: JsonOpt = False,
+             now: Annotated[str | None, typer.Option(
+                 help="Plan as if it were this moment.")] = None) -> None:
+    """Opt in rejections made before the installation's first poll, after showing them."""
+    from datetime import date, time
+
+    from relay_core.commands.status import backfill_json
+    from relay_core.commands.tables import backfill_table
+    from relay_core.cycle.plan import backfill as run_backfill
+    from relay_core.store import utcnow
+
+    try:
+        day = date.fromisoformat(since)
+    except ValueError:
+        raise _fail(f"--since {since!r} is not a day such as 2025-06-01", EXIT_CONFIG) from None
+    rt = _runtime(config)
+    start = datetime.combine(day, time(0, 0), rt.config.company.tz)
+    moment = _parse_now(now) or utcnow()
+    shown = run_backfill(rt.store, rt.config, start, moment, apply=False, actor="cli:backfill",
+                         sources=source)
+    if as_json and (dry_run or not shown.would_send):
+        _print_json(backfill_json(shown, applied=False))
+        return
+    if not as_json:
+        console.print(backfill_table(shown, rt.config.company.tz))
+    if dry_run or not shown.would_send:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _fail(f"{len(shown.would_send)} email(s) would be sent; add --yes to opt "
+                        "them in (or --dry-run to only look)", EXIT_CONFIG)
+        if not typer.confirm(f"Send these {len(shown.would_send)} email(s)?", default=False):
+            raise typer.Exit(EXIT_FAILURES)
+    done = run_backfill(rt.store, rt.config, start, moment, apply=True, actor="cli:backfill",
+                        sources=source)
+    if as_json:
+        _print_json(backfill_json(done, applied=True))
+    else:
+        console.print(f"opted in {done.opted_in} case(s); `career-relay run` sends them",
+                      highlight=False)
 
 
 @app.command()

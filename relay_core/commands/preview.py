@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from relay_core.config import load_config
+from relay_core.cycle.sending import case_feedback
 from relay_core.errors import ConfigError
 from relay_core.rendering.emails import RenderedEmail, Renderer, build_context
 
@@ -16,7 +17,7 @@ def render_preview(config_path: Path, *, case_id: int | None, language: str | No
     config = load_config(config_path)
     renderer = Renderer(config)
     if case_id is None:
-        lang = language or config.company.locale
+        lang = language or config.company.mail_language
         return renderer.render(kind, lang, renderer.sample_context(kind, lang))
     from relay_core.store import open_store
 
@@ -33,7 +34,8 @@ def render_preview(config_path: Path, *, case_id: int | None, language: str | No
         config, display_name=person.full_name, last_name=person.last_name,
         first_name=person.first_name, job_title=case.job_title,
         stage=case.stage, invitation_url=link,
-        invitation_expires="(preview)" if link else None, language=lang)
+        invitation_expires="(preview)" if link else None, language=lang,
+        feedback=case_feedback(config, case.source, case.feedback), source=case.source)
     if kind == "confirmation":
         context = {**renderer.sample_context(kind, lang), **context}
     return renderer.render(kind, lang, context)

@@ -44,12 +44,16 @@ class Report:
     by_agency: dict[str, dict[str, Any]]
     credits_by_month: list[dict[str, Any]] = field(default_factory=list)
     ledger_rule: str = "off"
+    # Of the sent emails, those sent after their deadline: {"total": n, "by_source": {…},
+    # "by_month": {…}} (a backfill, an outage, a held case approved late).
+    sent_late: dict[str, Any] = field(default_factory=lambda: {
+        "total": 0, "by_source": {}, "by_month": {}})
 
     def as_dict(self) -> dict[str, Any]:
         return {"generated_at": self.generated_at.isoformat(), "stages": list(STAGES),
                 "total": self.total, "by_source": self.by_source, "by_month": self.by_month,
                 "by_agency": self.by_agency, "credits_by_month": self.credits_by_month,
-                "ledger_rule": self.ledger_rule}
+                "ledger_rule": self.ledger_rule, "sent_late": self.sent_late}
 
 
 def _zero() -> dict[str, int]:
@@ -77,7 +81,13 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
 
     total, by_source = _zero(), defaultdict(_zero)
     by_month: dict[str, dict[str, int]] = defaultdict(_zero)
+    late: dict[str, Any] = {"total": 0, "by_source": defaultdict(int),
+                            "by_month": defaultdict(int)}
     for case in cases:
+        if case.sent_late:
+            late["total"] += 1
+            late["by_source"][case.source] += 1
+            late["by_month"][case.rejected_at.astimezone(tz).strftime("%Y-%m")] += 1
         stages = ["rejected"]
         if case.state != CaseState.SKIPPED.value:
             stages.append("eligible")
@@ -125,7 +135,9 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         generated_at=now or utcnow(), total=total, by_source=dict(sorted(by_source.items())),
         by_month=dict(sorted(by_month.items())), by_agency=dict(sorted(by_agency.items())),
         credits_by_month=[{"agency": a, "month": m, **v} for (a, m), v in sorted(monthly.items())],
-        ledger_rule=config.ledger.rule)
+        ledger_rule=config.ledger.rule,
+        sent_late={"total": late["total"], "by_source": dict(sorted(late["by_source"].items())),
+                   "by_month": dict(sorted(late["by_month"].items()))})
 
 
 # --- renderings ------------------------------------------------------------------------------
@@ -134,20 +146,24 @@ def to_json(report: Report) -> str:
 
 
 def _rows(report: Report) -> list[dict[str, Any]]:
-    rows = [{"group": "total", "key": "all", **report.total}]
-    rows += [{"group": "source", "key": k, **v} for k, v in report.by_source.items()]
-    rows += [{"group": "month", "key": k, **v} for k, v in report.by_month.items()]
+    late = report.sent_late
+    rows = [{"group": "total", "key": "all", **report.total, "sent_late": late["total"]}]
+    rows += [{"group": "source", "key": k, **v, "sent_late": late["by_source"].get(k, 0)}
+             for k, v in report.by_source.items()]
+    rows += [{"group": "month", "key": k, **v, "sent_late": late["by_month"].get(k, 0)}
+             for k, v in report.by_month.items()]
     for agency_id, v in report.by_agency.items():
         rows.append({"group": "agency", "key": agency_id, "rejected": "", "eligible": "",
-                     "sent": "", **{k: v[k] for k in ("consented", "handed_off", "registered",
-                                                       "placed", "credits", "yen")}})
+                     "sent": "", "sent_late": "",
+                     **{k: v[k] for k in ("consented", "handed_off", "registered",
+                                          "placed", "credits", "yen")}})
     return rows
 
 
 def to_csv(report: Report) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["group", "key", *STAGES, "credits", "yen"],
-                            lineterminator="\n")
+    fields = ["group", "key", *STAGES[:3], "sent_late", *STAGES[3:], "credits", "yen"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in _rows(report):
         writer.writerow(row)
@@ -186,8 +202,12 @@ def to_html(report: Report, company: str = "", config: Config | None = None) -> 
         "ledger_rule": report.ledger_rule,
         "stages": [STAGE_LABELS[s] for s in STAGES],
         "funnel": funnel_geometry(report.total),
-        "source_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_source.items()],
-        "month_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_month.items()],
+        "source_rows": [[k, *(v[s] for s in STAGES),
+                         report.sent_late["by_source"].get(k, 0)]
+                        for k, v in report.by_source.items()],
+        "month_rows": [[k, *(v[s] for s in STAGES), report.sent_late["by_month"].get(k, 0)]
+                       for k, v in report.by_month.items()],
+        "sent_late": report.sent_late["total"],
         "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
                          v["placed"], v["credits"], f"{v['yen']:,}"]
                         for k, v in report.by_agency.items()],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from relay_core.cycle.plan import Backfill, DryRun
 from relay_core.cycle.report import CycleReport
 from relay_core.records.handoff.deliver import handoff_status
 from relay_core.store import Store, reports, utcnow
@@ -20,15 +21,18 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
                            "skip_reasons": dict(s.skip_reasons), "problems": s.problems,
                            "error": s.error}
                     for name, s in report.sources.items()},
-        "sent": report.sent, "cancelled": report.cancelled, "failed": report.failed,
-        "retry_later": report.retry_later, "late": report.late, "errors": report.errors,
+        "sent": report.sent, "sent_late": report.sent_late, "cancelled": report.cancelled,
+        "failed": report.failed, "retry_later": report.retry_later, "late": report.late,
+        "held": sum(s.held for s in report.sources.values()),
+        "no_invitation": report.no_invitation, "errors": report.errors,
     }
 
 
 def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     with store.connect() as conn:
-        by_state, due, late, failed, skipped = reports.case_status(conn, now)
+        by_state, due, late, failed, skipped, sent_late, held, bare = reports.case_status(
+            conn, now)
         handoffs = handoff_status(conn)
         outbox = outbox_counts(conn)
     return {
@@ -38,4 +42,39 @@ def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
                  for r in late],
         "failed": [{"case": r.id, "source": r.source, "reason": r.reason} for r in failed],
         "skip_reasons": {reason: n for reason, n in skipped},
+        "sent_late": sent_late,
+        "held_reasons": {reason: n for reason, n in held},
+        "no_invitation": {note: n for note, n in bare},
     }
+
+
+def _planned(case: Any) -> dict[str, Any]:
+    return {"source": case.source, "application_id": case.application_id,
+            "case": case.case_id, "outcome": case.outcome, "reason": case.reason,
+            "send_at": case.send_at.isoformat() if case.send_at else None,
+            "deadline": case.deadline_at.isoformat() if case.deadline_at else None,
+            "late": case.late, "invitation": case.invite, "without_invitation": case.invite_note,
+            "language": case.language}
+
+
+def plan_json(plan: DryRun) -> dict[str, Any]:
+    """`run --dry-run --json`: what a run would do; identifiers and decisions only."""
+    return {
+        "dry_run": True, "ok": plan.ok,
+        "sources": {name: {"detected": s.detected, "already_known": s.already_known,
+                           "scheduled": s.scheduled, "held": s.held, "skipped": s.skipped,
+                           "skip_reasons": dict(s.skip_reasons), "problems": s.problems,
+                           "error": s.error}
+                    for name, s in plan.sources.items()},
+        "cases": [_planned(c) for c in plan.cases],
+        "due_now": plan.due_now, "due_late": plan.due_late,
+        "would_send_late": plan.due_late + sum(
+            1 for c in plan.cases if c.outcome == "schedule" and c.late),
+    }
+
+
+def backfill_json(result: Backfill, *, applied: bool) -> dict[str, Any]:
+    return {"applied": applied, "opted_in": result.opted_in, "purged": result.purged,
+            "would_send": len(result.would_send),
+            "would_send_late": sum(1 for c in result.would_send if c.late),
+            "cases": [_planned(c) for c in result.cases]}

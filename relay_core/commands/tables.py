@@ -7,7 +7,7 @@ commands/report.py, records/handoff/deliver.py `handoff_status`, records/retenti
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -31,8 +31,12 @@ def cycle_table(report: CycleReport) -> Group:
     for name, s in report.sources.items():
         table.add_row(name, str(s.detected), str(s.already_known), str(s.scheduled),
                       str(s.skipped), str(len(s.problems)))
-    table.caption = (f"sent {report.sent} · cancelled {report.cancelled} · failed "
-                     f"{report.failed} · retry later {report.retry_later} · late {report.late}")
+    held = sum(s.held for s in report.sources.values())
+    table.caption = (f"sent {report.sent} (late {report.sent_late}) · held {held} · cancelled "
+                     f"{report.cancelled} · failed {report.failed} · retry later "
+                     f"{report.retry_later} · late {report.late}"
+                     + (f" · without invitation {report.no_invitation}"
+                        if report.no_invitation else ""))
     lines = []
     for name, s in report.sources.items():
         if s.error:
@@ -61,7 +65,8 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
     states.add_column("cases", justify="right")
     for state in CaseState:
         states.add_row(state.value, str(data["by_state"].get(state.value, 0)))
-    states.caption = f"due now {data['due_now']} · late {len(data['late'])}"
+    states.caption = (f"due now {data['due_now']} · late {len(data['late'])} · sent late "
+                      f"{data.get('sent_late', 0)}")
     tables = [states]
     if data["failed"] or data["late"]:
         problems = Table(title="needs attention")
@@ -75,6 +80,15 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
         tables.append(problems)
     if data.get("handoffs", {}).get("handoffs") or data.get("handoffs", {}).get("dead"):
         tables.append(handoff_table(data["handoffs"]))
+    for key, title in (("held_reasons", "why cases are held"),
+                       ("no_invitation", "why emails go without the relay invitation")):
+        if data.get(key):
+            why = Table(title=title)
+            why.add_column("reason")
+            why.add_column("cases", justify="right")
+            for reason, n in sorted(data[key].items(), key=lambda kv: -kv[1]):
+                why.add_row(reason, str(n))
+            tables.append(why)
     if data["skip_reasons"]:
         skips = Table(title="why cases were skipped")
         skips.add_column("reason")
@@ -180,4 +194,54 @@ def accounts_table(accounts: list[Any], now: datetime, tz: Any) -> Table:
                       if a.last_sign_in_at else "never",
                       a.locked_until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
                       if a.locked(now) else "")
+    return table
+
+
+# --- run --dry-run, backfill -----------------------------------------------------------------
+def _when(moment: datetime | None, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _planned_table(title: str, planned: list[Any], tz: tzinfo) -> Table:
+    table = Table(title=title)
+    for col in ("source", "application", "case", "outcome", "send at", "late",
+                "invitation", "language", "why"):
+        table.add_column(col)
+    for c in planned:
+        why = c.reason or c.invite_note
+        table.add_row(c.source, c.application_id, str(c.case_id or ""), c.outcome,
+                      _when(c.send_at, tz), "late" if c.late else "",
+                      "" if c.outcome == "skip" else ("yes" if c.invite else "no"),
+                      c.language, why)
+    return table
+
+
+def plan_tables(plan: Any, tz: tzinfo) -> list[Any]:
+    """`run --dry-run`: per source what the poll found and what would happen to it."""
+    summary = Table(title="career-relay run --dry-run (nothing sent, nothing recorded)")
+    for col in ("source", "new", "known", "would schedule", "would hold", "would skip",
+                "problems"):
+        summary.add_column(col, justify="left" if col == "source" else "right")
+    for name, s in plan.sources.items():
+        summary.add_row(name, str(s.detected), str(s.already_known), str(s.scheduled),
+                        str(s.held), str(s.skipped), str(len(s.problems)))
+    late = sum(1 for c in plan.cases if c.outcome == "schedule" and c.late)
+    summary.caption = (f"due now: {plan.due_now} would be sent ({plan.due_late} past the "
+                       f"deadline) · newly planned past the deadline: {late}")
+    tables: list[Any] = [summary]
+    errors = [f"{name}: {s.error}" for name, s in plan.sources.items() if s.error]
+    if errors:
+        tables.append(Text("\n".join(f"  {e}" for e in errors)))
+    if plan.cases:
+        tables.append(_planned_table("new rejections", plan.cases, tz))
+    return tables
+
+
+def backfill_table(result: Any, tz: tzinfo) -> Table:
+    """`backfill`: every rejection the backfill found, and what would happen to it."""
+    table = _planned_table("career-relay backfill", result.cases, tz)
+    late = sum(1 for c in result.would_send if c.late)
+    table.caption = (f"would send {len(result.would_send)} email(s), {late} past the "
+                     "three-business-day deadline (counted as sent late)"
+                     + (f" · {result.purged} purged by retention" if result.purged else ""))
     return table
