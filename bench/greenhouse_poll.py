@@ -110,12 +110,20 @@ def handler_for(api: HarvestV3):
                 return self.reply(401, {"message": "Unauthorized"}, headers)
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            ids = [x for x in (query.get("ids") or query.get("application_ids") or "").split(",")
-                   if x]
+            ids = [x for x in (query.get("ids") or query.get("application_ids")
+                               or query.get("candidate_ids") or query.get("job_ids")
+                               or "").split(",") if x]
             if len(ids) > 50:
                 return self.reply(422, {"message": "at most 50 ids"}, headers)
+            if url.path == "/v3/applications" and "candidate_ids" in query:
+                return self.reply(200, [], headers)     # nobody in process elsewhere
             if url.path == "/v3/applications":
                 return self.applications(query, headers)
+            if url.path == "/v3/job_posts":
+                return self.reply(200, [{"id": 9000 + int(i), "job_id": int(i),
+                                         "title": f"Public title {i}", "language": "ja",
+                                         "internal": False, "live": True, "active": True}
+                                        for i in ids], headers)
             if url.path == "/v3/candidates":
                 return self.reply(200, [{"id": int(i), "first_name": "Bench",
                                          "last_name": f"Person {i}", "can_email": True,
@@ -168,9 +176,9 @@ def connector_for(base: str, window: float) -> Greenhouse:
 
 
 def bound(r: int) -> int:
-    """The issue's budget: ceil(R/500) + ceil(R/50) + 3 per kind of record fetched
-    (kinds here: candidates, rejection details, jobs)."""
-    return math.ceil(r / 500) + 3 * (math.ceil(r / 50) + 3)
+    """The budget: ceil(R/500) listing pages + 2·ceil(R/50) (candidates, and their other
+    active applications) + 3 (token, rejection reasons, job posts)."""
+    return math.ceil(r / 500) + 2 * math.ceil(r / 50) + 3
 
 
 def main() -> None:
@@ -197,8 +205,8 @@ def main() -> None:
             if r == 0:
                 connector.request_count = 0
                 list(connector.poll(None))
-                print(f"{'0*':>6} {connector.request_count:>9} {2:>7} {0:>7} {0:>5}   "
-                      "(* second poll, token cached)")
+                print(f"{'0*':>6} {connector.request_count:>9} {3:>7} {0:>7} {0:>5}   "
+                      "(* second poll: token and the hourly visibility look-up cached)")
             connector.close()
         print(f"429 responses in total: {api.throttled}")
     finally:

@@ -1,7 +1,9 @@
 """The whole relay on this machine, step by step, as the README's walk-through describes:
 
 1. an HRMOS export with two candidates rejected yesterday;
-2. `career-relay serve` (webhooks, consent page, the cycle) on 127.0.0.1;
+2. `career-relay serve` (webhooks, consent page, the cycle) on 127.0.0.1; its first poll
+   records the installation, so yesterday's rejections are skipped as made before it, and
+   `career-relay backfill --since <yesterday> --yes` opts them in after showing them;
 3. the rejection emails land in the file outbox;
 4. one candidate opens the invitation link and consents to agency B (email channel);
 5. the next cycle hands the candidate to agency B (its intake email lands in the outbox)
@@ -129,6 +131,11 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         print(f"1-2. serve is starting on {base}; work folder {work}")
+        cli(config, "run")          # the first poll: the installation starts now
+        yesterday = (datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(days=1)).date()
+        shown = cli(config, "backfill", "--since", yesterday.isoformat(), "--yes")
+        print("    rejections made before the first poll, opted in with backfill:\n" + shown)
+        cli(config, "run")
         outbox = work / "outbox"
         sent = wait_for("the two rejection emails",
                         lambda: len(mails(outbox)) >= 2 and mails(outbox))
