@@ -386,7 +386,6 @@ def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 @app.command()
 def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
-    from relay_core.commands import report as reporting
     from relay_core.commands.logs import configure_logging
     from relay_core.web.service import serve_forever
 
@@ -394,7 +393,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
                       level=logging.INFO)
     rt = _runtime(config)
     try:
-        serve_forever(rt, reporting=reporting)
+        serve_forever(rt)
     except ConfigError as exc:      # the port is taken, or cannot be used
         raise _fail(str(exc), EXIT_CONFIG) from None
 
@@ -628,7 +627,7 @@ def agency_events_import(
 def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
            output: OutputOpt = None) -> None:
     """The funnel and credits by agency, source and month (table, CSV, JSON or HTML)."""
-    from relay_core.commands import report as reporting
+    from relay_core.records import report as reporting
 
     rt = _runtime(config)
     data = reporting.build_report(rt.store, rt.config)

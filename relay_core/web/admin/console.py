@@ -14,7 +14,7 @@ import hmac
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
@@ -34,22 +34,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
-class Reporting(Protocol):
-    """The funnel report (commands/report.py satisfies this). `serve` hands it to the app:
-    the web layer may not import the commands layer."""
-
-    def build_report(self, store: Store, config: Config) -> Any: ...
-
-    def to_csv(self, report: Any) -> str: ...
-
-
 @dataclass
 class ConsoleWeb:
     config: Config
     store: Store
     env: TemplateEnvironment
     key: bytes                        # signs the sign-in form and the OIDC state cookie
-    reporting: Reporting | None
     emails: Renderer                  # previews of emails not sent yet
 
     @property
@@ -109,7 +99,6 @@ def console(request: Request) -> ConsoleWeb:
             key = hmac.new(instance_key, b"career-relay console v1", hashlib.sha256).digest()
             web = ConsoleWeb(app.config, app.store,
                              template_environment(app.config, html_only=True), key,
-                             getattr(request.app.state, "console_reporting", None),
                              Renderer(app.config))
             request.app.state.console_web = web
     return web
