@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,7 +84,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 DEFAULT_CONFIG = Path("career-relay.toml")
 
 
-class LogFormat(str, Enum):
+class LogFormat(StrEnum):
     text = "text"
     json = "json"
 
@@ -236,13 +236,13 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
             console.print(table)
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     rejection = "rejection"
     invite_only = "invite_only"
     confirmation = "confirmation"
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     ja = "ja"
     en = "en"
 
@@ -347,7 +347,7 @@ def hold(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
     _report_changes("held", case, held, rt.store, "scheduled")
 
 
-class State(str, Enum):
+class State(StrEnum):
     detected = "detected"
     skipped = "skipped"
     scheduled = "scheduled"
@@ -398,7 +398,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
         raise _fail(str(exc), EXIT_CONFIG) from None
 
 
-class SourceType(str, Enum):
+class SourceType(StrEnum):
     hrmos_export = "hrmos_export"
     greenhouse = "greenhouse"
     lever = "lever"
@@ -406,7 +406,7 @@ class SourceType(str, Enum):
     talentio = "talentio"
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     redirect = "redirect"
     email = "email"
     webhook = "webhook"
