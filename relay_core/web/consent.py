@@ -22,7 +22,6 @@ SameSite=Strict session cookie is the primary defence either way.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,7 +56,7 @@ from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import format_day, template_folders
 from relay_core.store import Connection, Store, cases, consents, utcnow
 from relay_core.store.consents import ConsentRecord
-from relay_core.web.deps import state
+from relay_core.web.deps import AppState, built_once
 from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
 router = APIRouter()
@@ -149,24 +148,15 @@ class ConsentWeb:
         return (urlsplit(self.base).path.rstrip("/") or "") + "/"
 
 
-_lock = threading.Lock()
-
-
 def _web(request: Request) -> ConsentWeb:
-    web = getattr(request.app.state, "consent_web", None)
-    if web is not None:
-        return web
-    with _lock:
-        web = getattr(request.app.state, "consent_web", None)
-        if web is None:
-            app = state(request)
-            with app.store.begin() as conn:
-                key = tokens.signing_key(app.config, conn)
-            pages = PageRenderer(app.config)
-            web = ConsentWeb(app.config, app.store, pages, Renderer(app.config), key,
-                             SessionSigner(key), _stylesheet(app.config))
-            request.app.state.consent_web = web
-    return web
+    return built_once(request, "consent_web", _build_web)
+
+
+def _build_web(app: AppState) -> ConsentWeb:
+    with app.store.begin() as conn:
+        key = tokens.signing_key(app.config, conn)
+    return ConsentWeb(app.config, app.store, PageRenderer(app.config), Renderer(app.config), key,
+                      SessionSigner(key), _stylesheet(app.config))
 
 
 def _stylesheet(config: Config) -> bytes:
