@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """What the rejection means for the candidate; picks the template variant and eligibility."""
 
     WE_REJECTED = "we_rejected"
@@ -20,7 +20,7 @@ class Category(str, enum.Enum):
     OTHER = "other"
 
 
-class CaseState(str, enum.Enum):
+class CaseState(enum.StrEnum):
     DETECTED = "detected"
     SKIPPED = "skipped"
     SCHEDULED = "scheduled"

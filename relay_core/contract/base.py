@@ -73,7 +73,7 @@ class Page:
         return len(self.events) + len(self.problems)
 
 
-class ApplicationStatus(str, enum.Enum):
+class ApplicationStatus(enum.StrEnum):
     REJECTED = "rejected"              # still rejected (and, from a connector that
                                        # `tells_other_applications`, in process nowhere else)
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail

@@ -95,7 +95,7 @@ def _recheck(connectors: dict[str, Connector], due: list[RelayCase], store: Stor
     return keep
 
 
-def _invitation_expiry(config: Config, now: datetime) -> date:
+def invitation_expiry(config: Config, now: datetime) -> date:
     """The day the link expires, in the company's timezone (build_context writes it out)."""
     return (now + timedelta(days=config.relay.invitation_ttl_days)).astimezone(
         config.company.tz).date()
@@ -122,10 +122,10 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
                 if case.invite:
                     token, invitation = tokens.new_token(key, case.id, "consent", ttl, now)
                     url = f"{config.relay.public_base_url}/r/{token}"
-                    expires = _invitation_expiry(config, now)
+                    expires = invitation_expiry(config, now)
                 elif kind == "invite_only":
                     raise FatalError("invite-only mode, and this case carries no invitation")
-                mail = _build(config, renderer, case, kind, url, expires, message_id, now)
+                mail = build_case_mail(config, renderer, case, kind, url, expires, message_id, now)
             except (TemplateError, FatalError) as exc:
                 failures.append({"id": case.id, "reason": f"could not build the email: {exc}"})
                 continue
@@ -141,9 +141,11 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
     report.failed += len(failures)
 
 
-def _build(config: Config, renderer: Renderer, case: RelayCase, kind: str,
-           url: str | None, expires: date | None, message_id: str, now: datetime
-           ) -> OutgoingMail:
+def build_case_mail(config: Config, renderer: Renderer, case: RelayCase, kind: str,
+                    url: str | None, expires: date | None, message_id: str, now: datetime
+                    ) -> OutgoingMail:
+    """The case's rejection email, rendered and built: what is sent, and what the console
+    previews (with a placeholder link)."""
     person = case.person or Person()
     context = build_context(
         config, display_name=person.full_name, job_title=case.job_title,

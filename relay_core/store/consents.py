@@ -24,7 +24,7 @@ from relay_core.store import tables as t
 from relay_core.store.outbox import QueuedMail
 
 
-class RelayStatus(str, enum.Enum):
+class RelayStatus(enum.StrEnum):
     OPEN = "open"
     CONSENTED = "consented"
     DECLINED = "declined"
@@ -150,12 +150,6 @@ def expired_invitation_cases(conn: Connection, now: datetime, limit: int) -> lis
 
 
 # --- the case a consent belongs to -----------------------------------------------------------
-def relay_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
-    """The relay case row, as the rest of the store hands cases out."""
-    row = conn.execute(select(t.relay_cases).where(t.relay_cases.c.id == case_id)).first()
-    return dict(row._mapping) if row is not None else None
-
-
 def case_language(conn: Connection, case_id: int) -> str:
     return conn.execute(select(t.relay_cases.c.language).where(
         t.relay_cases.c.id == case_id)).scalar_one()

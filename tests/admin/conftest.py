@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from relay_core.commands import report as reporting
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
 from relay_core.store import admin as accounts
@@ -61,7 +60,7 @@ def account(store):
 
 @pytest.fixture
 def app(config, store, connector):
-    return create_app(config, store, {connector.name: connector}, reporting=reporting)
+    return create_app(config, store, {connector.name: connector})
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import pytest
 
-from relay_core.commands import report as reporting
 from relay_core.cycle.approval import approve
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
@@ -79,7 +78,7 @@ def console_server(make_config, store):
     _consent_and_registration(store, ids["A-104"])
     accounts.create_account(store, "hanako", email=None, password_hash=hash_password(PASSWORD),
                             actor="test", now=utcnow())
-    app = create_app(config, store, {"fake": connector}, reporting=reporting)
+    app = create_app(config, store, {"fake": connector})
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

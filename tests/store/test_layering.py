@@ -58,7 +58,7 @@ def test_the_checked_modules_cover_the_core():
     names = {module_name(p) for p in CHECKED}
     assert {"relay_core.cycle.ingest", "relay_core.cycle.sending", "relay_core.cycle.outbox",
             "relay_core.cycle.approval", "relay_core.commands.status",
-            "relay_core.commands.report", "relay_core.web.webhooks", "relay_core.web.consent",
+            "relay_core.records.report", "relay_core.web.webhooks", "relay_core.web.consent",
             "relay_core.web.agency", "relay_core.records.ledger",
             "relay_core.records.retention", "relay_core.records.consent.records",
             "relay_core.records.handoff.deliver", "relay_core.runtime",

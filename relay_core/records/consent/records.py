@@ -136,7 +136,7 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     """Record a consent to exactly these agencies and queue one pending handoff each. Raises
     ConsentRefused (nothing written) when the invitation was used, expired or decided."""
     now = now or utcnow()
-    if invitation.purpose != "consent" or invitation.case_id != case["id"]:
+    if invitation.purpose != "consent" or invitation.case_id != case.id:
         raise ConsentRefused("tampered", "this session does not belong to a consent link")
     offered = {a.id: a for a in shown_agencies(config)}
     chosen = sorted(set(agency_ids))
@@ -145,22 +145,22 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     if any(a not in offered for a in chosen):
         raise ConsentRefused("tampered", "an agency that is not offered was submitted")
     _claim_invitation(conn, invitation, now)
-    if not consents.decide_status(conn, case["id"], RelayStatus.CONSENTED, now):
+    if not consents.decide_status(conn, case.id, RelayStatus.CONSENTED, now):
         raise ConsentRefused("used", "this invitation was already answered")
     consent_id = consents.add_consent(
-        conn, case_id=case["id"], invitation_id=invitation.id, source=case["source"],
-        application_id=case["application_id"], candidate_id=case["candidate_id"] or "",
+        conn, case_id=case.id, invitation_id=invitation.id, source=case.source,
+        application_id=case.application_id, candidate_id=case.candidate_id or "",
         text_version=text.version, text_sha256=text.sha256, language=text.language,
         method=METHOD, consented_at=now)
     for agency_id in chosen:
         agency = offered[agency_id]
         consents.add_consent_agency(conn, consent_id, agency_id, agency.legal_name,
                                     list(agency.fields))
-        handoffs.add_handoff(conn, consent_id, case["id"], agency_id, now)
+        handoffs.add_handoff(conn, consent_id, case.id, agency_id, now)
     if any(preferences.get(k) for k in PREFERENCE_FIELDS):
         consents.add_preferences(conn, consent_id,
                                  {k: preferences.get(k, "") for k in PREFERENCE_FIELDS})
-    store.audit(conn, case["id"], ACTOR, "consented", from_state=RelayStatus.OPEN.value,
+    store.audit(conn, case.id, ACTOR, "consented", from_state=RelayStatus.OPEN.value,
                 to_state=RelayStatus.CONSENTED.value, at=now,
                 reason=f"agencies {', '.join(chosen)}; text {text.version} {text.sha256[:16]}; "
                        f"{text.language}; {METHOD}")
@@ -170,12 +170,12 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
 def record_decline(store: Store, conn: Connection, *, invitation: Invitation,
                    case: dict[str, Any], now: datetime | None = None) -> None:
     now = now or utcnow()
-    if invitation.purpose != "consent" or invitation.case_id != case["id"]:
+    if invitation.purpose != "consent" or invitation.case_id != case.id:
         raise ConsentRefused("tampered", "this session does not belong to a consent link")
     _claim_invitation(conn, invitation, now)
-    if not consents.decide_status(conn, case["id"], RelayStatus.DECLINED, now):
+    if not consents.decide_status(conn, case.id, RelayStatus.DECLINED, now):
         raise ConsentRefused("used", "this invitation was already answered")
-    store.audit(conn, case["id"], ACTOR, "declined", from_state=RelayStatus.OPEN.value,
+    store.audit(conn, case.id, ACTOR, "declined", from_state=RelayStatus.OPEN.value,
                 to_state=RelayStatus.DECLINED.value, reason=METHOD, at=now)
 
 

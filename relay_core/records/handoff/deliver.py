@@ -146,7 +146,7 @@ def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payl
     mark_handoff_delivered(store, conn, auth.handoff.id, now)
     record_id = write_provision_record(conn, auth, items=doc.items, channel=auth.agency.channel,
                                        destination=destination, provided_at=now, note=note)
-    store.audit(conn, auth.case["id"], ACTOR, "transfer", at=now,
+    store.audit(conn, auth.case.id, ACTOR, "transfer", at=now,
                 reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
                        f"{', '.join(doc.items)}; ref {doc.reference}; provision record "
                        f"{record_id}" + (f"; {note}" if note else ""))

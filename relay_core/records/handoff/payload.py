@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from relay_core.config import Agency, Config
+from relay_core.models import RelayCase
 from relay_core.store.consents import ConsentRecord
 
 SCHEMA_VERSION = 1
@@ -87,13 +88,11 @@ def sendable_fields(agency: Agency, consented: Iterable[str]) -> list[str]:
     return [f for f in agency.fields if f in consented and banned_category(f) is None]
 
 
-def candidate_record(case: Mapping[str, Any], preferences: Mapping[str, str]) -> dict[str, Any]:
+def candidate_record(case: RelayCase, preferences: Mapping[str, str]) -> dict[str, Any]:
     """Everything the relay holds about the candidate that an agency could be given."""
-    person = json.loads(case.get("person_json") or "{}")
-    name = person.get("full_name") or " ".join(
-        p for p in (person.get("last_name"), person.get("first_name")) if p)
-    return {"name": name, "email": case.get("email") or "", "job_title": case.get("job_title")
-            or "", **dict(preferences)}
+    name = case.person.display_name if case.person else ""
+    return {"name": name, "email": case.email or "", "job_title": case.job_title or "",
+            **dict(preferences)}
 
 
 # --- the Art. 30 manifest --------------------------------------------------------------------
@@ -109,11 +108,11 @@ def _day(moment: datetime | None, config: Config) -> str:
     return moment.astimezone(config.company.tz).date().isoformat() if moment else ""
 
 
-def manifest(config: Config, case: Mapping[str, Any], consent: ConsentRecord) -> dict[str, Any]:
+def manifest(config: Config, case: RelayCase, consent: ConsentRecord) -> dict[str, Any]:
     company = config.company
     legal = company.legal_name.strip()
-    job = (case.get("job_title") or "").strip()
-    decided = _day(case.get("rejected_at"), config)
+    job = (case.job_title or "").strip()
+    decided = _day(case.rejected_at, config)
     consented = _day(consent.consented_at, config)
     job_ja = f"「{job}」の求人" if job else "求人"
     job_en = f" for the position \"{job}\"" if job else ""
@@ -190,7 +189,7 @@ def handoff_document(config: Config, *, agency: Agency, reference: str,
         "reference": reference,
         "agency_id": agency.id,
         "created_at": _iso(created_at),
-        "language": case.get("language") or config.company.locale,
+        "language": case.language or config.company.locale,
         "candidate": dict(candidate),
         "items": sorted(candidate),
         "manifest": manifest(config, case, consent),

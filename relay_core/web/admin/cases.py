@@ -102,13 +102,13 @@ def mail_view(web: ConsoleWeb, detail: CaseDetail) -> dict[str, Any]:
         parsed = _parse(stored[-1]["message"])
         parsed["text"], parsed["html"] = _mask(web, parsed["text"]), _mask(web, parsed["html"])
         return {"source": "stored", **parsed}
-    if case["state"] == CaseState.SKIPPED.value:
+    if case.state == CaseState.SKIPPED:
         return {"source": "none"}
     try:
         data = preview_case_mail(web.config, case, renderer=web.emails)
     except (RelayError, ConfigError) as exc:
         return {"source": "error", "error": str(exc)}
-    sent = case["state"] == CaseState.SENT.value
+    sent = case.state == CaseState.SENT
     return {"source": "rerendered" if sent else "preview", **_parse(data)}
 
 
@@ -133,13 +133,13 @@ def case_page(request: Request, case_id: int, done: str = "", n: int = 0) -> Res
     if loaded is None:
         return _not_found(web, request, session)
     detail, extra = loaded
-    state = detail.case["state"]
+    state = detail.case.state
     return web.page(request, "case.html", {
         "detail": detail, "case": detail.case, **extra, "mail": mail_view(web, detail),
         "others": [o for o in detail.outbox if o["kind"] not in CASE_KINDS],
-        "can_approve": state == CaseState.HELD.value,
-        "can_hold": state == CaseState.SCHEDULED.value,
-        "can_cancel": state in (CaseState.HELD.value, CaseState.SCHEDULED.value),
+        "can_approve": state == CaseState.HELD,
+        "can_hold": state == CaseState.SCHEDULED,
+        "can_cancel": state in (CaseState.HELD, CaseState.SCHEDULED),
         "done": done, "n": n, "agency_names": {a.id: a.legal_name for a in web.config.agencies},
         "frame": web.url(f"/cases/{case_id}/mail.html"),
     }, admin=session, active="cases")
