@@ -25,6 +25,29 @@ MISTAKES = {
                          "mail.templates_dir"),
     "export file": ('path = "examples/hrmos_export.tsv"', 'path = "examples/missing.tsv"',
                     "sources[0].path"),
+    # issue 10's settings: each one's mistake names its key in `check` and stops `run`
+    "default language": ('# default_language = "bilingual"', 'default_language = "fr"',
+                         "company.default_language"),
+    "english sender": ('sender_name_en = "Recruiting Team"',
+                       'sender_name_en = "Team\\nBcc: x@evil.example"',
+                       "company.sender_name_en"),
+    "confidential jobs": ('confidential_jobs = "mail"', 'confidential_jobs = "never"',
+                          "eligibility.confidential_jobs"),
+    "in process elsewhere": ('in_process_elsewhere = "no_invitation"',
+                             'in_process_elsewhere = "cancel"',
+                             "eligibility.in_process_elsewhere"),
+    "feedback length": ("feedback_max_chars = 800", "feedback_max_chars = 10",
+                        "mail.feedback_max_chars"),
+    "reapply months": ("after_months = 6", "after_months = -1", "mail.reapply.after_months"),
+    "careers page": ('careers_url = ""', 'careers_url = "careers page"',
+                     "mail.reapply.careers_url"),
+    "source language": ('# language = "bilingual"         # the emails',
+                        'language = "de"         # the emails', "sources[0].language"),
+    "job titles": ('# job_titles = { "法人営業_中途"',
+                   'job_titles = { "法人営業_中途" = "" }\n# x = {', "sources[0].job_titles"),
+    "feedback column": ('# feedback_field = "候補者へのフィードバック"',
+                        'feedback_field = "候補者へのフィードバック"',
+                        "sources[0].feedback_field"),
 }
 
 
@@ -90,3 +113,14 @@ def test_check_says_when_the_console_has_no_account(example):
                                             "--json"]).stdout)
     console = next(r for r in result if r["what"] == "console")
     assert "career-relay admin add" in console["detail"]
+
+
+def test_check_warns_when_english_emails_would_name_the_company_in_japanese(example):
+    text = example.read_text(encoding="utf-8").replace('name_en = "Sample Co., Ltd."',
+                                                       'name_en = ""')
+    example.write_text(text, encoding="utf-8")
+    rows = {r["what"]: r for r in json.loads(runner.invoke(
+        app, ["check", "--config", str(example), "--offline", "--json"]).stdout)}
+    english = rows["english emails"]
+    assert english["ok"] and "warning" in english["detail"] and "company.name_en" in \
+        english["detail"]
