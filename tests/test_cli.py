@@ -99,6 +99,11 @@ def test_a_new_installation_mails_its_backlog_only_through_backfill(new_installa
     assert status["sent_late"] == sent["sent_late"]
     table = runner.invoke(app, ["status", "--config", config])
     assert "sent late" in table.output
+    report = runner.invoke(app, ["report", "--config", config, "-f", "json"])
+    assert json.loads(report.output)["sent_late"]["total"] == sent["sent_late"]
+    assert "sent late" in runner.invoke(app, ["report", "--config", config]).output
+    csv_text = runner.invoke(app, ["report", "--config", config, "-f", "csv"]).output
+    assert "sent_late" in csv_text.splitlines()[0]
 
 
 def test_dry_run_sends_and_records_nothing(example):

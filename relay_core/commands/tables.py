@@ -122,11 +122,16 @@ def report_tables(report: Report) -> Group:
     funnel.add_column("group")
     for stage in STAGES:
         funnel.add_column(STAGE_LABELS[stage], justify="right")
-    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES))
+    funnel.add_column("sent late", justify="right")     # after the deadline
+    late = report.sent_late
+    funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES),
+                   str(late["total"]))
     for name, values in report.by_source.items():
-        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES))
+        funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES),
+                       str(late["by_source"].get(name, 0)))
     for month, values in report.by_month.items():
-        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES))
+        funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES),
+                       str(late["by_month"].get(month, 0)))
     agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
     for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
         agencies.add_column(col, justify="left" if col == "agency" else "right")
