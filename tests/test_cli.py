@@ -393,3 +393,11 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes("\ufeff[company]\nname = \"株式会社BOM\"\n".encode())
     assert load_config(path).company.name == "株式会社BOM"
+
+
+def test_preview_a_bilingual_email(example):
+    result = runner.invoke(app, ["preview", "--config", str(example), "--lang", "bilingual"])
+    assert result.exit_code == 0, result.output
+    subject, body = result.output.split("\n", 1)
+    assert subject.startswith("Subject: 選考結果のご連絡") and " / Your application to " in subject
+    assert body.index("山田") < body.index("Dear ")

@@ -322,11 +322,18 @@ class Lang(StrEnum):
     en = "en"
 
 
+class MailLang(StrEnum):
+    ja = "ja"
+    en = "en"
+    bilingual = "bilingual"
+
+
 @app.command()
 def preview(config: ConfigOpt = DEFAULT_CONFIG,
             case: Annotated[int | None, typer.Option(help="A case id from `career-relay "
                                                      "cases`.")] = None,
-            lang: Annotated[Lang | None, typer.Option(help="ja or en")] = None,
+            lang: Annotated[MailLang | None, typer.Option(
+                help="ja, en or bilingual (Japanese first, then English)")] = None,
             kind: Annotated[Kind, typer.Option(help="rejection, invite_only or "
                                                "confirmation")] = Kind.rejection,
             html: Annotated[bool, typer.Option("--html", help="Print the HTML part only, "
