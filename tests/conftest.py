@@ -23,6 +23,15 @@ def pytest_report_header(config) -> str:
     return f"career-relay store backend: {BACKEND}"
 
 
+@pytest.fixture(autouse=True)
+def patched_interpreter(request, monkeypatch):
+    """`check` fails on a Python without the CVE-2024-6923 fix (issue 11, point 9). The suite
+    may run on one (a pyenv 3.11.7); tests of other checks act as if it had the fix. Mark a
+    test `unpatched_interpreter` to see the real answer."""
+    if "unpatched_interpreter" not in request.keywords:
+        monkeypatch.setattr("relay_core.mail.message.header_fix_present", lambda: True)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str | None]:
     if BACKEND != "postgresql":

@@ -20,7 +20,8 @@ from relay_core.store import tables as t
 from relay_core.web.app import create_app
 from tests.handoff.support import SECRET, T0, agency, consented_case
 
-ATTESTED = "2025-06-01 外部弁護士レビュー済 (memo LR-12)"
+REVIEW = {"reviewer": "弁護士 田中一郎（田中法律事務所）", "reviewed_on": "2025-06-01",
+          "document": "意見書 LR-12", "notification_number": "13-募-000123"}
 
 
 @pytest.fixture(autouse=True)
@@ -58,19 +59,43 @@ def post(client, agency_id: str, payload, secret: str = SECRET, timestamp: int |
 
 
 def test_credit_accounting_needs_a_legal_review_attestation(make_config):
-    with pytest.raises(ConfigError, match="legal_review_attested"):
+    """Issue 11, point 5: credits need a structured attestation; free text no longer does."""
+    with pytest.raises(ConfigError, match="ledger.legal_review") as err:
         make_config({"ledger": {"rule": "per_placement"}})
-    with pytest.raises(ConfigError, match="who reviewed"):
+    assert err.value.key == "ledger.legal_review"
+    with pytest.raises(ConfigError, match="no longer does"):
+        make_config({"ledger": {"rule": "per_placement", "legal_review_attested": "x"}})
+    with pytest.raises(ConfigError, match="not true/false"):
         make_config({"ledger": {"rule": "per_placement", "legal_review_attested": True}})
     assert not make_config({}).ledger.enabled
+    # Free text left over from an older file loads, and switches nothing on.
+    assert not make_config({"ledger": {"legal_review_attested": "x"}}).ledger.enabled
     assert make_config({"ledger": {"rule": "per_placement",
-                                   "legal_review_attested": ATTESTED}}).ledger.enabled
+                                   "legal_review": REVIEW}}).ledger.enabled
+
+
+@pytest.mark.parametrize("change, key, words", [
+    ({"reviewer": ""}, "ledger.legal_review.reviewer", "who reviewed"),
+    ({"reviewer": "A\nB"}, "ledger.legal_review.reviewer", "one line"),
+    ({"reviewed_on": ""}, "ledger.legal_review.reviewed_on", "reviewed_on = 2025-06-01"),
+    ({"reviewed_on": "2999-01-01"}, "ledger.legal_review.reviewed_on", "future"),
+    ({"reviewed_on": "soon"}, "ledger.legal_review.reviewed_on", "date"),
+    ({"document": ""}, "ledger.legal_review.document", "written opinion"),
+    ({"notification_number": "pending"}, "ledger.legal_review.notification_number",
+     "受理番号"),
+    ({"extra": "x"}, "ledger.legal_review.extra", "unknown key"),
+])
+def test_point_5_check_names_each_attestation_key(make_config, change, key, words):
+    review = {k: v for k, v in {**REVIEW, **change}.items() if v != "" or k in change}
+    with pytest.raises(ConfigError) as err:
+        make_config({"ledger": {"rule": "per_placement", "legal_review": review}})
+    assert err.value.key == key and words in str(err.value)
 
 
 def test_signed_events_are_idempotent_and_unknown_references_refused(store, make_config,
                                                                      tmp_path):
     config = ledger_config(make_config, rule="per_registrations", per_registrations=2,
-                           yen_per_credit=300000, legal_review_attested=ATTESTED)
+                           yen_per_credit=300000, legal_review=REVIEW)
     refs = handed_off(store, config, tmp_path, 3)
     client = TestClient(create_app(config, store, {}))
     first = post(client, "agency-a", {"id": "ev-1", "type": "registered", "reference": refs[0],
@@ -106,7 +131,7 @@ def test_signed_events_are_idempotent_and_unknown_references_refused(store, make
 
 def test_per_placement_credit_and_reversal(store, make_config, tmp_path):
     config = ledger_config(make_config, rule="per_placement", yen_per_credit=500000,
-                           legal_review_attested=ATTESTED)
+                           legal_review=REVIEW)
     [ref] = handed_off(store, config, tmp_path, 1)
     client = TestClient(create_app(config, store, {}))
     assert post(client, "agency-a", {"id": "p1", "type": "placed",
@@ -141,7 +166,7 @@ def test_without_attestation_events_count_but_no_credits(store, make_config, tmp
 
 
 def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
-    config = ledger_config(make_config, rule="per_placement", legal_review_attested=ATTESTED)
+    config = ledger_config(make_config, rule="per_placement", legal_review=REVIEW)
     refs = handed_off(store, config, tmp_path, 2)
     path = tmp_path / "agency-a.csv"
     path.write_text("\ufeffreference,type,occurred_at\n"

@@ -113,11 +113,12 @@ def test_export_incident_lists_who_received_which_items(store, make_config, tmp_
     assert summary["candidates"] == 2
     assert summary["recipients"] == ["agency-a 株式会社AGENCY-A"]
     transfers = [r for r in rows if r.what.startswith("transfer")]
+    # The provenance the manifest carried is listed with the fields (issue 11, point 2).
     assert [(r.case, r.address, r.items) for r in transfers] == [
         ("fake/1", "https://a.example/in",
-         ["desired_role", "email", "job_title", "name"]),
+         ["consent_date", "decision_date", "desired_role", "email", "job_title", "name"]),
         ("fake/2", "https://a.example/in",
-         ["email", "job_title", "message", "name"])]
+         ["consent_date", "decision_date", "email", "job_title", "message", "name"])]
     assert [r.what for r in rows].count("deletion notice") == 1
     mail = [r for r in rows if r.recipient == "candidate"]
     assert mail[0].address == "cand1@example.com"

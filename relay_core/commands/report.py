@@ -1,13 +1,20 @@
 """`career-relay report`: the funnel and the credits, by agency, source and month.
 
-    rejected → eligible → sent → consented → handed off → registered → placed
+    rejected → eligible → sent → consented → handed off | sent to form → registered → placed
 
 Per case (total, per source, per month of rejection in the company's timezone): rejected = every
 rejection detected, eligible = not skipped, sent = the email went out, consented = the candidate
-consented (even if withdrawn later), handed off = at least one agency received the data (or,
-redirect, the reference), registered / placed = an agency reported it (a cancelled placement no
-longer counts). Per agency the funnel starts at consented and counts that agency's handoffs,
-plus its credits and recovered cost from the ledger. Counts only: no personal data.
+consented (even if withdrawn later), handed off = at least one agency received the data (or may
+have: `possibly_delivered`), sent to form = the candidate was sent to a redirect agency's own
+registration form (nothing was sent to that agency), registered / placed = an agency reported
+it (a cancelled placement no longer counts). "handed off" and "sent to form" are two branches
+after "consented" (a candidate who ticked both kinds of agency counts in both); the rate of
+each, and of "registered", is against "consented". Per agency the funnel starts at consented
+and counts that agency's handoffs, plus its credits and recovered cost from the ledger. Counts
+only: no personal data.
+
+The legal review credits rest on ([ledger.legal_review], and each review as the ledger first
+used it) is part of the report: table, JSON and HTML.
 
 Formats: a rich table (drawn in commands/tables.py), CSV (one row per group), JSON, and one
 self-contained HTML page (inline CSS and SVG, no external assets, no script) rendered from
@@ -31,11 +38,19 @@ from relay_core.models import CaseState
 from relay_core.rendering.environment import template_environment
 from relay_core.store import Store, utcnow
 from relay_core.store import tables as t
+from relay_core.store.ledger import attestations
 
-STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "registered", "placed")
+STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "sent_to_form",
+          "registered", "placed")
 STAGE_LABELS = {"rejected": "rejected", "eligible": "eligible", "sent": "sent",
                 "consented": "consented", "handed_off": "handed off",
-                "registered": "registered", "placed": "placed"}
+                "sent_to_form": "sent to form", "registered": "registered", "placed": "placed"}
+# The stage each rate is computed against (the funnel branches after "consented").
+RATE_OF = {"eligible": "rejected", "sent": "eligible", "consented": "sent",
+           "handed_off": "consented", "sent_to_form": "consented", "registered": "consented",
+           "placed": "registered"}
+HANDED_OFF = ("delivered", "possibly_delivered")
+SENT_TO_FORM = ("redirected",)
 
 
 @dataclass
@@ -47,12 +62,15 @@ class Report:
     by_agency: dict[str, dict[str, Any]]
     credits_by_month: list[dict[str, Any]] = field(default_factory=list)
     ledger_rule: str = "off"
+    # {"in_force": the configured review or None, "used": every review credits were computed
+    # under, as first used}
+    legal_review: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"generated_at": self.generated_at.isoformat(), "stages": list(STAGES),
                 "total": self.total, "by_source": self.by_source, "by_month": self.by_month,
                 "by_agency": self.by_agency, "credits_by_month": self.credits_by_month,
-                "ledger_rule": self.ledger_rule}
+                "ledger_rule": self.ledger_rule, "legal_review": self.legal_review}
 
 
 def _zero() -> dict[str, int]:
@@ -68,8 +86,9 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         chosen = conn.execute(select(t.consents.c.case_id, t.consent_agencies.c.agency_id).join(
             t.consent_agencies, t.consent_agencies.c.consent_id == t.consents.c.id)).all()
         handoffs = conn.execute(select(t.handoffs.c.id, t.handoffs.c.case_id,
-                                       t.handoffs.c.agency_id)
-                                .where(t.handoffs.c.state == "delivered")).all()
+                                       t.handoffs.c.agency_id, t.handoffs.c.state)
+                                .where(t.handoffs.c.state.in_(HANDED_OFF + SENT_TO_FORM))
+                                ).all()
         events = conn.execute(select(t.agency_events.c.handoff_id, t.agency_events.c.kind,
                                      t.agency_events.c.occurred_at)
                               .order_by(t.agency_events.c.id)).all()
@@ -87,7 +106,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
             placements[e.handoff_id] -= 1
     placed = {h for h, n in placements.items() if n > 0}
     case_of = {h.id: h.case_id for h in handoffs}
-    handed_cases = {h.case_id for h in handoffs}
+    handed_cases = {h.case_id for h in handoffs if h.state in HANDED_OFF}
+    form_cases = {h.case_id for h in handoffs if h.state in SENT_TO_FORM}
     registered_cases = {case_of[h] for h in registered if h in case_of}
     placed_cases = {case_of[h] for h in placed if h in case_of}
 
@@ -100,7 +120,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         if case.state == CaseState.SENT.value:
             stages.append("sent")
         for stage, members in (("consented", consented), ("handed_off", handed_cases),
-                               ("registered", registered_cases), ("placed", placed_cases)):
+                               ("sent_to_form", form_cases), ("registered", registered_cases),
+                               ("placed", placed_cases)):
             if case.id in members:
                 stages.append(stage)
         month = case.rejected_at.astimezone(tz).strftime("%Y-%m")
@@ -115,8 +136,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
     def agency_row(agency_id: str) -> dict[str, Any]:
         if agency_id not in by_agency:
             by_agency[agency_id] = {"legal_name": names.get(agency_id, ""), "consented": 0,
-                                    "handed_off": 0, "registered": 0, "placed": 0,
-                                    "credits": 0, "yen": 0}
+                                    "handed_off": 0, "sent_to_form": 0, "registered": 0,
+                                    "placed": 0, "credits": 0, "yen": 0}
         return by_agency[agency_id]
 
     for a in config.agencies:
@@ -125,7 +146,7 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         agency_row(agency_id)["consented"] += 1
     for h in handoffs:
         row = agency_row(h.agency_id)
-        row["handed_off"] += 1
+        row["handed_off" if h.state in HANDED_OFF else "sent_to_form"] += 1
         row["registered"] += h.id in registered
         row["placed"] += h.id in placed
     monthly: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"credits": 0,
@@ -141,7 +162,46 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         generated_at=now or utcnow(), total=total, by_source=dict(sorted(by_source.items())),
         by_month=dict(sorted(by_month.items())), by_agency=dict(sorted(by_agency.items())),
         credits_by_month=[{"agency": a, "month": m, **v} for (a, m), v in sorted(monthly.items())],
-        ledger_rule=config.ledger.rule)
+        ledger_rule=config.ledger.rule if config.ledger.enabled else "off",
+        legal_review=legal_review_view(store, config))
+
+
+def legal_review_view(store: Store, config: Config) -> dict[str, Any]:
+    """The review in force (None while credits are off) and every review credits were
+    computed under, as the ledger first used it."""
+    review = config.ledger.legal_review
+    with store.engine.connect() as conn:
+        used = attestations(conn)
+    return {
+        "in_force": ({**review.as_dict(), "fingerprint": review.fingerprint}
+                     if config.ledger.enabled else None),
+        "used": [{"reviewer": a.reviewer, "reviewed_on": a.reviewed_on, "document": a.document,
+                  "notification_number": a.notification_number, "rule": a.rule,
+                  "first_used_at": a.first_used_at.isoformat(), "fingerprint": a.fingerprint}
+                 for a in used],
+    }
+
+
+def legal_review_lines(report: Report) -> list[str]:
+    """The legal review in words, for the table and the HTML page."""
+    view = report.legal_review or {}
+    current = view.get("in_force")
+    if not current:
+        lines = ["credits off: no legal review recorded ([ledger.legal_review]); agency events "
+                 "are recorded, no credits are computed"]
+    else:
+        first = next((u["first_used_at"] for u in view.get("used", [])
+                      if u["fingerprint"] == current["fingerprint"]), None)
+        lines = [f"credits rest on the legal review by {current['reviewer']} of "
+                 f"{current['reviewed_on']}, document {current['document']}"
+                 + (f", 特定募集情報等提供 notification {current['notification_number']}"
+                    if current["notification_number"] else "")
+                 + (f"; first used {first}" if first else "; not used yet")]
+    lines += [f"earlier review: {u['reviewer']} of {u['reviewed_on']}, document {u['document']} "
+              f"(first used {u['first_used_at']})"
+              for u in view.get("used", [])
+              if not current or u["fingerprint"] != current["fingerprint"]]
+    return lines
 
 
 # --- renderings ------------------------------------------------------------------------------
@@ -155,8 +215,9 @@ def _rows(report: Report) -> list[dict[str, Any]]:
     rows += [{"group": "month", "key": k, **v} for k, v in report.by_month.items()]
     for agency_id, v in report.by_agency.items():
         rows.append({"group": "agency", "key": agency_id, "rejected": "", "eligible": "",
-                     "sent": "", **{k: v[k] for k in ("consented", "handed_off", "registered",
-                                                       "placed", "credits", "yen")}})
+                     "sent": "", **{k: v[k] for k in ("consented", "handed_off", "sent_to_form",
+                                                       "registered", "placed", "credits",
+                                                       "yen")}})
     return rows
 
 
@@ -183,7 +244,7 @@ def funnel_geometry(total: dict[str, int]) -> dict[str, Any]:
         n = total[stage]
         w = max(2, round(span * n / top)) if n else 0
         y = BAR_GAP + i * (BAR_HEIGHT + BAR_GAP)
-        previous = total[STAGES[i - 1]] if i else 0
+        previous = total[RATE_OF[stage]] if i else 0
         bars.append({"label": STAGE_LABELS[stage], "count": n,
                      "rate": f" ({round(100 * n / previous)}%)" if i and previous else "",
                      "x": f"{LABEL_WIDTH + (span - w) / 2:.1f}", "y": y, "width": w,
@@ -204,9 +265,11 @@ def to_html(report: Report, company: str = "", config: Config | None = None) -> 
         "funnel": funnel_geometry(report.total),
         "source_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_source.items()],
         "month_rows": [[k, *(v[s] for s in STAGES)] for k, v in report.by_month.items()],
-        "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
-                         v["placed"], v["credits"], f"{v['yen']:,}"]
+        "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"],
+                         v["sent_to_form"], v["registered"], v["placed"], v["credits"],
+                         f"{v['yen']:,}"]
                         for k, v in report.by_agency.items()],
+        "legal_review": legal_review_lines(report),
         "credit_rows": [[r["agency"], r["month"], r["credits"], f"{r['yen']:,}"]
                         for r in report.credits_by_month],
     }

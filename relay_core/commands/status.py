@@ -24,7 +24,8 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
                            "error": s.error}
                     for name, s in report.sources.items()},
         "sent": report.sent, "cancelled": report.cancelled, "failed": report.failed,
-        "retry_later": report.retry_later, "late": report.late, "errors": report.errors,
+        "retry_later": report.retry_later, "late": report.late, "deferred": report.deferred,
+        "purged": report.purged, "errors": report.errors,
     }
 
 

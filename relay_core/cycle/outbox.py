@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from relay_core.cycle.quota import within_daily_limit
 from relay_core.cycle.report import CycleReport
 from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
@@ -148,7 +149,7 @@ def _send_all(transport: Transport, rows: list[Any]) -> Iterator[Outcome]:
 
 def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                    report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
-    rows = _claim(store, now)
+    rows = within_daily_limit(store, transport, _claim(store, now), now, report)
     if not rows:
         return
     batch: list[Outcome] = []

@@ -37,7 +37,9 @@ def preview_case_mail(config: Config, case: dict[str, Any], *, renderer: Rendere
         config, display_name=person.get("full_name") or "", job_title=case["job_title"],
         last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
         stage=event.get("stage", ""), invitation_url=url,
-        invitation_expires=expires if url else None, language=case["language"])
+        invitation_expires=expires if url else None, language=case["language"],
+        unsubscribe_url=(f"{config.relay.public_base_url}/u/{PLACEHOLDER_TOKEN}"
+                         if kind == "invite_only" else None))
     rendered = renderer.render(kind, case["language"], context)
     message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
                                  message_id_domain(config))

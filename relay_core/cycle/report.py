@@ -27,12 +27,15 @@ class CycleReport:
     failed: int = 0
     retry_later: int = 0
     late: int = 0
+    deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
+    purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
         """Counts and messages for the cycle history (store/runs.py); no personal data."""
         return {"sent": self.sent, "cancelled": self.cancelled, "failed": self.failed,
                 "retry_later": self.retry_later, "late": self.late,
+                "deferred": self.deferred, "purged": self.purged,
                 "detected": sum(s.detected for s in self.sources.values()),
                 "scheduled": sum(s.scheduled for s in self.sources.values()),
                 "skipped": sum(s.skipped for s in self.sources.values()),

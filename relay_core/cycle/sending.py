@@ -2,6 +2,11 @@
 
 The conditional `scheduled → sending` update and the outbox make delivery at-most-once; every
 step is a state transition with its audit row in the same transaction.
+
+While the relay cannot work (records/consent/requirements.py `invitation_blockers`: no privacy
+policy, no agency that can receive, …) a full-mode email goes out without the invitation: the
+case's `invite` becomes false, its reason and an audit row say why, and the run reports it. An
+invite-only email *is* the invitation, so those cases wait, scheduled, until it is fixed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from relay_core.errors import (
 from relay_core.mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.records.consent import tokens
+from relay_core.records.consent import optout, tokens
+from relay_core.records.consent.requirements import WITHHELD_ACTION, invitation_blockers
 from relay_core.rendering.emails import Renderer, build_context, template_names
 from relay_core.store import Store
 from relay_core.store import tables as t
@@ -88,30 +94,51 @@ def _invitation_expiry(config: Config, now: datetime) -> date:
 
 def prepare_batch(store: Store, config: Config, renderer: Renderer,
                   cases: list[dict[str, Any]], now: datetime, key: bytes,
-                  report: CycleReport) -> None:
+                  report: CycleReport, blockers: list[str] | None = None) -> None:
     """scheduled → sending for a batch: claim the cases, render each mail and put it in the
     outbox, all in one transaction. A case another process claimed first is left to it; a
-    case whose mail cannot be built fails with the reason (a template or field, never data)."""
+    case whose mail cannot be built fails with the reason (a template or field, never data).
+    `blockers` (default: asked now) keep the invitation out of every mail, with the reason."""
     kind = template_names("rejection", mode=config.mail.mode)
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
+    blockers = invitation_blockers(config) if blockers is None else blockers
+    withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
     with store.begin() as conn:
-        claimed = store.transition_many(conn, [{"id": c["id"]} for c in cases],
+        claimed = store.transition_many(conn, [{"id": c["id"]} for c in cases
+                                               if not (c["invite"] and blockers)],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
+        bare = store.transition_many(conn, [{"id": c["id"], "invite": False, "reason": withheld}
+                                            for c in cases if c["invite"] and blockers],
+                                     CaseState.SENDING, from_state=CaseState.SCHEDULED,
+                                     actor="send", now=now)
+        store.audit_many(conn, [dict(case_id=i, actor="send", action=WITHHELD_ACTION,
+                                     reason=withheld, from_state=None, to_state=None, at=now)
+                                for i in sorted(bare)])
+        if bare:
+            report.errors.append(f"{len(bare)} email(s) sent without the relay invitation, "
+                                 f"because {'; '.join(blockers)}")
         invitations, outbox, message_ids, failures = [], [], [], []
-        for case in (c for c in cases if c["id"] in claimed):
+        for case in (c for c in cases if c["id"] in claimed | bare):
             message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
                                          domain)
             try:
-                url = expires = invitation = None
-                if case["invite"]:
+                url = expires = invitation = optout_url = None
+                if case["invite"] and case["id"] not in bare:
                     token, invitation = tokens.new_token(key, case["id"], "consent", ttl, now)
                     url = f"{config.relay.public_base_url}/r/{token}"
                     expires = _invitation_expiry(config, now)
                 elif kind == "invite_only":
                     raise FatalError("invite-only mode, and this case carries no invitation")
-                mail = _build(config, renderer, case, kind, url, expires, message_id, now)
+                if kind == "invite_only":
+                    # 特定電子メール法 Art. 4: a stand-alone invitation carries an opt-out.
+                    stop, stop_row = tokens.new_token(key, case["id"], optout.PURPOSE,
+                                                      optout.TTL, now)
+                    invitations.append(stop_row)
+                    optout_url = f"{config.relay.public_base_url}/u/{stop}"
+                mail = _build(config, renderer, case, kind, url, expires, message_id, now,
+                              optout_url)
             except (TemplateError, FatalError) as exc:
                 failures.append({"id": case["id"], "reason": f"could not build the email: {exc}"})
                 continue
@@ -133,15 +160,15 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
 
 
 def _build(config: Config, renderer: Renderer, case: dict[str, Any], kind: str,
-           url: str | None, expires: date | None, message_id: str, now: datetime
-           ) -> OutgoingMail:
+           url: str | None, expires: date | None, message_id: str, now: datetime,
+           unsubscribe_url: str | None = None) -> OutgoingMail:
     person = json.loads(case["person_json"] or "{}")
     event = json.loads(case["event_json"] or "{}")
     context = build_context(
         config, display_name=person.get("full_name") or "", job_title=case["job_title"],
         last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
         stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
-        language=case["language"])
+        language=case["language"], unsubscribe_url=unsubscribe_url)
     rendered = renderer.render(kind, case["language"], context)
     return build_mail(config, to_addr=case["email"],
                       to_name=context["candidate"]["display_name"], subject=rendered.subject,
@@ -153,13 +180,18 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
              report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     last_id = 0
     key = None
+    blockers = invitation_blockers(config)
     while due := store.due_cases(now, limit=SEND_BATCH, after_id=last_id):
         last_id = due[-1]["id"]
+        if blockers and config.mail.mode == "invite_only":
+            report.errors.append(f"{len(due)} invite-only email(s) wait, because "
+                                 + "; ".join(blockers))
+            continue
         if key is None:
             with store.begin() as conn:
                 key = tokens.signing_key(config, conn)
         prepare_batch(store, config, renderer, _recheck(connectors, due, store, report), now,
-                      key, report)
+                      key, report, blockers)
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
         annotate_sent(store, connectors, [c["id"] for c in due])
     deliver_outbox(store, transport, now=now, report=report, progress=progress)

@@ -13,14 +13,17 @@ autoescaped, `.txt` files are not; block tags eat their own line.
 
 Context contract (what every template may use):
 
-    company             name, sender_name (display part of company.sender), signature,
-                        reply_to, privacy_policy_url
+    company             name, legal_name, address, sender_name (display part of
+                        company.sender), signature, reply_to, privacy_policy_url
     candidate           display_name, last_name, first_name (any may be "")
     job_title           str, "" when the ATS gives none
     stage_kind          "documents" | "interview"; the thanks line differs
     invitation_url      str | None; None means no invitation block
     invitation_expires  str | None, already written for the language ("2025年6月30日")
     language            "ja" | "en"
+    unsubscribe_url     str | None   the opt-out link of an invite_only mail (特定電子メール法
+                                     Art. 4: with the sender's name and postal address); None
+                                     for the other kinds
     withdraw_url        str          (confirmation only)
     agencies            list[str]    legal names of the chosen agencies (confirmation only)
 
@@ -93,6 +96,8 @@ def company_context(config: Config, language: str) -> dict[str, str]:
     sender_name = parseaddr(company.sender)[0]
     return {
         "name": company.name,
+        "legal_name": company.legal_name or company.name,
+        "address": company.address,
         "sender_name": sender_name or ("採用担当" if language == "ja" else "Recruiting team"),
         "signature": company.signature,
         "reply_to": company.reply_to,
@@ -104,7 +109,8 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
                   job_title: str, stage: str, invitation_url: str | None,
                   invitation_expires: date | datetime | str | None, language: str | None,
                   withdraw_url: str | None = None,
-                  agencies: list[str] | None = None) -> dict[str, Any]:
+                  agencies: list[str] | None = None,
+                  unsubscribe_url: str | None = None) -> dict[str, Any]:
     """The template context for one mail (see the module docstring for the contract)."""
     lang = resolve_language(config, language)
     parts = (last_name, first_name) if lang == "ja" else (first_name, last_name)
@@ -119,6 +125,7 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
         "stage_kind": stage_kind(stage),
         "invitation_url": invitation_url or None,
         "invitation_expires": format_day(invitation_expires, lang) if invitation_url else None,
+        "unsubscribe_url": unsubscribe_url or None,
         "language": lang,
     }
     if withdraw_url is not None or agencies is not None:
@@ -140,6 +147,9 @@ class Renderer:
         if kind == "invite_only" and not context.get("invitation_url"):
             raise FatalError("an invite_only mail carries only the invitation and this case "
                              "has none; skip the case instead")
+        if kind == "invite_only" and not context.get("unsubscribe_url"):
+            raise FatalError("an invite_only mail must carry its opt-out link "
+                             "(特定電子メール法 Art. 4)")
         lang = resolve_language(self.config, language)
         ctx = {**context, "language": lang}
         base = f"email/{lang}/{kind}"
@@ -164,6 +174,7 @@ class Renderer:
             stage="一次面接" if stage_kind == "interview" else "書類選考",
             invitation_url=f"{base}/r/SAMPLE-TOKEN" if invited or kind == "invite_only" else None,
             invitation_expires=date.today() + timedelta(days=self.config.relay.invitation_ttl_days),
+            unsubscribe_url=f"{base}/u/SAMPLE-TOKEN" if kind == "invite_only" else None,
         )
         if kind == "confirmation":
             names = [a.legal_name for a in self.config.agencies if a.legal_name]
@@ -190,11 +201,22 @@ class Renderer:
 
     def _missing_links(self, kind: str, lang: str, ctx: dict[str, Any],
                        mail: RenderedEmail) -> list[TemplateError]:
-        # A user template that drops the link would send a mail promising something it lacks.
-        key = "withdraw_url" if kind == "confirmation" else "invitation_url"
-        url = ctx.get(key)
-        if not url:
-            return []
-        return [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
-                for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
+        # A user template that drops the link would send a mail promising something it lacks;
+        # an invite_only mail without the sender's address and opt-out breaks 特定電子メール法.
+        keys = ["withdraw_url"] if kind == "confirmation" else ["invitation_url"]
+        if kind == "invite_only":
+            keys.append("unsubscribe_url")
+        found = []
+        for key in keys:
+            url = ctx.get(key)
+            if url:
+                found += [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
+                          for ext, body in (("txt", mail.text), ("html", mail.html))
+                          if url not in body]
+        if kind == "invite_only" and self.config.company.address:
+            found += [TemplateError(f"email/{lang}/{kind}.{ext}", None,
+                                    "does not show company.address (特定電子メール法 Art. 4)")
+                      for ext, body in (("txt", mail.text), ("html", mail.html))
+                      if self.config.company.address not in body]
+        return found
 

@@ -63,8 +63,10 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
         due = pending_handoffs(conn, utcnow())
     assert status.value == "consented"
     assert [a.agency_id for a in record.agencies] == ["agency-a"]
+    # The agency's fields, then the provenance the Art. 30 manifest carries (issue 11, 2).
     assert record.agencies[0].fields == ["name", "email", "desired_role", "location",
-                                         "message"]
+                                         "message", "job_title", "decision_date",
+                                         "consent_date"]
     assert record.method == METHOD == "web form POST"
     assert record.language == "ja"
     assert record.candidate_id == case["candidate_id"]
@@ -73,7 +75,7 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
     assert record.withdrawn_at is None
     assert before <= record.consented_at <= utcnow()
     assert record.consented_at.utcoffset() == timedelta(0)
-    assert record.text_version.startswith("1+")
+    assert record.text_version.startswith("2+")
     assert invitation_row.used_at is not None
     assert [(h.agency_id, h.state) for h in handoffs] == [("agency-a", "pending")]
     assert [h.agency_id for h in due] == ["agency-a"]
