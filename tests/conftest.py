@@ -74,7 +74,8 @@ def store(store_url: str) -> Iterator[Store]:
 def make_config(tmp_path: Path, store_url: str):
     """Build a Config from a dict of overrides on top of test defaults."""
 
-    def build(data: dict[str, Any] | None = None) -> Config:
+    def build(data: dict[str, Any] | None = None, *, write_to: Path | None = None) -> Config:
+        """`write_to`: also write it there as a TOML file, for the CLI."""
         base: dict[str, Any] = {
             "company": {"name": "株式会社サンプル", "legal_name": "株式会社サンプル",
                         "address": "東京都千代田区丸の内1-1-1",
@@ -92,6 +93,10 @@ def make_config(tmp_path: Path, store_url: str):
                 base[key] = {**base[key], **value}
             else:
                 base[key] = value
+        if write_to is not None:
+            from tests.tomlfile import write_config
+
+            write_config(write_to, base)
         return parse_config(base, tmp_path)
 
     return build
