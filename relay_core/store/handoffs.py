@@ -263,6 +263,12 @@ def reference_of(conn: Connection, handoff_id: int) -> str | None:
         t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
 
 
+def reference_made_at(conn: Connection, handoff_id: int) -> datetime | None:
+    """When the handoff's reference was made: its first attempt."""
+    return conn.execute(select(t.handoff_references.c.created_at).where(
+        t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
+
+
 def add_reference(conn: Connection, handoff: Handoff, reference: str, channel: str,
                   now: datetime) -> None:
     conn.execute(insert(t.handoff_references).values(

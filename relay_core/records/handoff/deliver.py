@@ -99,7 +99,7 @@ def _claim(store: Store, config: Config, handoff: Handoff, now: datetime,
             agency = auth.agency
             reference = channels.reference_for(conn, handoff, agency.channel, now)
             doc = None if agency.channel == "redirect" else authorised_document(
-                auth, config, reference)
+                conn, auth, config, reference)
         except TransferRefused as exc:
             record_refusal(store, conn, handoff, exc, now=now)
             handoffs.recheck_at(conn, handoff.id, now + REFUSED_RECHECK)
@@ -287,7 +287,7 @@ def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: H
         return
     reference = channels.reference_for(conn, handoff, auth.agency.channel, now)
     try:
-        doc = authorised_document(auth, config, reference)
+        doc = authorised_document(conn, auth, config, reference)
     except TransferRefused as exc:
         handoffs.kill_handoff(conn, handoff.id, f"{note}; {exc}"[:500], now)
         store.audit(conn, handoff.case_id, ACTOR, "handoff_dead", reason=note, at=now)

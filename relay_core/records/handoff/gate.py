@@ -94,13 +94,16 @@ def require_covered(auth: Authorised, candidate: dict[str, Any]) -> None:
                                   f"by the consent to {auth.agency.id}")
 
 
-def authorised_document(auth: Authorised, config: Config, reference: str
+def authorised_document(conn: Connection, auth: Authorised, config: Config, reference: str
                         ) -> payload.Document:
     """The document for this handoff, checked as a whole: every item it holds, provenance
     included, is one the consent to this agency covers (sec. 6 items 1, 9; issue: nothing
-    outside the consent)."""
+    outside the consent). Its `created_at` is the first attempt (when the reference was made),
+    the same on every retry; never the handoff's own creation, which is the moment of the
+    consent (an item of its own, `consent_date`)."""
+    created = handoffs.reference_made_at(conn, auth.handoff.id) or utcnow()
     doc = payload.handoff_document(
-        config, agency=auth.agency, reference=reference, created_at=auth.handoff.created_at,
+        config, agency=auth.agency, reference=reference, created_at=created,
         case=auth.case, consent=auth.consent, candidate=covered_candidate(auth),
         items=auth.grant.fields)
     outside = [item for item in doc.items if item not in auth.grant.fields]
