@@ -53,8 +53,9 @@ def invitation_blockers(config: Config) -> list[str]:
         problems.append("agencies: no [[agencies]] block, so the consent page would have "
                         "nothing to tick; add a partner agency or set relay.enabled = false")
     elif not offered_agencies(config):
-        problems.append("agencies: no agency can receive candidates (each one's problems are "
-                        "listed under agencies[i]); fix one or set relay.enabled = false")
+        problems.append("agencies: no agency can receive candidates ("
+                        + "; ".join(agency_problem_lines(config))
+                        + "); fix one or set relay.enabled = false")
     return problems
 
 
