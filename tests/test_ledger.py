@@ -186,3 +186,104 @@ def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
         when = conn.execute(select(t.agency_events.c.occurred_at).where(
             t.agency_events.c.kind == "placed")).scalar_one()
     assert when.isoformat() == "2025-07-19T15:00:00+00:00"   # midnight in Tokyo
+
+
+# --- issue 11, point 5: a real legal gate ---------------------------------------------------
+def test_point_5_the_review_is_audited_on_first_use_and_shown_in_report(store, make_config,
+                                                                       tmp_path):
+    from relay_core.commands.report import build_report, legal_review_lines, to_html, to_json
+    from relay_core.commands.tables import report_tables
+
+    config = ledger_config(make_config, rule="per_placement", yen_per_credit=1,
+                           legal_review=REVIEW)
+    refs = handed_off(store, config, tmp_path, 2)
+    client = TestClient(create_app(config, store, {}))
+    for i, ref in enumerate(refs):
+        assert post(client, "agency-a", {"id": f"p{i}", "type": "placed",
+                                         "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        audited = conn.execute(select(t.audit_log).where(
+            t.audit_log.c.action == "legal_review_in_force")).all()
+        kept = conn.execute(select(t.ledger_attestations)).all()
+    assert len(audited) == 1 and len(kept) == 1          # first use only
+    assert audited[0].case_id is None
+    for word in (REVIEW["reviewer"], "2025-06-01", REVIEW["document"], "13-募-000123"):
+        assert word in audited[0].reason
+    assert (kept[0].reviewer, kept[0].document, kept[0].rule) == (
+        REVIEW["reviewer"], REVIEW["document"], "per_placement")
+
+    report = build_report(store, config)
+    assert report.legal_review["in_force"]["document"] == REVIEW["document"]
+    line = legal_review_lines(report)[0]
+    assert REVIEW["reviewer"] in line and "first used" in line and "13-募-000123" in line
+    assert REVIEW["document"] in to_html(report, "x")
+    assert json.loads(to_json(report))["legal_review"]["used"][0]["rule"] == "per_placement"
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(report_tables(report))
+    assert REVIEW["reviewer"] in console.export_text()
+
+    # A new review is a new attestation, audited anew; the earlier one stays on record.
+    renewed = ledger_config(make_config, rule="per_placement",
+                            legal_review={**REVIEW, "document": "意見書 LR-13"})
+    [ref] = handed_off(store, renewed, tmp_path, 1, agency_id="agency-b")
+    client = TestClient(create_app(renewed, store, {}))
+    assert post(client, "agency-b", {"id": "q", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    lines = legal_review_lines(build_report(store, renewed))
+    assert "LR-13" in lines[0] and any("earlier review" in x and "LR-12" in x for x in lines)
+
+
+def test_point_5_without_a_review_events_are_recorded_and_no_credits(store, make_config,
+                                                                    tmp_path):
+    from relay_core.commands.report import build_report, legal_review_lines
+
+    config = ledger_config(make_config)                 # rule = "off"
+    [ref] = handed_off(store, config, tmp_path, 1)
+    client = TestClient(create_app(config, store, {}))
+    assert post(client, "agency-a", {"id": "p", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        assert len(conn.execute(select(t.agency_events)).all()) == 1
+        assert balances(conn) == {}
+        assert conn.execute(select(t.ledger_attestations)).all() == []
+    assert legal_review_lines(build_report(store, config))[0].startswith("credits off")
+
+
+def test_point_5_the_consent_page_states_the_credits_while_they_are_on(make_config):
+    from relay_core.records.consent.disclosure import PageRenderer
+
+    on = ledger_config(make_config, rule="per_placement", legal_review=REVIEW)
+    off = ledger_config(make_config)
+    for lang, words in (("ja", ["クレジット", "費用や不利益が生じることはなく",
+                                "あなたへの対応が変わることもありません"]),
+                        ("en", ["service credits", "costs you nothing",
+                                "changes nothing for you"])):
+        shown = str(PageRenderer(on).consent_text(lang).html)
+        assert all(w in shown for w in words), lang
+        assert words[0] not in str(PageRenderer(off).consent_text(lang).html)
+
+
+def test_point_5_check_shows_the_review_credits_rest_on(make_config, tmp_path):
+    from typer.testing import CliRunner
+
+    from relay_core.commands.cli import app
+
+    make_config({"agencies": [agency("agency-a", url="https://a.example/in")],
+                 "ledger": {"rule": "per_placement", "legal_review": REVIEW}},
+                write_to=tmp_path / "c.toml")
+    result = json.loads(CliRunner().invoke(app, ["check", "--config", str(tmp_path / "c.toml"),
+                                                 "--offline", "--json"]).stdout)
+    credits = next(r for r in result if r["what"] == "credits")
+    assert credits["ok"] and REVIEW["reviewer"] in credits["detail"]
+    # A review dated in the future: the file does not load, and check names the key.
+    make_config({"ledger": {"rule": "off"}}, write_to=tmp_path / "bad.toml")
+    text = (tmp_path / "bad.toml").read_text(encoding="utf-8")
+    (tmp_path / "bad.toml").write_text(
+        text.replace('rule = "off"', 'rule = "per_placement"')
+        + '\n[ledger.legal_review]\nreviewer = "x"\nreviewed_on = 2999-01-01\ndocument = "d"\n',
+        encoding="utf-8")
+    bad = json.loads(CliRunner().invoke(app, ["check", "--config", str(tmp_path / "bad.toml"),
+                                              "--offline", "--json"]).stdout)
+    assert not bad[0]["ok"] and "ledger.legal_review.reviewed_on" in bad[0]["detail"]
