@@ -294,3 +294,32 @@ def test_redirect_agency_is_offered_its_own_form_after_consent(make_config, stor
     assert "https://agency-a.example/register?" in page
     assert "relay_ref=" in page and "relay_sig=" in page
     assert "We send nothing" in page or "情報をお送りしません" in page
+
+
+@pytest.mark.parametrize("lang, warning", [
+    ("ja", "配慮が必要な情報や差別につながるおそれのある情報は書かないでください"),
+    ("en", "Please do not write sensitive information")])
+def test_point_9_the_message_field_warns_and_has_a_limit(client, invitation, store, lang,
+                                                         warning):
+    """Issue 11, point 9: a warning against sensitive information and a length limit on the
+    free text, enforced by the server: too long is refused, never cut."""
+    from relay_core.records.consent.disclosure import PREFERENCE_LIMITS
+
+    token, case_id = invitation
+    html = open_page(client, token, lang).text
+    limit = PREFERENCE_LIMITS["message"]
+    assert warning in html and f'maxlength="{limit}"' in html
+    assert 'aria-describedby="message-hint"' in html
+    too_long = post(client, "/relay/consent", form(html, agency=["agency-a"],
+                                                   message="あ" * (limit + 1)))
+    assert too_long.status_code == 422
+    assert ("長すぎます" if lang == "ja" else "too long") in too_long.text
+    assert "あ" * (limit + 1) in too_long.text or "あ" * limit in too_long.text
+    with store.engine.connect() as conn:
+        assert consent_for_case(conn, case_id) is None
+    again = post(client, "/relay/consent", form(too_long.text, agency=["agency-a"],
+                                                message="あ" * limit))
+    assert again.status_code == 303
+    with store.engine.connect() as conn:
+        grant = active_grant(conn, case_id, "agency-a")
+    assert grant.preferences["message"] == "あ" * limit
