@@ -5,7 +5,7 @@
 Per case (total, per source, per month of rejection in the company's timezone): rejected = every
 rejection detected, eligible = not skipped, sent = the email went out, consented = the candidate
 consented (even if withdrawn later), handed off = at least one agency received the data (or may
-have: `possibly_delivered`), sent to form = the candidate was sent to a redirect agency's own
+have: `maybe_delivered`), sent to form = the candidate was sent to a redirect agency's own
 registration form (nothing was sent to that agency), registered / placed = an agency reported
 it (a cancelled placement no longer counts). "handed off" and "sent to form" are two branches
 after "consented" (a candidate who ticked both kinds of agency counts in both); the rate of
@@ -49,7 +49,7 @@ STAGE_LABELS = {"rejected": "rejected", "eligible": "eligible", "sent": "sent",
 RATE_OF = {"eligible": "rejected", "sent": "eligible", "consented": "sent",
            "handed_off": "consented", "sent_to_form": "consented", "registered": "consented",
            "placed": "registered"}
-HANDED_OFF = ("delivered", "possibly_delivered")
+HANDED_OFF = ("delivered", "maybe_delivered")
 SENT_TO_FORM = ("redirected",)
 
 

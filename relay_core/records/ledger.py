@@ -65,7 +65,7 @@ def _handoff_for(conn: Connection, agency_id: str, reference: str) -> Handoff:
     handoff = handoffs.handoff_by_reference(conn, agency_id, reference)
     # Delivered, possibly delivered, or sent to the agency's own form (the reference went
     # with the candidate): an agency can know the reference only in these states.
-    if handoff is None or handoff.state not in ("delivered", "possibly_delivered",
+    if handoff is None or handoff.state not in ("delivered", "maybe_delivered",
                                                 "redirected"):
         raise EventRefused(f"unknown reference {reference[:64]!r} for agency {agency_id}: send "
                            "the `reference` of a candidate handed to you (cr_…)")

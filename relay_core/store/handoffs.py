@@ -3,7 +3,7 @@ APPI Art. 29 provision records.
 
     handoff:          pending → sending → delivered | retrying → … → dead;
                       an attempt that may have arrived (a timeout after sending) keeps
-                      retrying and, if it never gets an answer, ends `possibly_delivered`;
+                      retrying and, if it never gets an answer, ends `maybe_delivered`;
                       pending → redirected (redirect agency: nothing is pushed);
                       pending/retrying/sending → stopped (a withdrawal)
     deletion notice:  pending → sending → sent | retrying → … → dead
@@ -33,7 +33,7 @@ class HandoffState(str, enum.Enum):
     SENDING = "sending"
     RETRYING = "retrying"
     DELIVERED = "delivered"
-    POSSIBLY_DELIVERED = "possibly_delivered"
+    POSSIBLY_DELIVERED = "maybe_delivered"   # possibly delivered (fits the 16-character state)
     REDIRECTED = "redirected"
     DEAD = "dead"
     STOPPED = "stopped"
@@ -199,7 +199,8 @@ def mark_redirected(conn: Connection, handoff_id: int, now: datetime) -> None:
 
 
 def mark_possibly_delivered(conn: Connection, row: Handoff, error: str, now: datetime) -> bool:
-    """sending → possibly_delivered (no more attempts); False if it is no longer `sending`."""
+    """sending → maybe_delivered (possibly delivered; no more attempts); False if it is no
+    longer `sending`."""
     return conn.execute(update(t.handoffs).where(
         t.handoffs.c.id == row.id, t.handoffs.c.state == HandoffState.SENDING.value).values(
         state=HandoffState.POSSIBLY_DELIVERED.value, last_error=error,

@@ -88,7 +88,7 @@ def test_point_7_no_answer_ever_ends_possibly_delivered_and_status_shows_it(stor
     assert out.possibly_delivered == 1 and out.dead == 0
     assert any("may have arrived" in e for e in out.errors)
     [handoff], [record], _ = rows(store)
-    assert handoff.state == "possibly_delivered"
+    assert handoff.state == "maybe_delivered"
     with store.engine.connect() as conn:
         status = handoff_status(conn)
     assert [p["handoff"] for p in status["possibly_delivered"]] == [handoff.id]
@@ -177,5 +177,5 @@ def test_point_7_an_email_handoff_interrupted_mid_send_is_possibly_delivered(sto
     out = deliver_handoffs(store, config, Smtpish(), now=T0)
     assert out.possibly_delivered == 1
     [handoff], [record], _ = rows(store)
-    assert handoff.state == "possibly_delivered" and "possibly delivered" in record.note
+    assert handoff.state == "maybe_delivered" and "possibly delivered" in record.note
     assert record.destination == "intake@agency-m.example"

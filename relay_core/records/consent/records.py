@@ -1,7 +1,7 @@
 """Consent evidence and the relay status of a case, in the store.
 
     invitation:  open → consented | declined | expired;  consented → withdrawn
-    handoff:     pending → delivered | possibly_delivered | redirected | retrying → dead;
+    handoff:     pending → delivered | maybe_delivered | redirected | retrying → dead;
                  pending/retrying/sending → stopped (by a withdrawal); one deletion notice per
                  handoff that reached (or may have reached) its agency after withdrawal
 

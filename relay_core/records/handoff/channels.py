@@ -20,7 +20,7 @@ What an answer means (decided here, in one place):
 A network error after the request went out (a read timeout, the connection dropped before the
 answer) may mean the agency has the data: the outcome says `maybe_delivered`, and the deliverer
 records the provision at once, keeps retrying with the same Idempotency-Key, and ends
-`possibly_delivered` rather than `dead` if no answer ever comes (deliver.py). A connection that
+`maybe_delivered` rather than `dead` if no answer ever comes (deliver.py). A connection that
 was never made (refused, DNS, connect timeout, TLS) delivered nothing.
 
 Retries are spread over cycles rather than done in-process (no tenacity loop here): the state

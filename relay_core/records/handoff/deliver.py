@@ -10,12 +10,12 @@ An attempt that may have reached the agency without an answer (a read timeout, a
 dropped after sending) writes the provision record at once, with a note: the agency may hold
 the data, so a withdrawal must ask it to delete it. The handoff keeps retrying with the same
 Idempotency-Key; a later answer makes it `delivered`, and if none ever comes it ends
-`possibly_delivered` (never `dead`), shown by `status`.
+`maybe_delivered` (never `dead`), shown by `status`.
 
 A crash between the two leaves the row `sending`; the next cycle resends it: webhooks carry the
 same body and Idempotency-Key, so the agency sees one candidate; an idempotent mail transport
 (the file outbox) writes the same file. An SMTP handoff cannot be known to have arrived, so it
-is recorded as `possibly_delivered` with its provision record (the conservative choice: a
+is recorded as `maybe_delivered` with its provision record (the conservative choice: a
 provision record and, after a withdrawal, a deletion notice too many rather than one missing).
 
 Then the deletion notices queued by withdrawals go out the same way, through the agency's own
@@ -175,7 +175,7 @@ def _give_up_uncertain(store: Store, conn: Connection, handoff: Handoff, error: 
                        now: datetime, out: DeliveryReport) -> None:
     if handoffs.mark_possibly_delivered(conn, handoff, error, now):
         store.audit(conn, handoff.case_id, ACTOR, "handoff_possibly_delivered", at=now,
-                    from_state="sending", to_state="possibly_delivered",
+                    from_state="sending", to_state="maybe_delivered",
                     reason=f"agency {handoff.agency_id}: no answer after "
                            f"{handoff.attempts + 1} attempt(s), and an attempt may have "
                            f"arrived: {error}")
