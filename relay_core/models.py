@@ -1,15 +1,17 @@
-"""The normalised event every connector produces, and the states of a relay case."""
+"""The normalised event every connector produces, the states of a relay case, and the case
+itself as the store hands it out."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """What the rejection means for the candidate; picks the template variant and eligibility."""
 
     WE_REJECTED = "we_rejected"
@@ -18,7 +20,7 @@ class Category(str, enum.Enum):
     OTHER = "other"
 
 
-class CaseState(str, enum.Enum):
+class CaseState(enum.StrEnum):
     DETECTED = "detected"
     SKIPPED = "skipped"
     SCHEDULED = "scheduled"
@@ -110,5 +112,47 @@ class RejectionEvent(BaseModel):
     def __repr__(self) -> str:
         return (f"RejectionEvent(source={self.source!r}, application_id={self.application_id!r}, "
                 f"category={self.category.value})")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RelayCase:
+    """One relay case (one per ATS application) as the store hands it out: typed, with the
+    person parsed once (the name fields; the address is `email`). `person` and `email` are
+    None once retention has purged the case; `stage` is the selection stage the ATS reported
+    (kept in the stored event)."""
+
+    id: int
+    source: str
+    application_id: str
+    ats: str
+    candidate_id: str
+    state: CaseState
+    reason: str
+    category: Category
+    language: str
+    invite: bool
+    email: str | None
+    person_key: str | None
+    person: Person | None
+    stage: str
+    job_title: str
+    rejected_at: datetime
+    detected_at: datetime
+    send_at: datetime | None
+    deadline_at: datetime | None
+    sent_at: datetime | None
+    late: bool
+    message_id: str | None
+    updated_at: datetime
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.source}:{self.application_id}"
+
+    def __repr__(self) -> str:  # identifiers only: no name, address or job title
+        return (f"RelayCase(id={self.id}, source={self.source!r}, "
+                f"application_id={self.application_id!r}, state={self.state.value})")
 
     __str__ = __repr__

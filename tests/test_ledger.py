@@ -191,8 +191,8 @@ def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
 # --- issue 11, point 5: a real legal gate ---------------------------------------------------
 def test_point_5_the_review_is_audited_on_first_use_and_shown_in_report(store, make_config,
                                                                        tmp_path):
-    from relay_core.commands.report import build_report, legal_review_lines, to_html, to_json
     from relay_core.commands.tables import report_tables
+    from relay_core.records.report import build_report, legal_review_lines, to_html, to_json
 
     config = ledger_config(make_config, rule="per_placement", yen_per_credit=1,
                            legal_review=REVIEW)
@@ -237,7 +237,7 @@ def test_point_5_the_review_is_audited_on_first_use_and_shown_in_report(store, m
 
 def test_point_5_without_a_review_events_are_recorded_and_no_credits(store, make_config,
                                                                     tmp_path):
-    from relay_core.commands.report import build_report, legal_review_lines
+    from relay_core.records.report import build_report, legal_review_lines
 
     config = ledger_config(make_config)                 # rule = "off"
     [ref] = handed_off(store, config, tmp_path, 1)

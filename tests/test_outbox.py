@@ -89,7 +89,7 @@ def test_deferred_message_waits_and_refused_address_is_suppressed(make_config, s
     report = CycleReport()
     deliver_outbox(store, transport(smtp_server, connections=1), now=NOW, report=report)
     assert (report.sent, report.retry_later, report.failed) == (1, 1, 1)
-    assert store.case_by_key("fake", "1")["state"] == "failed"
+    assert store.case_by_key("fake", "1").state == "failed"
     # The deferred one goes out on a later cycle, once its retry time has come.
     later = CycleReport()
     deliver_outbox(store, transport(smtp_server), now=NOW.replace(hour=3), report=later)
@@ -123,7 +123,7 @@ def test_interrupted_smtp_delivery_fails_instead_of_risking_a_duplicate(make_con
     deliver_outbox(store, transport(smtp_server), now=NOW, report=report)
     assert report.sent == 0 and smtp_server.messages == []
     case = store.case_by_key("fake", "0")
-    assert case["state"] == "failed" and "server log" in case["reason"]
+    assert case.state == "failed" and "server log" in case.reason
 
 
 def test_point_9_max_per_day_defers_the_excess_to_the_next_day(make_config, store,

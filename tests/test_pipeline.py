@@ -51,8 +51,8 @@ def test_rejection_becomes_one_sent_email_with_an_audit_trail(config, store):
     assert sorted(m["To"].addresses[0].addr_spec for m in messages) == [
         "hanako@example.com", "taro@example.com"]
     case = store.case_by_key("fake", "1")
-    assert case["state"] == "sent" and case["message_id"]
-    audit = store.audit_trail(case["id"])
+    assert case.state == "sent" and case.message_id
+    audit = store.audit_trail(case.id)
     trail = [(r["from_state"], r["to_state"]) for r in audit if r["action"] != "annotated"]
     assert trail == [(None, "detected"), ("detected", "scheduled"), ("scheduled", "sending"),
                      ("sending", "sent")]
@@ -88,7 +88,7 @@ def test_withdrawal_and_other_skips_are_recorded_with_reasons(config, store):
         event("3", agency_sourced=True)])
     report = cycle(config, store, connector)
     assert report.sent == 0 and outbox_messages(config) == []
-    reasons = {store.case_by_key("fake", a)["reason"] for a in "123"}
+    reasons = {store.case_by_key("fake", a).reason for a in "123"}
     assert any("withdrew" in r for r in reasons)
     assert any("40" in r or "14 days" in r for r in reasons)
     assert any("agency" in r for r in reasons)
@@ -99,7 +99,7 @@ def test_unrejected_before_sending_is_cancelled(config, store):
                               statuses={"2": ApplicationStatus.NOT_REJECTED})
     report = cycle(config, store, connector)
     assert report.sent == 1 and report.cancelled == 1
-    assert store.case_by_key("fake", "2")["state"] == "cancelled"
+    assert store.case_by_key("fake", "2").state == "cancelled"
     assert connector.recheck_calls == [["1", "2"]]        # one batched call
 
 
@@ -110,7 +110,7 @@ def test_recheck_failure_postpones_instead_of_sending_blind(config, store):
 
     report = cycle(config, store, Down(events=[event("1")]))
     assert report.sent == 0 and "postponed" in report.errors[0]
-    assert store.case_by_key("fake", "1")["state"] == "scheduled"
+    assert store.case_by_key("fake", "1").state == "scheduled"
 
 
 def test_webhook_unreject_cancels_a_pending_send(make_config, store):
@@ -118,7 +118,7 @@ def test_webhook_unreject_cancels_a_pending_send(make_config, store):
     ingest(store, config, [event("1")], now=NOW, actor="webhook:fake")
     assert cancel_pending(store, "fake", ["1"], "un-rejected", "webhook:fake") == 1
     report = cycle(config, store, FakeConnector(), now=NOW + timedelta(days=2))
-    assert report.sent == 0 and store.case_by_key("fake", "1")["state"] == "cancelled"
+    assert report.sent == 0 and store.case_by_key("fake", "1").state == "cancelled"
 
 
 def test_not_sent_before_its_time(make_config, store):
@@ -133,7 +133,7 @@ def test_same_person_is_mailed_once_within_the_cooldown(config, store):
     connector = FakeConnector(events=[event("1"), event("2")])     # same address twice
     report = cycle(config, store, connector)
     assert report.sent == 1
-    assert "same person" in store.case_by_key("fake", "2")["reason"]
+    assert "same person" in store.case_by_key("fake", "2").reason
 
 
 def test_no_invitation_means_no_link(config, store):
@@ -165,7 +165,7 @@ def test_two_runs_at_once_never_send_twice(config, store_url):
 
 def test_same_message_id_for_the_same_case(config, store, tmp_path):
     cycle(config, store, FakeConnector(events=[event("1")]))
-    first = store.case_by_key("fake", "1")["message_id"]
+    first = store.case_by_key("fake", "1").message_id
     from relay_core.mail.message import make_message_id
 
     assert first == make_message_id("fake:1", "rejection", "example.co.jp")
@@ -179,7 +179,7 @@ def test_held_cases_wait_for_approval_and_can_be_cancelled(make_config, store):
                                       event("3", email="c@example.com")])
     assert cycle(config, store, connector).sent == 0
     assert store.counts_by_state() == {"held": 3}
-    held = [store.case_by_key("fake", a)["id"] for a in "123"]
+    held = [store.case_by_key("fake", a).id for a in "123"]
     assert cancel(store, [held[2]], "cli:cancel", "cancelled by HR") == [held[2]]
     assert approve(store, [held[0]], "cli:approve") == [held[0]]
     assert cycle(config, store, connector).sent == 1
@@ -196,7 +196,7 @@ def test_still_in_process_elsewhere_is_cancelled_with_its_own_reason(config, sto
     connector = FakeConnector(events=[event("1")],
                               statuses={"1": ApplicationStatus.ACTIVE_ELSEWHERE})
     assert cycle(config, store, connector).cancelled == 1
-    assert "another position" in store.case_by_key("fake", "1")["reason"]
+    assert "another position" in store.case_by_key("fake", "1").reason
 
 
 def test_invite_only_mode_sends_the_short_mail_and_skips_cases_without_invitation(make_config,
@@ -207,8 +207,8 @@ def test_invite_only_mode_sends_the_short_mail_and_skips_cases_without_invitatio
     assert cycle(config, store, connector).sent == 1
     [message] = outbox_messages(config)
     assert "/r/" in message.get_body(("plain",)).get_content()
-    assert store.case_by_key("fake", "1")["message_id"] == make_message_id_for("1", "invite_only")
-    assert "invite-only" in store.case_by_key("fake", "2")["reason"]
+    assert store.case_by_key("fake", "1").message_id == make_message_id_for("1", "invite_only")
+    assert "invite-only" in store.case_by_key("fake", "2").reason
 
 
 def make_message_id_for(app_id, kind):

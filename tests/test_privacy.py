@@ -8,7 +8,8 @@ from relay_core.config import load_config
 from relay_core.contract.registry import build_connectors
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from relay_core.store import open_store
+from relay_core.store import open_store, utcnow
+from relay_core.store.outbox import OutboxMessage
 from tests.fakes import event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +44,24 @@ def test_repr_of_events_and_people_hides_them():
     e = event("1", email="secret.person@example.com")
     for text in (repr(e), str(e), repr(e.person), str(e.person)):
         assert "secret.person" not in text and "山田" not in text
+
+
+def test_repr_of_a_stored_case_shows_identifiers_only(store):
+    e = event("1", email="secret.person@example.com")
+    with store.begin() as conn:
+        case_id = store.insert_case(conn, e, email="secret.person@example.com", language="ja",
+                                    now=utcnow(), actor="test")
+    case = store.case(case_id)
+    assert case.person is not None and case.person.full_name == "山田 太郎"
+    assert repr(case) == str(case) == (
+        f"RelayCase(id={case_id}, source='fake', application_id='1', state=detected)")
+    for text in (repr(case), f"{case}", repr([case]), repr({"case": case})):
+        for word in ("secret.person", "example.com", "山田", "太郎", "法人営業", "1次面接"):
+            assert word not in text
+
+
+def test_repr_of_a_queued_message_hides_recipient_and_bytes():
+    message = OutboxMessage(7, 3, "rejection", "<m@relay.example.jp>", "secret.person@example.com",
+                            b"To: secret.person@example.com\r\n\r\n\xe5\xb1\xb1\xe7\x94\xb0")
+    for text in (repr(message), str(message)):
+        assert text == "OutboxMessage(id=7, case_id=3, kind='rejection')"

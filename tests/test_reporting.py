@@ -14,7 +14,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from relay_core.commands.cli import app as cli
-from relay_core.commands.report import (
+from relay_core.config import parse_config
+from relay_core.cycle.ingest import ingest
+from relay_core.mail import FileTransport
+from relay_core.models import CaseState
+from relay_core.records.handoff.channels import sign
+from relay_core.records.handoff.deliver import deliver_handoffs
+from relay_core.records.report import (
     STAGES,
     Report,
     build_report,
@@ -22,12 +28,6 @@ from relay_core.commands.report import (
     to_html,
     to_json,
 )
-from relay_core.config import parse_config
-from relay_core.cycle.ingest import ingest
-from relay_core.mail import FileTransport
-from relay_core.models import CaseState
-from relay_core.records.handoff.channels import sign
-from relay_core.records.handoff.deliver import deliver_handoffs
 from relay_core.web.app import create_app
 from tests.fakes import event
 from tests.handoff.support import SECRET, T0, Agency, agency, consented_case

@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,7 +84,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 DEFAULT_CONFIG = Path("career-relay.toml")
 
 
-class LogFormat(str, Enum):
+class LogFormat(StrEnum):
     text = "text"
     json = "json"
 
@@ -238,13 +238,13 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
             console.print(table)
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     rejection = "rejection"
     invite_only = "invite_only"
     confirmation = "confirmation"
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     ja = "ja"
     en = "en"
 
@@ -349,7 +349,7 @@ def hold(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
     _report_changes("held", case, held, rt.store, "scheduled")
 
 
-class State(str, Enum):
+class State(StrEnum):
     detected = "detected"
     skipped = "skipped"
     scheduled = "scheduled"
@@ -388,7 +388,6 @@ def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 @app.command()
 def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
-    from relay_core.commands import report as reporting
     from relay_core.commands.logs import configure_logging
     from relay_core.web.service import serve_forever
 
@@ -396,12 +395,12 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
                       level=logging.INFO)
     rt = _runtime(config)
     try:
-        serve_forever(rt, reporting=reporting)
+        serve_forever(rt)
     except ConfigError as exc:      # the port is taken, or cannot be used
         raise _fail(str(exc), EXIT_CONFIG) from None
 
 
-class SourceType(str, Enum):
+class SourceType(StrEnum):
     hrmos_export = "hrmos_export"
     greenhouse = "greenhouse"
     lever = "lever"
@@ -409,7 +408,7 @@ class SourceType(str, Enum):
     talentio = "talentio"
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     redirect = "redirect"
     email = "email"
     webhook = "webhook"
@@ -632,7 +631,7 @@ def agency_events_import(
 def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
            output: OutputOpt = None) -> None:
     """The funnel and credits by agency, source and month (table, CSV, JSON or HTML)."""
-    from relay_core.commands import report as reporting
+    from relay_core.records import report as reporting
 
     rt = _runtime(config)
     data = reporting.build_report(rt.store, rt.config)

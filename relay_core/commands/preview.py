@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from relay_core.config import load_config
@@ -24,17 +23,16 @@ def render_preview(config_path: Path, *, case_id: int | None, language: str | No
     case = open_store(config.store_url).case(case_id)
     if case is None:
         raise ConfigError("--case", f"no case {case_id}", "Pick an id from `career-relay status`")
-    person = json.loads(case["person_json"] or "{}")
-    if not person:
+    person = case.person
+    if person is None:
         raise ConfigError("--case", f"case {case_id} holds no personal data any more (purged)",
                           "Preview with sample data instead")
-    event = json.loads(case["event_json"] or "{}")
-    lang = language or case["language"]
-    link = config.relay.public_base_url + PREVIEW_LINK if case["invite"] else None
+    lang = language or case.language
+    link = config.relay.public_base_url + PREVIEW_LINK if case.invite else None
     context = build_context(
-        config, display_name=person.get("full_name", ""), last_name=person.get("last_name", ""),
-        first_name=person.get("first_name", ""), job_title=case["job_title"],
-        stage=event.get("stage", ""), invitation_url=link,
+        config, display_name=person.full_name, last_name=person.last_name,
+        first_name=person.first_name, job_title=case.job_title,
+        stage=case.stage, invitation_url=link,
         invitation_expires="(preview)" if link else None, language=lang,
         unsubscribe_url=(config.relay.public_base_url + "/u/PREVIEW-ONLY-NOT-A-REAL-LINK"
                          if kind == "invite_only" else None))

@@ -6,13 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from relay_core.cycle.report import CycleReport
-from relay_core.models import CaseState
 from relay_core.records.handoff.deliver import handoff_status
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Store, reports, utcnow
+from relay_core.store.outbox import counts_by_state as outbox_counts
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -31,22 +28,10 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
 
 def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    c = t.relay_cases.c
-    with store.engine.connect() as conn:
-        by_state = dict(conn.execute(select(c.state, func.count()).group_by(c.state)).all())
-        due = conn.execute(select(func.count()).where(
-            c.state == CaseState.SCHEDULED.value, c.send_at <= now)).scalar_one()
-        waiting = [CaseState.SCHEDULED.value, CaseState.SENDING.value, CaseState.HELD.value]
-        late = conn.execute(select(c.id, c.source, c.deadline_at).where(
-            c.state.in_(waiting), (c.late.is_(True)) | (c.deadline_at < now))
-            .order_by(c.id).limit(50)).all()
-        failed = conn.execute(select(c.id, c.source, c.reason).where(
-            c.state == CaseState.FAILED.value).order_by(c.id.desc()).limit(50)).all()
-        skipped = conn.execute(select(c.reason, func.count()).where(
-            c.state == CaseState.SKIPPED.value).group_by(c.reason)).all()
+    with store.connect() as conn:
+        by_state, due, late, failed, skipped = reports.case_status(conn, now)
         handoffs = handoff_status(conn)
-        outbox = dict(conn.execute(select(t.outbox.c.state, func.count())
-                                   .group_by(t.outbox.c.state)).all())
+        outbox = outbox_counts(conn)
     return {
         "by_state": by_state, "due_now": due, "outbox": outbox, "handoffs": handoffs,
         "late": [{"case": r.id, "source": r.source,

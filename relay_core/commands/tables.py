@@ -1,7 +1,7 @@
 """Every rich table the CLI prints: `run`, `check`, `status`, `report`, `export-incident`.
 
 The data comes from elsewhere as plain values (commands/checks.py, commands/status.py,
-commands/report.py, records/handoff/deliver.py `handoff_status`, records/retention.py
+records/report.py, records/handoff/deliver.py `handoff_status`, records/retention.py
 `export_incident`); only the CLI knows about rich, and only this module builds tables.
 """
 
@@ -14,9 +14,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from relay_core.commands.report import STAGE_LABELS, STAGES, Report, legal_review_lines
 from relay_core.models import CaseState
 from relay_core.records import retention
+from relay_core.records.report import STAGE_LABELS, STAGES, Report, legal_review_lines
 
 if TYPE_CHECKING:   # annotations only: `check` need not import the pipeline
     from relay_core.commands.checks import CheckResult

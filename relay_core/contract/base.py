@@ -73,7 +73,7 @@ class Page:
         return len(self.events) + len(self.problems)
 
 
-class ApplicationStatus(str, enum.Enum):
+class ApplicationStatus(enum.StrEnum):
     REJECTED = "rejected"
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
     ACTIVE_ELSEWHERE = "active_elsewhere"  # still in process for another job: cancel too

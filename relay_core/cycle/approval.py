@@ -3,20 +3,16 @@ until someone approves them; any case not yet sent can be cancelled."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from relay_core.models import CaseState
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Store, cases, utcnow
 
 
 def approve(store: Store, case_ids: list[int] | None, actor: str) -> list[int]:
     """held → scheduled for these cases (None: every held case). Returns the ids approved."""
     with store.begin() as conn:
         if case_ids is None:
-            case_ids = list(conn.scalars(select(t.relay_cases.c.id).where(
-                t.relay_cases.c.state == CaseState.HELD.value)))
-        moved = store.transition_many(conn, [{"id": i, "reason": "approved"} for i in case_ids],
+            case_ids = cases.ids_in_state(conn, CaseState.HELD)
+        moved = cases.transition_many(conn, [{"id": i, "reason": "approved"} for i in case_ids],
                                       CaseState.SCHEDULED, from_state=CaseState.HELD,
                                       actor=actor, now=utcnow())
     return sorted(moved)
@@ -27,7 +23,7 @@ def cancel(store: Store, case_ids: list[int], actor: str, reason: str) -> list[i
     cancelled = []
     with store.begin() as conn:
         for case_id in case_ids:
-            if store.transition(conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
+            if cases.transition(conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
                                 allowed_from=[CaseState.HELD, CaseState.SCHEDULED]):
                 cancelled.append(case_id)
     return cancelled
@@ -37,7 +33,7 @@ def hold(store: Store, case_ids: list[int], actor: str, reason: str = "held for 
          ) -> list[int]:
     """scheduled → held for these cases: they wait until someone approves them."""
     with store.begin() as conn:
-        moved = store.transition_many(conn, [{"id": i, "reason": reason} for i in case_ids],
+        moved = cases.transition_many(conn, [{"id": i, "reason": reason} for i in case_ids],
                                       CaseState.HELD, from_state=CaseState.SCHEDULED,
                                       actor=actor, now=utcnow())
     return sorted(moved)

@@ -11,16 +11,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
-
 from relay_core.config import Config
 from relay_core.cycle.eligibility import Decision, assess, language_for
 from relay_core.cycle.report import SourceReport
 from relay_core.cycle.scheduling import BusinessCalendar
 from relay_core.models import CaseState, RejectionEvent
-from relay_core.store import Store
-from relay_core.store import tables as t
-from relay_core.store.db import person_key
+from relay_core.store import Connection, Store, cases, person_key
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -43,11 +39,11 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
         if (event.source, event.application_id) not in unique:
             unique[event.source, event.application_id] = (event, assess(event, config, now))
     report.already_known += len(events) - len(unique)
-    rows = [Store.case_values(event, email=decision.email, language=language_for(event, config),
+    rows = [cases.case_values(event, email=decision.email, language=language_for(event, config),
                               now=now) for event, decision in unique.values()]
     created: dict[tuple[str, str], int] = {}
     for source in {key[0] for key in unique}:
-        ids = store.insert_cases(conn, [r for r in rows if r["source"] == source], actor=actor,
+        ids = cases.insert_cases(conn, [r for r in rows if r["source"] == source], actor=actor,
                                  now=now)
         created.update({(source, app_id): case_id for app_id, case_id in ids.items()})
     report.already_known += len(unique) - len(created)
@@ -55,9 +51,9 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
     new = [(unique[key][0], unique[key][1], case_id) for key, case_id in created.items()]
 
     keys = [person_key(d.email) for _, d, _ in new if d.eligible]
-    suppressed = store.suppressed_keys(conn, keys)
+    suppressed = cases.suppressed_keys(conn, keys)
     cooldown_days = config.eligibility.person_cooldown_days
-    mailed = store.mailed_keys(conn, keys, now - timedelta(days=cooldown_days),
+    mailed = cases.mailed_keys(conn, keys, now - timedelta(days=cooldown_days),
                                exclude=created.values()) if cooldown_days else set()
     calendar = BusinessCalendar(config.schedule, config.company.tz)
     skips, schedules = [], []
@@ -79,11 +75,11 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
         schedules.append({"id": case_id, "reason": "late: past the deadline" if plan.late else "",
                           "send_at": plan.send_at, "deadline_at": plan.deadline_at,
                           "late": plan.late, "invite": decision.invite})
-    store.transition_many(conn, skips, CaseState.SKIPPED, from_state=CaseState.DETECTED,
+    cases.transition_many(conn, skips, CaseState.SKIPPED, from_state=CaseState.DETECTED,
                           actor=actor, now=now)
     # With hold_for_approval the case waits, fully planned, until `career-relay approve`.
     waiting = CaseState.HELD if config.schedule.hold_for_approval else CaseState.SCHEDULED
-    store.transition_many(conn, schedules, waiting, from_state=CaseState.DETECTED,
+    cases.transition_many(conn, schedules, waiting, from_state=CaseState.DETECTED,
                           actor=actor, now=now)
     report.skipped += len(skips)
     report.scheduled += len(schedules)
@@ -96,12 +92,12 @@ def cancel_pending(store: Store, source: str, application_ids: Iterable[str], re
     if conn is None:
         with store.begin() as own:
             return cancel_pending(store, source, application_ids, reason, actor, own)
+    application_ids = list(application_ids)
+    case_ids = cases.ids_by_key(conn, source, application_ids)
     cancelled = 0
     for app_id in application_ids:
-        case_id = conn.execute(select(t.relay_cases.c.id).where(
-            t.relay_cases.c.source == source,
-            t.relay_cases.c.application_id == app_id)).scalar_one_or_none()
-        if case_id is not None and store.transition(
+        case_id = case_ids.get(app_id)
+        if case_id is not None and cases.transition(
                 conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
                 allowed_from=[CaseState.SCHEDULED, CaseState.HELD]):
             cancelled += 1

@@ -19,9 +19,6 @@ from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
-from typing import Any
-
-from sqlalchemy import bindparam, select, update
 
 from relay_core.cycle.quota import within_daily_limit
 from relay_core.cycle.report import CycleReport
@@ -29,9 +26,8 @@ from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
-from relay_core.store.db import person_key
+from relay_core.store import Store, cases, outbox, person_key
+from relay_core.store.outbox import OutboxMessage
 
 RETRY_AFTER = timedelta(minutes=15)
 MARK_EVERY = 25          # at most this many sent-but-unrecorded messages if the process dies
@@ -40,24 +36,20 @@ CASE_KINDS = ("rejection", "invite_only")   # outbox kinds whose delivery comple
 
 @dataclass
 class Outcome:
-    row: Any
+    row: OutboxMessage
     error: Exception | None = None
 
 
 def recover_interrupted(store: Store, transport: Transport, now: datetime) -> int:
     with store.begin() as conn:
-        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.message_id,
-                                   t.outbox.c.kind)
-                            .where(t.outbox.c.state == "sending")).all()
+        rows = outbox.interrupted(conn)
+        if transport.idempotent:
+            outbox.requeue(conn, [row.id for row in rows])
+            return len(rows)
+        outbox.mark_interrupted(conn, [row.id for row in rows])
         for row in rows:
-            if transport.idempotent:
-                conn.execute(update(t.outbox).where(t.outbox.c.id == row.id)
-                             .values(state="pending"))
-                continue
-            conn.execute(update(t.outbox).where(t.outbox.c.id == row.id).values(
-                state="failed", last_error="interrupted during delivery"))
             if row.case_id is not None and row.kind in CASE_KINDS:
-                store.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
+                cases.transition(conn, row.case_id, CaseState.FAILED, actor="recover", now=now,
                                  allowed_from=[CaseState.SENDING],
                                  reason=f"interrupted while handing {row.message_id} to the "
                                         "mail server; look it up in the server log before "
@@ -70,27 +62,7 @@ def _envelope_from(data: bytes) -> str:
     return parseaddr(headers.get("From", ""))[1]
 
 
-def _claim(store: Store, now: datetime) -> list[Any]:
-    with store.begin() as conn:
-        rows = conn.execute(
-            select(t.outbox.c.id, t.outbox.c.case_id, t.outbox.c.kind, t.outbox.c.message,
-                   t.outbox.c.recipient, t.outbox.c.message_id)
-            .where(t.outbox.c.state == "pending", t.outbox.c.next_attempt_at <= now)
-            .order_by(t.outbox.c.id)).all()
-        if not rows:
-            return []
-        claimed: set[int] = set()
-        ids = [r.id for r in rows]
-        for i in range(0, len(ids), 500):
-            claimed.update(conn.scalars(
-                update(t.outbox).where(t.outbox.c.id.in_(ids[i:i + 500]),
-                                       t.outbox.c.state == "pending")
-                .values(state="sending", attempts=t.outbox.c.attempts + 1)
-                .returning(t.outbox.c.id)))
-    return [r for r in rows if r.id in claimed]
-
-
-def _send_all(transport: Transport, rows: list[Any]) -> Iterator[Outcome]:
+def _send_all(transport: Transport, rows: list[OutboxMessage]) -> Iterator[Outcome]:
     """Hand every row to the transport, on as many threads as it allows; yields outcomes as
     they complete. An error other than retriable/permanent (bad credentials, say) stops the
     rest, which are yielded back unsent with that error."""
@@ -124,7 +96,8 @@ def _send_all(transport: Transport, rows: list[Any]) -> Iterator[Outcome]:
     workers = min(transport.connections, len(mails))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send") as pool:
         try:
-            futures: dict[Future, Any] = {pool.submit(send, mail): row for row, mail in mails}
+            futures: dict[Future, OutboxMessage] = {pool.submit(send, mail): row
+                                                    for row, mail in mails}
             pending = set(futures)
             stop: Exception | None = None
             while pending:
@@ -149,7 +122,9 @@ def _send_all(transport: Transport, rows: list[Any]) -> Iterator[Outcome]:
 
 def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                    report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
-    rows = within_daily_limit(store, transport, _claim(store, now), now, report)
+    with store.begin() as conn:
+        rows = outbox.claim(conn, now)
+    rows = within_daily_limit(store, transport, rows, now, report)
     if not rows:
         return
     batch: list[Outcome] = []
@@ -169,32 +144,26 @@ def _record(store: Store, outcomes: list[Outcome], now: datetime, report: CycleR
     retry = [o for o in outcomes if isinstance(o.error, RetriableError)]
     refused = [o for o in outcomes if isinstance(o.error, PermanentMailError)]
     stopped = [o for o in outcomes if o.error is not None and o not in retry + refused]
-    oc = t.outbox.c
     with store.begin() as conn:
         if sent:
             # The bytes are personal data and no longer needed once delivered.
-            conn.execute(update(t.outbox).where(oc.id == bindparam("b_id")).values(
-                state="sent", sent_at=utcnow(), message=None, last_error=""),
-                [{"b_id": r.id} for r in sent])
-            done = store.transition_many(
+            outbox.mark_sent(conn, [r.id for r in sent])
+            done = cases.transition_many(
                 conn, [{"id": r.case_id, "sent_at": now} for r in sent
                        if r.case_id is not None and r.kind in CASE_KINDS],
                 CaseState.SENT, from_state=CaseState.SENDING, actor="send", now=now)
             report.sent += len(done)
         for o in retry + stopped:
             # Not handed over: back in the queue (a stopped batch is retried next cycle).
-            conn.execute(update(t.outbox).where(oc.id == o.row.id).values(
-                state="pending", next_attempt_at=now + RETRY_AFTER,
-                last_error=str(o.error)[:500]))
+            outbox.mark_retry(conn, o.row.id, now + RETRY_AFTER, str(o.error))
         report.retry_later += len(retry)
         for o in refused:
             exc = o.error
-            conn.execute(update(t.outbox).where(oc.id == o.row.id).values(
-                state="failed", last_error=str(exc)[:500], message=None))
+            outbox.mark_refused(conn, o.row.id, str(exc))
             if exc.suppress_address and o.row.recipient:
-                store.suppress(conn, person_key(o.row.recipient), f"SMTP {exc.code}")
+                cases.suppress(conn, person_key(o.row.recipient), f"SMTP {exc.code}")
             if o.row.case_id is not None and o.row.kind in CASE_KINDS:
-                store.transition(conn, o.row.case_id, CaseState.FAILED, actor="send",
+                cases.transition(conn, o.row.case_id, CaseState.FAILED, actor="send",
                                  reason=f"the mail server refused it: {exc}", now=now,
                                  allowed_from=[CaseState.SENDING])
         report.failed += len(refused)

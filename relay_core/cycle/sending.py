@@ -11,14 +11,11 @@ invite-only email *is* the invitation, so those cases wait, scheduled, until it 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import bindparam, insert, select, update
+from typing import TYPE_CHECKING
 
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
@@ -34,12 +31,12 @@ from relay_core.errors import (
 )
 from relay_core.mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
 from relay_core.mail.transports import Transport
-from relay_core.models import CaseState
+from relay_core.models import CaseState, Person, RelayCase
 from relay_core.records.consent import optout, tokens
 from relay_core.records.consent.requirements import WITHHELD_ACTION, invitation_blockers
 from relay_core.rendering.emails import Renderer, build_context, template_names
-from relay_core.store import Store
-from relay_core.store import tables as t
+from relay_core.store import Store, cases, consents, outbox
+from relay_core.store.outbox import QueuedMail
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -56,13 +53,13 @@ CANCEL_REASONS = {
 }
 
 
-def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], store: Store,
-             report: CycleReport) -> list[dict[str, Any]]:
+def _recheck(connectors: dict[str, Connector], due: list[RelayCase], store: Store,
+             report: CycleReport) -> list[RelayCase]:
     """Ask each ATS once for all its due cases; cancel what is no longer rejected."""
-    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for case in cases:
-        by_source[case["source"]].append(case)
-    keep: list[dict[str, Any]] = []
+    by_source: dict[str, list[RelayCase]] = defaultdict(list)
+    for case in due:
+        by_source[case.source].append(case)
+    keep: list[RelayCase] = []
     for source, group in by_source.items():
         connector = connectors.get(source)
         if connector is None:
@@ -70,30 +67,29 @@ def _recheck(connectors: dict[str, Connector], cases: list[dict[str, Any]], stor
                                  "no longer configured or is disabled")
             continue
         try:
-            states = connector.recheck([c["application_id"] for c in group])
+            states = connector.recheck([c.application_id for c in group])
         except (RetriableError, AuthError, FatalError) as exc:
             report.errors.append(f"{source}: re-check before sending failed, sending postponed "
                                  f"({exc})")
             continue
         gone: set[str] = set()
         for status, reason in CANCEL_REASONS.items():
-            ids = [c["application_id"] for c in group
-                   if states.get(c["application_id"]) == status]
+            ids = [c.application_id for c in group if states.get(c.application_id) == status]
             gone.update(ids)
             report.cancelled += cancel_pending(store, source, ids, reason,
                                                actor=f"recheck:{source}")
-        keep.extend(c for c in group if c["application_id"] not in gone)
+        keep.extend(c for c in group if c.application_id not in gone)
     return keep
 
 
-def _invitation_expiry(config: Config, now: datetime) -> date:
+def invitation_expiry(config: Config, now: datetime) -> date:
     """The day the link expires, in the company's timezone (build_context writes it out)."""
     return (now + timedelta(days=config.relay.invitation_ttl_days)).astimezone(
         config.company.tz).date()
 
 
 def prepare_batch(store: Store, config: Config, renderer: Renderer,
-                  cases: list[dict[str, Any]], now: datetime, key: bytes,
+                  batch: list[RelayCase], now: datetime, key: bytes,
                   report: CycleReport, blockers: list[str] | None = None) -> None:
     """scheduled → sending for a batch: claim the cases, render each mail and put it in the
     outbox, all in one transaction. A case another process claimed first is left to it; a
@@ -105,72 +101,68 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
     blockers = invitation_blockers(config) if blockers is None else blockers
     withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
     with store.begin() as conn:
-        claimed = store.transition_many(conn, [{"id": c["id"]} for c in cases
-                                               if not (c["invite"] and blockers)],
+        claimed = cases.transition_many(conn, [{"id": c.id} for c in batch
+                                               if not (c.invite and blockers)],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
-        bare = store.transition_many(conn, [{"id": c["id"], "invite": False, "reason": withheld}
-                                            for c in cases if c["invite"] and blockers],
+        bare = cases.transition_many(conn, [{"id": c.id, "invite": False, "reason": withheld}
+                                            for c in batch if c.invite and blockers],
                                      CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                      actor="send", now=now)
-        store.audit_many(conn, [dict(case_id=i, actor="send", action=WITHHELD_ACTION,
+        cases.audit_many(conn, [dict(case_id=i, actor="send", action=WITHHELD_ACTION,
                                      reason=withheld, from_state=None, to_state=None, at=now)
                                 for i in sorted(bare)])
         if bare:
             report.errors.append(f"{len(bare)} email(s) sent without the relay invitation, "
                                  f"because {'; '.join(blockers)}")
-        invitations, outbox, message_ids, failures = [], [], [], []
-        for case in (c for c in cases if c["id"] in claimed | bare):
-            message_id = make_message_id(f"{case['source']}:{case['application_id']}", kind,
-                                         domain)
+        invitations, mails, message_ids, failures = [], [], {}, []
+        for case in (c for c in batch if c.id in claimed | bare):
+            message_id = make_message_id(case.case_key, kind, domain)
             try:
-                url = expires = invitation = optout_url = None
-                if case["invite"] and case["id"] not in bare:
-                    token, invitation = tokens.new_token(key, case["id"], "consent", ttl, now)
+                url = expires = invitation = stop_url = None
+                if case.invite and case.id not in bare:
+                    token, invitation = tokens.new_token(key, case.id, "consent", ttl, now)
                     url = f"{config.relay.public_base_url}/r/{token}"
-                    expires = _invitation_expiry(config, now)
+                    expires = invitation_expiry(config, now)
                 elif kind == "invite_only":
                     raise FatalError("invite-only mode, and this case carries no invitation")
                 if kind == "invite_only":
                     # 特定電子メール法 Art. 4: a stand-alone invitation carries an opt-out.
-                    stop, stop_row = tokens.new_token(key, case["id"], optout.PURPOSE,
+                    stop, stop_row = tokens.new_token(key, case.id, optout.PURPOSE,
                                                       optout.TTL, now)
                     invitations.append(stop_row)
-                    optout_url = f"{config.relay.public_base_url}/u/{stop}"
-                mail = _build(config, renderer, case, kind, url, expires, message_id, now,
-                              optout_url)
+                    stop_url = f"{config.relay.public_base_url}/u/{stop}"
+                mail = build_case_mail(config, renderer, case, kind, url, expires, message_id,
+                                       now, stop_url)
             except (TemplateError, FatalError) as exc:
-                failures.append({"id": case["id"], "reason": f"could not build the email: {exc}"})
+                failures.append({"id": case.id, "reason": f"could not build the email: {exc}"})
                 continue
             if invitation:
                 invitations.append(invitation)
-            message_ids.append({"b_id": case["id"], "message_id": message_id})
-            outbox.append(dict(case_id=case["id"], kind=kind, message_id=message_id,
-                               recipient=mail.recipient, message=mail.data, state="pending",
-                               attempts=0, next_attempt_at=now, last_error="", created_at=now))
-        if invitations:
-            conn.execute(insert(t.invitations), invitations)
-        if outbox:
-            conn.execute(insert(t.outbox), outbox)
-            conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == bindparam("b_id"))
-                         .values(message_id=bindparam("message_id")), message_ids)
-        store.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
+            message_ids[case.id] = message_id
+            mails.append(QueuedMail(case.id, message_id, mail.recipient, mail.data))
+        consents.add_invitations(conn, invitations)
+        outbox.enqueue(conn, kind, mails, now)
+        cases.set_message_ids(conn, message_ids)
+        cases.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)
     report.failed += len(failures)
 
 
-def _build(config: Config, renderer: Renderer, case: dict[str, Any], kind: str,
-           url: str | None, expires: date | None, message_id: str, now: datetime,
-           unsubscribe_url: str | None = None) -> OutgoingMail:
-    person = json.loads(case["person_json"] or "{}")
-    event = json.loads(case["event_json"] or "{}")
+def build_case_mail(config: Config, renderer: Renderer, case: RelayCase, kind: str,
+                    url: str | None, expires: date | None, message_id: str, now: datetime,
+                    unsubscribe_url: str | None = None) -> OutgoingMail:
+    """The case's rejection email, rendered and built: what is sent, and what the console
+    previews (with a placeholder link). `unsubscribe_url`: the opt-out of an invite_only
+    mail."""
+    person = case.person or Person()
     context = build_context(
-        config, display_name=person.get("full_name") or "", job_title=case["job_title"],
-        last_name=person.get("last_name", ""), first_name=person.get("first_name", ""),
-        stage=event.get("stage", ""), invitation_url=url, invitation_expires=expires,
-        language=case["language"], unsubscribe_url=unsubscribe_url)
-    rendered = renderer.render(kind, case["language"], context)
-    return build_mail(config, to_addr=case["email"],
+        config, display_name=person.full_name, job_title=case.job_title,
+        last_name=person.last_name, first_name=person.first_name, stage=case.stage,
+        invitation_url=url, invitation_expires=expires, language=case.language,
+        unsubscribe_url=unsubscribe_url)
+    rendered = renderer.render(kind, case.language, context)
+    return build_mail(config, to_addr=case.email,
                       to_name=context["candidate"]["display_name"], subject=rendered.subject,
                       text=rendered.text, html=rendered.html, message_id=message_id, date=now)
 
@@ -181,8 +173,8 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
     last_id = 0
     key = None
     blockers = invitation_blockers(config)
-    while due := store.due_cases(now, limit=SEND_BATCH, after_id=last_id):
-        last_id = due[-1]["id"]
+    while due := _due(store, now, after_id=last_id):
+        last_id = due[-1].id
         if blockers and config.mail.mode == "invite_only":
             report.errors.append(f"{len(due)} invite-only email(s) wait, because "
                                  + "; ".join(blockers))
@@ -193,41 +185,36 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
         prepare_batch(store, config, renderer, _recheck(connectors, due, store, report), now,
                       key, report, blockers)
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
-        annotate_sent(store, connectors, [c["id"] for c in due])
+        annotate_sent(store, connectors, due)
     deliver_outbox(store, transport, now=now, report=report, progress=progress)
-    report.late = count_late(store, now)
+    with store.connect() as conn:
+        report.late = cases.count_late(conn, now)
 
 
-def annotate_sent(store: Store, connectors: dict[str, Connector], case_ids: list[int]) -> None:
+def _due(store: Store, now: datetime, after_id: int) -> list[RelayCase]:
+    """The next page of due cases, in id order."""
+    with store.connect() as conn:
+        return cases.due(conn, now, limit=SEND_BATCH, after_id=after_id)
+
+
+def annotate_sent(store: Store, connectors: dict[str, Connector], sent_now: list[RelayCase]
+                  ) -> None:
     """Write "relay invitation sent" back to the ATS once per case (optional per connector)."""
-    if not case_ids:
+    if not sent_now:
         return
-    with store.engine.connect() as conn:
-        sent = conn.execute(select(t.relay_cases.c.id, t.relay_cases.c.source,
-                                   t.relay_cases.c.application_id, t.relay_cases.c.invite)
-                            .where(t.relay_cases.c.id.in_(case_ids),
-                                   t.relay_cases.c.state == CaseState.SENT.value)).all()
-        done = set(conn.scalars(select(t.audit_log.c.case_id).where(
-            t.audit_log.c.case_id.in_(case_ids), t.audit_log.c.action == "annotated")))
-    for row in sent:
-        connector = connectors.get(row.source)
-        if connector is None or row.id in done:
+    with store.connect() as conn:
+        sent = cases.sent_not_annotated(conn, [c.id for c in sent_now])
+    for case in (c for c in sent_now if c.id in sent):
+        connector = connectors.get(case.source)
+        if connector is None:
             continue
-        text = ("Career Relay: rejection email with relay invitation sent" if row.invite
+        text = ("Career Relay: rejection email with relay invitation sent" if case.invite
                 else "Career Relay: rejection email sent")
         try:
-            written = connector.annotate(row.application_id, text)
+            written = connector.annotate(case.application_id, text)
         except RelayError as exc:
-            log.warning("case %s: write-back to the ATS failed (%s)", row.id, exc)
+            log.warning("case %s: write-back to the ATS failed (%s)", case.id, exc)
             continue
         if written:
             with store.begin() as conn:
-                store.audit(conn, row.id, f"annotate:{row.source}", "annotated")
-
-
-def count_late(store: Store, now: datetime) -> int:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.relay_cases.c.late, t.relay_cases.c.deadline_at).where(
-            t.relay_cases.c.state.in_([CaseState.SCHEDULED.value, CaseState.SENDING.value,
-                                       CaseState.HELD.value]))).all()
-    return sum(1 for late, deadline in rows if late or (deadline and deadline < now))
+                cases.audit(conn, case.id, f"annotate:{case.source}", "annotated")

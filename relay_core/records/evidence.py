@@ -30,10 +30,11 @@ from typing import Any
 
 from relay_core.config import Config
 from relay_core.errors import FatalError
+from relay_core.models import RelayCase
 from relay_core.records.consent.disclosure import consent_text_for_case, field_label
 from relay_core.records.handoff.payload import consent_reference
 from relay_core.rendering.environment import template_environment
-from relay_core.store import Store, consents, handoffs
+from relay_core.store import Store, cases, consents, handoffs
 
 # The audit actions that tell the story of a consent, its transfers and its withdrawal.
 STORY = ("consented", "declined", "invitation_expired", "confirmation_missing", "withdrawn",
@@ -83,8 +84,8 @@ def _iso(moment: Any) -> str | None:
 
 def build_evidence(store: Store, config: Config, case_id: int) -> Evidence:
     """Everything recorded about this case's consent, verified. FatalError if no such case."""
-    with store.engine.connect() as conn:
-        case = consents.relay_case(conn, case_id)
+    with store.connect() as conn:
+        case = cases.get(conn, case_id)
         if case is None:
             raise FatalError(f"no case {case_id}; pick an id from `career-relay cases`")
         consent = consents.consent_for_case(conn, case_id)
@@ -95,17 +96,15 @@ def build_evidence(store: Store, config: Config, case_id: int) -> Evidence:
         records = handoffs.provision_records_of_case(conn, case_id)
         notices = handoffs.deletion_notices_of_case(conn, case_id)
     trail = [r for r in store.audit_trail(case_id) if r["action"] in STORY]
-    person = json.loads(case.get("person_json") or "{}")
+    person = case.person
     evidence = Evidence(
-        case={"id": case["id"], "source": case["source"],
-              "application_id": case["application_id"], "candidate_id": case["candidate_id"],
-              "name": (person.get("full_name") or " ".join(
-                  p for p in (person.get("last_name"), person.get("first_name")) if p))
-              if person else None,
-              "email": case.get("email"),
-              "personal_data": "held" if case.get("email") or person else
+        case={"id": case.id, "source": case.source, "application_id": case.application_id,
+              "candidate_id": case.candidate_id,
+              "name": (person.display_name or None) if person else None,
+              "email": case.email,
+              "personal_data": "held" if case.email or person else
               "deleted by retention (identifiers only)",
-              "language": case["language"], "relay_status": status},
+              "language": case.language, "relay_status": status},
         consent=None if consent is None else {
             "id": consent.id, "consented_at": _iso(consent.consented_at),
             "method": consent.method, "language": consent.language,
@@ -146,7 +145,7 @@ def build_evidence(store: Store, config: Config, case_id: int) -> Evidence:
     return evidence
 
 
-def _verify(config: Config, case: dict[str, Any], consent: Any, text: Any,
+def _verify(config: Config, case: RelayCase, consent: Any, text: Any,
             trail: list[dict[str, Any]], records: list[Any]) -> list[Verification]:
     if consent is None:
         return [Verification("consent", False, "this case has no consent to show evidence of"

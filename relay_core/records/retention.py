@@ -88,7 +88,7 @@ def purge(store: Store, config: Config, *, now: datetime | None = None,
     now = now or utcnow()
     report = PurgeReport(dry_run=dry_run)
     outbox = config.path(config.mail.outbox_dir)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         transaction = conn.begin()
         try:
             files = _purge_rows(store, conn, config, now, report)
@@ -189,7 +189,7 @@ def purge_if_due(store: Store, config: Config, now: datetime | None = None
     if not config.retention.purge_daily:
         return None
     now = now or utcnow()
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         last = last_purge_at(conn, PURGE_ACTION)
     tz = config.company.tz
     if last is not None and last.astimezone(tz).date() >= now.astimezone(tz).date():

@@ -22,10 +22,12 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from relay_core.store import outbox
 from relay_core.store import tables as t
+from relay_core.store.outbox import QueuedMail
 
 
-class RelayStatus(str, enum.Enum):
+class RelayStatus(enum.StrEnum):
     OPEN = "open"
     CONSENTED = "consented"
     DECLINED = "declined"
@@ -129,6 +131,13 @@ def add_invitation(conn: Connection, *, case_id: int, purpose: str, token_hash: 
         expires_at=expires_at))
 
 
+def add_invitations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many links in one statement (rows as tokens.new_token makes them): the invitations of a
+    batch of rejection emails, in the transaction that queues the emails."""
+    if rows:
+        conn.execute(insert(t.invitations), rows)
+
+
 def invitation_by_token_hash(conn: Connection, token_hash: str) -> Invitation | None:
     row = conn.execute(select(t.invitations).where(
         t.invitations.c.token_hash == token_hash)).first()
@@ -168,12 +177,6 @@ def expired_invitation_cases(conn: Connection, now: datetime, limit: int) -> lis
 
 
 # --- the case a consent belongs to -----------------------------------------------------------
-def relay_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
-    """The relay case row, as the rest of the store hands cases out."""
-    row = conn.execute(select(t.relay_cases).where(t.relay_cases.c.id == case_id)).first()
-    return dict(row._mapping) if row is not None else None
-
-
 def case_language(conn: Connection, case_id: int) -> str:
     return conn.execute(select(t.relay_cases.c.language).where(
         t.relay_cases.c.id == case_id)).scalar_one()
@@ -309,10 +312,8 @@ def delete_preferences(conn: Connection, consent_id: int) -> None:
 def queue_confirmation_mail(conn: Connection, *, case_id: int, message_id: str, recipient: str,
                             message: bytes, now: datetime) -> None:
     """The consent's confirmation in the outbox, in the consent's own transaction."""
-    conn.execute(insert(t.outbox).values(
-        case_id=case_id, kind="confirmation", message_id=message_id, recipient=recipient,
-        message=message, state="pending", attempts=0, next_attempt_at=now, last_error="",
-        created_at=now))
+    outbox.enqueue(conn, "confirmation", [QueuedMail(case_id, message_id, recipient, message)],
+                   now)
 
 
 # --- invitations withheld (records/consent/requirements.py) ---------------------------------

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
-from relay_core.models import CaseState
+from relay_core.models import CaseState, RelayCase
+from relay_core.store import cases
 from relay_core.store import tables as t
 from relay_core.store.db import Store
 
@@ -54,7 +55,7 @@ class CaseList:
 
 @dataclass
 class CaseDetail:
-    case: dict[str, Any]
+    case: RelayCase
     name: str
     outbox: list[dict[str, Any]]
     audit: list[dict[str, Any]]
@@ -156,8 +157,8 @@ def existing_case_ids(conn: Connection, ids: list[int]) -> dict[int, str]:
 
 
 def case_detail(conn: Connection, case_id: int) -> CaseDetail | None:
-    row = conn.execute(select(t.relay_cases).where(c.id == case_id)).first()
-    if row is None:
+    case = cases.get(conn, case_id)
+    if case is None:
         return None
 
     def rows(table: Any, *where: Any, order: Any = None) -> list[dict[str, Any]]:
@@ -166,7 +167,7 @@ def case_detail(conn: Connection, case_id: int) -> CaseDetail | None:
         return [dict(r._mapping) for r in conn.execute(query)]
 
     return CaseDetail(
-        case=dict(row._mapping), name=_name(row.person_json),
+        case=case, name=case.person.display_name if case.person else "",
         outbox=rows(t.outbox, t.outbox.c.case_id == case_id),
         audit=rows(t.audit_log, t.audit_log.c.case_id == case_id),
         handoffs=rows(t.handoffs, t.handoffs.c.case_id == case_id),

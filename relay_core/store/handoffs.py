@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from relay_core.store import tables as t
 
 
-class HandoffState(str, enum.Enum):
+class HandoffState(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     RETRYING = "retrying"

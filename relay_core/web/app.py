@@ -18,16 +18,14 @@ if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 
-def create_app(config: Config, store: Store, connectors: dict[str, Connector], *,
-               reporting: admin.Reporting | None = None) -> FastAPI:
-    """`reporting` gives the console its report page (`serve` passes commands/report.py)."""
+def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = AppState(config=config, store=store, connectors=connectors)
     app.include_router(webhooks.router)
     app.include_router(agency.router)
     consent.install(app)
     if config.admin.enabled:
-        admin.install(app, reporting)
+        admin.install(app)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

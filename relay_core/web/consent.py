@@ -24,7 +24,6 @@ SameSite=Strict session cookie is the primary defence either way.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from relay_core.config import Config
 from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
+from relay_core.models import RelayCase
 from relay_core.records.agencies import offered_agencies
 from relay_core.records.consent import optout, tokens
 from relay_core.records.consent.confirmation import queue_confirmation
@@ -59,9 +59,9 @@ from relay_core.records.consent.records import (
 )
 from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import format_day, template_folders
-from relay_core.store import Connection, Store, consents, utcnow
+from relay_core.store import Connection, Store, cases, consents, utcnow
 from relay_core.store.consents import ConsentRecord
-from relay_core.web.deps import state
+from relay_core.web.deps import AppState, built_once
 from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
 router = APIRouter()
@@ -153,24 +153,15 @@ class ConsentWeb:
         return (urlsplit(self.base).path.rstrip("/") or "") + "/"
 
 
-_lock = threading.Lock()
-
-
 def _web(request: Request) -> ConsentWeb:
-    web = getattr(request.app.state, "consent_web", None)
-    if web is not None:
-        return web
-    with _lock:
-        web = getattr(request.app.state, "consent_web", None)
-        if web is None:
-            app = state(request)
-            with app.store.begin() as conn:
-                key = tokens.signing_key(app.config, conn)
-            pages = PageRenderer(app.config)
-            web = ConsentWeb(app.config, app.store, pages, Renderer(app.config), key,
-                             SessionSigner(key), _stylesheet(app.config))
-            request.app.state.consent_web = web
-    return web
+    return built_once(request, "consent_web", _build_web)
+
+
+def _build_web(app: AppState) -> ConsentWeb:
+    with app.store.begin() as conn:
+        key = tokens.signing_key(app.config, conn)
+    return ConsentWeb(app.config, app.store, PageRenderer(app.config), Renderer(app.config), key,
+                      SessionSigner(key), _stylesheet(app.config))
 
 
 def _stylesheet(config: Config) -> bytes:
@@ -219,7 +210,7 @@ def _error(web: ConsentWeb, kind: str, language: str | None = None) -> HTMLRespo
 @dataclass
 class View:
     invitation: tokens.Invitation
-    case: dict[str, Any]
+    case: RelayCase
     status: RelayStatus
 
 
@@ -227,7 +218,7 @@ def _load(conn: Connection, session: RelaySession) -> View | None:
     invitation = consents.invitation_by_id(conn, session.invitation_id)
     if invitation is None or invitation.purpose != session.purpose:
         return None
-    case = consents.relay_case(conn, invitation.case_id)
+    case = cases.get(conn, invitation.case_id)
     if case is None:
         return None
     return View(invitation, case, relay_status(conn, invitation.case_id))
@@ -296,10 +287,10 @@ def relay_page(request: Request, lang: str | None = None, s: str | None = None) 
         return _error(web, "session", lang)
     with web.store.engine.connect() as conn:
         view = _load(conn, session)
-        consent = consent_for_case(conn, view.case["id"]) if view else None
+        consent = consent_for_case(conn, view.case.id) if view else None
     if view is None:
         return _error(web, "session", lang)
-    return _render_view(web, session, view, consent, _lang(lang, view.case["language"]))
+    return _render_view(web, session, view, consent, _lang(lang, view.case.language))
 
 
 def _render_view(web: ConsentWeb, session: RelaySession, view: View,
@@ -315,7 +306,7 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
             # Redirect agencies receive nothing from us: the candidate registers on their form.
             from relay_core.records.handoff.deliver import redirect_links
 
-            forms = dict(redirect_links(web.store, web.config, view.case["id"]))
+            forms = dict(redirect_links(web.store, web.config, view.case.id))
             for agency in agencies:
                 agency["register_url"] = forms.get(agency["legal_name"], "")
                 agency["redirect"] = agency["redirect"] or bool(agency["register_url"])
@@ -403,7 +394,7 @@ def post_consent(request: Request, csrf: str = Form(""), text_sha256: str = Form
             view = _load(conn, session)
             if view is None:
                 raise ConsentRefused("session", "the session names no invitation")
-            language = _lang(lang, view.case["language"])
+            language = _lang(lang, view.case.language)
             offered = offered_agencies(web.config)
             text = web.pages.consent_text(language, offered)
             if text_sha256 != text.sha256:
@@ -423,19 +414,19 @@ def post_consent(request: Request, csrf: str = Form(""), text_sha256: str = Form
 
 def _confirm(web: ConsentWeb, conn: Connection, case: dict[str, Any], consent_id: int,
              now: datetime) -> None:
-    names = [a.legal_name for a in consent_for_case(conn, case["id"]).agencies]
+    names = [a.legal_name for a in consent_for_case(conn, case.id).agencies]
     try:
         with conn.begin_nested():
-            token = mint_withdraw_token(conn, web.key, case["id"], now)
+            token = mint_withdraw_token(conn, web.key, case.id, now)
             queued = queue_confirmation(conn, web.config, web.emails, case, names,
                                         web.url(f"/w/{token}"), now)
     except (FatalError, RelayError) as exc:
         # The consent stands; the candidate can still withdraw from the invitation link.
-        log.warning("case %s: confirmation email not queued (%s)", case["id"],
+        log.warning("case %s: confirmation email not queued (%s)", case.id,
                     type(exc).__name__)
         queued = False
     if not queued:
-        web.store.audit(conn, case["id"], "consent", "confirmation_missing",
+        web.store.audit(conn, case.id, "consent", "confirmation_missing",
                         reason=f"consent {consent_id}: no confirmation email could be queued")
 
 
@@ -444,10 +435,10 @@ def _refused(web: ConsentWeb, session: RelaySession, exc: ConsentRefused, lang: 
     if exc.kind in ("none", "changed", "too_long"):
         with web.store.engine.connect() as conn:
             view = _load(conn, session)
-            consent = consent_for_case(conn, view.case["id"]) if view else None
+            consent = consent_for_case(conn, view.case.id) if view else None
         if view is not None:
             return _render_view(web, session, view, consent,
-                                _lang(lang, view.case["language"]), error=exc.kind,
+                                _lang(lang, view.case.language), error=exc.kind,
                                 prefs=prefs, status_code=STATUS_CODES[exc.kind])
     return _error(web, exc.kind, lang)
 
@@ -465,7 +456,7 @@ def post_decline(request: Request, csrf: str = Form(""), lang: str = Form("")) -
             record_decline(web.store, conn, invitation=view.invitation, case=view.case)
     except ConsentRefused as exc:
         return _refused(web, session, exc, lang)
-    return _after_post(web, _lang(lang, view.case["language"]))
+    return _after_post(web, _lang(lang, view.case.language))
 
 
 @router.post("/relay/withdraw")
@@ -479,12 +470,12 @@ def post_withdraw(request: Request, csrf: str = Form(""), lang: str = Form("")) 
             view = _load(conn, session)
             if view is None:
                 raise ConsentRefused("session", "the session names no invitation")
-            withdraw(web.store, conn, view.case["id"], now=now)
+            withdraw(web.store, conn, view.case.id, now=now)
             if view.invitation.purpose == "withdraw":
                 tokens.use(conn, view.invitation.id, now)
     except ConsentRefused as exc:
         return _refused(web, session, exc, lang)
-    return _after_post(web, _lang(lang, view.case["language"]))
+    return _after_post(web, _lang(lang, view.case.language))
 
 
 @router.post("/relay/unsubscribe")
@@ -500,4 +491,4 @@ def post_unsubscribe(request: Request, csrf: str = Form(""), lang: str = Form(""
             return _error(web, "session", lang)
         if view.invitation.used_at is None:
             optout.unsubscribe(web.store, conn, view.invitation, view.case)
-    return _after_post(web, _lang(lang, view.case["language"]))
+    return _after_post(web, _lang(lang, view.case.language))

@@ -4,8 +4,10 @@ never app.py, so the app can import its routers without an import circle."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import Request
 
@@ -25,3 +27,20 @@ class AppState:
 
 def state(request: Request) -> AppState:
     return request.app.state.relay
+
+
+T = TypeVar("T")
+_building = threading.Lock()
+
+
+def built_once(request: Request, name: str, build: Callable[[AppState], T]) -> T:
+    """What a router builds from the app's state the first time a request needs it (keys,
+    renderers), kept on the app: requests run on several threads, and it is built only once."""
+    built = getattr(request.app.state, name, None)
+    if built is None:
+        with _building:
+            built = getattr(request.app.state, name, None)
+            if built is None:
+                built = build(state(request))
+                setattr(request.app.state, name, built)
+    return built

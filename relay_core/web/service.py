@@ -97,10 +97,9 @@ def startup_line(rt: Runtime) -> tuple[str, dict[str, Any]]:
                   "console": console, "version": __version__}
 
 
-def serve_forever(rt: Runtime, reporting: Any = None) -> None:
-    """`reporting`: the report for the console (commands/report.py, passed by the CLI)."""
+def serve_forever(rt: Runtime) -> None:
     sock = bind(rt.config.web.host, rt.config.web.port)
-    app = create_app(rt.config, rt.store, rt.connectors, reporting=reporting)
+    app = create_app(rt.config, rt.store, rt.connectors)
     text, fields = startup_line(rt)
     log.info(text, extra=fields)
     stop = threading.Event()

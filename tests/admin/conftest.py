@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from relay_core.commands import report as reporting
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
 from relay_core.store import admin as accounts
@@ -48,7 +47,7 @@ def held(config, store, connector):
     """Three cases, held for approval (one cycle ran)."""
     run_cycle(config, store, {connector.name: connector},
               transport=FileTransport(config.path(config.mail.outbox_dir)))
-    return {e.application_id: store.case_by_key("fake", e.application_id)["id"]
+    return {e.application_id: store.case_by_key("fake", e.application_id).id
             for e in connector.events}
 
 
@@ -61,7 +60,7 @@ def account(store):
 
 @pytest.fixture
 def app(config, store, connector):
-    return create_app(config, store, {connector.name: connector}, reporting=reporting)
+    return create_app(config, store, {connector.name: connector})
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def audit_actions(store) -> list[tuple[str, str]]:
 
 
 def state_of(store, case_id: int) -> str:
-    return store.case(case_id)["state"]
+    return store.case(case_id).state
 
 
 # --- without an account ----------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_invitation_to_consent_to_withdrawal_in_chromium(server, store, browser)
     connector = FakeConnector(events=[rejection("1")])
     assert cycle(config, store, connector).sent == 1
     link = link_in(outbox_files(config)[0], f"{base}/r/")
-    case_id = store.case_by_key("fake", "1")["id"]
+    case_id = store.case_by_key("fake", "1").id
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     page = context.new_page()
@@ -192,4 +192,4 @@ def test_link_clicked_on_another_site_still_opens_the_page(server, store, browse
     shot(page, "09_declined_phone")
     context.close()
     with store.engine.connect() as conn:
-        assert relay_status(conn, store.case_by_key("fake", "1")["id"]).value == "declined"
+        assert relay_status(conn, store.case_by_key("fake", "1").id).value == "declined"

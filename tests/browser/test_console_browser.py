@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import pytest
 
-from relay_core.commands import report as reporting
 from relay_core.cycle.approval import approve
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
@@ -72,14 +71,14 @@ def console_server(make_config, store):
     connector = FakeConnector(events=_events())
     transport = FileTransport(config.path(config.mail.outbox_dir))
     run_cycle(config, store, {"fake": connector}, transport=transport)
-    ids = {e.application_id: store.case_by_key("fake", e.application_id)["id"]
+    ids = {e.application_id: store.case_by_key("fake", e.application_id).id
            for e in connector.events}
     approve(store, [ids["A-104"], ids["A-105"], ids["A-106"]], actor="cli:approve")
     run_cycle(config, store, {"fake": connector}, transport=transport)
     _consent_and_registration(store, ids["A-104"])
     accounts.create_account(store, "hanako", email=None, password_hash=hash_password(PASSWORD),
                             actor="test", now=utcnow())
-    app = create_app(config, store, {"fake": connector}, reporting=reporting)
+    app = create_app(config, store, {"fake": connector})
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -189,14 +188,14 @@ def test_sign_in_approve_cancel_and_every_page_in_chromium(console_server, brows
     page.get_by_role("button", name="Approve (schedule the email)").click()
     page.wait_for_url(f"{base}/admin/cases/{ids['A-101']}?done=approved&n=1")
     assert page.get_by_role("status").inner_text() == "Approved 1 case(s)."
-    assert store.case(ids["A-101"])["state"] == "scheduled"
+    assert store.case(ids["A-101"]).state == "scheduled"
 
     # Cancel another with a reason.
     page.goto(f"{base}/admin/cases/{ids['A-102']}")
     page.get_by_label("Reason (kept in the audit log)").fill("re-opened in the ATS")
     page.get_by_role("button", name="Cancel the email").click()
     page.wait_for_url(f"{base}/admin/cases/{ids['A-102']}?done=cancelled&n=1")
-    assert store.case(ids["A-102"])["state"] == "cancelled"
+    assert store.case(ids["A-102"]).state == "cancelled"
     assert store.audit_trail(ids["A-102"])[-1]["reason"] == "re-opened in the ATS"
     assert store.audit_trail(ids["A-102"])[-1]["actor"] == "admin:hanako"
     shot(page, "07_case_cancelled_en_desktop")
@@ -212,7 +211,7 @@ def test_sign_in_approve_cancel_and_every_page_in_chromium(console_server, brows
     page.get_by_label("Select all").check()                    # admin.js
     page.get_by_role("button", name="Approve selected").click()
     page.wait_for_url(f"{base}/admin/queue?done=approved&n=1")
-    assert store.case(ids["A-103"])["state"] == "scheduled"
+    assert store.case(ids["A-103"]).state == "scheduled"
 
     page.goto(f"{base}/admin/agencies")
     shot(page, "10_agencies_en_desktop")
@@ -241,7 +240,7 @@ def test_sign_in_approve_cancel_and_every_page_in_chromium(console_server, brows
                                      form={"csrf": "x"}, max_redirects=0)
     assert refused.status == 401
     anonymous.close()
-    assert store.case(ids["A-105"])["state"] == "sent"
+    assert store.case(ids["A-105"]).state == "sent"
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{base}/admin/sign-in?out=1")

@@ -68,7 +68,7 @@ def test_valid_signature_is_stored(setup, store):
     assert response.status_code == 200
     assert response.json()["status"] == "stored"
     case = store.case_by_key("gh", "265293")
-    assert case is not None and case["state"] == CaseState.SCHEDULED.value
+    assert case is not None and case.state == CaseState.SCHEDULED.value
     assert connector.request_count == 0            # the payload carried everything
 
 
@@ -116,7 +116,7 @@ def test_unreject_cancels_the_scheduled_case(setup, store):
     undo = delivery("unreject_candidate")
     response = client.post(URL, content=undo, headers=headers(undo, "evt-b"))
     assert response.json()["cancelled"] == 1
-    assert store.case_by_key("gh", "265293")["state"] == CaseState.CANCELLED.value
+    assert store.case_by_key("gh", "265293").state == CaseState.CANCELLED.value
 
 
 def test_withdrawal_is_stored_as_a_skip(setup, store):
@@ -124,7 +124,7 @@ def test_withdrawal_is_stored_as_a_skip(setup, store):
     body = delivery(type_name="They rejected us")
     client.post(URL, content=body, headers=headers(body))
     case = store.case_by_key("gh", "265293")
-    assert case["state"] == CaseState.SKIPPED.value and "withdrew" in case["reason"]
+    assert case.state == CaseState.SKIPPED.value and "withdrew" in case.reason
 
 
 def test_oversized_body_is_413(setup, store):

@@ -64,14 +64,14 @@ def test_archive_is_stored_redelivery_deduplicated_unarchive_cancels(setup, stor
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "stored", "new_cases": 1, "cancelled": 0}
     case = store.case_by_key("lever", OPP)
-    assert case["state"] == CaseState.SCHEDULED.value and case["email"] == "taro@example.com"
+    assert case.state == CaseState.SCHEDULED.value and case.email == "taro@example.com"
 
     again = client.post(URL, content=archive, headers=HEADERS)    # Lever retries a delivery
     assert again.json() == {"status": "duplicate"}
 
     unarchive = client.post(URL, content=delivery("b" * 48, False), headers=HEADERS)
     assert unarchive.json()["cancelled"] == 1
-    assert store.case_by_key("lever", OPP)["state"] == CaseState.CANCELLED.value
+    assert store.case_by_key("lever", OPP).state == CaseState.CANCELLED.value
     assert vcr_cassette.all_played                 # 3 opportunity fetches + reasons + postings
 
 

@@ -72,7 +72,7 @@ def invitation(config, store):
     send_invitations(config, store)
     link = link_in(outbox_files(config)[0], f"{config.relay.public_base_url}/r/")
     case = store.case_by_key("fake", "1")
-    return link.rsplit("/", 1)[1], case["id"]
+    return link.rsplit("/", 1)[1], case.id
 
 
 @pytest.fixture

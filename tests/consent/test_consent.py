@@ -69,8 +69,8 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
                                          "consent_date"]
     assert record.method == METHOD == "web form POST"
     assert record.language == "ja"
-    assert record.candidate_id == case["candidate_id"]
-    assert record.application_id == case["application_id"]
+    assert record.candidate_id == case.candidate_id
+    assert record.application_id == case.application_id
     assert record.invitation_id == invitation_row.id
     assert record.withdrawn_at is None
     assert before <= record.consented_at <= utcnow()
@@ -228,7 +228,7 @@ def test_decline_records_declined_and_uses_the_link(client, invitation, store):
 
 def test_unused_invitations_expire_in_the_cycle(config, store, client):
     send_invitations(config, store, rejection("1"), rejection("2", email="b@example.com"))
-    first = store.case_by_key("fake", "1")["id"]
+    first = store.case_by_key("fake", "1").id
     with store.begin() as conn:
         conn.execute(update(t.invitations).where(t.invitations.c.case_id == first)
                      .values(expires_at=utcnow() - timedelta(seconds=1)))
@@ -238,7 +238,7 @@ def test_unused_invitations_expire_in_the_cycle(config, store, client):
     run_cycle(config, store, {}, transport=FileTransport(config.path(config.mail.outbox_dir)),
               now=later)
     with store.engine.connect() as conn:
-        statuses = [relay_status(conn, store.case_by_key("fake", a)["id"]).value
+        statuses = [relay_status(conn, store.case_by_key("fake", a).id).value
                     for a in ("1", "2")]
     assert statuses == ["expired", "expired"]      # run_cycle expired the second one
     assert [r["to_state"] for r in store.audit_trail(first)

@@ -147,7 +147,7 @@ def test_point_1_an_altered_text_fails_verification(client, invitation, store, c
 
 def test_point_1_a_case_without_consent_or_unknown_case(store, config, make_config, tmp_path):
     send_invitations(config, store)
-    case_id = store.case_by_key("fake", "1")["id"]
+    case_id = store.case_by_key("fake", "1").id
     assert not build_evidence(store, config, case_id).verified
     make_config({"agencies": AGENCIES}, write_to=tmp_path / "c.toml")
     missing = runner.invoke(cli, ["evidence", "--case", "999", "--config",

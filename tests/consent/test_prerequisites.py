@@ -69,12 +69,12 @@ def test_point_3_without_what_the_relay_needs_emails_go_out_without_the_invitati
         assert "/r/" not in body and "人材紹介会社" not in body and "recruitment agenc" not in body
 
     store = open_store(store_url)
-    cases = [c for c in map(store.case, range(1, 40)) if c and c["state"] == "sent"]
+    cases = [c for c in map(store.case, range(1, 40)) if c and c.state == "sent"]
     assert len(cases) == len(sent)
     for case in cases:
-        assert case["invite"] is False
-        assert case["reason"].startswith("sent without the relay invitation")
-        withheld = [r for r in store.audit_trail(case["id"]) if r["action"] == WITHHELD_ACTION]
+        assert case.invite is False
+        assert case.reason.startswith("sent without the relay invitation")
+        withheld = [r for r in store.audit_trail(case.id) if r["action"] == WITHHELD_ACTION]
         assert len(withheld) == 1 and key in withheld[0]["reason"]
     store.engine.dispose()
 
@@ -96,7 +96,7 @@ def test_point_3_no_agencies_means_no_invitation(make_config, store):
     assert any(p.startswith("agencies: no [[agencies]]") for p in invitation_blockers(config))
     report = send_invitations(config, store)
     assert any("without the relay invitation" in e for e in report.errors)
-    assert store.case_by_key("fake", "1")["invite"] is False
+    assert store.case_by_key("fake", "1").invite is False
 
 
 def test_point_3_an_agency_whose_secret_does_not_resolve_is_never_offered(
@@ -149,4 +149,4 @@ def test_point_3_invite_only_cases_wait_while_the_relay_cannot_work(make_config,
                        transport=FileTransport(config.path(config.mail.outbox_dir)),
                        now=utcnow())
     assert report.sent == 0 and any("invite-only email(s) wait" in e for e in report.errors)
-    assert store.case_by_key("fake", "1")["state"] == "scheduled"
+    assert store.case_by_key("fake", "1").state == "scheduled"

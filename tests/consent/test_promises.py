@@ -19,7 +19,7 @@ from relay_core.mail.transports import FileTransport
 from relay_core.records.consent.disclosure import PageRenderer
 from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import shipped_templates_dir
-from relay_core.store import utcnow
+from relay_core.store import cases, utcnow
 from relay_core.web.app import create_app
 from tests.consent.conftest import AGENCIES, BASE, csrf_of, outbox_files, post, rejection
 from tests.fakes import FakeConnector
@@ -78,22 +78,22 @@ def test_point_6_invite_only_mail_names_the_sender_and_its_opt_out_stops_further
         page = client.get(first.headers["location"])
         assert page.status_code == 200 and "配信を停止する" in page.text
         with store.engine.connect() as conn:
-            assert not store.is_suppressed(conn, _key("taro@example.com"))
+            assert not cases.is_suppressed(conn, _key("taro@example.com"))
         done = post(client, "/relay/unsubscribe", {"csrf": csrf_of(page.text), "lang": "ja"})
         assert done.status_code == 303
         assert "配信を停止しました" in client.get(done.headers["location"]).text
         forged = post(client, "/relay/unsubscribe", {"csrf": "x", "lang": "ja"})
         assert forged.status_code == 403
     with store.engine.connect() as conn:
-        assert store.is_suppressed(conn, _key("taro@example.com"))
-    case_id = store.case_by_key("fake", "1")["id"]
+        assert cases.is_suppressed(conn, _key("taro@example.com"))
+    case_id = store.case_by_key("fake", "1").id
     assert "unsubscribed" in [r["action"] for r in store.audit_trail(case_id)]
     # The next rejection of the same person is not mailed.
     later = FakeConnector(events=[rejection("1"), rejection("2")])
     report = run_cycle(config, store, {"fake": later}, transport=transport,
                        now=utcnow() + timedelta(minutes=1))
     assert report.sent == 0
-    assert "suppressed" in store.case_by_key("fake", "2")["reason"]
+    assert "suppressed" in store.case_by_key("fake", "2").reason
 
 
 def test_point_6_check_refuses_an_invite_only_template_without_the_opt_out(make_config,
@@ -111,6 +111,6 @@ def test_point_6_check_refuses_an_invite_only_template_without_the_opt_out(make_
 
 
 def _key(address: str) -> str:
-    from relay_core.store.db import person_key
+    from relay_core.store import person_key
 
     return person_key(address)

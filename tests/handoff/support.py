@@ -70,13 +70,10 @@ def consented_case(store: Store, config: Config, app_id: str, agency_ids: list[s
     return case_id
 
 
-def store_case(conn, case_id: int) -> dict:
-    from sqlalchemy import select
+def store_case(conn, case_id: int):
+    from relay_core.store import cases
 
-    from relay_core.store import tables as t
-
-    return dict(conn.execute(select(t.relay_cases).where(t.relay_cases.c.id == case_id))
-                .one()._mapping)
+    return cases.get(conn, case_id)
 
 
 def withdraw(store: Store, case_id: int, now: datetime = T0):

@@ -131,6 +131,7 @@ def test_redirect_pushes_nothing_and_signs_the_reference(store, make_config, tmp
 
 
 def agency_mail_document(config, message: str = "一行目\n\n三行目 <b>&\n"):
+    from relay_core.models import CaseState, Category, RelayCase
     from relay_core.records.handoff import payload
     from relay_core.store.consents import ConsentRecord
 
@@ -140,7 +141,13 @@ def agency_mail_document(config, message: str = "一行目\n\n三行目 <b>&\n")
         consented_at=T0, withdrawn_at=None, withdrawal_method=None)
     return payload.handoff_document(
         config, agency=config.agencies[0], reference="cr_REF1", created_at=T0,
-        case={"job_title": "営業", "rejected_at": T0, "language": "ja"}, consent=consent,
+        case=RelayCase(
+            id=1, source="fake", application_id="1", ats="fake", candidate_id="c1",
+            state=CaseState.SENT, reason="", category=Category.WE_REJECTED, language="ja",
+            invite=True, email="taro@example.com", person_key=None, person=None, stage="",
+            job_title="営業", rejected_at=T0, detected_at=T0, send_at=T0, deadline_at=T0,
+            sent_at=T0, late=False, message_id=None, updated_at=T0),
+        consent=consent,
         candidate={"name": "山田 太郎", "message": message},
         items=["name", "message", "job_title", "decision_date", "consent_date"])
 

@@ -26,7 +26,7 @@ from relay_core.records.items import DESCRIBABLE, PROVENANCE_ITEMS
 from relay_core.records.retention import export_incident
 from relay_core.store import tables as t
 from tests.fakes import event
-from tests.handoff.support import T0, agency, consented_case
+from tests.handoff.support import T0, agency, consented_case, store_case
 
 COUNTER = itertools.count(1)
 
@@ -197,8 +197,7 @@ def _consented(store, config, n, markers, rejected_at, prefs) -> int:
         key = tokens.signing_key(config, conn)
         token = tokens.mint(conn, key, case_id, "consent", timedelta(days=30), T0)
         invitation = tokens.verify(conn, key, token, "consent", T0)
-        case = dict(conn.execute(select(t.relay_cases).where(
-            t.relay_cases.c.id == case_id)).one()._mapping)
+        case = store_case(conn, case_id)
         text = PageRenderer(config).consent_text("ja")
         records.record_consent(store, conn, config, invitation=invitation, case=case,
                                agency_ids=["agency-a"], text=text, preferences=prefs, now=T0)

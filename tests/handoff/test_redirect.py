@@ -9,12 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from relay_core.commands.report import build_report
 from relay_core.mail import FileTransport
 from relay_core.records.consent.disclosure import PageRenderer
 from relay_core.records.consent.records import consent_for_case
 from relay_core.records.handoff.deliver import deliver_handoffs, redirect_links
 from relay_core.records.ledger import import_csv
+from relay_core.records.report import build_report
 from relay_core.store import tables as t
 from tests.handoff.support import SECRET, T0, agency, consented_case, withdraw
 

@@ -6,34 +6,33 @@ its confirmation on the way; `deliver_outbox` in the pipeline sends it with the 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from relay_core.config import Config
 from relay_core.mail.message import build_mail, make_message_id, message_id_domain
+from relay_core.models import Person, RelayCase
 from relay_core.rendering.emails import Renderer, build_context
 from relay_core.store import Connection, consents
 
 
 def queue_confirmation(conn: Connection, config: Config, renderer: Renderer,
-                       case: dict[str, Any], agency_names: list[str], withdraw_url: str,
+                       case: RelayCase, agency_names: list[str], withdraw_url: str,
                        now: datetime) -> bool:
     """Put the confirmation in the outbox; False when the case has no address any more."""
-    if not case.get("email"):
+    if not case.email:
         return False
-    person = json.loads(case.get("person_json") or "{}")
+    person = case.person or Person()
     context = build_context(
-        config, display_name=person.get("full_name") or "", last_name=person.get("last_name", ""),
-        first_name=person.get("first_name", ""), job_title=case.get("job_title") or "",
-        stage="", invitation_url=None, invitation_expires=None, language=case["language"],
+        config, display_name=person.full_name, last_name=person.last_name,
+        first_name=person.first_name, job_title=case.job_title or "",
+        stage="", invitation_url=None, invitation_expires=None, language=case.language,
         withdraw_url=withdraw_url, agencies=agency_names)
-    rendered = renderer.render("confirmation", case["language"], context)
-    message_id = make_message_id(f"{case['source']}:{case['application_id']}", "confirmation",
+    rendered = renderer.render("confirmation", case.language, context)
+    message_id = make_message_id(case.case_key, "confirmation",
                                  message_id_domain(config))
-    mail = build_mail(config, to_addr=case["email"], to_name=context["candidate"]["display_name"],
+    mail = build_mail(config, to_addr=case.email, to_name=context["candidate"]["display_name"],
                       subject=rendered.subject, text=rendered.text, html=rendered.html,
                       message_id=message_id, date=now)
-    consents.queue_confirmation_mail(conn, case_id=case["id"], message_id=message_id,
+    consents.queue_confirmation_mail(conn, case_id=case.id, message_id=message_id,
                                      recipient=mail.recipient, message=mail.data, now=now)
     return True

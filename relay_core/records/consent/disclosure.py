@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from relay_core.config import Agency, Config
 from relay_core.errors import TemplateError
+from relay_core.models import RelayCase
 from relay_core.records.agencies import offered_agencies, sendable
 from relay_core.records.items import PROVENANCE_ITEMS
 from relay_core.rendering.environment import template_environment
@@ -133,11 +134,11 @@ class PageRenderer:
         return self._texts[key]
 
 
-def consent_text_for_case(config: Config, case: dict[str, Any], language: str | None = None
+def consent_text_for_case(config: Config, case: RelayCase, language: str | None = None
                           ) -> ConsentText:
     """Render the consent text exactly as the page shows it for this case; compare its sha256
     with a stored consent's `text_sha256` to check the evidence."""
-    lang = language or case.get("language") or config.company.locale
+    lang = language or case.language or config.company.locale
     return PageRenderer(config).consent_text(lang if lang in LANGUAGES else "ja")
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from relay_core.models import RelayCase
 from relay_core.records.consent import tokens
-from relay_core.store import Connection, Store, utcnow
+from relay_core.store import Connection, Store, cases, person_key, utcnow
 from relay_core.store.consents import Invitation
-from relay_core.store.db import person_key
 
 PURPOSE = "unsubscribe"
 # The opt-out must keep working as long as anyone might read the mail.
@@ -24,16 +24,15 @@ REASON = "opted out of the relay invitation mail (invite_only)"
 
 
 def unsubscribe(store: Store, conn: Connection, invitation: Invitation,
-                case: dict, now: datetime | None = None) -> bool:
+                case: RelayCase, now: datetime | None = None) -> bool:
     """Suppress the case's address for any later mail. False when the address is no longer
     held (already purged): there is nothing left to mail then either."""
     now = now or utcnow()
     tokens.use(conn, invitation.id, now)
-    email = case.get("email")
-    if not email:
-        store.audit(conn, case["id"], "candidate:web", "unsubscribed", at=now,
+    if not case.email:
+        store.audit(conn, case.id, "candidate:web", "unsubscribed", at=now,
                     reason="opt-out link used; the address was already deleted")
         return False
-    store.suppress(conn, person_key(email), REASON)
-    store.audit(conn, case["id"], "candidate:web", "unsubscribed", at=now, reason=REASON)
+    cases.suppress(conn, person_key(case.email), REASON)
+    store.audit(conn, case.id, "candidate:web", "unsubscribed", at=now, reason=REASON)
     return True

@@ -145,7 +145,7 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     provenance, or none for a redirect agency (records/agencies.py `consented_items`). Raises
     ConsentRefused (nothing written) when the invitation was used, expired or decided."""
     now = now or utcnow()
-    if invitation.purpose != "consent" or invitation.case_id != case["id"]:
+    if invitation.purpose != "consent" or invitation.case_id != case.id:
         raise ConsentRefused("tampered", "this session does not belong to a consent link")
     offered = {a.id: a for a in (shown_agencies(config) if offered is None else offered)}
     chosen = sorted(set(agency_ids))
@@ -154,25 +154,25 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     if any(a not in offered for a in chosen):
         raise ConsentRefused("tampered", "an agency that is not offered was submitted")
     _claim_invitation(conn, invitation, now)
-    if not consents.decide_status(conn, case["id"], RelayStatus.CONSENTED, now):
+    if not consents.decide_status(conn, case.id, RelayStatus.CONSENTED, now):
         raise ConsentRefused("used", "this invitation was already answered")
     if consents.keep_consent_text(conn, text.sha256, language=text.language,
                                   version=text.version, html=str(text.html), now=now) is None:
         raise FatalError("the consent text does not match its SHA-256; nothing was recorded")
     consent_id = consents.add_consent(
-        conn, case_id=case["id"], invitation_id=invitation.id, source=case["source"],
-        application_id=case["application_id"], candidate_id=case["candidate_id"] or "",
+        conn, case_id=case.id, invitation_id=invitation.id, source=case.source,
+        application_id=case.application_id, candidate_id=case.candidate_id or "",
         text_version=text.version, text_sha256=text.sha256, language=text.language,
         method=METHOD, consented_at=now)
     for agency_id in chosen:
         agency = offered[agency_id]
         consents.add_consent_agency(conn, consent_id, agency_id, agency.legal_name,
                                     consented_items(agency))
-        handoffs.add_handoff(conn, consent_id, case["id"], agency_id, now)
+        handoffs.add_handoff(conn, consent_id, case.id, agency_id, now)
     if any(preferences.get(k) for k in PREFERENCE_FIELDS):
         consents.add_preferences(conn, consent_id,
                                  {k: preferences.get(k, "") for k in PREFERENCE_FIELDS})
-    store.audit(conn, case["id"], ACTOR, "consented", from_state=RelayStatus.OPEN.value,
+    store.audit(conn, case.id, ACTOR, "consented", from_state=RelayStatus.OPEN.value,
                 to_state=RelayStatus.CONSENTED.value, at=now,
                 reason=f"agencies {', '.join(chosen)}; text {text.version} {text.sha256[:16]}; "
                        f"{text.language}; {METHOD}")
@@ -182,12 +182,12 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
 def record_decline(store: Store, conn: Connection, *, invitation: Invitation,
                    case: dict[str, Any], now: datetime | None = None) -> None:
     now = now or utcnow()
-    if invitation.purpose != "consent" or invitation.case_id != case["id"]:
+    if invitation.purpose != "consent" or invitation.case_id != case.id:
         raise ConsentRefused("tampered", "this session does not belong to a consent link")
     _claim_invitation(conn, invitation, now)
-    if not consents.decide_status(conn, case["id"], RelayStatus.DECLINED, now):
+    if not consents.decide_status(conn, case.id, RelayStatus.DECLINED, now):
         raise ConsentRefused("used", "this invitation was already answered")
-    store.audit(conn, case["id"], ACTOR, "declined", from_state=RelayStatus.OPEN.value,
+    store.audit(conn, case.id, ACTOR, "declined", from_state=RelayStatus.OPEN.value,
                 to_state=RelayStatus.DECLINED.value, reason=METHOD, at=now)
 
 

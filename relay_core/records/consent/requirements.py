@@ -84,7 +84,7 @@ def relay_problems(config: Config) -> list[str]:
 def relay_overview(config: Config, store: Store) -> dict[str, Any]:
     """For `career-relay status`: whether the invitation can go out now and why not, the
     agencies not offered, and how many emails went out without it, by recorded reason."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         withheld = consents.withheld_invitations(conn, WITHHELD_ACTION)
     return {"enabled": config.relay.enabled, "blockers": invitation_blockers(config),
             "agencies_not_offered": agency_problem_lines(config) if config.relay.enabled else [],

@@ -165,7 +165,7 @@ def _record_uncertain_attempt(store: Store, conn: Connection, auth: Authorised,
         conn, auth, items=doc.items, channel=auth.agency.channel,
         destination=outcome.destination or auth.agency.url, provided_at=now, note=note)
     if record_id is not None:
-        store.audit(conn, auth.case["id"], ACTOR, "transfer_uncertain", at=now,
+        store.audit(conn, auth.case.id, ACTOR, "transfer_uncertain", at=now,
                     reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
                            f"{', '.join(doc.items)}; ref {doc.reference}; provision record "
                            f"{record_id}; {note}")
@@ -191,7 +191,7 @@ def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payl
                                        destination=destination, provided_at=now, note=note)
     written = (f"provision record {record_id}" if record_id is not None else
                "provision record written at an earlier, unconfirmed attempt")
-    store.audit(conn, auth.case["id"], ACTOR, "transfer", at=now,
+    store.audit(conn, auth.case.id, ACTOR, "transfer", at=now,
                 reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
                        f"{', '.join(doc.items)}; ref {doc.reference}; {written}"
                        + (f"; {note}" if note else ""))

@@ -17,11 +17,12 @@ from typing import Any
 
 from relay_core.config import Agency, Config
 from relay_core.errors import TransferRefused
+from relay_core.models import RelayCase
 from relay_core.records.agencies import agency_problems
 from relay_core.records.agencies import channel_problems as channel_problems
 from relay_core.records.consent.records import Grant, active_grant
 from relay_core.records.handoff import payload
-from relay_core.store import Connection, Store, consents, handoffs, utcnow
+from relay_core.store import Connection, Store, cases, consents, handoffs, utcnow
 from relay_core.store.consents import ConsentRecord
 from relay_core.store.handoffs import Handoff
 
@@ -36,7 +37,7 @@ class Authorised:
     agency: Agency
     grant: Grant
     consent: ConsentRecord
-    case: dict[str, Any]
+    case: RelayCase
     fields: tuple[str, ...]
 
     def __repr__(self) -> str:
@@ -63,7 +64,7 @@ def authorise(conn: Connection, config: Config, handoff: Handoff) -> Authorised:
         raise TransferRefused(f"handoff {hid}: agency {agency_id} is incomplete ("
                               + "; ".join(problems) + ")")
     consent = consents.consent_by_id(conn, grant.consent_id)
-    case = consents.relay_case(conn, handoff.case_id)
+    case = cases.get(conn, handoff.case_id)
     if case is None:
         raise TransferRefused(f"handoff {hid}: case {handoff.case_id} is not in the store")
     missing = payload.missing_manifest(payload.manifest(config, case, consent, grant.fields))

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from relay_core.config import Agency, Config
+from relay_core.models import RelayCase
 from relay_core.records.items import BANNED_KEY_PARTS as BANNED_KEY_PARTS
 from relay_core.records.items import PROVENANCE_ITEMS, banned_category
 from relay_core.records.items import normalise_key as normalise_key
@@ -52,13 +53,11 @@ def sendable_fields(agency: Agency, consented: Iterable[str]) -> list[str]:
     return [f for f in agency.fields if f in consented and banned_category(f) is None]
 
 
-def candidate_record(case: Mapping[str, Any], preferences: Mapping[str, str]) -> dict[str, Any]:
+def candidate_record(case: RelayCase, preferences: Mapping[str, str]) -> dict[str, Any]:
     """Everything the relay holds about the candidate that an agency could be given."""
-    person = json.loads(case.get("person_json") or "{}")
-    name = person.get("full_name") or " ".join(
-        p for p in (person.get("last_name"), person.get("first_name")) if p)
-    return {"name": name, "email": case.get("email") or "", "job_title": case.get("job_title")
-            or "", **dict(preferences)}
+    name = case.person.display_name if case.person else ""
+    return {"name": name, "email": case.email or "", "job_title": case.job_title or "",
+            **dict(preferences)}
 
 
 # --- the Art. 30 manifest --------------------------------------------------------------------
@@ -74,7 +73,7 @@ def _day(moment: datetime | None, config: Config) -> str:
     return moment.astimezone(config.company.tz).date().isoformat() if moment else ""
 
 
-def manifest(config: Config, case: Mapping[str, Any], consent: ConsentRecord,
+def manifest(config: Config, case: RelayCase, consent: ConsentRecord,
              items: Iterable[str] = PROVENANCE_ITEMS) -> dict[str, Any]:
     """The Art. 30 manifest, holding of the provenance only what `items` (the consented items
     of this agency) covers: a consent given before the consent page listed the provenance
@@ -82,8 +81,8 @@ def manifest(config: Config, case: Mapping[str, Any], consent: ConsentRecord,
     covered = set(items)
     company = config.company
     legal = company.legal_name.strip()
-    job = (case.get("job_title") or "").strip() if "job_title" in covered else ""
-    decided = _day(case.get("rejected_at"), config) if "decision_date" in covered else ""
+    job = (case.job_title or "").strip() if "job_title" in covered else ""
+    decided = _day(case.rejected_at, config) if "decision_date" in covered else ""
     consented = _day(consent.consented_at, config) if "consent_date" in covered else ""
     job_ja = f"「{job}」の求人" if job else "求人"
     job_en = f" for the position \"{job}\"" if job else ""
@@ -169,7 +168,7 @@ def events_url(config: Config, agency_id: str) -> str:
 
 
 def handoff_document(config: Config, *, agency: Agency, reference: str,
-                     created_at: datetime, case: Mapping[str, Any],
+                     created_at: datetime, case: RelayCase,
                      consent: ConsentRecord, candidate: Mapping[str, Any],
                      items: Iterable[str]) -> Document:
     """`items`: what the consent to this agency covers; the manifest's provenance is cut to
@@ -184,7 +183,7 @@ def handoff_document(config: Config, *, agency: Agency, reference: str,
         "reference": reference,
         "agency_id": agency.id,
         "created_at": _iso(created_at),
-        "language": case.get("language") or config.company.locale,
+        "language": case.language or config.company.locale,
         "candidate": dict(candidate),
         "items": sorted({*candidate, *provenance_items(doc_manifest)}),
         "manifest": doc_manifest,

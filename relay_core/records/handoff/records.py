@@ -38,8 +38,8 @@ def keep_until(provided_at: datetime) -> datetime:
 
 
 def candidate_ref(case: dict[str, Any]) -> str:
-    ref = f"{case['source']}/{case['application_id']}"
-    return f"{ref} (candidate {case['candidate_id']})" if case.get("candidate_id") else ref
+    ref = f"{case.source}/{case.application_id}"
+    return f"{ref} (candidate {case.candidate_id})" if case.candidate_id else ref
 
 
 def write_provision_record(conn: Connection, auth: Authorised, *, items: list[str],
@@ -49,7 +49,7 @@ def write_provision_record(conn: Connection, auth: Authorised, *, items: list[st
     agency = auth.agency
     return handoffs.add_provision_record(conn, ProvisionRecord(
         handoff_id=auth.handoff.id, consent_id=auth.consent.id,
-        case_id=auth.case["id"], consent_reference=consent_reference(auth.consent),
+        case_id=auth.case.id, consent_reference=consent_reference(auth.consent),
         consented_at=auth.consent.consented_at, agency_id=agency.id,
         recipient_legal_name=agency.legal_name, recipient_address=agency.address,
         recipient_country=agency.country.upper(), candidate_ref=candidate_ref(auth.case),

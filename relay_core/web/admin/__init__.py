@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from relay_core.web.admin import cases, routes
 from relay_core.web.admin.auth import Forbidden, SignInRequired
-from relay_core.web.admin.console import CSP, Reporting, console
+from relay_core.web.admin.console import CSP, console
 from relay_core.web.admin.i18n import MESSAGES
 
 PREFIX = "/admin"
@@ -52,8 +52,7 @@ class ConsoleHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, reporting: Reporting | None = None) -> None:
-    app.state.console_reporting = reporting
+def install(app: FastAPI) -> None:
     app.include_router(routes.router)
     app.include_router(cases.router)
     app.add_middleware(ConsoleHeaders)

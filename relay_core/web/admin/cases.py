@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from relay_core.cycle import approval
@@ -22,7 +21,7 @@ from relay_core.cycle.preview import preview_case_mail
 from relay_core.errors import ConfigError, RelayError
 from relay_core.models import CaseState
 from relay_core.records.consent.records import consent_for_case, relay_status
-from relay_core.store import tables as t
+from relay_core.store import consents
 from relay_core.store.console import (
     SEARCH_SCAN,
     CaseDetail,
@@ -103,13 +102,13 @@ def mail_view(web: ConsoleWeb, detail: CaseDetail) -> dict[str, Any]:
         parsed = _parse(stored[-1]["message"])
         parsed["text"], parsed["html"] = _mask(web, parsed["text"]), _mask(web, parsed["html"])
         return {"source": "stored", **parsed}
-    if case["state"] == CaseState.SKIPPED.value:
+    if case.state == CaseState.SKIPPED:
         return {"source": "none"}
     try:
         data = preview_case_mail(web.config, case, renderer=web.emails)
     except (RelayError, ConfigError) as exc:
         return {"source": "error", "error": str(exc)}
-    sent = case["state"] == CaseState.SENT.value
+    sent = case.state == CaseState.SENT
     return {"source": "rerendered" if sent else "preview", **_parse(data)}
 
 
@@ -122,9 +121,7 @@ def _load(web: ConsoleWeb, case_id: int) -> tuple[CaseDetail, dict[str, Any]] | 
         extra = {"consent": consent, "relay_status": relay_status(conn, case_id).value,
                  "preferences": None}
         if consent is not None:
-            prefs = conn.execute(select(t.consent_preferences).where(
-                t.consent_preferences.c.consent_id == consent["id"])).first()
-            extra["preferences"] = dict(prefs._mapping) if prefs else None
+            extra["preferences"] = consents.preferences(conn, consent.id)
     return detail, extra
 
 
@@ -136,13 +133,13 @@ def case_page(request: Request, case_id: int, done: str = "", n: int = 0) -> Res
     if loaded is None:
         return _not_found(web, request, session)
     detail, extra = loaded
-    state = detail.case["state"]
+    state = detail.case.state
     return web.page(request, "case.html", {
         "detail": detail, "case": detail.case, **extra, "mail": mail_view(web, detail),
         "others": [o for o in detail.outbox if o["kind"] not in CASE_KINDS],
-        "can_approve": state == CaseState.HELD.value,
-        "can_hold": state == CaseState.SCHEDULED.value,
-        "can_cancel": state in (CaseState.HELD.value, CaseState.SCHEDULED.value),
+        "can_approve": state == CaseState.HELD,
+        "can_hold": state == CaseState.SCHEDULED,
+        "can_cancel": state in (CaseState.HELD, CaseState.SCHEDULED),
         "done": done, "n": n, "agency_names": {a.id: a.legal_name for a in web.config.agencies},
         "frame": web.url(f"/cases/{case_id}/mail.html"),
     }, admin=session, active="cases")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
@@ -26,21 +25,12 @@ from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import TemplateEnvironment, template_environment
 from relay_core.store import Store
 from relay_core.web.admin.i18n import LANGUAGES, MESSAGES
-from relay_core.web.deps import state
+from relay_core.web.deps import AppState, built_once
 
 LANG_COOKIE = "cr_admin_lang"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
-
-
-class Reporting(Protocol):
-    """The funnel report (commands/report.py satisfies this). `serve` hands it to the app:
-    the web layer may not import the commands layer."""
-
-    def build_report(self, store: Store, config: Config) -> Any: ...
-
-    def to_csv(self, report: Any) -> str: ...
 
 
 @dataclass
@@ -49,7 +39,6 @@ class ConsoleWeb:
     store: Store
     env: TemplateEnvironment
     key: bytes                        # signs the sign-in form and the OIDC state cookie
-    reporting: Reporting | None
     emails: Renderer                  # previews of emails not sent yet
 
     @property
@@ -93,23 +82,13 @@ class ConsoleWeb:
         return HTMLResponse(html, status_code=status)
 
 
-_lock = threading.Lock()
-
-
 def console(request: Request) -> ConsoleWeb:
-    web = getattr(request.app.state, "console_web", None)
-    if web is not None:
-        return web
-    with _lock:
-        web = getattr(request.app.state, "console_web", None)
-        if web is None:
-            app = state(request)
-            with app.store.begin() as conn:
-                instance_key = tokens.signing_key(app.config, conn)
-            key = hmac.new(instance_key, b"career-relay console v1", hashlib.sha256).digest()
-            web = ConsoleWeb(app.config, app.store,
-                             template_environment(app.config, html_only=True), key,
-                             getattr(request.app.state, "console_reporting", None),
-                             Renderer(app.config))
-            request.app.state.console_web = web
-    return web
+    return built_once(request, "console_web", _build_console)
+
+
+def _build_console(app: AppState) -> ConsoleWeb:
+    with app.store.begin() as conn:
+        instance_key = tokens.signing_key(app.config, conn)
+    key = hmac.new(instance_key, b"career-relay console v1", hashlib.sha256).digest()
+    return ConsoleWeb(app.config, app.store, template_environment(app.config, html_only=True),
+                      key, Renderer(app.config))

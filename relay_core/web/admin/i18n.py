@@ -152,8 +152,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by_agency": "紹介会社別",
         "credits_by_month": "紹介会社・月別クレジット",
         "download_csv": "CSV をダウンロード",
-        "report_unavailable": "この画面ではレポートを表示できません。"
-                              "`career-relay report` を使ってください。",
         "credit_rule": "クレジットの規則",
         "stage_rejected": "不合格",
         "stage_eligible": "対象",
@@ -330,7 +328,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by_agency": "By agency",
         "credits_by_month": "Credits by agency and month",
         "download_csv": "Download CSV",
-        "report_unavailable": "The report is not available here; use `career-relay report`.",
         "credit_rule": "Credit rule",
         "stage_rejected": "rejected",
         "stage_eligible": "eligible",

@@ -31,13 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from relay_core.config import Config
 from relay_core.models import CaseState
 from relay_core.rendering.environment import template_environment
-from relay_core.store import Store, utcnow
-from relay_core.store import tables as t
+from relay_core.store import Store, reports, utcnow
 from relay_core.store.ledger import attestations
 
 STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "sent_to_form",
@@ -79,22 +76,9 @@ def _zero() -> dict[str, int]:
 
 def build_report(store: Store, config: Config, now: datetime | None = None) -> Report:
     tz = config.company.tz
-    with store.engine.connect() as conn:
-        cases = conn.execute(select(t.relay_cases.c.id, t.relay_cases.c.source,
-                                    t.relay_cases.c.state, t.relay_cases.c.rejected_at)).all()
-        consented = set(conn.execute(select(t.consents.c.case_id)).scalars())
-        chosen = conn.execute(select(t.consents.c.case_id, t.consent_agencies.c.agency_id).join(
-            t.consent_agencies, t.consent_agencies.c.consent_id == t.consents.c.id)).all()
-        handoffs = conn.execute(select(t.handoffs.c.id, t.handoffs.c.case_id,
-                                       t.handoffs.c.agency_id, t.handoffs.c.state)
-                                .where(t.handoffs.c.state.in_(HANDED_OFF + SENT_TO_FORM))
-                                ).all()
-        events = conn.execute(select(t.agency_events.c.handoff_id, t.agency_events.c.kind,
-                                     t.agency_events.c.occurred_at)
-                              .order_by(t.agency_events.c.id)).all()
-        credits = conn.execute(select(t.credit_entries.c.agency_id,
-                                      t.credit_entries.c.credits, t.credit_entries.c.yen,
-                                      t.credit_entries.c.occurred_at)).all()
+    with store.connect() as conn:
+        cases, consented, chosen, handoffs, events, credits = reports.funnel_rows(
+            conn, HANDED_OFF + SENT_TO_FORM)
     registered: set[int] = set()
     placements: dict[int, int] = defaultdict(int)
     for e in events:
@@ -170,7 +154,7 @@ def legal_review_view(store: Store, config: Config) -> dict[str, Any]:
     """The review in force (None while credits are off) and every review credits were
     computed under, as the ledger first used it."""
     review = config.ledger.legal_review
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         used = attestations(conn)
     return {
         "in_force": ({**review.as_dict(), "fingerprint": review.fingerprint}

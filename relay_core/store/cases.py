@@ -1,0 +1,289 @@
+"""The cases aggregate: relay cases, their append-only audit trail and the suppression list.
+
+Every function takes the connection of the caller's transaction (or a read connection) and
+hands out RelayCase, never a row. Every state change is a conditional UPDATE
+(`WHERE state IN (...)`) plus an audit row in the same transaction: two processes racing for the
+same case cannot both win, so a case is sent at most once even if the run lock were bypassed.
+Work on many cases goes in batches (one INSERT per page, one UPDATE per 500 ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from relay_core.models import TRANSITIONS, CaseState, Category, Person, RejectionEvent, RelayCase
+from relay_core.store import tables as t
+from relay_core.store.tables import utcnow
+
+CHUNK = 500     # ids per IN (...): well below every backend's parameter limit
+c = t.relay_cases.c
+
+
+def person_key(email: str) -> str:
+    """A stable, non-reversible key for 'the same person' (cooldown, suppression)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i:i + CHUNK]
+
+
+_STATES = {state.value: state for state in CaseState}       # faster than CaseState(value)
+_CATEGORIES = {cat.value: cat for cat in Category}
+# What a RelayCase is read from, in the order _case unpacks it (every column of relay_cases).
+CASE_COLUMNS = (c.id, c.source, c.application_id, c.ats, c.candidate_id, c.state, c.reason,
+                c.category, c.language, c.invite, c.email, c.person_key, c.person_json,
+                c.event_json, c.job_title, c.rejected_at, c.detected_at, c.send_at,
+                c.deadline_at, c.sent_at, c.late, c.message_id, c.updated_at)
+
+
+def _case(row: Row) -> RelayCase:
+    """The one place a stored case becomes a RelayCase: the person is parsed here, once."""
+    (case_id, source, application_id, ats, candidate_id, state, reason, category, language,
+     invite, email, key, person_json, event_json, job_title, rejected_at, detected_at, send_at,
+     deadline_at, sent_at, late, message_id, updated_at) = row
+    return RelayCase(
+        id=case_id, source=source, application_id=application_id, ats=ats,
+        candidate_id=candidate_id, state=_STATES[state], reason=reason,
+        category=_CATEGORIES[category], language=language, invite=invite, email=email,
+        person_key=key,
+        person=Person.model_validate_json(person_json) if person_json else None,
+        stage=json.loads(event_json).get("stage", "") if event_json else "",
+        job_title=job_title, rejected_at=rejected_at, detected_at=detected_at,
+        send_at=send_at, deadline_at=deadline_at, sent_at=sent_at, late=late,
+        message_id=message_id, updated_at=updated_at)
+
+
+# --- audit -----------------------------------------------------------------------------------
+def audit(conn: Connection, case_id: int | None, actor: str, action: str, reason: str = "",
+          from_state: str | None = None, to_state: str | None = None,
+          at: datetime | None = None) -> None:
+    conn.execute(insert(t.audit_log).values(
+        case_id=case_id, at=at or utcnow(), actor=actor, action=action,
+        from_state=from_state, to_state=to_state, reason=reason))
+
+
+def audit_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.audit_log), rows)
+
+
+def audit_trail(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(t.audit_log).where(t.audit_log.c.case_id == case_id)
+                        .order_by(t.audit_log.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def annotated(conn: Connection, case_ids: list[int]) -> set[int]:
+    """Of these cases, those whose ATS already carries the "relay invitation sent" note."""
+    found: set[int] = set()
+    for ids in _chunks(case_ids):
+        found.update(conn.scalars(select(t.audit_log.c.case_id).where(
+            t.audit_log.c.case_id.in_(ids), t.audit_log.c.action == "annotated")))
+    return found
+
+
+# --- detecting -------------------------------------------------------------------------------
+def case_values(event: RejectionEvent, *, email: str | None, language: str,
+                now: datetime) -> dict[str, Any]:
+    """The row of a newly detected case (for insert_cases)."""
+    person = event.person
+    return dict(
+        source=event.source, application_id=event.application_id, ats=event.ats,
+        candidate_id=event.candidate_id, state=CaseState.DETECTED.value, reason="",
+        category=event.category.value, language=language, invite=True,
+        email=email, person_key=person_key(email) if email else None,
+        person_json=json.dumps({"first_name": person.first_name,
+                                "last_name": person.last_name,
+                                "full_name": person.full_name}, ensure_ascii=False),
+        event_json=event.model_dump_json(), job_title=event.job_title,
+        rejected_at=event.rejected_at, detected_at=now, late=False, updated_at=now)
+
+
+def insert_cases(conn: Connection, rows: list[dict[str, Any]], *, actor: str,
+                 now: datetime) -> dict[str, int]:
+    """Insert detected cases of one source in one statement; returns {application id: case id}
+    for the new ones (an application already known is left alone)."""
+    if not rows:
+        return {}
+    dialect_insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[conn.dialect.name]
+    created = dict(conn.execute(
+        dialect_insert(t.relay_cases).values(rows)
+        .on_conflict_do_nothing(index_elements=["source", "application_id"])
+        .returning(c.application_id, c.id)).all())
+    audit_many(conn, [dict(case_id=case_id, actor=actor, action="detected", reason="",
+                           from_state=None, to_state=CaseState.DETECTED.value, at=now)
+                      for case_id in created.values()])
+    return created
+
+
+def insert_case(conn: Connection, event: RejectionEvent, *, email: str | None,
+                language: str, now: datetime, actor: str) -> int | None:
+    """Insert one detected case; None if (source, application id) is already known."""
+    created = insert_cases(
+        conn, [case_values(event, email=email, language=language, now=now)],
+        actor=actor, now=now)
+    return created.get(event.application_id)
+
+
+# --- moving ----------------------------------------------------------------------------------
+def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseState,
+                    *, from_state: CaseState, actor: str, now: datetime) -> set[int]:
+    """Move many cases from one state to another, each with its own reason and values
+    (`changes` = [{"id":…, "reason":…, other columns…}], the same keys in every item).
+    Returns the ids that moved; a case another process moved first is left out."""
+    assert to in TRANSITIONS[from_state]
+    if not changes:
+        return set()
+    moved: set[int] = set()
+    for ids in _chunks([ch["id"] for ch in changes]):
+        moved.update(conn.scalars(
+            update(t.relay_cases)
+            .where(c.id.in_(ids), c.state == from_state.value)
+            .values(state=to.value, updated_at=now).returning(c.id)))
+    columns = [k for k in changes[0] if k != "id"]
+    per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
+                for ch in changes if ch["id"] in moved]
+    if columns and per_case:
+        conn.execute(update(t.relay_cases).where(c.id == bindparam("b_id"))
+                     .values({k: bindparam(k) for k in columns}), per_case)
+    audit_many(conn, [dict(case_id=ch["id"], actor=actor, action="state",
+                           reason=ch.get("reason", ""), from_state=from_state.value,
+                           to_state=to.value, at=now)
+                      for ch in changes if ch["id"] in moved])
+    return moved
+
+
+def transition(conn: Connection, case_id: int, to: CaseState, *, actor: str,
+               reason: str = "", allowed_from: Iterable[CaseState] | None = None,
+               now: datetime | None = None, **values: Any) -> bool:
+    """Move a case to `to` if it is in one of the states allowed to go there. Returns
+    False (and changes nothing) if another process moved it first."""
+    sources = [s for s in (allowed_from or TRANSITIONS) if to in TRANSITIONS[s]]
+    now = now or utcnow()
+    if len(sources) == 1:   # the audit's from-state is known without asking
+        current = sources[0].value
+    else:
+        current = conn.execute(select(c.state).where(c.id == case_id)).scalar_one_or_none()
+    result = conn.execute(
+        update(t.relay_cases)
+        .where(c.id == case_id, c.state.in_([s.value for s in sources]))
+        .values(state=to.value, reason=reason, updated_at=now, **values))
+    if result.rowcount != 1:
+        return False
+    audit(conn, case_id, actor, "state", reason=reason, from_state=current,
+          to_state=to.value, at=now)
+    return True
+
+
+def set_message_ids(conn: Connection, message_ids: Mapping[int, str]) -> None:
+    """Remember the Message-ID each case's mail was queued with ({case id: Message-ID})."""
+    if message_ids:
+        conn.execute(update(t.relay_cases).where(c.id == bindparam("b_id"))
+                     .values(message_id=bindparam("message_id")),
+                     [{"b_id": case_id, "message_id": mid}
+                      for case_id, mid in message_ids.items()])
+
+
+# --- finding ---------------------------------------------------------------------------------
+def get(conn: Connection, case_id: int) -> RelayCase | None:
+    row = conn.execute(select(*CASE_COLUMNS).where(c.id == case_id)).first()
+    return _case(row) if row else None
+
+
+def by_key(conn: Connection, source: str, application_id: str) -> RelayCase | None:
+    row = conn.execute(select(*CASE_COLUMNS).where(
+        c.source == source, c.application_id == application_id)).first()
+    return _case(row) if row else None
+
+
+def ids_by_key(conn: Connection, source: str, application_ids: Iterable[str]) -> dict[str, int]:
+    """{application id: case id} for those of these applications that have a case."""
+    found: dict[str, int] = {}
+    for ids in _chunks(list(set(application_ids))):
+        found.update(conn.execute(select(c.application_id, c.id).where(
+            c.source == source, c.application_id.in_(ids))).all())
+    return found
+
+
+def due(conn: Connection, now: datetime, limit: int = 1000, after_id: int = 0
+        ) -> list[RelayCase]:
+    """Scheduled cases whose time has come, in id order (keyset pages via `after_id`)."""
+    rows = conn.execute(
+        select(*CASE_COLUMNS)
+        .where(c.state == CaseState.SCHEDULED.value, c.send_at <= now, c.id > after_id)
+        .order_by(c.id).limit(limit))
+    return [_case(r) for r in rows]
+
+
+def ids_in_state(conn: Connection, state: CaseState, among: list[int] | None = None
+                 ) -> list[int]:
+    """Ids of the cases in this state (of those in `among`, if given), in id order."""
+    query = select(c.id).where(c.state == state.value).order_by(c.id)
+    if among is None:
+        return list(conn.scalars(query))
+    return sorted(i for ids in _chunks(sorted(set(among)))
+                  for i in conn.scalars(query.where(c.id.in_(ids))))
+
+
+def sent_not_annotated(conn: Connection, case_ids: list[int]) -> set[int]:
+    """Of these cases, the sent ones whose ATS has not been told yet."""
+    return set(ids_in_state(conn, CaseState.SENT, case_ids)) - annotated(conn, case_ids)
+
+
+def counts_by_state(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(c.state, func.count()).group_by(c.state))
+    return {state: n for state, n in rows}
+
+
+def count_late(conn: Connection, now: datetime) -> int:
+    """Cases not yet sent that were planned late or are past their deadline by now."""
+    rows = conn.execute(select(c.late, c.deadline_at).where(
+        c.state.in_([CaseState.SCHEDULED.value, CaseState.SENDING.value,
+                     CaseState.HELD.value]))).all()
+    return sum(1 for late, deadline in rows if late or (deadline and deadline < now))
+
+
+# --- suppressions and cooldown ---------------------------------------------------------------
+def suppressed_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(set(keys))):
+        found.update(conn.scalars(select(t.suppressions.c.address_hash).where(
+            t.suppressions.c.address_hash.in_(chunk))))
+    return found
+
+
+def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
+                exclude: Iterable[int]) -> set[str]:
+    """Of these people, those already mailed since `since`, or about to be."""
+    exclude = list(exclude)
+    busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
+    found: set[str] = set()
+    for chunk in _chunks(list(set(keys))):
+        q = select(c.person_key).where(
+            c.person_key.in_(chunk),
+            c.state.in_(busy) | ((c.state == CaseState.SENT.value) & (c.sent_at >= since)))
+        if exclude:
+            q = q.where(c.id.not_in(exclude))
+        found.update(conn.scalars(q))
+    return found
+
+
+def is_suppressed(conn: Connection, key: str) -> bool:
+    return conn.execute(select(t.suppressions.c.address_hash).where(
+        t.suppressions.c.address_hash == key)).first() is not None
+
+
+def suppress(conn: Connection, key: str, reason: str) -> None:
+    if not is_suppressed(conn, key):
+        conn.execute(insert(t.suppressions).values(address_hash=key, reason=reason,
+                                                   at=utcnow()))
