@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 AGENCIES = [
     {"id": "agency-a", "legal_name": "株式会社エージェントA", "address": "東京都港区芝公園4-2-8",
      "representative": "代表取締役 佐藤一郎", "country": "JP", "licence_number": "13-ユ-000000",
-     "deletion_contact": "privacy@agency-a.example",
+     "deletion_contact": "privacy@agency-a.example", "channel": "email",
+     "email": "intake@agency-a.example", "retention": "ご登録から2年間",
      "fields": ["name", "email", "desired_role", "location", "message"]},
     {"id": "agency-b", "legal_name": "Global Talent Partners Pte. Ltd.",
      "address": "1 Example Street, Singapore", "representative": "Jane Doe, CEO",

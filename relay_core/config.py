@@ -7,9 +7,12 @@ Secrets are references (see secrets.py); they are resolved only when a component
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
-from datetime import time
+import unicodedata
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -161,6 +164,9 @@ class Smtp(Section):
     messages_per_second: float = Field(0, ge=0)  # 0 = no client-side limit
     connections: int = Field(4, ge=1, le=16)     # parallel SMTP connections for a batch
     ca_file: str = ""   # a private CA bundle, e.g. for a relay with an internal certificate
+    # The provider's daily quota (reference/privacy_email.md sec. 3.8): at most this many
+    # outbox messages in any 24 hours; the rest wait for the next day. 0 = no limit.
+    max_per_day: int = Field(0, ge=0, le=1_000_000)
 
     _secret = field_validator("password", mode="before")(secret_field)
 
@@ -290,11 +296,17 @@ class Agency(Section):
     # agency's own registration form for the `redirect` channel.
     max_attempts: int = Field(8, ge=1, le=50)
     register_url: str = ""
+    # How long the agency keeps what it receives, in the candidate's words (shown on the consent
+    # page), e.g. "ご登録から2年間" / "two years after registration". Required for the webhook and
+    # email channels; a redirect agency receives nothing from us.
+    retention: str = ""
 
     _secret = field_validator("secret", mode="before")(secret_field)
 
     def missing_disclosures(self) -> list[str]:
         required = ["legal_name", "address", "representative", "country", "deletion_contact"]
+        if self.channel != "redirect":
+            required.append("retention")
         if self.country.upper() == "JP":
             required.append("licence_number")
         elif self.country.strip():
@@ -304,40 +316,130 @@ class Agency(Section):
         return [k for k in required if not getattr(self, k).strip()]
 
 
+def _plain_line(value: str, what: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError(f"write {what} on one line, without control characters")
+    return value
+
+
+class LegalReview(Section):
+    """The legal review that lets the ledger compute credits (職業安定法: a referral-for-value
+    model may be unlicensed paid placement; reference/privacy_email.md sec. 1.8(b)-(c), sec. 6
+    item 12). Every field is checked by `career-relay check`; the first credit computed under a
+    review writes it to the audit log, and `career-relay report` shows it."""
+
+    reviewer: str = Field("", validate_default=True, max_length=200)
+    reviewed_on: date | None = Field(None, validate_default=True)
+    document: str = Field("", validate_default=True, max_length=200)
+    # 特定募集情報等提供事業の届出の受理番号, where the relay operator has filed one.
+    notification_number: str = Field("", max_length=40)
+
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer(cls, value: str) -> str:
+        value = _plain_line(value, "the reviewer")
+        if not value:
+            raise ValueError("write who reviewed the credit model, e.g. \"弁護士 田中一郎（田中法律"
+                             "事務所）\"")
+        return value
+
+    @field_validator("reviewed_on", mode="before")
+    @classmethod
+    def _when(cls, value: Any) -> Any:
+        if value in (None, ""):
+            raise ValueError("write the day of the review as a date, e.g. reviewed_on = "
+                             "2025-06-01")
+        return value
+
+    @field_validator("reviewed_on")
+    @classmethod
+    def _not_future(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError(f"{value.isoformat()} lies in the future; write the day the "
+                             "review was done")
+        return value
+
+    @field_validator("document")
+    @classmethod
+    def _document(cls, value: str) -> str:
+        value = _plain_line(value, "the document reference")
+        if not value:
+            raise ValueError("write the reference of the written opinion or memo, e.g. "
+                             "\"意見書 2025-014\"")
+        return value
+
+    @field_validator("notification_number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        value = _plain_line(value, "the notification number")
+        if value and not any(c.isdigit() for c in value):
+            raise ValueError("write the 受理番号 of the 特定募集情報等提供事業 notification as "
+                             "the labour bureau issued it, or leave it \"\" when none applies")
+        return value
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reviewer": self.reviewer, "reviewed_on": self.reviewed_on.isoformat(),
+                "document": self.document, "notification_number": self.notification_number}
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this attestation: a changed review is a new attestation, audited anew."""
+        data = json.dumps(self.as_dict(), ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()
+
+    def summary(self) -> str:
+        text = f"{self.reviewer}, {self.reviewed_on.isoformat()}, {self.document}"
+        return text + (f", 届出受理番号 {self.notification_number}"
+                       if self.notification_number else "")
+
+
 class Ledger(Section):
-    """Credits from agency events (relay_core/ledger.py). Off unless a legal review is recorded:
-    per-candidate consideration may make the relay look like unlicensed paid placement
-    (職業安定法; reference/privacy_email.md sec. 1.8(c) and sec. 6 item 12)."""
+    """Credits from agency events (relay_core/records/ledger.py). Off unless a legal review is
+    recorded under [ledger.legal_review]: per-candidate consideration may make the relay look
+    like unlicensed paid placement (職業安定法; reference/privacy_email.md sec. 1.8(c) and sec. 6
+    item 12). Without it the ledger still records agency events, and computes no credits."""
 
     rule: Literal["off", "per_registrations", "per_placement"] = "off"
     per_registrations: int = Field(10, ge=1, le=1000)
     yen_per_credit: int = Field(0, ge=0)
-    legal_review_attested: str = ""    # who reviewed it and when, e.g. "2025-06-01 弁護士 …"
+    legal_review: LegalReview | None = None
+    # Before [ledger.legal_review]: free text. Still read so old files load; it no longer
+    # switches credits on.
+    legal_review_attested: str = ""
 
     @field_validator("legal_review_attested", mode="before")
     @classmethod
     def _attestation(cls, value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError("write who reviewed the credit model and when (e.g. \"2025-06-01, "
-                             "counsel name, memo ref\"), not true/false")
+            raise ValueError("record the review under [ledger.legal_review] (reviewer, "
+                             "reviewed_on, document), not true/false")
         return value
 
     @model_validator(mode="after")
     def _attested(self) -> Ledger:
-        if self.rule != "off" and not self.legal_review_attested.strip():
-            raise ValueError("credit accounting (rule = \"" + self.rule + "\") stays off until "
-                             "legal_review_attested records the legal review (who and when); "
-                             "or set rule = \"off\"")
+        if self.rule != "off" and self.legal_review is None:
+            old = (" (legal_review_attested, free text, no longer does)"
+                   if self.legal_review_attested.strip() else "")
+            raise ConfigError(
+                "ledger.legal_review",
+                f"credit accounting (rule = \"{self.rule}\") stays off until a legal review "
+                f"is recorded{old}",
+                "Add [ledger.legal_review] with reviewer, reviewed_on, document and, where one "
+                "applies, notification_number (see config.example.toml); or set rule = \"off\"")
         return self
 
     @property
     def enabled(self) -> bool:
-        return self.rule != "off"
+        return self.rule != "off" and self.legal_review is not None
 
 
 class Retention(Section):
     # Days after the rejection that the connector keeps the candidate's own data.
     candidate_days: int = Field(180, ge=1, le=3650)
+    # `run` and `serve` purge what is past retention at most once a day (records/retention.py);
+    # false: only `career-relay purge` does, e.g. from your own timer.
+    purge_daily: bool = True
 
 
 class AdminOidc(Section):

@@ -72,10 +72,13 @@ def write_setup(work: Path, port: int) -> Path:
         'holidays = "JP"': 'holidays = ""',
         'rule = "off"': 'rule = "per_placement"',
         "yen_per_credit = 0 ": "yen_per_credit = 450000 ",
-        'legal_review_attested = ""':
-            'legal_review_attested = "walk-through only: no real agency"',
-        'email = "intake@agency-b.example"':
-            'email = "intake@agency-b.example"\nsecret = "env:AGENCY_B_SECRET"',
+        "# [ledger.legal_review]\n": "[ledger.legal_review]\n",
+        '# reviewer = "弁護士 田中一郎（田中法律事務所）"':
+            'reviewer = "walk-through only: no real review"',
+        "# reviewed_on = 2025-06-01": "reviewed_on = 2025-06-01",
+        '# document = "意見書 2025-014"': 'document = "walk-through"',
+        'email = "intake@agency-b.example"\n':
+            'email = "intake@agency-b.example"\nsecret = "env:AGENCY_B_SECRET"\n',
     }
     for old, new in replacements.items():
         assert old in text, f"config.example.toml no longer has {old!r}"

@@ -145,8 +145,9 @@ def test_a_configured_source_loads_only_its_own_vendor_module(tmp_path):
             "from relay_core.contract.registry import build_connectors\n"
             f"build_connectors(load_config({str(ROOT / 'config.example.toml')!r}))\n"
             "print(sorted(m for m in sys.modules if m.startswith('relay_core.connectors.')))")
-    # This checkout's code, whichever checkout the interpreter has installed in editable mode.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # This checkout's code, also when the interpreter has another checkout installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True, env=env).stdout
     assert out.strip() == "['relay_core.connectors.hrmos_export']"

@@ -124,3 +124,21 @@ def test_check_warns_when_english_emails_would_name_the_company_in_japanese(exam
     english = rows["english emails"]
     assert english["ok"] and "warning" in english["detail"] and "company.name_en" in \
         english["detail"]
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("max_per_day = 0 ", "max_per_day = -5 ", "mail.smtp.max_per_day"),
+    ("purge_daily = true", 'purge_daily = "daily"', "retention.purge_daily"),
+    ('retention = "ご登録から2年間"', "retention = 2", "agencies[1].retention"),
+    ('retention = "ご登録から2年間"', 'retention = ""', "agencies[1].retention"),
+    ('# [ledger.legal_review]\n# reviewer = "弁護士 田中一郎（田中法律事務所）"',
+     '[ledger.legal_review]\nreviewer = ""', "ledger.legal_review.reviewer"),
+])
+def test_check_names_each_new_key_of_issue_11(example, old, new, key):
+    text = example.read_text(encoding="utf-8")
+    assert old in text, old
+    example.write_text(text.replace(old, new, 1), encoding="utf-8")
+    checked = runner.invoke(app, ["check", "--config", str(example), "--offline", "--json"])
+    assert checked.exit_code == 1, checked.output
+    failures = [r for r in json.loads(checked.stdout) if not r["ok"]]
+    assert any(key in r["detail"] for r in failures), failures

@@ -44,6 +44,14 @@ def test_plaintext_secret_refused_with_key_path_and_how_to_store_it(data, key):
     ({"company": {"timezone": "Tokyo"}}, "company.timezone", "IANA"),
     ({"sources": [{"name": "A B", "type": "x"}]}, "sources[0].name", "lower-case"),
     ({"mail": {"transport": "pigeon"}}, "mail.transport", "'file' or 'smtp'"),
+    # The keys of issue 11:
+    ({"mail": {"smtp": {"max_per_day": -1}}}, "mail.smtp.max_per_day", "greater than"),
+    ({"mail": {"smtp": {"max_per_day": "lots"}}}, "mail.smtp.max_per_day", "integer"),
+    ({"retention": {"purge_daily": "sometimes"}}, "retention.purge_daily", "boolean"),
+    ({"agencies": [{"id": "a", "retention": ["2y"]}]}, "agencies[0].retention", "string"),
+    ({"ledger": {"rule": "per_placement", "legal_review": {"reviewed_on": "2025-06-01",
+                                                           "document": "d"}}},
+     "ledger.legal_review.reviewer", "who reviewed"),
 ])
 def test_errors_name_the_key_and_the_fix(data, key, words):
     with pytest.raises(ConfigError) as err:

@@ -20,7 +20,8 @@ from relay_core.store import tables as t
 from relay_core.web.app import create_app
 from tests.handoff.support import SECRET, T0, agency, consented_case
 
-ATTESTED = "2025-06-01 外部弁護士レビュー済 (memo LR-12)"
+REVIEW = {"reviewer": "弁護士 田中一郎（田中法律事務所）", "reviewed_on": "2025-06-01",
+          "document": "意見書 LR-12", "notification_number": "13-募-000123"}
 
 
 @pytest.fixture(autouse=True)
@@ -58,19 +59,43 @@ def post(client, agency_id: str, payload, secret: str = SECRET, timestamp: int |
 
 
 def test_credit_accounting_needs_a_legal_review_attestation(make_config):
-    with pytest.raises(ConfigError, match="legal_review_attested"):
+    """Issue 11, point 5: credits need a structured attestation; free text no longer does."""
+    with pytest.raises(ConfigError, match="ledger.legal_review") as err:
         make_config({"ledger": {"rule": "per_placement"}})
-    with pytest.raises(ConfigError, match="who reviewed"):
+    assert err.value.key == "ledger.legal_review"
+    with pytest.raises(ConfigError, match="no longer does"):
+        make_config({"ledger": {"rule": "per_placement", "legal_review_attested": "x"}})
+    with pytest.raises(ConfigError, match="not true/false"):
         make_config({"ledger": {"rule": "per_placement", "legal_review_attested": True}})
     assert not make_config({}).ledger.enabled
+    # Free text left over from an older file loads, and switches nothing on.
+    assert not make_config({"ledger": {"legal_review_attested": "x"}}).ledger.enabled
     assert make_config({"ledger": {"rule": "per_placement",
-                                   "legal_review_attested": ATTESTED}}).ledger.enabled
+                                   "legal_review": REVIEW}}).ledger.enabled
+
+
+@pytest.mark.parametrize("change, key, words", [
+    ({"reviewer": ""}, "ledger.legal_review.reviewer", "who reviewed"),
+    ({"reviewer": "A\nB"}, "ledger.legal_review.reviewer", "one line"),
+    ({"reviewed_on": ""}, "ledger.legal_review.reviewed_on", "reviewed_on = 2025-06-01"),
+    ({"reviewed_on": "2999-01-01"}, "ledger.legal_review.reviewed_on", "future"),
+    ({"reviewed_on": "soon"}, "ledger.legal_review.reviewed_on", "date"),
+    ({"document": ""}, "ledger.legal_review.document", "written opinion"),
+    ({"notification_number": "pending"}, "ledger.legal_review.notification_number",
+     "受理番号"),
+    ({"extra": "x"}, "ledger.legal_review.extra", "unknown key"),
+])
+def test_point_5_check_names_each_attestation_key(make_config, change, key, words):
+    review = {k: v for k, v in {**REVIEW, **change}.items() if v != "" or k in change}
+    with pytest.raises(ConfigError) as err:
+        make_config({"ledger": {"rule": "per_placement", "legal_review": review}})
+    assert err.value.key == key and words in str(err.value)
 
 
 def test_signed_events_are_idempotent_and_unknown_references_refused(store, make_config,
                                                                      tmp_path):
     config = ledger_config(make_config, rule="per_registrations", per_registrations=2,
-                           yen_per_credit=300000, legal_review_attested=ATTESTED)
+                           yen_per_credit=300000, legal_review=REVIEW)
     refs = handed_off(store, config, tmp_path, 3)
     client = TestClient(create_app(config, store, {}))
     first = post(client, "agency-a", {"id": "ev-1", "type": "registered", "reference": refs[0],
@@ -106,7 +131,7 @@ def test_signed_events_are_idempotent_and_unknown_references_refused(store, make
 
 def test_per_placement_credit_and_reversal(store, make_config, tmp_path):
     config = ledger_config(make_config, rule="per_placement", yen_per_credit=500000,
-                           legal_review_attested=ATTESTED)
+                           legal_review=REVIEW)
     [ref] = handed_off(store, config, tmp_path, 1)
     client = TestClient(create_app(config, store, {}))
     assert post(client, "agency-a", {"id": "p1", "type": "placed",
@@ -141,7 +166,7 @@ def test_without_attestation_events_count_but_no_credits(store, make_config, tmp
 
 
 def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
-    config = ledger_config(make_config, rule="per_placement", legal_review_attested=ATTESTED)
+    config = ledger_config(make_config, rule="per_placement", legal_review=REVIEW)
     refs = handed_off(store, config, tmp_path, 2)
     path = tmp_path / "agency-a.csv"
     path.write_text("\ufeffreference,type,occurred_at\n"
@@ -161,3 +186,104 @@ def test_csv_import_reports_bad_rows_by_line(store, make_config, tmp_path):
         when = conn.execute(select(t.agency_events.c.occurred_at).where(
             t.agency_events.c.kind == "placed")).scalar_one()
     assert when.isoformat() == "2025-07-19T15:00:00+00:00"   # midnight in Tokyo
+
+
+# --- issue 11, point 5: a real legal gate ---------------------------------------------------
+def test_point_5_the_review_is_audited_on_first_use_and_shown_in_report(store, make_config,
+                                                                       tmp_path):
+    from relay_core.commands.tables import report_tables
+    from relay_core.records.report import build_report, legal_review_lines, to_html, to_json
+
+    config = ledger_config(make_config, rule="per_placement", yen_per_credit=1,
+                           legal_review=REVIEW)
+    refs = handed_off(store, config, tmp_path, 2)
+    client = TestClient(create_app(config, store, {}))
+    for i, ref in enumerate(refs):
+        assert post(client, "agency-a", {"id": f"p{i}", "type": "placed",
+                                         "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        audited = conn.execute(select(t.audit_log).where(
+            t.audit_log.c.action == "legal_review_in_force")).all()
+        kept = conn.execute(select(t.ledger_attestations)).all()
+    assert len(audited) == 1 and len(kept) == 1          # first use only
+    assert audited[0].case_id is None
+    for word in (REVIEW["reviewer"], "2025-06-01", REVIEW["document"], "13-募-000123"):
+        assert word in audited[0].reason
+    assert (kept[0].reviewer, kept[0].document, kept[0].rule) == (
+        REVIEW["reviewer"], REVIEW["document"], "per_placement")
+
+    report = build_report(store, config)
+    assert report.legal_review["in_force"]["document"] == REVIEW["document"]
+    line = legal_review_lines(report)[0]
+    assert REVIEW["reviewer"] in line and "first used" in line and "13-募-000123" in line
+    assert REVIEW["document"] in to_html(report, "x")
+    assert json.loads(to_json(report))["legal_review"]["used"][0]["rule"] == "per_placement"
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(report_tables(report))
+    assert REVIEW["reviewer"] in console.export_text()
+
+    # A new review is a new attestation, audited anew; the earlier one stays on record.
+    renewed = ledger_config(make_config, rule="per_placement",
+                            legal_review={**REVIEW, "document": "意見書 LR-13"})
+    [ref] = handed_off(store, renewed, tmp_path, 1, agency_id="agency-b")
+    client = TestClient(create_app(renewed, store, {}))
+    assert post(client, "agency-b", {"id": "q", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    lines = legal_review_lines(build_report(store, renewed))
+    assert "LR-13" in lines[0] and any("earlier review" in x and "LR-12" in x for x in lines)
+
+
+def test_point_5_without_a_review_events_are_recorded_and_no_credits(store, make_config,
+                                                                    tmp_path):
+    from relay_core.records.report import build_report, legal_review_lines
+
+    config = ledger_config(make_config)                 # rule = "off"
+    [ref] = handed_off(store, config, tmp_path, 1)
+    client = TestClient(create_app(config, store, {}))
+    assert post(client, "agency-a", {"id": "p", "type": "placed",
+                                     "reference": ref}).json()["accepted"] == 1
+    with store.engine.connect() as conn:
+        assert len(conn.execute(select(t.agency_events)).all()) == 1
+        assert balances(conn) == {}
+        assert conn.execute(select(t.ledger_attestations)).all() == []
+    assert legal_review_lines(build_report(store, config))[0].startswith("credits off")
+
+
+def test_point_5_the_consent_page_states_the_credits_while_they_are_on(make_config):
+    from relay_core.records.consent.disclosure import PageRenderer
+
+    on = ledger_config(make_config, rule="per_placement", legal_review=REVIEW)
+    off = ledger_config(make_config)
+    for lang, words in (("ja", ["クレジット", "費用や不利益が生じることはなく",
+                                "あなたへの対応が変わることもありません"]),
+                        ("en", ["service credits", "costs you nothing",
+                                "changes nothing for you"])):
+        shown = str(PageRenderer(on).consent_text(lang).html)
+        assert all(w in shown for w in words), lang
+        assert words[0] not in str(PageRenderer(off).consent_text(lang).html)
+
+
+def test_point_5_check_shows_the_review_credits_rest_on(make_config, tmp_path):
+    from typer.testing import CliRunner
+
+    from relay_core.commands.cli import app
+
+    make_config({"agencies": [agency("agency-a", url="https://a.example/in")],
+                 "ledger": {"rule": "per_placement", "legal_review": REVIEW}},
+                write_to=tmp_path / "c.toml")
+    result = json.loads(CliRunner().invoke(app, ["check", "--config", str(tmp_path / "c.toml"),
+                                                 "--offline", "--json"]).stdout)
+    credits = next(r for r in result if r["what"] == "credits")
+    assert credits["ok"] and REVIEW["reviewer"] in credits["detail"]
+    # A review dated in the future: the file does not load, and check names the key.
+    make_config({"ledger": {"rule": "off"}}, write_to=tmp_path / "bad.toml")
+    text = (tmp_path / "bad.toml").read_text(encoding="utf-8")
+    (tmp_path / "bad.toml").write_text(
+        text.replace('rule = "off"', 'rule = "per_placement"')
+        + '\n[ledger.legal_review]\nreviewer = "x"\nreviewed_on = 2999-01-01\ndocument = "d"\n',
+        encoding="utf-8")
+    bad = json.loads(CliRunner().invoke(app, ["check", "--config", str(tmp_path / "bad.toml"),
+                                              "--offline", "--json"]).stdout)
+    assert not bad[0]["ok"] and "ledger.legal_review.reviewed_on" in bad[0]["detail"]

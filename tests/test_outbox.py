@@ -124,3 +124,52 @@ def test_interrupted_smtp_delivery_fails_instead_of_risking_a_duplicate(make_con
     assert report.sent == 0 and smtp_server.messages == []
     case = store.case_by_key("fake", "0")
     assert case.state == "failed" and "server log" in case.reason
+
+
+def test_point_9_max_per_day_defers_the_excess_to_the_next_day(make_config, store,
+                                                              smtp_server):
+    """Issue 11, point 9: `mail.smtp.max_per_day` lets at most that many messages out in any
+    24 hours; the rest wait, in order, for the next day."""
+    from datetime import timedelta
+
+    from relay_core.mail.transports import make_transport
+    from relay_core.store import utcnow
+
+    config = make_config({"mail": {"transport": "smtp", "smtp": {
+        "host": "127.0.0.1", "port": smtp_server.port, "security": "none", "retries": 0,
+        "max_per_day": 2}}})
+    assert make_transport(config).max_per_day == 2
+    queue(store, config, 5)
+    now = utcnow()
+    days = []
+    for moment in (now, now + timedelta(hours=1), now + timedelta(hours=25),
+                   now + timedelta(hours=49)):
+        report = CycleReport()
+        deliver_outbox(store, make_transport(config), now=moment, report=report)
+        days.append((report.sent, report.deferred))
+    assert days == [(2, 3), (0, 0), (2, 1), (1, 0)]
+    assert sorted(to for to, _ in smtp_server.messages) == sorted(
+        f"p{i}@example.com" for i in range(5))
+    assert len(smtp_server.messages) == 5           # each once
+    with store.engine.connect() as conn:
+        attempts = list(conn.scalars(select(t.outbox.c.attempts)))
+    assert attempts == [1] * 5                      # a deferral is not an attempt
+
+
+def test_point_9_the_deferral_is_visible_until_it_goes(make_config, store, smtp_server):
+    from relay_core.store import utcnow
+
+    config = make_config()
+    queue(store, config, 3)
+    limited = SmtpTransport(Smtp(host="127.0.0.1", port=smtp_server.port, security="none",
+                                 retries=0, max_per_day=1), wait=wait_none())
+    report = CycleReport()
+    now = utcnow()
+    deliver_outbox(store, limited, now=now, report=report)
+    assert (report.sent, report.deferred) == (1, 2)
+    with store.engine.connect() as conn:
+        waiting = conn.execute(select(t.outbox).where(t.outbox.c.state == "pending")).all()
+    assert len(waiting) == 2
+    assert all("max_per_day (1) reached" in w.last_error for w in waiting)
+    assert all(w.next_attempt_at > now for w in waiting)
+    assert store.counts_by_state() == {"sent": 1, "sending": 2}

@@ -18,9 +18,17 @@ from tests.fakes import FakeConnector, event
 NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)   # Monday 11:00 JST
 
 
+# The relay needs an agency that can receive (issue 11, point 3): one whose own form the
+# candidate is sent to, so nothing here is pushed anywhere.
+AGENCY = {"id": "agency-r", "legal_name": "株式会社エージェントR", "address": "東京都港区1-1",
+          "representative": "代表取締役 佐藤一郎", "country": "JP",
+          "licence_number": "13-ユ-000000", "deletion_contact": "privacy@agency-r.example",
+          "channel": "redirect", "register_url": "https://agency-r.example/register"}
+
+
 @pytest.fixture
 def config(make_config):
-    return make_config()
+    return make_config({"agencies": [AGENCY]})
 
 
 def outbox_messages(config):
@@ -203,7 +211,7 @@ def test_still_in_process_elsewhere_at_the_recheck_goes_on_time_without_the_invi
 
 def test_invite_only_mode_sends_the_short_mail_and_skips_cases_without_invitation(make_config,
                                                                                   store):
-    config = make_config({"mail": {"mode": "invite_only"}})
+    config = make_config({"mail": {"mode": "invite_only"}, "agencies": [AGENCY]})
     connector = FakeConnector(events=[event("1"), event("2", email="b@example.com",
                                                         no_invitation=True)])
     assert cycle(config, store, connector).sent == 1

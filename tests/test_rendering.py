@@ -31,11 +31,15 @@ def make_config(tmp_path: Path, **mail) -> Config:
     }, tmp_path)
 
 
+STOP = "https://relay.example.co.jp/u/STOP123"
+
+
 def context(config: Config, *, language: str = "ja", url: str | None = URL,
-            stage: str = "書類選考", name: str = "山田 花子") -> dict:
+            stage: str = "書類選考", name: str = "山田 花子", stop: str | None = STOP) -> dict:
     return build_context(config, display_name=name, last_name="山田", first_name="花子",
                          job_title="法人営業", stage=stage, invitation_url=url,
-                         invitation_expires="2026年12月27日" if url else None, language=language)
+                         invitation_expires="2026年12月27日" if url else None, language=language,
+                         unsubscribe_url=stop)
 
 
 def override(tmp_path: Path, files: dict[str, str]) -> Config:
@@ -120,7 +124,9 @@ def test_no_invitation_block_without_a_link(tmp_path):
         for body in (mail.text, mail.html):
             assert "/r/" not in body
             assert "人材紹介会社" not in body and "recruitment agencies" not in body
-            assert "privacy" not in body   # the privacy link belongs to the invitation block
+            # The privacy policy is linked for how application documents are kept (issue 11,
+            # point 6), once: the invitation block's own link is not there.
+            assert body.count("https://example.co.jp/privacy") == 1
 
 
 def test_the_rejection_reads_the_same_with_or_without_the_invitation(tmp_path):

@@ -32,7 +32,8 @@ from relay_core.web.app import create_app
 from tests.fakes import event
 from tests.handoff.support import SECRET, T0, Agency, agency, consented_case
 
-ATTESTED = "2025-06-01 counsel review LR-12"
+REVIEW = {"reviewer": "counsel A. Tanaka", "reviewed_on": "2025-06-01",
+          "document": "memo LR-12"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,7 @@ def scenario(store, make_config, tmp_path, receiver_url):
     config = make_config({
         "agencies": [agency("agency-a", url=receiver_url), agency("agency-m", "email")],
         "ledger": {"rule": "per_placement", "yen_per_credit": 450000,
-                   "legal_review_attested": ATTESTED}})
+                   "legal_review": REVIEW}})
     # Two sent-and-consented candidates in June, one in May; one skipped rejection.
     consented_case(store, config, "1", ["agency-a", "agency-m"])
     consented_case(store, config, "2", ["agency-a"])
@@ -76,18 +77,19 @@ def test_consent_to_placement_to_credit_to_report(store, make_config, tmp_path):
          "occurred_at": "2025-07-15T09:00:00+09:00"}]}).json()["accepted"] == 3
     report = build_report(store, config, now=T0)
     assert report.total == {"rejected": 5, "eligible": 4, "sent": 4, "consented": 3,
-                            "handed_off": 3, "registered": 2, "placed": 1}
+                            "handed_off": 3, "sent_to_form": 0, "registered": 2, "placed": 1}
     assert report.by_source["hrmos"]["handed_off"] == 1
     assert set(report.by_month) == {"2025-04", "2025-05", "2025-06"}
     assert report.by_agency["agency-a"] == {
-        "legal_name": "株式会社AGENCY-A", "consented": 2, "handed_off": 2, "registered": 2,
-        "placed": 1, "credits": 1, "yen": 450000}
+        "legal_name": "株式会社AGENCY-A", "consented": 2, "handed_off": 2, "sent_to_form": 0,
+        "registered": 2, "placed": 1, "credits": 1, "yen": 450000}
     assert report.by_agency["agency-m"]["handed_off"] == 2
     assert report.credits_by_month == [{"agency": "agency-a", "month": "2025-07",
                                         "credits": 1, "yen": 450000}]
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert rows[0] == {"group": "total", "key": "all", "rejected": "5", "eligible": "4",
                        "sent": "4", "sent_late": "0", "consented": "3", "handed_off": "3",
+                       "sent_to_form": "0",
                        "registered": "2", "placed": "1", "credits": "", "yen": ""}
     assert json.loads(to_json(report))["by_agency"]["agency-a"]["credits"] == 1
     page = to_html(report, "株式会社サンプル")
@@ -141,11 +143,11 @@ url = "{store_url}"
 
 def small_report(legal_name: str = "株式会社A") -> Report:
     return Report(generated_at=datetime(2025, 7, 1, 9, 30, tzinfo=UTC),
-                  total=dict(zip(STAGES, [12, 10, 9, 5, 4, 2, 1], strict=True)),
+                  total=dict(zip(STAGES, [12, 10, 9, 5, 4, 0, 2, 1], strict=True)),
                   by_source={}, by_month={},
                   by_agency={"agency-a": {"legal_name": legal_name, "consented": 3,
-                                          "handed_off": 3, "registered": 2, "placed": 1,
-                                          "credits": 1, "yen": 450000}},
+                                          "handed_off": 3, "sent_to_form": 0, "registered": 2,
+                                          "placed": 1, "credits": 1, "yen": 450000}},
                   credits_by_month=[{"agency": "agency-a", "month": "2025-07", "credits": 1,
                                      "yen": 450000}], ledger_rule="per_placement")
 
@@ -156,10 +158,12 @@ def test_html_report_template_is_self_contained_and_escapes_names():
     assert not re.search(r"""(src|href)\s*=|<script|<link|@import|url\(""", page)
     assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 2   # title, h1
     assert "<td>B&amp;Co &#34;&lt;i&gt;&#34;</td>" in page and "<i>" not in page
-    # The funnel: one bar per stage, the widest the first, each with its share of the previous.
+    # The funnel: one bar per stage, the widest the first, each with its share of the stage
+    # it follows (handed off, sent to form and registered: of consented).
     bars = re.findall(r'<rect x="([\d.]+)" y="(\d+)" width="(\d+)"', page)
     assert len(bars) == len(STAGES) and bars[0] == ("120.0", "8", "420")
     assert ">10 (83%)</text>" in page and ">1 (50%)</text>" in page
+    assert ">4 (80%)</text>" in page and ">2 (40%)</text>" in page
     assert "<td>450,000</td>" in page and "Credits by agency and month" in page
 
 

@@ -113,11 +113,12 @@ def test_export_incident_lists_who_received_which_items(store, make_config, tmp_
     assert summary["candidates"] == 2
     assert summary["recipients"] == ["agency-a 株式会社AGENCY-A"]
     transfers = [r for r in rows if r.what.startswith("transfer")]
+    # The provenance the manifest carried is listed with the fields (issue 11, point 2).
     assert [(r.case, r.address, r.items) for r in transfers] == [
         ("fake/1", "https://a.example/in",
-         ["desired_role", "email", "job_title", "name"]),
+         ["consent_date", "decision_date", "desired_role", "email", "job_title", "name"]),
         ("fake/2", "https://a.example/in",
-         ["email", "job_title", "message", "name"])]
+         ["consent_date", "decision_date", "email", "job_title", "message", "name"])]
     assert [r.what for r in rows].count("deletion notice") == 1
     mail = [r for r in rows if r.recipient == "candidate"]
     assert mail[0].address == "cand1@example.com"
@@ -162,3 +163,96 @@ secret = "env:CR_TEST_AGENCY_SECRET"
                                  "--now", "2026-06-23T00:00:00+09:00"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["cases_blanked"] == 2
+
+
+# --- issue 11, point 8: retention that runs -------------------------------------------------
+def _purges(store) -> list:
+    with store.engine.connect() as conn:
+        return conn.execute(select(t.audit_log).where(
+            t.audit_log.c.action == "purge_run")).all()
+
+
+def test_point_8_run_purges_at_most_once_a_day(store, make_config):
+    from relay_core.cycle.run import run_cycle
+    from tests.fakes import FakeConnector
+
+    config = make_config()
+    transport = FileTransport(config.path(config.mail.outbox_dir))
+    day = T0 + timedelta(days=400)                  # 2026-07-28 11:00 JST
+    runs = [run_cycle(config, store, {}, transport=transport, now=moment)
+            for moment in (day, day + timedelta(hours=5), day + timedelta(hours=14))]
+    # 11:00, 16:00 the same day; 01:00 the next day in Tokyo.
+    assert [r.purged is not None for r in runs] == [True, False, True]
+    assert len(_purges(store)) == 2
+    off = make_config({"retention": {"purge_daily": False}})
+    assert run_cycle(off, store, {"fake": FakeConnector()}, transport=transport,
+                     now=day + timedelta(days=3)).purged is None
+    assert len(_purges(store)) == 2
+
+
+def test_point_8_serve_purges_too(store, make_config):
+    import threading
+    import time
+
+    from relay_core.runtime import Runtime
+    from relay_core.web.service import cycle_loop
+
+    stop = threading.Event()
+    worker = threading.Thread(target=cycle_loop, args=(Runtime(make_config(), store, {}), stop))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not _purges(store) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert len(_purges(store)) == 1
+
+
+def test_point_8_purge_deletes_eml_files_and_job_titles_and_dry_run_counts(
+        store, make_config, tmp_path, store_url):
+    import os
+
+    outbox = tmp_path / "outbox"
+    config = make_config({"agencies": [agency("agency-a", "email")],
+                          "mail": {"outbox_dir": str(outbox)}},
+                         write_to=tmp_path / "c.toml")
+    case_id = consented_case(store, config, "1", ["agency-a"])
+    deliver_handoffs(store, config, FileTransport(outbox), now=T0)   # the agency's mail
+    with store.begin() as conn:
+        conn.execute(insert(t.outbox).values(
+            case_id=case_id, kind="rejection", message_id="<m1@example.co.jp>",
+            recipient="cand1@example.com", message=None, state="sent", attempts=1,
+            next_attempt_at=T0, last_error="", created_at=T0, sent_at=T0))
+    FileTransport(outbox).send(_mail("<m1@example.co.jp>"))
+    stray = outbox / "old.eml"
+    stray.write_bytes(b"x")
+    os.utime(stray, (0, 0))                          # written long ago, no case
+    fresh = outbox / "fresh.eml"
+    fresh.write_bytes(b"y")
+    files = sorted(p.name for p in outbox.glob("*.eml"))
+    assert len(files) == 4
+    later = T0 + timedelta(days=200)
+
+    dry = CliRunner().invoke(cli, ["purge", "--config", str(tmp_path / "c.toml"), "--now",
+                                   later.isoformat(), "--dry-run", "--json"])
+    counts = json.loads(dry.stdout)
+    assert counts["dry_run"] and counts["cases_blanked"] == 1
+    assert counts["eml_files_deleted"] == 3         # the case's two mails and the stray one
+    assert sorted(p.name for p in outbox.glob("*.eml")) == files
+    assert personal(store, case_id)[0] is not None
+    assert _purges(store) == []
+
+    done = purge(store, config, now=later)
+    assert done.cases_blanked == 1 and done.eml_files_deleted == 3
+    assert [p.name for p in outbox.glob("*.eml")] == ["fresh.eml"]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.relay_cases).where(t.relay_cases.c.id == case_id)).one()
+    assert row.job_title == "" and row.person_key is None and row.email is None
+
+
+def _mail(message_id: str):
+    from relay_core.mail.message import OutgoingMail
+
+    return OutgoingMail(message_id, "recruit@example.co.jp", "cand1@example.com", b"mail\r\n")

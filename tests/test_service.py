@@ -69,7 +69,8 @@ def _example(tmp_path, store_url, port: int) -> Path:
 
 def test_serve_logs_a_startup_line_and_each_cycle_as_json(tmp_path, store_url):
     import json
-    import selectors
+    import queue
+    import threading
 
     config = _example(tmp_path, store_url, free_port())
     proc = subprocess.Popen([sys.executable, "-m", "relay_core.commands.cli", "serve", "--config",
@@ -77,18 +78,20 @@ def test_serve_logs_a_startup_line_and_each_cycle_as_json(tmp_path, store_url):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events: dict[str, dict] = {}
     lines: list[str] = []
+    # A thread reads the lines: several may arrive in one write, and a selector on the pipe
+    # would not wake again for those already in the reader's buffer.
+    received: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [received.put(x) for x in proc.stderr], daemon=True).start()
     try:
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stderr, selectors.EVENT_READ)
         deadline = time.monotonic() + 30
         while not {"startup", "cycle"} <= set(events) and time.monotonic() < deadline:
-            if selector.select(timeout=0.5):
-                line = proc.stderr.readline()
-                if not line:
-                    break
-                lines.append(line)
-                record = json.loads(line)          # every line is one JSON object
-                events.setdefault(record.get("event", ""), record)
+            try:
+                line = received.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            lines.append(line)
+            record = json.loads(line)          # every line is one JSON object
+            events.setdefault(record.get("event", ""), record)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -23,17 +23,19 @@ def run_checks(config_path: Path, *, offline: bool = False) -> list[CheckResult]
     results += _check_mail_headers(config)
     results += _check_email_content(config)
     results += _check_relay(config)
+    results += _check_ledger(config)
     results += _check_mail(config, offline)
     results += _check_secrets(config)
     results += _check_sources(config, offline)
     results += _check_console(config)
-    from relay_core.mail.message import check_interpreter
+    from relay_core.mail import message
 
-    # A warning, not a failure: messages are built only from values already refused if they
-    # hold CR/LF (mail/message.py), so the interpreter's own defence is a second line.
-    warning = check_interpreter()
-    results.append(CheckResult("python", True, f"warning: {warning}" if warning
-                               else "email header-injection fix present"))
+    # A failure, not a warning: Career Relay refuses CR/LF in header values itself
+    # (mail/message.py), but an interpreter with a known injection flaw is not one to send
+    # candidates' mail from.
+    problem = message.check_interpreter()
+    results.append(CheckResult("python", problem is None,
+                               problem or "email header-injection fix (CVE-2024-6923) present"))
     return results
 
 
@@ -185,39 +187,51 @@ def _check_templates(config: Config) -> list[CheckResult]:
 
 
 def _check_relay(config: Config) -> list[CheckResult]:
+    """The relay's prerequisites: a blocker sends every email without the invitation; an
+    agency with a problem is not offered. Each row names the key to fix."""
     if not config.relay.enabled:
         return [CheckResult("relay invitation", True, "disabled: emails carry no invitation")]
-    from relay_core.records.consent.requirements import relay_problems
+    from relay_core.records.consent.requirements import invitation_blockers
 
-    problems = relay_problems(config)
-    if problems:
-        return [CheckResult("relay invitation", False, p) for p in problems]
-    results = [CheckResult("relay invitation", True,
-                           f"links point to {config.relay.public_base_url}")]
+    results = [CheckResult("relay invitation", False,
+                           f"{p}. Until this is fixed, emails go out without the invitation")
+               for p in invitation_blockers(config)]
+    results = results or [CheckResult("relay invitation", True,
+                                      f"links point to {config.relay.public_base_url}")]
     if config.relay.signing_key is not None:
         try:
             config.relay.signing_key.resolve()
         except ConfigError as exc:
             results.append(CheckResult("relay signing key", False, str(exc)))
-    results += _check_agencies(config)
-    return results
+    return results + _check_agencies(config)
 
 
 def _check_agencies(config: Config) -> list[CheckResult]:
-    from relay_core.records.handoff.gate import channel_problems
+    from relay_core.records.agencies import agency_problems, field_warnings
 
     results = []
     for i, agency in enumerate(config.agencies):
-        problems = channel_problems(agency)
-        if agency.secret is not None:
-            try:
-                agency.secret.resolve()
-            except ConfigError as exc:
-                problems.append(str(exc))
         what = f"agency {agency.id} ({agency.channel})"
-        results += ([CheckResult(what, False, f"agencies[{i}].{p}") for p in problems]
+        results += ([CheckResult(what, False, f"agencies[{i}].{p}; it is not offered to "
+                                              "candidates and receives nothing")
+                     for p in agency_problems(agency)]
                     or [CheckResult(what, True, agency.legal_name)])
+        results += [CheckResult(what, True, f"warning: agencies[{i}].{w}")
+                    for w in field_warnings(agency)]
     return results
+
+
+def _check_ledger(config: Config) -> list[CheckResult]:
+    """Credits and the legal review they rest on (validated when the file is read)."""
+    ledger = config.ledger
+    if ledger.enabled:
+        return [CheckResult("credits", True, f"{ledger.rule} under the legal review by "
+                                             f"{ledger.legal_review.summary()}")]
+    if ledger.legal_review_attested.strip():
+        return [CheckResult("credits", True, "off; warning: ledger.legal_review_attested no "
+                                             "longer switches credits on: record the review "
+                                             "under [ledger.legal_review]")]
+    return [CheckResult("credits", True, "off: agency events are recorded, no credits")]
 
 
 def _check_mail(config: Config, offline: bool) -> list[CheckResult]:

@@ -298,12 +298,14 @@ def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
            now: Annotated[str | None, typer.Option(help="Evaluate 'due' and 'late' at this "
                                                    "moment.")] = None) -> None:
-    """Cases by state, due, late and failed."""
+    """Cases by state, due, late and failed; whether the relay invitation can go out."""
     from relay_core.commands.status import status_data
     from relay_core.commands.tables import status_tables
+    from relay_core.records.consent.requirements import relay_overview
 
     rt = _runtime(config)
     data = status_data(rt.store, _parse_now(now))
+    data["relay"] = relay_overview(rt.config, rt.store)
     if as_json:
         _print_json(data)
     else:
@@ -534,6 +536,8 @@ def init(config: ConfigOpt = DEFAULT_CONFIG,
          agency_deletion_contact: Annotated[str | None, _opt("Where deletion requests "
                                                              "go.")] = None,
          agency_channel: Annotated[Channel | None, _opt("How it receives candidates.")] = None,
+         agency_retention: Annotated[str | None, _opt("How long the agency keeps what it "
+                                                      "receives (webhook, email).")] = None,
          agency_target: Annotated[str | None, _opt("webhook URL, intake email address or "
                                                    "registration form URL.")] = None,
          relay: Annotated[bool | None, typer.Option(
@@ -561,7 +565,7 @@ def init(config: ConfigOpt = DEFAULT_CONFIG,
         agency_representative=agency_representative, agency_country=agency_country,
         agency_licence=agency_licence, agency_deletion_contact=agency_deletion_contact,
         agency_channel=agency_channel.value if agency_channel else None,
-        agency_target=agency_target, relay=relay)
+        agency_target=agency_target, agency_retention=agency_retention, relay=relay)
     result = setup.write_config(config, answers, interactive=not yes)
     console.print(f"Wrote {config}.", highlight=False)
     for line in result.notes:
@@ -729,17 +733,46 @@ def report(config: ConfigOpt = DEFAULT_CONFIG, fmt: FormatOpt = "table",
 @app.command()
 def purge(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
           now: Annotated[str | None, typer.Option(help="Act as if it were this moment.")]
-          = None) -> None:
+          = None,
+          dry_run: Annotated[bool, typer.Option(
+              "--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+          ) -> None:
     """Delete candidate data past retention (provision records stay 3 years)."""
     from relay_core.records.retention import purge as run_purge
 
     rt = _runtime(config)
-    result = run_purge(rt.store, rt.config, now=_parse_now(now))
+    result = run_purge(rt.store, rt.config, now=_parse_now(now), dry_run=dry_run)
     if as_json:
         _print_json(result.__dict__)
     else:
         console.print(", ".join(f"{k.replace('_', ' ')} {v}"
                                 for k, v in result.__dict__.items()))
+
+
+@app.command()
+def evidence(
+        case: Annotated[int, typer.Option("--case", help="The case (see `career-relay "
+                                                         "cases`).")],
+        config: ConfigOpt = DEFAULT_CONFIG,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or html.")] = "text",
+        output: OutputOpt = None) -> None:
+    """Who agreed to which exact text, when, for which agencies, from which link, and every
+    later transfer and withdrawal; the hashes are verified (exit 1 if they do not match)."""
+    from relay_core.records import evidence as proof
+
+    if fmt not in ("text", "json", "html"):
+        raise _fail("--format must be text, json or html", EXIT_CONFIG)
+    rt = _runtime(config)
+    try:
+        found = proof.build_evidence(rt.store, rt.config, case)
+    except RelayError as exc:
+        raise _fail(str(exc), EXIT_FAILURES) from None
+    render = {"text": proof.evidence_text, "json": proof.evidence_json,
+              "html": lambda e: proof.evidence_html(e, rt.config)}[fmt]
+    _emit(render(found), output)
+    if not found.verified:
+        err.print("evidence NOT verified: see the checks at the top", highlight=False)
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command("export-incident")

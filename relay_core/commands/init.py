@@ -61,6 +61,7 @@ class Answers:
     agency_deletion_contact: str | None = None
     agency_channel: str | None = None
     agency_target: str | None = None
+    agency_retention: str | None = None
     relay: bool | None = None
 
 
@@ -120,6 +121,9 @@ def _interview(a: Answers) -> None:
         ask("agency_target", {"webhook": "Its intake URL (https)",
                               "email": "Its intake email address"}.get(
             a.agency_channel or "", "Its registration form URL"))
+        if a.agency_channel != "redirect":
+            ask("agency_retention", "How long the agency keeps what it receives (shown to "
+                                    "candidates, e.g. ご登録から2年間)")
 
 
 def _fill_defaults(a: Answers) -> None:
@@ -182,8 +186,11 @@ def _agency_block(a: Answers, notes: list[str]) -> str:
              f"licence_number = {_toml(a.agency_licence or '')}",
              f"deletion_contact = {_toml(a.agency_deletion_contact or '')}",
              f"channel = {_toml(a.agency_channel)}",
-             f"{target_key} = {_toml(a.agency_target or '')}",
-             'fields = ["name", "email"]       # what this agency receives, with consent']
+             f"{target_key} = {_toml(a.agency_target or '')}"]
+    if a.agency_channel != "redirect":
+        lines += ['fields = ["name", "email"]       # what this agency receives, with consent',
+                  f"retention = {_toml(a.agency_retention or '')}   # how long it keeps it, "
+                  "shown on the consent page"]
     if a.agency_channel == "webhook":
         variable = "AGENCY_" + re.sub(r"[^A-Z0-9]", "_", a.agency_id.upper()) + "_SECRET"
         lines.append(f"secret = \"env:{variable}\"   # shared HMAC secret")
@@ -204,6 +211,8 @@ def _relay_on(a: Answers, notes: list[str]) -> bool:
             ("--agency-target", a.agency_target)) if not (value or "").strip()]
         if (a.agency_country or "").upper() == "JP" and not (a.agency_licence or "").strip():
             missing.append("--agency-licence")
+        if a.agency_channel != "redirect" and not (a.agency_retention or "").strip():
+            missing.append("--agency-retention")
     if a.relay is False:
         notes.append("the relay invitation is off (--no-relay): emails carry no invitation")
         return False

@@ -35,7 +35,9 @@ def render_preview(config_path: Path, *, case_id: int | None, language: str | No
         first_name=person.first_name, job_title=case.job_title,
         stage=case.stage, invitation_url=link,
         invitation_expires="(preview)" if link else None, language=lang,
-        feedback=case_feedback(config, case.source, case.feedback), source=case.source)
+        feedback=case_feedback(config, case.source, case.feedback), source=case.source,
+        unsubscribe_url=(config.relay.public_base_url + "/u/PREVIEW-ONLY-NOT-A-REAL-LINK"
+                         if kind == "invite_only" else None))
     if kind == "confirmation":
         context = {**renderer.sample_context(kind, lang), **context}
     return renderer.render(kind, lang, context)

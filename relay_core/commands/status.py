@@ -24,7 +24,8 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "sent": report.sent, "sent_late": report.sent_late, "cancelled": report.cancelled,
         "failed": report.failed, "retry_later": report.retry_later, "late": report.late,
         "held": sum(s.held for s in report.sources.values()),
-        "no_invitation": report.no_invitation, "errors": report.errors,
+        "no_invitation": report.no_invitation, "deferred": report.deferred,
+        "purged": report.purged, "errors": report.errors,
     }
 
 

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from relay_core.models import CaseState
 from relay_core.records import retention
-from relay_core.records.report import STAGE_LABELS, STAGES, Report
+from relay_core.records.report import STAGE_LABELS, STAGES, Report, legal_review_lines
 
 if TYPE_CHECKING:   # annotations only: `check` need not import the pipeline
     from relay_core.commands.checks import CheckResult
@@ -36,7 +36,9 @@ def cycle_table(report: CycleReport) -> Group:
                      f"{report.cancelled} · failed {report.failed} · retry later "
                      f"{report.retry_later} · late {report.late}"
                      + (f" · without invitation {report.no_invitation}"
-                        if report.no_invitation else ""))
+                        if report.no_invitation else "")
+                     + (f" · deferred to tomorrow {report.deferred}" if report.deferred else "")
+                     + (f" · purged {report.purged}" if report.purged is not None else ""))
     lines = []
     for name, s in report.sources.items():
         if s.error:
@@ -78,6 +80,10 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
             problems.add_row(str(item["case"]), item["source"],
                              f"late: deadline {item['deadline']}")
         tables.append(problems)
+    relay = data.get("relay") or {}
+    if relay.get("blockers") or relay.get("agencies_not_offered") or relay.get(
+            "sent_without_invitation"):
+        tables.append(relay_table(relay))
     if data.get("handoffs", {}).get("handoffs") or data.get("handoffs", {}).get("dead"):
         tables.append(handoff_table(data["handoffs"]))
     for key, title in (("held_reasons", "why cases are held"),
@@ -99,6 +105,21 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def relay_table(relay: dict[str, Any]) -> Table:
+    """`relay_overview` (records/consent/requirements.py) as a table."""
+    table = Table(title="relay invitation")
+    table.add_column("what")
+    table.add_column("detail")
+    for problem in relay["blockers"]:
+        table.add_row("[red]not sent[/red]", f"{problem}: emails go out without the "
+                                             "invitation until this is fixed")
+    for problem in relay["agencies_not_offered"]:
+        table.add_row("agency not offered", problem)
+    for reason, n in relay["sent_without_invitation"].items():
+        table.add_row(f"{n} email(s)", reason)
+    return table
+
+
 def handoff_table(data: dict[str, Any]) -> Table:
     """`handoff_status` (records/handoff/deliver.py) as a table."""
     table = Table(title="agency handoffs")
@@ -113,6 +134,10 @@ def handoff_table(data: dict[str, Any]) -> Table:
                 else f"deletion notice {item['deletion_notice']}")
         table.add_row("[red]dead[/red]", what, f"case {item['case']} → {item['agency']}: "
                       f"{item['error']}")
+    for item in data.get("possibly_delivered", []):
+        table.add_row("[yellow]possibly delivered[/yellow]", f"handoff {item['handoff']}",
+                      f"case {item['case']} → {item['agency']}: {item['error']}; provision "
+                      "recorded, a withdrawal asks the agency to delete it")
     return table
 
 
@@ -133,12 +158,14 @@ def report_tables(report: Report) -> Group:
         funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES),
                        str(late["by_month"].get(month, 0)))
     agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
-    for col in ("agency", "consented", "handed off", "registered", "placed", "credits", "yen"):
+    for col in ("agency", "consented", "handed off", "sent to form", "registered", "placed",
+                "credits", "yen"):
         agencies.add_column(col, justify="left" if col == "agency" else "right")
     for agency_id, v in report.by_agency.items():
         agencies.add_row(agency_id, str(v["consented"]), str(v["handed_off"]),
-                         str(v["registered"]), str(v["placed"]), str(v["credits"]),
-                         f"{v['yen']:,}")
+                         str(v["sent_to_form"]), str(v["registered"]), str(v["placed"]),
+                         str(v["credits"]), f"{v['yen']:,}")
+    agencies.caption = "\n".join(legal_review_lines(report))
     parts: list[Any] = [funnel, agencies]
     if report.credits_by_month:
         monthly = Table(title="credits by agency and month")

@@ -20,6 +20,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
 
+from relay_core.cycle.quota import within_daily_limit
 from relay_core.cycle.report import CycleReport
 from relay_core.errors import PermanentMailError, RetriableError
 from relay_core.mail.message import OutgoingMail
@@ -123,6 +124,7 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
                    report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
     with store.begin() as conn:
         rows = outbox.claim(conn, now)
+    rows = within_daily_limit(store, transport, rows, now, report)
     if not rows:
         return
     batch: list[Outcome] = []

@@ -29,6 +29,8 @@ def preview_case_mail(config: Config, case: RelayCase, *, renderer: Renderer | N
     if kind == "invite_only" and url is None:
         raise FatalError("invite-only mode, and this case carries no invitation: no email")
     message_id = make_message_id(case.case_key, kind, message_id_domain(config))
+    stop = (f"{config.relay.public_base_url}/u/{PLACEHOLDER_TOKEN}" if kind == "invite_only"
+            else None)
     return build_case_mail(config, renderer or Renderer(config), case, kind, url,
                            invitation_expiry(config, now) if url else None, message_id,
-                           now).data
+                           now, stop).data

@@ -30,6 +30,8 @@ class CycleReport:
     late: int = 0                # waiting cases planned late or past their deadline by now
     sent_late: int = 0           # of the cases sent this cycle, those past their deadline
     no_invitation: int = 0       # invitations dropped at the re-check (in process elsewhere)
+    deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
+    purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
@@ -37,6 +39,7 @@ class CycleReport:
         return {"sent": self.sent, "sent_late": self.sent_late, "cancelled": self.cancelled,
                 "failed": self.failed, "retry_later": self.retry_later, "late": self.late,
                 "held": sum(s.held for s in self.sources.values()),
+                "deferred": self.deferred, "purged": self.purged,
                 "detected": sum(s.detected for s in self.sources.values()),
                 "scheduled": sum(s.scheduled for s in self.sources.values()),
                 "skipped": sum(s.skipped for s in self.sources.values()),

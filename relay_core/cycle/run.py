@@ -1,7 +1,8 @@
 """One relay cycle: RejectionEvent → eligibility → schedule → render → send → record.
 
 `run_cycle` is what `career-relay run` and each of `serve`'s cycles call: poll every source
-(ingest.py), send what is due (sending.py, outbox.py), expire invitations, deliver handoffs.
+(ingest.py), send what is due (sending.py, outbox.py), expire invitations, deliver handoffs,
+and, at most once a day, purge what is past retention (records/retention.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from relay_core.errors import (
 from relay_core.mail.transports import Transport
 from relay_core.records.consent.records import expire_invitations
 from relay_core.records.handoff.deliver import deliver_handoffs
+from relay_core.records.retention import purge_if_due
 from relay_core.rendering.emails import Renderer
 from relay_core.store import Store, utcnow
 from relay_core.store.runs import record_cycle
@@ -90,6 +92,8 @@ def _locked_cycle(config: Config, store: Store, connectors: dict[str, Connector]
             deliver_handoffs(store, config, transport, now=now, report=report)
         finally:
             transport.close()   # the email channel may have reopened the SMTP connection
+        purged = purge_if_due(store, config, now)
+        report.purged = purged.cases_blanked if purged else None
     return report
 
 

@@ -7,6 +7,11 @@ The re-check right before sending asks each ATS once per batch; what its answer 
 decided in eligibility.py (`recheck_action`): no longer rejected → cancelled; still in process
 for another position → by `eligibility.in_process_elsewhere`, the invitation dropped (the
 default, the email still goes on time), the case held, or cancelled.
+
+While the relay cannot work (records/consent/requirements.py `invitation_blockers`: no privacy
+policy, no agency that can receive, …) a full-mode email goes out without the invitation: the
+case's `invite` becomes false, its reason and an audit row say why, and the run reports it. An
+invite-only email *is* the invitation, so those cases wait, scheduled, until it is fixed.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from relay_core.errors import (
 from relay_core.mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState, Person, RelayCase
-from relay_core.records.consent import tokens
+from relay_core.records.consent import optout, tokens
+from relay_core.records.consent.requirements import WITHHELD_ACTION, invitation_blockers
 from relay_core.rendering.emails import Renderer, build_context, template_names
 from relay_core.store import Store, cases, consents, outbox
 from relay_core.store.outbox import QueuedMail
@@ -103,29 +109,50 @@ def invitation_expiry(config: Config, now: datetime) -> date:
 
 def prepare_batch(store: Store, config: Config, renderer: Renderer,
                   batch: list[RelayCase], now: datetime, key: bytes,
-                  report: CycleReport) -> None:
+                  report: CycleReport, blockers: list[str] | None = None) -> None:
     """scheduled → sending for a batch: claim the cases, render each mail and put it in the
     outbox, all in one transaction. A case another process claimed first is left to it; a
-    case whose mail cannot be built fails with the reason (a template or field, never data)."""
+    case whose mail cannot be built fails with the reason (a template or field, never data).
+    `blockers` (default: asked now) keep the invitation out of every mail, with the reason."""
     kind = template_names("rejection", mode=config.mail.mode)
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
+    blockers = invitation_blockers(config) if blockers is None else blockers
+    withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
     with store.begin() as conn:
-        claimed = cases.transition_many(conn, [{"id": c.id} for c in batch],
+        claimed = cases.transition_many(conn, [{"id": c.id} for c in batch
+                                               if not (c.invite and blockers)],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
+        bare = cases.transition_many(conn, [{"id": c.id, "invite": False, "reason": withheld}
+                                            for c in batch if c.invite and blockers],
+                                     CaseState.SENDING, from_state=CaseState.SCHEDULED,
+                                     actor="send", now=now)
+        cases.audit_many(conn, [dict(case_id=i, actor="send", action=WITHHELD_ACTION,
+                                     reason=withheld, from_state=None, to_state=None, at=now)
+                                for i in sorted(bare)])
+        if bare:
+            report.errors.append(f"{len(bare)} email(s) sent without the relay invitation, "
+                                 f"because {'; '.join(blockers)}")
         invitations, mails, message_ids, failures = [], [], {}, []
-        for case in (c for c in batch if c.id in claimed):
+        for case in (c for c in batch if c.id in claimed | bare):
             message_id = make_message_id(case.case_key, kind, domain)
             try:
-                url = expires = invitation = None
-                if case.invite:
+                url = expires = invitation = stop_url = None
+                if case.invite and case.id not in bare:
                     token, invitation = tokens.new_token(key, case.id, "consent", ttl, now)
                     url = f"{config.relay.public_base_url}/r/{token}"
                     expires = invitation_expiry(config, now)
                 elif kind == "invite_only":
                     raise FatalError("invite-only mode, and this case carries no invitation")
-                mail = build_case_mail(config, renderer, case, kind, url, expires, message_id, now)
+                if kind == "invite_only":
+                    # 特定電子メール法 Art. 4: a stand-alone invitation carries an opt-out.
+                    stop, stop_row = tokens.new_token(key, case.id, optout.PURPOSE,
+                                                      optout.TTL, now)
+                    invitations.append(stop_row)
+                    stop_url = f"{config.relay.public_base_url}/u/{stop}"
+                mail = build_case_mail(config, renderer, case, kind, url, expires, message_id,
+                                       now, stop_url)
             except (TemplateError, FatalError) as exc:
                 failures.append({"id": case.id, "reason": f"could not build the email: {exc}"})
                 continue
@@ -142,16 +169,18 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
 
 
 def build_case_mail(config: Config, renderer: Renderer, case: RelayCase, kind: str,
-                    url: str | None, expires: date | None, message_id: str, now: datetime
-                    ) -> OutgoingMail:
+                    url: str | None, expires: date | None, message_id: str, now: datetime,
+                    unsubscribe_url: str | None = None) -> OutgoingMail:
     """The case's rejection email, rendered and built: what is sent, and what the console
-    previews (with a placeholder link)."""
+    previews (with a placeholder link). `unsubscribe_url`: the opt-out of an invite_only
+    mail."""
     person = case.person or Person()
     context = build_context(
         config, display_name=person.full_name, job_title=case.job_title,
         last_name=person.last_name, first_name=person.first_name, stage=case.stage,
         invitation_url=url, invitation_expires=expires, language=case.language,
-        feedback=case_feedback(config, case.source, case.feedback), source=case.source)
+        feedback=case_feedback(config, case.source, case.feedback), source=case.source,
+        unsubscribe_url=unsubscribe_url)
     rendered = renderer.render(kind, case.language, context)
     return build_mail(config, to_addr=case.email,
                       to_name=context["candidate"]["display_name"], subject=rendered.subject,
@@ -174,13 +203,19 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
     last_id = 0
     key = None
     claimed: list[int] = []
+    blockers = invitation_blockers(config)
     while due := _due(store, now, after_id=last_id):
         last_id = due[-1].id
+        if blockers and config.mail.mode == "invite_only":
+            report.errors.append(f"{len(due)} invite-only email(s) wait, because "
+                                 + "; ".join(blockers))
+            continue
         if key is None:
             with store.begin() as conn:
                 key = tokens.signing_key(config, conn)
         prepare_batch(store, config, renderer,
-                      _recheck(connectors, due, store, config, report, now), now, key, report)
+                      _recheck(connectors, due, store, config, report, now), now, key, report,
+                      blockers)
         claimed += [c.id for c in due]
         deliver_outbox(store, transport, now=now, report=report, progress=progress)
         annotate_sent(store, connectors, due)

@@ -42,6 +42,7 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 CONTENT_LANGUAGE = {"ja": "ja", "en": "en", "bilingual": "ja, en"}
 _PATCHED = {(3, 11): (3, 11, 10), (3, 12): (3, 12, 5)}
 _FIRST_FIXED_MINOR = (3, 13, 0)
+FIXED_RELEASES = "3.11.10, 3.12.5, 3.13.0"
 
 
 def has_unsafe_chars(value: str) -> bool:
@@ -228,13 +229,21 @@ def _verify_generated(msg: EmailMessage, data: bytes) -> None:
                          "send it (run `career-relay check` to see whether Python needs updating)")
 
 
+def header_fix_present() -> bool:
+    """Whether this interpreter's email package has the CVE-2024-6923 fix. Asked of the code,
+    not the version number: distributions backport the fix (Debian's 3.11.2 has it), and the
+    fix added `verify_generated_headers` to the email policies."""
+    return hasattr(email.policy.compat32, "verify_generated_headers")
+
+
 def check_interpreter(version: tuple[int, ...] | None = None) -> str | None:
-    """A warning when this Python lacks the CVE-2024-6923 fix (email header injection)."""
+    """Why this Python must not send mail (it lacks the CVE-2024-6923 fix for email header
+    injection), or None. With `version`, judged by the version number alone."""
     current = tuple((version or sys.version_info)[:3])
     patched = _PATCHED.get(current[:2], _FIRST_FIXED_MINOR)
-    if current >= patched:
+    if current >= patched or (version is None and header_fix_present()):
         return None
-    wanted = ".".join(map(str, patched))
     return (f"Python {'.'.join(map(str, current))} lacks the fix for CVE-2024-6923 (email header "
-            f"injection); upgrade to {wanted} or later. Career Relay refuses line breaks in "
-            "header values itself, but the interpreter should be patched too.")
+            f"injection). It is fixed in Python {FIXED_RELEASES} and later (or in a "
+            "distribution's build with the fix backported): install one of those and run "
+            "`career-relay check` again.")

@@ -46,6 +46,7 @@ class Transport:
 
     idempotent = False   # True when sending the same message twice cannot duplicate it
     connections = 1      # how many of these may send in parallel (see clone())
+    max_per_day = 0      # the provider's daily quota (cycle/quota.py); 0 = none
 
     def clone(self) -> Transport:
         """A fresh transport with the same settings, for another sending thread."""
@@ -133,6 +134,7 @@ class SmtpTransport(Transport):
         self._smtp: smtplib.SMTP | None = None
         self._last_send = 0.0
         self.connections = settings.connections
+        self.max_per_day = settings.max_per_day
 
     def clone(self) -> SmtpTransport:
         # Each connection gets its share of the configured rate, so together they keep it.

@@ -10,8 +10,12 @@ Credits (`[ledger]`): `per_registrations = N` earns one free referral slot per N
 with that agency; `per_placement` one per placement, and a cancelled placement writes a
 negative entry that reverses it. `yen_per_credit` turns credits into recovered cost. The ledger
 is append-only (a database trigger refuses UPDATE and DELETE). Credit accounting stays off unless
-`legal_review_attested` records a legal review (config.py; reference/privacy_email.md sec. 1.8(c)
-and sec. 6 item 12): events are still recorded and reported, only credits are not computed.
+[ledger.legal_review] records a legal review: who reviewed the model, when, the document, and
+the 特定募集情報等提供 notification number where one applies (config.py LegalReview;
+reference/privacy_email.md sec. 1.8(c) and sec. 6 item 12); events are still recorded and
+reported, only credits are not computed. The first event the ledger decides under a review
+writes that review to `ledger_attestations` and the audit log (`legal_review_in_force`), so it
+is on record which review every credit rests on; `career-relay report` shows it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ from relay_core.contract.times import read_time
 from relay_core.errors import EventRefused, RecordError
 from relay_core.store import Connection, Store, handoffs, utcnow
 from relay_core.store.handoffs import Handoff
-from relay_core.store.ledger import CreditEntry, add_credit, add_event, count_events, find_event
+from relay_core.store.ledger import (
+    Attestation,
+    CreditEntry,
+    add_attestation,
+    add_credit,
+    add_event,
+    count_events,
+    find_event,
+)
 from relay_core.store.ledger import balances as balances  # read here by its callers
 
 EVENT_KINDS = ("registered", "placed", "placement_cancelled")
@@ -51,7 +63,10 @@ class EventResult:
 
 def _handoff_for(conn: Connection, agency_id: str, reference: str) -> Handoff:
     handoff = handoffs.handoff_by_reference(conn, agency_id, reference)
-    if handoff is None or handoff.state != "delivered":
+    # Delivered, possibly delivered, or sent to the agency's own form (the reference went
+    # with the candidate): an agency can know the reference only in these states.
+    if handoff is None or handoff.state not in ("delivered", "maybe_delivered",
+                                                "redirected"):
         raise EventRefused(f"unknown reference {reference[:64]!r} for agency {agency_id}: send "
                            "the `reference` of a candidate handed to you (cr_…)")
     return handoff
@@ -93,11 +108,28 @@ def record_event(store: Store, conn: Connection, config: Config, agency_id: str,
         occurred_at=occurred, received_at=now, via=via)
     if row_id is None:
         return EventResult(event.event_id, "duplicate")    # the same event, concurrently
+    if config.ledger.enabled:
+        _note_attestation(store, conn, config, handoff.case_id, now)
     credits = _credit(conn, config, agency_id, row_id, event.kind, occurred, now)
     store.audit(conn, handoff.case_id, f"agency:{agency_id}", "agency_event", at=now,
                 reason=f"{event.kind} ref {event.reference} via {via}"
                        + (f"; credits {credits:+d}" if credits else ""))
     return EventResult(event.event_id, "stored", credits)
+
+
+def _note_attestation(store: Store, conn: Connection, config: Config, case_id: int,
+                      now: datetime) -> None:
+    """On its first use, put the legal review credits rest on into the record."""
+    review = config.ledger.legal_review
+    entry = Attestation(fingerprint=review.fingerprint, reviewer=review.reviewer,
+                        reviewed_on=review.reviewed_on.isoformat(), document=review.document,
+                        notification_number=review.notification_number,
+                        rule=config.ledger.rule, first_used_at=now)
+    if add_attestation(conn, entry):
+        store.audit(conn, None, "ledger", "legal_review_in_force", at=now,
+                    reason=f"credits ({config.ledger.rule}) computed under the legal review "
+                           f"{review.summary()} (fingerprint {review.fingerprint[:16]}); first "
+                           f"used for case {case_id}")
 
 
 def _credit(conn: Connection, config: Config, agency_id: str, row_id: int, kind: str,

@@ -1,13 +1,20 @@
 """`career-relay report`: the funnel and the credits, by agency, source and month.
 
-    rejected → eligible → sent → consented → handed off → registered → placed
+    rejected → eligible → sent → consented → handed off | sent to form → registered → placed
 
 Per case (total, per source, per month of rejection in the company's timezone): rejected = every
 rejection detected, eligible = not skipped, sent = the email went out, consented = the candidate
-consented (even if withdrawn later), handed off = at least one agency received the data (or,
-redirect, the reference), registered / placed = an agency reported it (a cancelled placement no
-longer counts). Per agency the funnel starts at consented and counts that agency's handoffs,
-plus its credits and recovered cost from the ledger. Counts only: no personal data.
+consented (even if withdrawn later), handed off = at least one agency received the data (or may
+have: `maybe_delivered`), sent to form = the candidate was sent to a redirect agency's own
+registration form (nothing was sent to that agency), registered / placed = an agency reported
+it (a cancelled placement no longer counts). "handed off" and "sent to form" are two branches
+after "consented" (a candidate who ticked both kinds of agency counts in both); the rate of
+each, and of "registered", is against "consented". Per agency the funnel starts at consented
+and counts that agency's handoffs, plus its credits and recovered cost from the ledger. Counts
+only: no personal data.
+
+The legal review credits rest on ([ledger.legal_review], and each review as the ledger first
+used it) is part of the report: table, JSON and HTML.
 
 Formats: a rich table (drawn in commands/tables.py), CSV (one row per group), JSON, and one
 self-contained HTML page (inline CSS and SVG, no external assets, no script) rendered from
@@ -28,11 +35,19 @@ from relay_core.config import Config
 from relay_core.models import CaseState
 from relay_core.rendering.environment import template_environment
 from relay_core.store import Store, reports, utcnow
+from relay_core.store.ledger import attestations
 
-STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "registered", "placed")
+STAGES = ("rejected", "eligible", "sent", "consented", "handed_off", "sent_to_form",
+          "registered", "placed")
 STAGE_LABELS = {"rejected": "rejected", "eligible": "eligible", "sent": "sent",
                 "consented": "consented", "handed_off": "handed off",
-                "registered": "registered", "placed": "placed"}
+                "sent_to_form": "sent to form", "registered": "registered", "placed": "placed"}
+# The stage each rate is computed against (the funnel branches after "consented").
+RATE_OF = {"eligible": "rejected", "sent": "eligible", "consented": "sent",
+           "handed_off": "consented", "sent_to_form": "consented", "registered": "consented",
+           "placed": "registered"}
+HANDED_OFF = ("delivered", "maybe_delivered")
+SENT_TO_FORM = ("redirected",)
 
 
 @dataclass
@@ -48,12 +63,16 @@ class Report:
     # "by_month": {…}} (a backfill, an outage, a held case approved late).
     sent_late: dict[str, Any] = field(default_factory=lambda: {
         "total": 0, "by_source": {}, "by_month": {}})
+    # {"in_force": the configured review or None, "used": every review credits were computed
+    # under, as first used}
+    legal_review: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"generated_at": self.generated_at.isoformat(), "stages": list(STAGES),
                 "total": self.total, "by_source": self.by_source, "by_month": self.by_month,
                 "by_agency": self.by_agency, "credits_by_month": self.credits_by_month,
-                "ledger_rule": self.ledger_rule, "sent_late": self.sent_late}
+                "ledger_rule": self.ledger_rule, "sent_late": self.sent_late,
+                "legal_review": self.legal_review}
 
 
 def _zero() -> dict[str, int]:
@@ -63,7 +82,8 @@ def _zero() -> dict[str, int]:
 def build_report(store: Store, config: Config, now: datetime | None = None) -> Report:
     tz = config.company.tz
     with store.connect() as conn:
-        cases, consented, chosen, handoffs, events, credits = reports.funnel_rows(conn)
+        cases, consented, chosen, handoffs, events, credits = reports.funnel_rows(
+            conn, HANDED_OFF + SENT_TO_FORM)
     registered: set[int] = set()
     placements: dict[int, int] = defaultdict(int)
     for e in events:
@@ -75,7 +95,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
             placements[e.handoff_id] -= 1
     placed = {h for h, n in placements.items() if n > 0}
     case_of = {h.id: h.case_id for h in handoffs}
-    handed_cases = {h.case_id for h in handoffs}
+    handed_cases = {h.case_id for h in handoffs if h.state in HANDED_OFF}
+    form_cases = {h.case_id for h in handoffs if h.state in SENT_TO_FORM}
     registered_cases = {case_of[h] for h in registered if h in case_of}
     placed_cases = {case_of[h] for h in placed if h in case_of}
 
@@ -94,7 +115,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         if case.state == CaseState.SENT.value:
             stages.append("sent")
         for stage, members in (("consented", consented), ("handed_off", handed_cases),
-                               ("registered", registered_cases), ("placed", placed_cases)):
+                               ("sent_to_form", form_cases), ("registered", registered_cases),
+                               ("placed", placed_cases)):
             if case.id in members:
                 stages.append(stage)
         month = case.rejected_at.astimezone(tz).strftime("%Y-%m")
@@ -109,8 +131,8 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
     def agency_row(agency_id: str) -> dict[str, Any]:
         if agency_id not in by_agency:
             by_agency[agency_id] = {"legal_name": names.get(agency_id, ""), "consented": 0,
-                                    "handed_off": 0, "registered": 0, "placed": 0,
-                                    "credits": 0, "yen": 0}
+                                    "handed_off": 0, "sent_to_form": 0, "registered": 0,
+                                    "placed": 0, "credits": 0, "yen": 0}
         return by_agency[agency_id]
 
     for a in config.agencies:
@@ -119,7 +141,7 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         agency_row(agency_id)["consented"] += 1
     for h in handoffs:
         row = agency_row(h.agency_id)
-        row["handed_off"] += 1
+        row["handed_off" if h.state in HANDED_OFF else "sent_to_form"] += 1
         row["registered"] += h.id in registered
         row["placed"] += h.id in placed
     monthly: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"credits": 0,
@@ -135,9 +157,48 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         generated_at=now or utcnow(), total=total, by_source=dict(sorted(by_source.items())),
         by_month=dict(sorted(by_month.items())), by_agency=dict(sorted(by_agency.items())),
         credits_by_month=[{"agency": a, "month": m, **v} for (a, m), v in sorted(monthly.items())],
-        ledger_rule=config.ledger.rule,
+        ledger_rule=config.ledger.rule if config.ledger.enabled else "off",
         sent_late={"total": late["total"], "by_source": dict(sorted(late["by_source"].items())),
-                   "by_month": dict(sorted(late["by_month"].items()))})
+                   "by_month": dict(sorted(late["by_month"].items()))},
+        legal_review=legal_review_view(store, config))
+
+
+def legal_review_view(store: Store, config: Config) -> dict[str, Any]:
+    """The review in force (None while credits are off) and every review credits were
+    computed under, as the ledger first used it."""
+    review = config.ledger.legal_review
+    with store.connect() as conn:
+        used = attestations(conn)
+    return {
+        "in_force": ({**review.as_dict(), "fingerprint": review.fingerprint}
+                     if config.ledger.enabled else None),
+        "used": [{"reviewer": a.reviewer, "reviewed_on": a.reviewed_on, "document": a.document,
+                  "notification_number": a.notification_number, "rule": a.rule,
+                  "first_used_at": a.first_used_at.isoformat(), "fingerprint": a.fingerprint}
+                 for a in used],
+    }
+
+
+def legal_review_lines(report: Report) -> list[str]:
+    """The legal review in words, for the table and the HTML page."""
+    view = report.legal_review or {}
+    current = view.get("in_force")
+    if not current:
+        lines = ["credits off: no legal review recorded ([ledger.legal_review]); agency events "
+                 "are recorded, no credits are computed"]
+    else:
+        first = next((u["first_used_at"] for u in view.get("used", [])
+                      if u["fingerprint"] == current["fingerprint"]), None)
+        lines = [f"credits rest on the legal review by {current['reviewer']} of "
+                 f"{current['reviewed_on']}, document {current['document']}"
+                 + (f", 特定募集情報等提供 notification {current['notification_number']}"
+                    if current["notification_number"] else "")
+                 + (f"; first used {first}" if first else "; not used yet")]
+    lines += [f"earlier review: {u['reviewer']} of {u['reviewed_on']}, document {u['document']} "
+              f"(first used {u['first_used_at']})"
+              for u in view.get("used", [])
+              if not current or u["fingerprint"] != current["fingerprint"]]
+    return lines
 
 
 # --- renderings ------------------------------------------------------------------------------
@@ -155,8 +216,8 @@ def _rows(report: Report) -> list[dict[str, Any]]:
     for agency_id, v in report.by_agency.items():
         rows.append({"group": "agency", "key": agency_id, "rejected": "", "eligible": "",
                      "sent": "", "sent_late": "",
-                     **{k: v[k] for k in ("consented", "handed_off", "registered",
-                                          "placed", "credits", "yen")}})
+                     **{k: v[k] for k in ("consented", "handed_off", "sent_to_form",
+                                          "registered", "placed", "credits", "yen")}})
     return rows
 
 
@@ -183,7 +244,7 @@ def funnel_geometry(total: dict[str, int]) -> dict[str, Any]:
         n = total[stage]
         w = max(2, round(span * n / top)) if n else 0
         y = BAR_GAP + i * (BAR_HEIGHT + BAR_GAP)
-        previous = total[STAGES[i - 1]] if i else 0
+        previous = total[RATE_OF[stage]] if i else 0
         bars.append({"label": STAGE_LABELS[stage], "count": n,
                      "rate": f" ({round(100 * n / previous)}%)" if i and previous else "",
                      "x": f"{LABEL_WIDTH + (span - w) / 2:.1f}", "y": y, "width": w,
@@ -208,9 +269,11 @@ def to_html(report: Report, company: str = "", config: Config | None = None) -> 
         "month_rows": [[k, *(v[s] for s in STAGES), report.sent_late["by_month"].get(k, 0)]
                        for k, v in report.by_month.items()],
         "sent_late": report.sent_late["total"],
-        "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"], v["registered"],
-                         v["placed"], v["credits"], f"{v['yen']:,}"]
+        "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"],
+                         v["sent_to_form"], v["registered"], v["placed"], v["credits"],
+                         f"{v['yen']:,}"]
                         for k, v in report.by_agency.items()],
+        "legal_review": legal_review_lines(report),
         "credit_rows": [[r["agency"], r["month"], r["credits"], f"{r['yen']:,}"]
                         for r in report.credits_by_month],
     }

@@ -19,8 +19,9 @@ when configured, and a source's `job_titles` map the ATS's title for each langua
 
 Context contract (what every template may use):
 
-    company             name, sender_name (display part of company.sender), signature,
-                        reply_to, privacy_policy_url (English variants in English parts)
+    company             name, legal_name, address, sender_name (display part of
+                        company.sender), signature, reply_to, privacy_policy_url (English
+                        variants in English parts)
     candidate           display_name, last_name, first_name (any may be "")
     job_title           str, "" when the ATS gives none
     stage_kind          "documents" | "interview"; the thanks line differs
@@ -30,6 +31,9 @@ Context contract (what every template may use):
                         (cycle/eligibility.py feedback_text); "" = no feedback block
     reapply             None, or {after_months: int, careers_url: str}: mail.reapply
     language            "ja" | "en"
+    unsubscribe_url     str | None   the opt-out link of an invite_only mail (特定電子メール法
+                                     Art. 4: with the sender's name and postal address); None
+                                     for the other kinds
     withdraw_url        str          (confirmation only)
     agencies            list[str]    legal names of the chosen agencies (confirmation only)
 
@@ -114,6 +118,8 @@ def company_context(config: Config, language: str) -> dict[str, str]:
     english = language == "en"
     return {
         "name": (company.name_en or company.name) if english else company.name,
+        "legal_name": company.legal_name or company.name,
+        "address": company.address,
         "sender_name": sender_name(config, language),
         "signature": (company.signature_en or company.signature) if english
         else company.signature,
@@ -133,7 +139,8 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
                   job_title: str, stage: str, invitation_url: str | None,
                   invitation_expires: date | datetime | str | None, language: str | None,
                   withdraw_url: str | None = None, agencies: list[str] | None = None,
-                  feedback: str = "", source: str | None = None) -> dict[str, Any]:
+                  feedback: str = "", source: str | None = None,
+                  unsubscribe_url: str | None = None) -> dict[str, Any]:
     """The template context for one mail (see the module docstring for the contract). For a
     bilingual mail, the context of each language's part is under `parts`; `source` names the
     `[[sources]]` block whose `job_titles` map `job_title`."""
@@ -143,7 +150,8 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
             config, display_name=display_name, last_name=last_name, first_name=first_name,
             job_title=job_title, stage=stage, invitation_url=invitation_url,
             invitation_expires=invitation_expires, language=part, withdraw_url=withdraw_url,
-            agencies=agencies, feedback=feedback, source=source) for part in LANGUAGES}
+            agencies=agencies, feedback=feedback, source=source,
+            unsubscribe_url=unsubscribe_url) for part in LANGUAGES}
         return {**parts["ja"], "language": "bilingual", "parts": parts}
     # Family name first in Japanese, unless the name is written in Latin letters.
     eastern = lang == "ja" and bool(_CJK.search(f"{last_name}{first_name}"))
@@ -165,6 +173,7 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
         "invitation_expires": format_day(invitation_expires, lang) if invitation_url else None,
         "feedback": feedback or "",
         "reapply": reapply_context(config),
+        "unsubscribe_url": unsubscribe_url or None,
         "language": lang,
     }
     if withdraw_url is not None or agencies is not None:
@@ -186,6 +195,9 @@ class Renderer:
         if kind == "invite_only" and not context.get("invitation_url"):
             raise FatalError("an invite_only mail carries only the invitation and this case "
                              "has none; skip the case instead")
+        if kind == "invite_only" and not context.get("unsubscribe_url"):
+            raise FatalError("an invite_only mail must carry its opt-out link "
+                             "(特定電子メール法 Art. 4)")
         lang = resolve_language(self.config, language)
         if lang == "bilingual":
             return self._bilingual(kind, context)
@@ -237,6 +249,7 @@ class Renderer:
             invitation_url=f"{base}/r/SAMPLE-TOKEN" if invited or kind == "invite_only" else None,
             invitation_expires=date.today() + timedelta(days=self.config.relay.invitation_ttl_days),
             feedback=sample_feedback if feedback else "",
+            unsubscribe_url=f"{base}/u/SAMPLE-TOKEN" if kind == "invite_only" else None,
         )
         if kind == "confirmation":
             names = [a.legal_name for a in self.config.agencies if a.legal_name]
@@ -273,19 +286,29 @@ class Renderer:
 
     def _missing_links(self, kind: str, lang: str, ctx: dict[str, Any],
                        mail: RenderedEmail) -> list[TemplateError]:
-        # A user template that drops the link would send a mail promising something it lacks.
-        key = "withdraw_url" if kind == "confirmation" else "invitation_url"
-        url = ctx.get(key)
-        if not url:
-            return []
-        problems = [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
-                    for ext, body in (("txt", mail.text), ("html", mail.html)) if url not in body]
+        # A user template that drops the link would send a mail promising something it lacks;
+        # an invite_only mail without the sender's address and opt-out breaks 特定電子メール法.
+        keys = ["withdraw_url"] if kind == "confirmation" else ["invitation_url"]
+        if kind == "invite_only":
+            keys.append("unsubscribe_url")
+        found = []
+        for key in keys:
+            url = ctx.get(key)
+            if url:
+                found += [TemplateError(f"email/{lang}/{kind}.{ext}", None, f"does not show {key}")
+                          for ext, body in (("txt", mail.text), ("html", mail.html))
+                          if url not in body]
         feedback = ctx.get("feedback")
         if feedback and kind == "rejection":
             first = feedback.splitlines()[0]
-            problems += [TemplateError(f"email/{lang}/{kind}.{ext}", None,
-                                       "does not show the feedback block")
-                         for ext, body in (("txt", mail.text), ("html", mail.html))
-                         if first not in body]
-        return problems
+            found += [TemplateError(f"email/{lang}/{kind}.{ext}", None,
+                                    "does not show the feedback block")
+                      for ext, body in (("txt", mail.text), ("html", mail.html))
+                      if first not in body]
+        if kind == "invite_only" and self.config.company.address:
+            found += [TemplateError(f"email/{lang}/{kind}.{ext}", None,
+                                    "does not show company.address (特定電子メール法 Art. 4)")
+                      for ext, body in (("txt", mail.text), ("html", mail.html))
+                      if self.config.company.address not in body]
+        return found
 

@@ -1,7 +1,9 @@
 """The consent aggregate in the store: invitation links, the relay status of a case, consent
-evidence with its agencies and preferences, and the instance's own signing key.
+evidence with its agencies and preferences, the exact consent texts, and the instance's own
+signing key.
 
-Records come out typed (`Invitation`, `ConsentRecord`, `ConsentAgency`, `ConsentPreferences`);
+Records come out typed (`Invitation`, `ConsentRecord`, `ConsentAgency`, `ConsentPreferences`,
+`StoredConsentText`);
 every function takes the caller's connection, so a consent, its handoffs and its confirmation
 email stay in the caller's one transaction. A unique key that refuses an insert (a second answer
 to the same invitation) is reported as False here, never as an IntegrityError.
@@ -10,6 +12,7 @@ to the same invitation) is reported as False here, never as an IntegrityError.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +44,23 @@ class Invitation:
     purpose: str
     expires_at: datetime
     used_at: datetime | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConsentText:
+    """The exact consent text shown, kept once per SHA-256 of its bytes (no personal data)."""
+
+    sha256: str
+    language: str
+    version: str
+    html: str = field(repr=False)
+    created_at: datetime | None = None
+
+    @property
+    def verified(self) -> bool:
+        """The stored bytes still hash to the key they are stored under."""
+        return hashlib.sha256(self.html.encode()).hexdigest() == self.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +120,8 @@ def add_instance_key(conn: Connection, name: str, value: str, now: datetime) -> 
 
 # --- invitations -----------------------------------------------------------------------------
 def _invitation(row: Any) -> Invitation:
-    return Invitation(row.id, row.case_id, row.purpose, row.expires_at, row.used_at)
+    return Invitation(row.id, row.case_id, row.purpose, row.expires_at, row.used_at,
+                      row.created_at)
 
 
 def add_invitation(conn: Connection, *, case_id: int, purpose: str, token_hash: str,
@@ -126,6 +147,12 @@ def invitation_by_token_hash(conn: Connection, token_hash: str) -> Invitation | 
 def invitation_by_id(conn: Connection, invitation_id: int) -> Invitation | None:
     row = conn.execute(select(t.invitations).where(t.invitations.c.id == invitation_id)).first()
     return _invitation(row) if row is not None else None
+
+
+def invitations_of_case(conn: Connection, case_id: int) -> list[Invitation]:
+    """Every link of a case (consent, withdraw, unsubscribe), oldest first."""
+    return [_invitation(r) for r in conn.execute(select(t.invitations).where(
+        t.invitations.c.case_id == case_id).order_by(t.invitations.c.id))]
 
 
 def use_invitation(conn: Connection, invitation_id: int, now: datetime) -> bool:
@@ -179,6 +206,31 @@ def withdraw_status(conn: Connection, case_id: int, now: datetime) -> bool:
         t.relay_status.c.case_id == case_id,
         t.relay_status.c.status == RelayStatus.CONSENTED.value)
         .values(status=RelayStatus.WITHDRAWN.value, changed_at=now)).rowcount == 1
+
+
+# --- the consent texts -----------------------------------------------------------------------
+def keep_consent_text(conn: Connection, sha256: str, *, language: str, version: str,
+                      html: str, now: datetime) -> str | None:
+    """Keep the text under its SHA-256 unless it is kept already; returns the hash, or None
+    when `html` does not hash to `sha256` (then nothing is written)."""
+    if hashlib.sha256(html.encode()).hexdigest() != sha256:
+        return None
+    if conn.execute(select(t.consent_texts.c.sha256).where(
+            t.consent_texts.c.sha256 == sha256)).first() is not None:
+        return sha256
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(t.consent_texts).values(
+                sha256=sha256, language=language, version=version, html=html, created_at=now))
+    except IntegrityError:
+        pass    # the same text, kept by a concurrent consent: content-addressed, so equal
+    return sha256
+
+
+def consent_text(conn: Connection, sha256: str) -> StoredConsentText | None:
+    row = conn.execute(select(t.consent_texts).where(
+        t.consent_texts.c.sha256 == sha256)).first()
+    return StoredConsentText(**row._mapping) if row is not None else None
 
 
 # --- consent evidence ------------------------------------------------------------------------
@@ -262,3 +314,11 @@ def queue_confirmation_mail(conn: Connection, *, case_id: int, message_id: str, 
     """The consent's confirmation in the outbox, in the consent's own transaction."""
     outbox.enqueue(conn, "confirmation", [QueuedMail(case_id, message_id, recipient, message)],
                    now)
+
+
+# --- invitations withheld (records/consent/requirements.py) ---------------------------------
+def withheld_invitations(conn: Connection, action: str) -> dict[str, int]:
+    """How many emails went out without the invitation, by recorded reason."""
+    return dict(conn.execute(
+        select(t.audit_log.c.reason, func.count()).where(t.audit_log.c.action == action)
+        .group_by(t.audit_log.c.reason)).all())

@@ -2,6 +2,9 @@
 APPI Art. 29 provision records.
 
     handoff:          pending → sending → delivered | retrying → … → dead;
+                      an attempt that may have arrived (a timeout after sending) keeps
+                      retrying and, if it never gets an answer, ends `maybe_delivered`;
+                      pending → redirected (redirect agency: nothing is pushed);
                       pending/retrying/sending → stopped (a withdrawal)
     deletion notice:  pending → sending → sent | retrying → … → dead
 
@@ -30,12 +33,18 @@ class HandoffState(enum.StrEnum):
     SENDING = "sending"
     RETRYING = "retrying"
     DELIVERED = "delivered"
+    POSSIBLY_DELIVERED = "maybe_delivered"   # possibly delivered (fits the 16-character state)
+    REDIRECTED = "redirected"
     DEAD = "dead"
     STOPPED = "stopped"
 
 
 STOPPABLE = (HandoffState.PENDING.value, HandoffState.RETRYING.value, HandoffState.SENDING.value)
 ACTIVE = (HandoffState.PENDING.value, HandoffState.RETRYING.value)
+# The agency holds the data, or may: these get a provision record and, after a withdrawal, a
+# deletion notice. (A handoff still retrying after an uncertain attempt has its provision
+# record already; `provided_handoffs` finds it by that.)
+REACHED = (HandoffState.DELIVERED.value, HandoffState.POSSIBLY_DELIVERED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,27 @@ def delivered_handoffs(conn: Connection, consent_id: int) -> list[Handoff]:
         t.handoffs.c.state == HandoffState.DELIVERED.value))]
 
 
+def provided_handoffs(conn: Connection, consent_id: int) -> list[Handoff]:
+    """The consent's handoffs whose data reached the agency or may have: delivered, possibly
+    delivered, or with a provision record (an uncertain attempt, then stopped or retrying)."""
+    recorded = select(t.provision_records.c.handoff_id).where(
+        t.provision_records.c.consent_id == consent_id)
+    return [_handoff(r) for r in conn.execute(select(t.handoffs).where(
+        t.handoffs.c.consent_id == consent_id,
+        t.handoffs.c.state.in_(REACHED) | t.handoffs.c.id.in_(recorded))
+        .order_by(t.handoffs.c.id))]
+
+
+def handoffs_of_consent(conn: Connection, consent_id: int) -> list[Handoff]:
+    return [_handoff(r) for r in conn.execute(select(t.handoffs).where(
+        t.handoffs.c.consent_id == consent_id).order_by(t.handoffs.c.agency_id))]
+
+
+def has_provision_record(conn: Connection, handoff_id: int) -> bool:
+    return conn.execute(select(t.provision_records.c.id).where(
+        t.provision_records.c.handoff_id == handoff_id)).first() is not None
+
+
 def unstopped_handoffs_of_case(conn: Connection, case_id: int) -> list[Handoff]:
     """The case's handoffs a withdrawal has not stopped, by agency id."""
     return [_handoff(r) for r in conn.execute(select(t.handoffs).where(
@@ -160,6 +190,21 @@ def claim_handoff(conn: Connection, handoff_id: int, now: datetime) -> bool:
 def mark_delivered(conn: Connection, handoff_id: int, now: datetime) -> None:
     conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff_id).values(
         state=HandoffState.DELIVERED.value, delivered_at=now, updated_at=now, last_error=""))
+
+
+def mark_redirected(conn: Connection, handoff_id: int, now: datetime) -> None:
+    """sending → redirected: the candidate goes to the agency's own form; nothing was sent."""
+    conn.execute(update(t.handoffs).where(t.handoffs.c.id == handoff_id).values(
+        state=HandoffState.REDIRECTED.value, updated_at=now, last_error=""))
+
+
+def mark_possibly_delivered(conn: Connection, row: Handoff, error: str, now: datetime) -> bool:
+    """sending → maybe_delivered (possibly delivered; no more attempts); False if it is no
+    longer `sending`."""
+    return conn.execute(update(t.handoffs).where(
+        t.handoffs.c.id == row.id, t.handoffs.c.state == HandoffState.SENDING.value).values(
+        state=HandoffState.POSSIBLY_DELIVERED.value, last_error=error,
+        updated_at=now)).rowcount > 0
 
 
 def stop_handoffs(conn: Connection, consent_id: int, now: datetime) -> int:
@@ -216,6 +261,12 @@ def give_up(conn: Connection, row: Handoff | DeletionNotice, error: str, now: da
 # --- references ------------------------------------------------------------------------------
 def reference_of(conn: Connection, handoff_id: int) -> str | None:
     return conn.execute(select(t.handoff_references.c.reference).where(
+        t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
+
+
+def reference_made_at(conn: Connection, handoff_id: int) -> datetime | None:
+    """When the handoff's reference was made: its first attempt."""
+    return conn.execute(select(t.handoff_references.c.created_at).where(
         t.handoff_references.c.handoff_id == handoff_id)).scalar_one_or_none()
 
 
@@ -313,16 +364,30 @@ def add_provision_record(conn: Connection, record: ProvisionRecord) -> int | Non
     )).inserted_primary_key[0]
 
 
-def provision_records_between(conn: Connection, since: datetime, until: datetime
-                              ) -> list[ProvisionRecord]:
-    rows = conn.execute(select(t.provision_records).where(
-        t.provision_records.c.provided_at >= since, t.provision_records.c.provided_at < until))
+def _records(rows: Any) -> list[ProvisionRecord]:
     out = []
     for r in rows:
         values = dict(r._mapping)
         values["items"] = json.loads(values.pop("items_json"))
         out.append(ProvisionRecord(**values))
     return out
+
+
+def provision_records_between(conn: Connection, since: datetime, until: datetime
+                              ) -> list[ProvisionRecord]:
+    return _records(conn.execute(select(t.provision_records).where(
+        t.provision_records.c.provided_at >= since, t.provision_records.c.provided_at < until)
+        .order_by(t.provision_records.c.id)))
+
+
+def provision_records_of_case(conn: Connection, case_id: int) -> list[ProvisionRecord]:
+    return _records(conn.execute(select(t.provision_records).where(
+        t.provision_records.c.case_id == case_id).order_by(t.provision_records.c.id)))
+
+
+def deletion_notices_of_case(conn: Connection, case_id: int) -> list[DeletionNotice]:
+    return [_notice(r) for r in conn.execute(select(t.deletion_notices).where(
+        t.deletion_notices.c.case_id == case_id).order_by(t.deletion_notices.c.id))]
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -341,4 +406,10 @@ def handoff_status(conn: Connection) -> dict[str, Any]:
              for r in conn.execute(select(t.deletion_notices).where(
                  t.deletion_notices.c.state == HandoffState.DEAD.value)
                  .order_by(t.deletion_notices.c.id.desc()).limit(50))]
-    return {"handoffs": by_state, "deletion_notices": notices, "dead": dead}
+    possibly = [{"handoff": r.id, "case": r.case_id, "agency": r.agency_id,
+                 "error": r.last_error}
+                for r in conn.execute(select(t.handoffs).where(
+                    t.handoffs.c.state == HandoffState.POSSIBLY_DELIVERED.value)
+                    .order_by(t.handoffs.c.id.desc()).limit(50))]
+    return {"handoffs": by_state, "deletion_notices": notices, "dead": dead,
+            "possibly_delivered": possibly}

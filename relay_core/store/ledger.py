@@ -1,6 +1,7 @@
-"""The ledger aggregate in the store: what agencies report back, and the credits it earns.
+"""The ledger aggregate in the store: what agencies report back, the credits it earns, and the
+legal-review attestations credits were computed under.
 
-Both tables are append-only (database triggers refuse UPDATE and DELETE). An event is stored
+The three tables are append-only (database triggers refuse UPDATE and DELETE). An event is stored
 once per (agency, event id): a second insert of the same event, even a concurrent one, comes
 back as None here rather than as an IntegrityError. Records come out typed (`LedgerEvent`,
 `CreditEntry`); every function takes the caller's connection.
@@ -46,6 +47,44 @@ class CreditEntry:
     occurred_at: datetime
     created_at: datetime
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """A legal review ([ledger.legal_review]) as first used by the ledger."""
+
+    fingerprint: str
+    reviewer: str
+    reviewed_on: str
+    document: str
+    notification_number: str
+    rule: str
+    first_used_at: datetime
+
+
+def attestation(conn: Connection, fingerprint: str) -> Attestation | None:
+    row = conn.execute(select(t.ledger_attestations).where(
+        t.ledger_attestations.c.fingerprint == fingerprint)).first()
+    return Attestation(**row._mapping) if row is not None else None
+
+
+def add_attestation(conn: Connection, entry: Attestation) -> bool:
+    """Store it; False when it is stored already (also by a concurrent first use)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(t.ledger_attestations).values(
+                fingerprint=entry.fingerprint, reviewer=entry.reviewer,
+                reviewed_on=entry.reviewed_on, document=entry.document,
+                notification_number=entry.notification_number, rule=entry.rule,
+                first_used_at=entry.first_used_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+def attestations(conn: Connection) -> list[Attestation]:
+    return [Attestation(**r._mapping) for r in conn.execute(
+        select(t.ledger_attestations).order_by(t.ledger_attestations.c.first_used_at))]
 
 
 def find_event(conn: Connection, agency_id: str, event_id: str) -> LedgerEvent | None:

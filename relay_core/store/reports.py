@@ -79,6 +79,7 @@ class DeliveredHandoff(NamedTuple):
     id: int
     case_id: int
     agency_id: str
+    state: str
 
 
 class AgencyEvent(NamedTuple):
@@ -103,14 +104,18 @@ class FunnelRows(NamedTuple):
     credits: list[Credit]
 
 
-def funnel_rows(conn: Connection) -> FunnelRows:
+def funnel_rows(conn: Connection, handoff_states: tuple[str, ...] = ("delivered",)
+                ) -> FunnelRows:
+    """`handoff_states`: the handoffs that count (records/report.py: delivered, possibly
+    delivered, sent to the agency's form)."""
     cases = conn.execute(select(c.id, c.source, c.state, c.rejected_at, c.sent_at,
                                 c.deadline_at)).all()
     consented = set(conn.execute(select(t.consents.c.case_id)).scalars())
     chosen = conn.execute(select(t.consents.c.case_id, t.consent_agencies.c.agency_id).join(
         t.consent_agencies, t.consent_agencies.c.consent_id == t.consents.c.id)).all()
-    handoffs = conn.execute(select(t.handoffs.c.id, t.handoffs.c.case_id, t.handoffs.c.agency_id)
-                            .where(t.handoffs.c.state == "delivered")).all()
+    handoffs = conn.execute(select(t.handoffs.c.id, t.handoffs.c.case_id, t.handoffs.c.agency_id,
+                                   t.handoffs.c.state)
+                            .where(t.handoffs.c.state.in_(handoff_states))).all()
     events = conn.execute(select(t.agency_events.c.handoff_id, t.agency_events.c.kind,
                                  t.agency_events.c.occurred_at)
                           .order_by(t.agency_events.c.id)).all()

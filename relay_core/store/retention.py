@@ -1,8 +1,9 @@
 """What `purge` and `export-incident` ask of the store.
 
 Purge blanks exactly the columns that hold a candidate's personal data (relay_cases.email /
-person_json / event_json / person_key, the outbox bytes and recipient) and deletes the consent
-preferences; it deletes provision records only past their `keep_until`. The caller runs it all
+person_json / event_json / person_key / job_title, the outbox bytes and recipient) and deletes the
+consent preferences; it deletes provision records only past their `keep_until`, and never a
+consent text (a database trigger keeps every text a consent names). The caller runs it all
 in one transaction. The incident queries read what was disclosed in a time window; their rows
 hold recipient addresses, so their `repr` does not show them.
 """
@@ -74,11 +75,33 @@ def cases_holding_personal_data(conn: Connection) -> list[HeldCase]:
 def blank_case(conn: Connection, case_id: int, now: datetime) -> int:
     """Blank the case's personal data and its outbox copies; returns the outbox rows blanked."""
     conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == case_id).values(
-        email=None, person_json=None, event_json=None, person_key=None, updated_at=now))
+        email=None, person_json=None, event_json=None, person_key=None, job_title="",
+        updated_at=now))
     return conn.execute(update(t.outbox).where(
         t.outbox.c.case_id == case_id,
         (t.outbox.c.message.isnot(None)) | (t.outbox.c.recipient.isnot(None)))
         .values(message=None, recipient=None)).rowcount
+
+
+def mail_ids_of_case(conn: Connection, case_id: int) -> list[str]:
+    """The Message-IDs of every outbox message of the case (their .eml files in a file outbox
+    are named after them)."""
+    return list(conn.execute(select(t.outbox.c.message_id).where(
+        t.outbox.c.case_id == case_id)).scalars())
+
+
+def references_of_case(conn: Connection, case_id: int) -> list[str]:
+    """The handoff references of the case (agency mails are named after them)."""
+    return list(conn.execute(
+        select(t.handoff_references.c.reference)
+        .join(t.handoffs, t.handoffs.c.id == t.handoff_references.c.handoff_id)
+        .where(t.handoffs.c.case_id == case_id)).scalars())
+
+
+def last_purge_at(conn: Connection, action: str) -> datetime | None:
+    """When the last purge ran (its audit row), or None."""
+    return conn.execute(select(func.max(t.audit_log.c.at)).where(
+        t.audit_log.c.action == action, t.audit_log.c.case_id.is_(None))).scalar_one_or_none()
 
 
 def delete_case_preferences(conn: Connection, case_id: int) -> int:

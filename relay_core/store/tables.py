@@ -373,3 +373,30 @@ source_installs = Table(
     Column("source", String(64), primary_key=True),
     Column("installed_at", UTCDateTime, nullable=False),
 )
+
+# --- Evidence and the legal gate (migration 0005_evidence) -----------------------------------
+# The exact consent text a candidate was shown, once per SHA-256 of its bytes (content-addressed:
+# the same text in the same language for the same agency set is stored once). Never updated,
+# and never deleted while a consent names its hash (database triggers), so `career-relay
+# evidence` can show and verify it years after the configuration changed. No personal data.
+consent_texts = Table(
+    "consent_texts", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("language", String(8), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("html", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Each legal-review attestation ([ledger.legal_review]) the ledger computed credits under,
+# written when it is first used; append-only. `report` shows the one in force.
+ledger_attestations = Table(
+    "ledger_attestations", metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("reviewer", Text, nullable=False),
+    Column("reviewed_on", String(10), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("notification_number", String(64), nullable=False, default=""),
+    Column("rule", String(32), nullable=False),
+    Column("first_used_at", UTCDateTime, nullable=False),
+)

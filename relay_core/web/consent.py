@@ -2,10 +2,12 @@
 
     GET  /r/{token}          consent link: verified, exchanged for a session cookie, 303 → /relay
     GET  /w/{token}          withdrawal link from the confirmation email, same exchange
+    GET  /u/{token}          opt-out link of an invite_only email, same exchange
     GET  /relay              the page for the session's case (consent form or its outcome)
     POST /relay/consent      record consent to the ticked agencies (CSRF + Origin checked)
     POST /relay/decline      record "no thanks"
     POST /relay/withdraw     withdraw a consent (works after the invitation expired)
+    POST /relay/unsubscribe  stop further mail to this address (records/consent/optout.py)
     GET  /relay/static/relay.css
 
 GET and HEAD never write to the store and never use up a token: mail scanners open every link
@@ -33,13 +35,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from relay_core.config import Config
 from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
 from relay_core.models import RelayCase
-from relay_core.records.consent import tokens
+from relay_core.records.agencies import offered_agencies
+from relay_core.records.consent import optout, tokens
 from relay_core.records.consent.confirmation import queue_confirmation
 from relay_core.records.consent.disclosure import (
     LANGUAGES,
     PREFERENCE_FIELDS,
+    PREFERENCE_LIMITS,
     PageRenderer,
     disclosure_context,
+    field_label,
 )
 from relay_core.records.consent.records import (
     ConsentRefused,
@@ -71,11 +76,11 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
 ]
-PREFIXES = ("/r/", "/w/", "/relay")
+PREFIXES = ("/r/", "/w/", "/u/", "/relay")
 MAX_FORM_BYTES = 64 * 1024
 STATUS_CODES = {"tampered": 400, "wrong_purpose": 400, "expired": 410, "session": 401,
                 "csrf": 403, "origin": 403, "used": 409, "changed": 409, "no_consent": 409,
-                "withdrawn": 409, "none": 422, "unavailable": 503}
+                "withdrawn": 409, "none": 422, "too_long": 422, "unavailable": 503}
 
 
 class SecurityHeaders:
@@ -182,6 +187,7 @@ def _base_context(web: ConsentWeb, language: str, switch: bool = True) -> dict[s
             "consent": web.url("/relay/consent"),
             "decline": web.url("/relay/decline"),
             "withdraw": web.url("/relay/withdraw"),
+            "unsubscribe": web.url("/relay/unsubscribe"),
             "privacy": web.config.company.privacy_policy_url,
         },
     }
@@ -257,6 +263,11 @@ def open_withdrawal(token: str, request: Request, lang: str | None = None) -> Re
     return _open_link(request, token, "withdraw", lang)
 
 
+@router.api_route("/u/{token}", methods=["GET", "HEAD"])
+def open_unsubscribe(token: str, request: Request, lang: str | None = None) -> Response:
+    return _open_link(request, token, optout.PURPOSE, lang)
+
+
 @router.api_route("/relay/static/relay.css", methods=["GET", "HEAD"])
 def stylesheet(request: Request) -> Response:
     return Response(_web(request).stylesheet, media_type="text/css")
@@ -286,6 +297,9 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
                  consent: ConsentRecord | None, language: str, *, error: str = "",
                  prefs: dict[str, str] | None = None, status_code: int = 200) -> Response:
     csrf = web.signer.csrf_token(session)
+    if session.purpose == optout.PURPOSE:
+        return _page(web, "unsubscribe", language, status=status_code, csrf=csrf,
+                     done=view.invitation.used_at is not None)
     if view.status in (RelayStatus.CONSENTED, RelayStatus.WITHDRAWN, RelayStatus.DECLINED):
         agencies = _chosen(web, consent, language)
         if view.status == RelayStatus.CONSENTED:
@@ -295,6 +309,7 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
             forms = dict(redirect_links(web.store, web.config, view.case.id))
             for agency in agencies:
                 agency["register_url"] = forms.get(agency["legal_name"], "")
+                agency["redirect"] = agency["redirect"] or bool(agency["register_url"])
         return _page(web, "status", language, status=status_code, status_name=view.status.value,
                      agencies=agencies, csrf=csrf,
                      consented_at=format_day(consent.consented_at.astimezone(
@@ -303,23 +318,31 @@ def _render_view(web: ConsentWeb, session: RelaySession, view: View,
         return _error(web, "no_consent", language)
     if view.status == RelayStatus.EXPIRED or view.invitation.expires_at <= utcnow():
         return _error(web, "expired", language)
-    text = web.pages.consent_text(language)
-    offered = disclosure_context(web.config, language)["agencies"]
+    agencies = offered_agencies(web.config)
+    text = web.pages.consent_text(language, agencies)
+    offered = disclosure_context(web.config, language, agencies)["agencies"]
     expires = format_day(view.invitation.expires_at.astimezone(web.config.company.tz), language)
     return _page(web, "consent", language, status=status_code, disclosure=text.html,
                  text_sha256=text.sha256, agencies=offered, csrf=csrf, error=error,
-                 prefs=prefs or dict.fromkeys(PREFERENCE_FIELDS, ""), expires=expires)
+                 prefs=prefs or dict.fromkeys(PREFERENCE_FIELDS, ""), expires=expires,
+                 limits=PREFERENCE_LIMITS)
 
 
 def _chosen(web: ConsentWeb, consent: ConsentRecord | None, language: str
             ) -> list[dict[str, Any]]:
+    """The agencies of a consent as it was given (legal name and items from the consent
+    record), with the deletion contact configured now."""
     if not consent:
         return []
-    from relay_core.records.consent.disclosure import field_label
-
-    return [{"legal_name": a.legal_name,
-             "data_items": [field_label(f, language) for f in a.fields]}
-            for a in consent.agencies]
+    configured = {a.id: a for a in web.config.agencies}
+    chosen = []
+    for a in consent.agencies:
+        agency = configured.get(a.agency_id)
+        chosen.append({"legal_name": a.legal_name,
+                       "redirect": agency is not None and agency.channel == "redirect",
+                       "deletion_contact": agency.deletion_contact if agency else "",
+                       "data_items": [field_label(f, language) for f in a.fields]})
+    return chosen
 
 
 # --- posts -----------------------------------------------------------------------------------
@@ -360,26 +383,32 @@ def post_consent(request: Request, csrf: str = Form(""), text_sha256: str = Form
     web, session, refused = _guard(request, csrf, lang)
     if refused is not None:
         return refused
-    prefs = clean_preferences({"desired_role": desired_role, "location": location,
-                               "start_period": start_period, "message": message})
+    form = {"desired_role": desired_role, "location": location, "start_period": start_period,
+            "message": message}
     now = utcnow()
+    prefs = None
     try:
+        # Too long is refused, never cut: the relay does not edit what the candidate wrote.
+        prefs = clean_preferences(form)
         with web.store.begin() as conn:
             view = _load(conn, session)
             if view is None:
                 raise ConsentRefused("session", "the session names no invitation")
             language = _lang(lang, view.case.language)
-            text = web.pages.consent_text(language)
+            offered = offered_agencies(web.config)
+            text = web.pages.consent_text(language, offered)
             if text_sha256 != text.sha256:
-                # The text changed (a config reload) between showing and ticking: what the
-                # candidate read is not what we would record. Show the current text again.
+                # The text changed (a config reload, an agency no longer offered) between
+                # showing and ticking: what the candidate read is not what we would record.
+                # Show the current text again.
                 raise ConsentRefused("changed", "the consent text changed since it was shown")
             consent_id = record_consent(web.store, conn, web.config, invitation=view.invitation,
                                         case=view.case, agency_ids=agency, text=text,
-                                        preferences=prefs, now=now)
+                                        preferences=prefs, now=now, offered=offered)
             _confirm(web, conn, view.case, consent_id, now)
     except ConsentRefused as exc:
-        return _refused(web, session, exc, lang, prefs)
+        return _refused(web, session, exc, lang, prefs or {
+            k: str(v)[:PREFERENCE_LIMITS[k]] for k, v in form.items()})
     return _after_post(web, language)
 
 
@@ -403,7 +432,7 @@ def _confirm(web: ConsentWeb, conn: Connection, case: dict[str, Any], consent_id
 
 def _refused(web: ConsentWeb, session: RelaySession, exc: ConsentRefused, lang: str | None,
              prefs: dict[str, str] | None = None) -> Response:
-    if exc.kind in ("none", "changed"):
+    if exc.kind in ("none", "changed", "too_long"):
         with web.store.engine.connect() as conn:
             view = _load(conn, session)
             consent = consent_for_case(conn, view.case.id) if view else None
@@ -446,4 +475,20 @@ def post_withdraw(request: Request, csrf: str = Form(""), lang: str = Form("")) 
                 tokens.use(conn, view.invitation.id, now)
     except ConsentRefused as exc:
         return _refused(web, session, exc, lang)
+    return _after_post(web, _lang(lang, view.case.language))
+
+
+@router.post("/relay/unsubscribe")
+def post_unsubscribe(request: Request, csrf: str = Form(""), lang: str = Form("")) -> Response:
+    web, session, refused = _guard(request, csrf, lang)
+    if refused is not None:
+        return refused
+    if session.purpose != optout.PURPOSE:
+        return _error(web, "tampered", lang)
+    with web.store.begin() as conn:
+        view = _load(conn, session)
+        if view is None:
+            return _error(web, "session", lang)
+        if view.invitation.used_at is None:
+            optout.unsubscribe(web.store, conn, view.invitation, view.case)
     return _after_post(web, _lang(lang, view.case.language))

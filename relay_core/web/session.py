@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from relay_core.records.consent.tokens import PURPOSES
+
 COOKIE = "cr_relay"
 MAX_AGE_SECONDS = 2 * 60 * 60
 
@@ -45,7 +47,7 @@ class SessionSigner:
             invitation_id, purpose, nonce = self._serializer.loads(value, max_age=MAX_AGE_SECONDS)
         except (BadSignature, ValueError, TypeError):
             return None
-        if not isinstance(invitation_id, int) or purpose not in ("consent", "withdraw"):
+        if not isinstance(invitation_id, int) or purpose not in PURPOSES:
             return None
         return RelaySession(invitation_id, purpose, str(nonce))
 

@@ -159,7 +159,11 @@ def test_invitation_to_consent_to_withdrawal_in_chromium(server, store, browser)
     later.close()
     with store.engine.connect() as conn:
         assert relay_status(conn, case_id).value == "withdrawn"
-        assert [h.state for h in conn.execute(t.handoffs.select())] == ["stopped"]
+        # The cycle handed the candidate to agency A (its intake email); the withdrawal
+        # asks it to delete the data.
+        assert [h.state for h in conn.execute(t.handoffs.select())] == ["delivered"]
+        assert [n.agency_id for n in conn.execute(t.deletion_notices.select())] == [
+            "agency-a"]
 
 
 def _find_link(path: Path, prefix: str) -> str | None:

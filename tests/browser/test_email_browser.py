@@ -18,6 +18,7 @@ import pytest
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
 from tests.browser.test_consent_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.consent.conftest import AGENCIES
 from tests.fakes import FakeConnector, event
 
 pytestmark = [
@@ -45,6 +46,7 @@ def setup(make_config):
     """A bilingual-by-default company with English names, feedback and re-application; three
     candidates: one Japanese, one English, one whose language the ATS does not say."""
     config = make_config({
+        "agencies": AGENCIES,      # the relay can work, so the emails carry the invitation
         "company": {"name_en": "Sample K.K.", "sender_name_en": "Sample Recruiting",
                     "default_language": "bilingual"},
         "mail": {"feedback_requires_approval": False,

@@ -22,13 +22,15 @@ AGENCIES = [
     {"id": "agency-a", "legal_name": "株式会社エージェントA", "address": "東京都港区芝公園4-2-8",
      "representative": "代表取締役 佐藤一郎", "country": "JP", "licence_number": "13-ユ-000000",
      "deletion_contact": "privacy@agency-a.example", "purpose": "ご経験に合う求人のご紹介",
+     "channel": "email", "email": "intake@agency-a.example", "retention": "ご登録から2年間",
      "fields": ["name", "email", "desired_role", "location", "message"]},
     {"id": "agency-b", "legal_name": "Global Talent Partners Pte. Ltd.",
      "address": "1 Example Street, Singapore", "representative": "Jane Doe, CEO",
      "country": "SG", "deletion_contact": "privacy@agency-b.example",
      "protection_regime": "Personal Data Protection Act 2012 (PDPA), supervised by the PDPC",
      "protection_measures": "Contractual commitment to APPI-equivalent safeguards; ISO 27001",
-     "fields": ["name", "email", "phone"]},
+     "channel": "email", "email": "intake@agency-b.example",
+     "retention": "two years after registration", "fields": ["name", "email", "phone"]},
 ]
 
 

@@ -63,8 +63,10 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
         due = pending_handoffs(conn, utcnow())
     assert status.value == "consented"
     assert [a.agency_id for a in record.agencies] == ["agency-a"]
+    # The agency's fields, then the provenance the Art. 30 manifest carries (issue 11, 2).
     assert record.agencies[0].fields == ["name", "email", "desired_role", "location",
-                                         "message"]
+                                         "message", "job_title", "decision_date",
+                                         "consent_date"]
     assert record.method == METHOD == "web form POST"
     assert record.language == "ja"
     assert record.candidate_id == case.candidate_id
@@ -73,7 +75,7 @@ def test_consent_records_exactly_the_ticked_agency_with_its_evidence(client, inv
     assert record.withdrawn_at is None
     assert before <= record.consented_at <= utcnow()
     assert record.consented_at.utcoffset() == timedelta(0)
-    assert record.text_version.startswith("1+")
+    assert record.text_version.startswith("2+")
     assert invitation_row.used_at is not None
     assert [(h.agency_id, h.state) for h in handoffs] == [("agency-a", "pending")]
     assert [h.agency_id for h in due] == ["agency-a"]
@@ -292,3 +294,32 @@ def test_redirect_agency_is_offered_its_own_form_after_consent(make_config, stor
     assert "https://agency-a.example/register?" in page
     assert "relay_ref=" in page and "relay_sig=" in page
     assert "We send nothing" in page or "情報をお送りしません" in page
+
+
+@pytest.mark.parametrize("lang, warning", [
+    ("ja", "配慮が必要な情報や差別につながるおそれのある情報は書かないでください"),
+    ("en", "Please do not write sensitive information")])
+def test_point_9_the_message_field_warns_and_has_a_limit(client, invitation, store, lang,
+                                                         warning):
+    """Issue 11, point 9: a warning against sensitive information and a length limit on the
+    free text, enforced by the server: too long is refused, never cut."""
+    from relay_core.records.consent.disclosure import PREFERENCE_LIMITS
+
+    token, case_id = invitation
+    html = open_page(client, token, lang).text
+    limit = PREFERENCE_LIMITS["message"]
+    assert warning in html and f'maxlength="{limit}"' in html
+    assert 'aria-describedby="message-hint"' in html
+    too_long = post(client, "/relay/consent", form(html, agency=["agency-a"],
+                                                   message="あ" * (limit + 1)))
+    assert too_long.status_code == 422
+    assert ("長すぎます" if lang == "ja" else "too long") in too_long.text
+    assert "あ" * (limit + 1) in too_long.text or "あ" * limit in too_long.text
+    with store.engine.connect() as conn:
+        assert consent_for_case(conn, case_id) is None
+    again = post(client, "/relay/consent", form(too_long.text, agency=["agency-a"],
+                                                message="あ" * limit))
+    assert again.status_code == 303
+    with store.engine.connect() as conn:
+        grant = active_grant(conn, case_id, "agency-a")
+    assert grant.preferences["message"] == "あ" * limit

@@ -20,8 +20,10 @@ def test_check_refuses_relay_without_privacy_policy(make_config):
     config = make_config({"company": {"privacy_policy_url": ""}, "agencies": AGENCIES})
     problems = relay_problems(config)
     assert any("privacy_policy_url" in p for p in problems)
-    results = _check_relay(config)
+    results = [r for r in _check_relay(config) if r.what == "relay invitation"]
     assert results and not any(r.ok for r in results)
+    assert any("company.privacy_policy_url" in r.detail and "without the invitation" in r.detail
+               for r in results)
 
 
 def test_check_names_each_agency_disclosure_that_is_missing(make_config):
@@ -50,8 +52,9 @@ def test_incomplete_agency_is_not_shown_to_candidates(make_config):
 
 def test_consent_text_refuses_to_render_an_agency_without_data_items(make_config):
     config = make_config({"agencies": [{**AGENCIES[0], "fields": []}]})
+    assert PageRenderer(config).consent_text("ja").html.count('class="agency"') == 0
     with pytest.raises(TemplateError, match="data_items"):
-        PageRenderer(config).consent_text("ja")
+        PageRenderer(config).consent_text("ja", list(config.agencies))
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])

@@ -32,6 +32,7 @@ def agency(agency_id: str = "agency-a", channel: str = "webhook", **extra: Any) 
         "country": "JP", "licence_number": "13-ユ-000001",
         "deletion_contact": f"privacy@{agency_id}.example", "channel": channel,
         "fields": ["name", "email", "job_title", "desired_role", "message"],
+        "retention": "ご登録から2年間",
     }
     if channel == "webhook":
         base.update(url="http://127.0.0.1:9/intake", secret="env:CR_TEST_AGENCY_SECRET")
@@ -61,7 +62,7 @@ def consented_case(store: Store, config: Config, app_id: str, agency_ids: list[s
             token = tokens.mint(conn, key, case_id, "consent", timedelta(days=30), now)
             invitation = tokens.verify(conn, key, token, "consent", now)
             case = store_case(conn, case_id)
-            text = ConsentText(Markup("<p>text</p>"), hashlib.sha256(b"text").hexdigest(),
+            text = ConsentText(Markup("<p>text</p>"), hashlib.sha256(b"<p>text</p>").hexdigest(),
                                "1+test", "ja")
             records.record_consent(store, conn, config, invitation=invitation, case=case,
                                    agency_ids=agency_ids, text=text,

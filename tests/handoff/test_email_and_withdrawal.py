@@ -69,6 +69,8 @@ class Sink:
 
 
 def test_withdrawal_sends_one_deletion_notice_per_earlier_recipient(store, make_config):
+    """Issue 11, point 4: the redirect agency received nothing, so it gets no deletion
+    request."""
     with smtp_server() as (recorder, controller):
         config = smtp_config(make_config, controller.port, [
             agency("agency-w", url="https://w.example/in"), agency("agency-m", "email"),
@@ -82,7 +84,7 @@ def test_withdrawal_sends_one_deletion_notice_per_earlier_recipient(store, make_
         first = deliver_handoffs(store, config, make_transport(config), now=T0, session=sink)
         assert (first.delivered, first.redirected) == (2, 1)
         result = withdraw(store, case_id, T0 + timedelta(hours=1))
-        assert (result.stopped_handoffs, result.deletion_notices) == (1, 3)
+        assert (result.stopped_handoffs, result.deletion_notices) == (1, 2)
         try:
             withdraw(store, case_id, T0 + timedelta(hours=2))
         except ConsentRefused:
@@ -95,20 +97,19 @@ def test_withdrawal_sends_one_deletion_notice_per_earlier_recipient(store, make_
     assert len(deletions) == 1 and deletions[0]["agency_id"] == "agency-w"
     assert deletions[0]["reason"] == "consent_withdrawn" and "candidate" not in deletions[0]
     subjects = sorted(str(m["Subject"]).split(" ")[0] for m in mails)
-    assert subjects == ["【キャリアリレー】候補者のご紹介", "【キャリアリレー】削除のお願い",
-                        "【キャリアリレー】削除のお願い"]
+    assert subjects == ["【キャリアリレー】候補者のご紹介", "【キャリアリレー】削除のお願い"]
     to = sorted(m["To"].addresses[0].addr_spec for m in mails
                 if "削除" in str(m["Subject"]))
-    # The email agency and the redirect agency are told at their deletion contacts.
-    assert to == ["privacy@agency-m.example", "privacy@agency-r.example"]
+    # The email agency is told at its deletion contact; the redirect agency not at all.
+    assert to == ["privacy@agency-m.example"]
     with store.engine.connect() as conn:
         notices = conn.execute(select(t.deletion_notices)).all()
         late = conn.execute(select(t.handoffs.c.state).where(
             t.handoffs.c.agency_id == "agency-late")).scalar_one()
-    assert sorted(n.agency_id for n in notices) == ["agency-m", "agency-r", "agency-w"]
+    assert sorted(n.agency_id for n in notices) == ["agency-m", "agency-w"]
     assert {n.state for n in notices} == {"sent"} and late == "stopped"
     trail = [r["action"] for r in store.audit_trail(case_id)]
-    assert trail.count("deletion_notice_sent") == 3
+    assert trail.count("deletion_notice_sent") == 2
 
 
 def test_redirect_pushes_nothing_and_signs_the_reference(store, make_config, tmp_path):
@@ -147,7 +148,8 @@ def agency_mail_document(config, message: str = "一行目\n\n三行目 <b>&\n")
             job_title="営業", rejected_at=T0, detected_at=T0, send_at=T0, deadline_at=T0,
             sent_at=T0, late=False, message_id=None, updated_at=T0),
         consent=consent,
-        candidate={"name": "山田 太郎", "message": message})
+        candidate={"name": "山田 太郎", "message": message},
+        items=["name", "message", "job_title", "decision_date", "consent_date"])
 
 
 def test_agency_mail_comes_from_the_agency_templates(make_config):

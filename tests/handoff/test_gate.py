@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 
 from relay_core.errors import TransferRefused
 from relay_core.mail import FileTransport
+from relay_core.records.agencies import offered_agencies
 from relay_core.records.consent.records import active_grant
 from relay_core.records.handoff import payload
 from relay_core.records.handoff.deliver import deliver_handoffs
@@ -156,13 +157,14 @@ scenario = st.fixed_dictionaries({
                                  HealthCheck.too_slow])
 @given(scenario)
 def test_no_field_reaches_an_agency_without_consent(store, make_config, tmp_path, data):
-    offered = {a: f for a, f in data["fields"].items()}
     config = make_config({"agencies": [agency(a, url=f"https://{a}.example/in", fields=f)
-                                       for a, f in offered.items()]})
+                                       for a, f in data["fields"].items()]})
+    # An agency whose every field is banned receives nothing and is not offered at all.
+    offered = {a.id for a in offered_agencies(config)}
     # Later configuration: some agencies dropped, every remaining one allowlists everything.
     later = make_config({"agencies": [agency(a, url=f"https://{a}.example/in",
                                              fields=FIELD_POOL)
-                                      for a in AGENCY_IDS[: len(offered)]]})
+                                      for a in AGENCY_IDS[: len(data["fields"])]]})
     sink = Sink()
     cases = []
     with store.engine.connect() as conn:

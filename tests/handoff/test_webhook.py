@@ -72,7 +72,9 @@ def test_signed_delivery_fails_twice_then_is_accepted(store, make_config, tmp_pa
     with store.engine.connect() as conn:
         record = conn.execute(select(t.provision_records)).one()
     assert record.agency_id == "agency-a" and record.recipient_legal_name == "株式会社AGENCY-A"
-    assert json.loads(record.items_json) == ["desired_role", "email", "job_title", "name"]
+    # The provenance the manifest carries is recorded as items too (issue 11, point 2).
+    assert json.loads(record.items_json) == ["consent_date", "decision_date", "desired_role",
+                                             "email", "job_title", "name"]
     assert record.candidate_ref == "fake/1 (candidate c1)"
     assert record.consent_reference == manifest["consent_reference"]
     trail = [r["action"] for r in store.audit_trail(case_id)]

@@ -175,3 +175,32 @@ def test_generated_headers_are_checked_even_if_input_checks_were_bypassed(tmp_pa
     monkeypatch.setattr(message, "has_unsafe_chars", lambda value: False)
     with pytest.raises((FatalError, ValueError)):
         build(config(tmp_path), to_name="=?utf-8?q?X=0D=0ABcc:_evil@example.com?=")
+
+
+@pytest.mark.unpatched_interpreter
+def test_point_9_check_fails_on_an_interpreter_without_the_header_injection_fix(
+        monkeypatch, tmp_path):
+    """Issue 11, point 9: `check` fails (not warns) and names the fixed versions; a build with
+    the fix backported (the policy knows `verify_generated_headers`) passes."""
+    from relay_core.commands.checks import run_checks
+    from relay_core.mail import message
+
+    (tmp_path / "c.toml").write_text(f'[store]\nurl = "sqlite:///{tmp_path}/r.db"\n',
+                                     encoding="utf-8")
+    monkeypatch.setattr(message.sys, "version_info", (3, 11, 7, "final", 0))
+    monkeypatch.setattr(message, "header_fix_present", lambda: False)
+    row = next(r for r in run_checks(tmp_path / "c.toml", offline=True) if r.what == "python")
+    assert not row.ok
+    assert "CVE-2024-6923" in row.detail and "3.11.10, 3.12.5, 3.13.0" in row.detail
+    monkeypatch.setattr(message, "header_fix_present", lambda: True)
+    row = next(r for r in run_checks(tmp_path / "c.toml", offline=True) if r.what == "python")
+    assert row.ok
+
+
+@pytest.mark.unpatched_interpreter
+def test_point_9_the_fix_is_detected_in_the_email_package_itself():
+    import email.policy
+
+    from relay_core.mail.message import header_fix_present
+
+    assert header_fix_present() == hasattr(email.policy.compat32, "verify_generated_headers")

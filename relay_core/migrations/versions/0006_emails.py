@@ -13,7 +13,7 @@ from alembic import op
 from relay_core.store.tables import UTCDateTime
 
 revision = "0006_emails"
-down_revision = "0004_console"
+down_revision = "0005_evidence"
 branch_labels = None
 depends_on = None
 

@@ -1,12 +1,16 @@
 """What the candidate is told before consenting, and the pages that tell it.
 
-The *consent text* is the part of the page the consent is about: the company, each agency's
-legal name, country and purpose, the exact data items it would receive, retention, how to
-withdraw, and that refusing changes nothing. It is rendered from
+The *consent text* is the part of the page the consent is about: the company, each offered
+agency's legal name, country and purpose, the exact data items it would receive (its fields and
+the provenance the APPI Art. 30 manifest carries: job applied for, decision date, consent date)
+and how long it keeps them, or, for a `redirect` agency, that we send it nothing; retention,
+how to withdraw, that refusing changes nothing and, when credits are on, that the company may
+receive service credits from the agencies. It is rendered from
 `templates/pages/<lang>/consent_text.html` with no per-request values (no CSRF token, no name),
-so the same case and language always give the same bytes: its SHA-256 is the evidence of what
-was shown, and `consent_text()` recomputes it at any time (reference/privacy_email.md sec. 6,
-items 3 and 4).
+so the same configuration, agency set and language always give the same bytes. A consent
+stores its SHA-256, and the text itself is kept once per hash (store/consents.py
+`keep_consent_text`), so `career-relay evidence` can show and verify exactly what was read long
+after the configuration changed (reference/privacy_email.md sec. 6, items 3 and 4).
 
 Pages are Jinja2 from `rendering.environment` (the HTML flavour: sandbox, StrictUndefined,
 everything autoescaped; a failure names the file and line); a file in `mail.templates_dir` under
@@ -24,12 +28,14 @@ from markupsafe import Markup
 from relay_core.config import Agency, Config
 from relay_core.errors import TemplateError
 from relay_core.models import RelayCase
+from relay_core.records.agencies import offered_agencies, sendable
+from relay_core.records.items import PROVENANCE_ITEMS
 from relay_core.rendering.environment import template_environment
 
 LANGUAGES = ("ja", "en")
 # Bump when the meaning of the consent text changes; the template's own digest is appended, so
 # any edit to the file is visible in the stored version even if nobody bumps this.
-TEXT_VERSION = "1"
+TEXT_VERSION = "2"
 METHOD = "web form POST"
 
 # The candidate sees these words, never the configuration's keys.
@@ -45,10 +51,16 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "message": ("紹介会社へのメッセージ（ご記入いただいた場合）",
                 "Your message to the agency (if you write one)"),
 }
+# The provenance (取得の経緯) every transfer carries; job_title has its label above.
+PROVENANCE_LABELS: dict[str, tuple[str, str]] = {
+    "decision_date": ("弊社の選考が終了した日", "The day our selection process ended"),
+    "consent_date": ("この紹介に同意された日", "The day you agreed to this introduction"),
+}
+ITEM_LABELS = {**FIELD_LABELS, **PROVENANCE_LABELS}
 # Optional fields the candidate fills in on the page; sent only to agencies ticked and only if
 # that agency's `fields` lists them.
 PREFERENCE_FIELDS = ("desired_role", "location", "start_period", "message")
-PREFERENCE_LIMITS = {"desired_role": 200, "location": 200, "start_period": 100, "message": 2000}
+PREFERENCE_LIMITS = {"desired_role": 200, "location": 200, "start_period": 100, "message": 1000}
 
 DEFAULT_PURPOSE = ("あなたのご経験に合う他社の求人をご案内するため、あなたにご連絡すること",
                    "to contact you about job openings at other companies that may suit you")
@@ -65,13 +77,14 @@ def _pick(pair: tuple[str, str], language: str) -> str:
 
 
 def field_label(field: str, language: str) -> str:
-    pair = FIELD_LABELS.get(field)
+    pair = ITEM_LABELS.get(field)
     return _pick(pair, language) if pair else field
 
 
 def shown_agencies(config: Config) -> list[Agency]:
-    """Agencies a candidate may choose: only those whose disclosures are complete."""
-    return [a for a in config.agencies if not a.missing_disclosures()]
+    """Agencies a candidate may choose: complete, with a working channel and secret
+    (records/agencies.py)."""
+    return offered_agencies(config)
 
 
 @dataclass(frozen=True)
@@ -106,16 +119,19 @@ class PageRenderer:
             self._versions[language] = f"{TEXT_VERSION}+{digest}"
         return self._versions[language]
 
-    def consent_text(self, language: str) -> ConsentText:
-        """The consent text for this configuration and language (the same for every case, so
-        it is cached; `consent_text_for_case` is the function to recompute evidence with)."""
-        if language not in self._texts:
-            context = disclosure_context(self.config, language)
+    def consent_text(self, language: str, agencies: list[Agency] | None = None
+                     ) -> ConsentText:
+        """The consent text for this language and these agencies (by default the ones offered
+        now). The same for every case, so it is cached per language and agency set."""
+        offered = offered_agencies(self.config) if agencies is None else agencies
+        key = f"{language}|" + ",".join(a.id for a in offered)
+        if key not in self._texts:
+            context = disclosure_context(self.config, language, offered)
             html = self.render("consent_text", language, context)
-            self._texts[language] = ConsentText(
+            self._texts[key] = ConsentText(
                 Markup(html), hashlib.sha256(html.encode()).hexdigest(),
                 self.text_version(language), language)
-        return self._texts[language]
+        return self._texts[key]
 
 
 def consent_text_for_case(config: Config, case: RelayCase, language: str | None = None
@@ -126,12 +142,19 @@ def consent_text_for_case(config: Config, case: RelayCase, language: str | None 
     return PageRenderer(config).consent_text(lang if lang in LANGUAGES else "ja")
 
 
-def disclosure_context(config: Config, language: str) -> dict[str, Any]:
+def disclosure_context(config: Config, language: str, agencies: list[Agency] | None = None
+                       ) -> dict[str, Any]:
+    """What templates/pages/<lang>/consent_text.html may use: company (name, legal_name,
+    privacy_policy_url), credits (bool: the ledger computes credits), and agencies, each with
+    id, legal_name, country, abroad, purpose, redirect (bool: we send it nothing), data_items
+    (labels of its fields), provenance_items (labels of the provenance not already listed),
+    retention, deletion_contact, licence_number, protection_regime, protection_measures."""
     company = config.company
-    agencies = []
-    for agency in shown_agencies(config):
+    entries = []
+    for agency in offered_agencies(config) if agencies is None else agencies:
         country = agency.country.upper()
-        items = [field_label(f, language) for f in agency.fields]
+        redirect = agency.channel == "redirect"
+        fields = [] if redirect else sendable(agency)
         entry = {
             "id": agency.id,
             "legal_name": agency.legal_name,
@@ -139,27 +162,36 @@ def disclosure_context(config: Config, language: str) -> dict[str, Any]:
             else country,
             "abroad": country != "JP",
             "purpose": agency.purpose or _pick(DEFAULT_PURPOSE, language),
-            "data_items": items,
+            "redirect": redirect,
+            "data_items": [field_label(f, language) for f in fields],
+            "provenance_items": [] if redirect else [
+                field_label(f, language) for f in PROVENANCE_ITEMS if f not in fields],
+            "retention": agency.retention,
             "deletion_contact": agency.deletion_contact,
             "licence_number": agency.licence_number,
             "protection_regime": agency.protection_regime,
             "protection_measures": agency.protection_measures,
         }
         _require_filled(entry, agency.id)
-        agencies.append(entry)
+        entries.append(entry)
     if not company.name.strip():
         raise TemplateError("pages/consent_text.html", None,
                             "company.name is empty; the consent text must name the company")
     return {
         "company": {"name": company.name, "legal_name": company.legal_name or company.name,
                     "privacy_policy_url": company.privacy_policy_url},
-        "agencies": agencies,
+        "credits": config.ledger.enabled,
+        "agencies": entries,
     }
 
 
 def _require_filled(entry: dict[str, Any], agency_id: str) -> None:
-    # A consent text with a blank agency name or no data items is not informed consent.
-    for key in ("legal_name", "country", "purpose", "data_items", "deletion_contact"):
+    # A consent text with a blank agency name, or an agency that receives data without a list
+    # of items or a retention period, is not informed consent.
+    required = ["legal_name", "country", "purpose", "deletion_contact"]
+    if not entry["redirect"]:
+        required += ["data_items", "retention"]
+    for key in required:
         if not entry[key]:
             raise TemplateError("pages/consent_text.html", None,
                                 f"agency {agency_id!r} has no {key} to show")

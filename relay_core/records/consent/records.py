@@ -1,8 +1,9 @@
 """Consent evidence and the relay status of a case, in the store.
 
     invitation:  open → consented | declined | expired;  consented → withdrawn
-    handoff:     pending → delivered | retrying → dead;  pending/retrying/sending → stopped
-                 (by a withdrawal); one deletion notice per delivered handoff after withdrawal
+    handoff:     pending → delivered | maybe_delivered | redirected | retrying → dead;
+                 pending/retrying/sending → stopped (by a withdrawal); one deletion notice per
+                 handoff that reached (or may have reached) its agency after withdrawal
 
 "open" is the absence of a `relay_status` row. Consent, decline and expiry each insert that
 row, so whichever comes first wins and the others fail cleanly; the consent token's `used_at`
@@ -26,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from relay_core.config import Config
-from relay_core.errors import ConsentRefused
+from relay_core.config import Agency, Config
+from relay_core.errors import ConsentRefused, FatalError
+from relay_core.records.agencies import consented_items
 from relay_core.records.consent import tokens
 from relay_core.records.consent.disclosure import (
     METHOD,
@@ -110,15 +112,19 @@ def mark_handoff_delivered(store: Store, conn: Connection, handoff_id: int,
 
 # --- deciding --------------------------------------------------------------------------------
 def clean_preferences(form: dict[str, str]) -> dict[str, str]:
-    """Trimmed, length-capped preferences without control characters (newlines kept only in
-    the message)."""
+    """Trimmed preferences without control characters (newlines kept only in the message).
+    A value longer than its limit raises ConsentRefused("too_long"): the candidate shortens
+    it; the relay never cuts what they wrote."""
     out = {}
     for key in PREFERENCE_FIELDS:
         value = unicodedata.normalize("NFC", str(form.get(key) or ""))
         keep = "\n" if key == "message" else ""
         value = "".join(c for c in value.replace("\r\n", "\n")
                         if c in keep or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"))
-        out[key] = value.strip()[:PREFERENCE_LIMITS[key]]
+        out[key] = value.strip()
+        if len(out[key]) > PREFERENCE_LIMITS[key]:
+            raise ConsentRefused("too_long", f"{key} is longer than {PREFERENCE_LIMITS[key]} "
+                                             "characters")
     return out
 
 
@@ -131,14 +137,17 @@ def _claim_invitation(conn: Connection, invitation: Invitation, now: datetime) -
 
 def record_consent(store: Store, conn: Connection, config: Config, *,
                    invitation: Invitation, case: dict[str, Any], agency_ids: list[str],
-                   text: ConsentText, preferences: dict[str, str], now: datetime | None = None
-                   ) -> int:
-    """Record a consent to exactly these agencies and queue one pending handoff each. Raises
+                   text: ConsentText, preferences: dict[str, str], now: datetime | None = None,
+                   offered: list[Agency] | None = None) -> int:
+    """Record a consent to exactly these agencies and queue one pending handoff each, and keep
+    the exact text shown (once per hash). `offered` are the agencies the text was rendered for
+    (default: those offered now). Each agency's consented items are its fields and the
+    provenance, or none for a redirect agency (records/agencies.py `consented_items`). Raises
     ConsentRefused (nothing written) when the invitation was used, expired or decided."""
     now = now or utcnow()
     if invitation.purpose != "consent" or invitation.case_id != case.id:
         raise ConsentRefused("tampered", "this session does not belong to a consent link")
-    offered = {a.id: a for a in shown_agencies(config)}
+    offered = {a.id: a for a in (shown_agencies(config) if offered is None else offered)}
     chosen = sorted(set(agency_ids))
     if not chosen:
         raise ConsentRefused("none", "no agency was ticked")
@@ -147,6 +156,9 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     _claim_invitation(conn, invitation, now)
     if not consents.decide_status(conn, case.id, RelayStatus.CONSENTED, now):
         raise ConsentRefused("used", "this invitation was already answered")
+    if consents.keep_consent_text(conn, text.sha256, language=text.language,
+                                  version=text.version, html=str(text.html), now=now) is None:
+        raise FatalError("the consent text does not match its SHA-256; nothing was recorded")
     consent_id = consents.add_consent(
         conn, case_id=case.id, invitation_id=invitation.id, source=case.source,
         application_id=case.application_id, candidate_id=case.candidate_id or "",
@@ -155,7 +167,7 @@ def record_consent(store: Store, conn: Connection, config: Config, *,
     for agency_id in chosen:
         agency = offered[agency_id]
         consents.add_consent_agency(conn, consent_id, agency_id, agency.legal_name,
-                                    list(agency.fields))
+                                    consented_items(agency))
         handoffs.add_handoff(conn, consent_id, case.id, agency_id, now)
     if any(preferences.get(k) for k in PREFERENCE_FIELDS):
         consents.add_preferences(conn, consent_id,
@@ -187,7 +199,9 @@ def mint_withdraw_token(conn: Connection, key: bytes, case_id: int,
 def withdraw(store: Store, conn: Connection, case_id: int, *, method: str = METHOD,
              now: datetime | None = None) -> WithdrawalResult:
     """consented → withdrawn: stop every handoff not yet delivered, queue one deletion notice
-    per delivered one, delete the preferences. Raises ConsentRefused if nothing is consented."""
+    per handoff whose data reached the agency or may have (delivered, possibly delivered, or
+    with a provision record), delete the preferences. A redirect handoff sent nothing, so it
+    gets no notice. Raises ConsentRefused if nothing is consented."""
     now = now or utcnow()
     if not consents.withdraw_status(conn, case_id, now):
         status = relay_status(conn, case_id)
@@ -195,7 +209,7 @@ def withdraw(store: Store, conn: Connection, case_id: int, *, method: str = METH
                              f"nothing to withdraw (relay status {status.value})")
     consent_id = consents.mark_withdrawn(conn, case_id, method, now)
     stopped = handoffs.stop_handoffs(conn, consent_id, now)
-    delivered = handoffs.delivered_handoffs(conn, consent_id)
+    delivered = handoffs.provided_handoffs(conn, consent_id)
     for handoff in delivered:
         handoffs.queue_deletion_notice(conn, handoff, now)
     consents.delete_preferences(conn, consent_id)

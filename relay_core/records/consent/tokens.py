@@ -20,7 +20,7 @@ from relay_core.errors import TokenExpired, TokenTampered, TokenWrongPurpose
 from relay_core.store import Connection, consents, utcnow
 from relay_core.store.consents import Invitation
 
-PURPOSES = ("consent", "withdraw")
+PURPOSES = ("consent", "withdraw", "unsubscribe")
 
 
 def signing_key(config: Config, conn: Connection) -> bytes:

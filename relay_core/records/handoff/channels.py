@@ -17,6 +17,12 @@ What an answer means (decided here, in one place):
     network error          until the agency's `max_attempts`, then `dead`
     any other 4xx          dead at once: resending the same bytes cannot help
 
+A network error after the request went out (a read timeout, the connection dropped before the
+answer) may mean the agency has the data: the outcome says `maybe_delivered`, and the deliverer
+records the provision at once, keeps retrying with the same Idempotency-Key, and ends
+`maybe_delivered` rather than `dead` if no answer ever comes (deliver.py). A connection that
+was never made (refused, DNS, connect timeout, TLS) delivered nothing.
+
 Retries are spread over cycles rather than done in-process (no tenacity loop here): the state
 lives in the `handoffs` row, so a restart resumes where it stopped.
 """
@@ -129,6 +135,23 @@ class Outcome:
     error: str = ""
     retry_after: timedelta | None = None
     destination: str = ""
+    maybe_delivered: bool = False    # sent, but no answer: the agency may have the data
+
+
+def may_have_arrived(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the agency before this error. Only a connection
+    that was never established is known to have delivered nothing; anything else (a read
+    timeout, a dropped connection, an unreadable answer) may have."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError
+                  | requests.exceptions.ProxyError | requests.exceptions.InvalidURL):
+        return False
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    # Refused, unreachable, name not resolved: the connection was never made.
+    return not isinstance(reason, NewConnectionError)
 
 
 def next_attempt(now: datetime, attempts: int, retry_after: timedelta | None) -> datetime:
@@ -179,8 +202,10 @@ def post_webhook(agency: Agency, doc: Document, *, timestamp: int, session: Any 
         response = http.post(agency.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS,
                              allow_redirects=False)
     except requests.RequestException as exc:
-        return Outcome(False, retry=True, error=f"network error ({type(exc).__name__})",
-                       destination=agency.url)
+        maybe = may_have_arrived(exc)
+        return Outcome(False, retry=True, destination=agency.url, maybe_delivered=maybe,
+                       error=f"network error ({type(exc).__name__})"
+                             + ("; it may have arrived" if maybe else ""))
     outcome = classify(response.status_code, response.headers)
     outcome.destination = agency.url
     return outcome
@@ -213,7 +238,7 @@ def mail_context(doc: Document, agency: Agency, config: Config) -> dict[str, Any
     # A multi-line value (the candidate's message) continues on indented lines.
     context["candidate"] = [{"label": field_label(key, MAIL_LANGUAGE),
                              "lines": str(data["candidate"][key]).splitlines() or [""]}
-                            for key in data["items"]]
+                            for key in data["items"] if key in data["candidate"]]
     context["report_events_to"] = data["report_events_to"]
     return context
 

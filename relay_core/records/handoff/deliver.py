@@ -6,11 +6,17 @@ complete, manifest complete), makes the reference, builds the document and claim
 A second transaction records the outcome: `delivered` together with the APPI Art. 29 provision
 record and an audit row, or `retrying` (next attempt with backoff), or `dead`.
 
+An attempt that may have reached the agency without an answer (a read timeout, a connection
+dropped after sending) writes the provision record at once, with a note: the agency may hold
+the data, so a withdrawal must ask it to delete it. The handoff keeps retrying with the same
+Idempotency-Key; a later answer makes it `delivered`, and if none ever comes it ends
+`maybe_delivered` (never `dead`), shown by `status`.
+
 A crash between the two leaves the row `sending`; the next cycle resends it: webhooks carry the
 same body and Idempotency-Key, so the agency sees one candidate; an idempotent mail transport
 (the file outbox) writes the same file. An SMTP handoff cannot be known to have arrived, so it
-is recorded as delivered *with a note* (the conservative choice: a provision record and, after a
-withdrawal, a deletion notice too many rather than one missing) and reported.
+is recorded as `maybe_delivered` with its provision record (the conservative choice: a
+provision record and, after a withdrawal, a deletion notice too many rather than one missing).
 
 Then the deletion notices queued by withdrawals go out the same way, through the agency's own
 channel (redirect agencies: by email to their deletion contact).
@@ -26,6 +32,7 @@ from typing import Any
 from relay_core.config import Agency, Config
 from relay_core.errors import ConfigError, FatalError
 from relay_core.mail.transports import Transport
+from relay_core.records.agencies import agency_problems
 from relay_core.records.consent.records import (
     mark_handoff_delivered,
     pending_deletion_notices,
@@ -37,7 +44,7 @@ from relay_core.records.handoff.gate import (
     TransferRefused,
     agency_by_id,
     authorise,
-    covered_candidate,
+    authorised_document,
     record_refusal,
 )
 from relay_core.records.handoff.records import write_provision_record
@@ -55,6 +62,7 @@ class DeliveryReport:
     delivered: int = 0
     redirected: int = 0
     retrying: int = 0
+    possibly_delivered: int = 0
     dead: int = 0
     refused: int = 0
     notices_sent: int = 0
@@ -88,6 +96,10 @@ def _claim(store: Store, config: Config, handoff: Handoff, now: datetime,
     with store.begin() as conn:
         try:
             auth = authorise(conn, config, handoff)
+            agency = auth.agency
+            reference = channels.reference_for(conn, handoff, agency.channel, now)
+            doc = None if agency.channel == "redirect" else authorised_document(
+                conn, auth, config, reference)
         except TransferRefused as exc:
             record_refusal(store, conn, handoff, exc, now=now)
             handoffs.recheck_at(conn, handoff.id, now + REFUSED_RECHECK)
@@ -96,18 +108,15 @@ def _claim(store: Store, config: Config, handoff: Handoff, now: datetime,
             return None
         if not handoffs.claim_handoff(conn, handoff.id, now):
             return None   # a withdrawal or another process got there first
-        agency = auth.agency
-        reference = channels.reference_for(conn, handoff, agency.channel, now)
-        if agency.channel == "redirect":
-            # Nothing is pushed: the candidate takes the reference to the agency's form.
-            mark_handoff_delivered(store, conn, handoff.id, now)
+        if doc is None:
+            # Nothing is pushed: the candidate takes the reference to the agency's own form.
+            # No provision record, and no deletion notice after a withdrawal: nothing was sent.
+            handoffs.mark_redirected(conn, handoff.id, now)
             store.audit(conn, handoff.case_id, ACTOR, "redirect_reference_issued",
+                        from_state="sending", to_state="redirected",
                         reason=f"agency {agency.id}: no data pushed", at=now)
             out.redirected += 1
             return None
-        doc = payload.handoff_document(
-            config, agency=agency, reference=reference, created_at=handoff.created_at,
-            case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
         timestamp = channels.claim_timestamp(conn, handoff.id)
     return auth, doc, timestamp
 
@@ -136,9 +145,43 @@ def _deliver_one(store: Store, config: Config, transport: Transport, handoff: Ha
             _record_delivery(store, conn, auth, doc, outcome.destination or auth.agency.url,
                              now)
             out.delivered += 1
-        else:
-            _record_failure(store, conn, handoff, auth.agency, outcome, now, out,
-                            what="handoff")
+            return
+        uncertain = outcome.maybe_delivered or handoffs.has_provision_record(conn, handoff.id)
+        if outcome.maybe_delivered:
+            _record_uncertain_attempt(store, conn, auth, doc, outcome, now)
+        last = not outcome.retry or handoff.attempts + 1 >= auth.agency.max_attempts
+        if uncertain and last:
+            _give_up_uncertain(store, conn, handoff, outcome.error, now, out)
+            return
+        _record_failure(store, conn, handoff, auth.agency, outcome, now, out, what="handoff")
+
+
+def _record_uncertain_attempt(store: Store, conn: Connection, auth: Authorised,
+                              doc: payload.Document, outcome: channels.Outcome,
+                              now: datetime) -> None:
+    """The request went out and no answer came: the agency may hold the data from now on."""
+    note = f"possibly delivered: {outcome.error}; the agency may hold the data"
+    record_id = write_provision_record(
+        conn, auth, items=doc.items, channel=auth.agency.channel,
+        destination=outcome.destination or auth.agency.url, provided_at=now, note=note)
+    if record_id is not None:
+        store.audit(conn, auth.case.id, ACTOR, "transfer_uncertain", at=now,
+                    reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
+                           f"{', '.join(doc.items)}; ref {doc.reference}; provision record "
+                           f"{record_id}; {note}")
+
+
+def _give_up_uncertain(store: Store, conn: Connection, handoff: Handoff, error: str,
+                       now: datetime, out: DeliveryReport) -> None:
+    if handoffs.mark_possibly_delivered(conn, handoff, error, now):
+        store.audit(conn, handoff.case_id, ACTOR, "handoff_possibly_delivered", at=now,
+                    from_state="sending", to_state="maybe_delivered",
+                    reason=f"agency {handoff.agency_id}: no answer after "
+                           f"{handoff.attempts + 1} attempt(s), and an attempt may have "
+                           f"arrived: {error}")
+        out.possibly_delivered += 1
+        out.errors.append(f"handoff {handoff.id} to agency {handoff.agency_id} may have "
+                          f"arrived but was never confirmed ({error}); ask the agency")
 
 
 def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payload.Document,
@@ -146,10 +189,12 @@ def _record_delivery(store: Store, conn: Connection, auth: Authorised, doc: payl
     mark_handoff_delivered(store, conn, auth.handoff.id, now)
     record_id = write_provision_record(conn, auth, items=doc.items, channel=auth.agency.channel,
                                        destination=destination, provided_at=now, note=note)
+    written = (f"provision record {record_id}" if record_id is not None else
+               "provision record written at an earlier, unconfirmed attempt")
     store.audit(conn, auth.case.id, ACTOR, "transfer", at=now,
                 reason=f"agency {auth.agency.id} via {auth.agency.channel}; items "
-                       f"{', '.join(doc.items)}; ref {doc.reference}; provision record "
-                       f"{record_id}" + (f"; {note}" if note else ""))
+                       f"{', '.join(doc.items)}; ref {doc.reference}; {written}"
+                       + (f"; {note}" if note else ""))
 
 
 def _record_failure(store: Store, conn: Connection, row: Handoff | DeletionNotice,
@@ -232,7 +277,7 @@ def _recover(store: Store, config: Config, transport: Transport, now: datetime,
 def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: Handoff,
                       now: datetime, out: DeliveryReport) -> None:
     note = ("interrupted while handing the email to the mail server; it may have arrived "
-            "(recorded as provided)")
+            "(recorded as possibly delivered)")
     try:
         auth = authorise(conn, config, handoff)
     except TransferRefused as exc:
@@ -241,11 +286,17 @@ def _record_uncertain(store: Store, conn: Connection, config: Config, handoff: H
         out.errors.append(f"handoff {handoff.id}: {note}; check the mail server log")
         return
     reference = channels.reference_for(conn, handoff, auth.agency.channel, now)
-    doc = payload.handoff_document(
-        config, agency=auth.agency, reference=reference, created_at=handoff.created_at,
-        case=auth.case, consent=auth.consent, candidate=covered_candidate(auth))
-    _record_delivery(store, conn, auth, doc, auth.agency.email, now, note=note)
-    out.errors.append(f"handoff {handoff.id}: {note}; check the mail server log")
+    try:
+        doc = authorised_document(conn, auth, config, reference)
+    except TransferRefused as exc:
+        handoffs.kill_handoff(conn, handoff.id, f"{note}; {exc}"[:500], now)
+        store.audit(conn, handoff.case_id, ACTOR, "handoff_dead", reason=note, at=now)
+        out.errors.append(f"handoff {handoff.id}: {note}; check the mail server log")
+        return
+    outcome = channels.Outcome(False, error="interrupted while handing the email to the mail "
+                               "server", destination=auth.agency.email, maybe_delivered=True)
+    _record_uncertain_attempt(store, conn, auth, doc, outcome, now)
+    _give_up_uncertain(store, conn, handoff, outcome.error, now, out)
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -266,7 +317,7 @@ def redirect_links(store: Store, config: Config, case_id: int,
         rows = handoffs.unstopped_handoffs_of_case(conn, case_id)
         for row in rows:
             agency = agency_by_id(config, row.agency_id)
-            if agency is None or agency.channel != "redirect" or agency.missing_disclosures():
+            if agency is None or agency.channel != "redirect" or agency_problems(agency):
                 continue
             reference = channels.reference_for(conn, row, "redirect", now)
             key = (channels.agency_secret(agency) if agency.secret is not None

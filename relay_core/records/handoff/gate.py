@@ -12,14 +12,14 @@ A refusal is logged (ids only) and written to the audit log by `record_refusal`.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from relay_core.config import Agency, Config
 from relay_core.errors import TransferRefused
-from relay_core.mail.message import validate_address
 from relay_core.models import RelayCase
+from relay_core.records.agencies import agency_problems
+from relay_core.records.agencies import channel_problems as channel_problems
 from relay_core.records.consent.records import Grant, active_grant
 from relay_core.records.handoff import payload
 from relay_core.store import Connection, Store, cases, consents, handoffs, utcnow
@@ -27,8 +27,6 @@ from relay_core.store.consents import ConsentRecord
 from relay_core.store.handoffs import Handoff
 
 log = logging.getLogger("career_relay.handoff")
-
-_LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?$")
 
 
 @dataclass(frozen=True)
@@ -51,25 +49,6 @@ def agency_by_id(config: Config, agency_id: str) -> Agency | None:
     return next((a for a in config.agencies if a.id == agency_id), None)
 
 
-def channel_problems(agency: Agency) -> list[str]:
-    """What keeps an agency's channel from working; used by the gate and by `check`."""
-    problems = [f"{key} is empty" for key in agency.missing_disclosures()]
-    if agency.channel == "webhook":
-        if not (agency.url.startswith("https://") or _LOOPBACK.match(agency.url)):
-            problems.append("url must be an https:// address for the webhook channel")
-        if agency.secret is None:
-            problems.append("secret is missing: the webhook channel signs every request")
-    elif agency.channel == "email":
-        if validate_address(agency.email) is None:
-            problems.append("email must be the agency's intake address for the email channel")
-    elif agency.channel == "redirect":
-        if not agency.register_url.startswith("https://") and not _LOOPBACK.match(
-                agency.register_url):
-            problems.append("register_url must be the agency's https:// registration form for "
-                            "the redirect channel")
-    return problems
-
-
 def authorise(conn: Connection, config: Config, handoff: Handoff) -> Authorised:
     """Permission for this handoff now, or TransferRefused. Call it in the transaction that
     claims the handoff, immediately before sending."""
@@ -80,7 +59,7 @@ def authorise(conn: Connection, config: Config, handoff: Handoff) -> Authorised:
     agency = agency_by_id(config, agency_id)
     if agency is None:
         raise TransferRefused(f"handoff {hid}: agency {agency_id} is no longer configured")
-    problems = channel_problems(agency)
+    problems = agency_problems(agency)
     if problems:
         raise TransferRefused(f"handoff {hid}: agency {agency_id} is incomplete ("
                               + "; ".join(problems) + ")")
@@ -88,7 +67,7 @@ def authorise(conn: Connection, config: Config, handoff: Handoff) -> Authorised:
     case = cases.get(conn, handoff.case_id)
     if case is None:
         raise TransferRefused(f"handoff {hid}: case {handoff.case_id} is not in the store")
-    missing = payload.missing_manifest(payload.manifest(config, case, consent))
+    missing = payload.missing_manifest(payload.manifest(config, case, consent, grant.fields))
     if missing:
         raise TransferRefused(f"handoff {hid}: the APPI Art. 30 manifest lacks "
                               + ", ".join(missing) + " (set them under [company])")
@@ -114,6 +93,25 @@ def require_covered(auth: Authorised, candidate: dict[str, Any]) -> None:
                 or payload.banned_category(key) is not None):
             raise TransferRefused(f"handoff {auth.handoff.id}: field {key!r} is not covered "
                                   f"by the consent to {auth.agency.id}")
+
+
+def authorised_document(conn: Connection, auth: Authorised, config: Config, reference: str
+                        ) -> payload.Document:
+    """The document for this handoff, checked as a whole: every item it holds, provenance
+    included, is one the consent to this agency covers (sec. 6 items 1, 9; issue: nothing
+    outside the consent). Its `created_at` is the first attempt (when the reference was made),
+    the same on every retry; never the handoff's own creation, which is the moment of the
+    consent (an item of its own, `consent_date`)."""
+    created = handoffs.reference_made_at(conn, auth.handoff.id) or utcnow()
+    doc = payload.handoff_document(
+        config, agency=auth.agency, reference=reference, created_at=created,
+        case=auth.case, consent=auth.consent, candidate=covered_candidate(auth),
+        items=auth.grant.fields)
+    outside = [item for item in doc.items if item not in auth.grant.fields]
+    if outside:
+        raise TransferRefused(f"handoff {auth.handoff.id}: {', '.join(outside)} would leave "
+                              f"without a consent to {auth.agency.id} covering it")
+    return doc
 
 
 def record_refusal(store: Store, conn: Connection, handoff: Handoff,

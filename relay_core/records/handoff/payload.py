@@ -7,6 +7,13 @@ provider obtained it, and the consent reference (reference/privacy_email.md sec.
 item 8). The document is rebuilt, byte for byte the same, on every attempt of a handoff, so a
 retry never carries a different body under the same Idempotency-Key.
 
+How the data was obtained names the job applied for, the day the selection ended and the day of
+the consent: personal data too. Each goes into the manifest only when the consent covers it
+(`job_title`, `decision_date`, `consent_date`, which the consent page lists for every agency
+that receives anything; records/agencies.py), and `Document.items` names every item the
+document holds, candidate fields and provenance alike: that list is what the provision record
+and the incident export record.
+
 The field filter (sec. 6 item 9): only fields both on the agency's allowlist and in the consent
 are sent, and a key that names a 職業安定法 指針 category (本籍, birthplace, family, assets,
 appearance, beliefs, union membership …), 要配慮個人情報 (health, criminal record, race …),
@@ -16,7 +23,6 @@ interviewer notes or scores is dropped even when someone allowlisted it.
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,55 +30,14 @@ from typing import Any
 
 from relay_core.config import Agency, Config
 from relay_core.models import RelayCase
+from relay_core.records.items import BANNED_KEY_PARTS as BANNED_KEY_PARTS
+from relay_core.records.items import PROVENANCE_ITEMS, banned_category
+from relay_core.records.items import normalise_key as normalise_key
 from relay_core.store.consents import ConsentRecord
 
 SCHEMA_VERSION = 1
 HANDOFF_TYPE = "candidate.handoff"
 DELETION_TYPE = "candidate.deletion_request"
-
-# Substrings of a normalised key (lower case, letters/digits only) that are never sent.
-# Deny by substring on purpose: a false positive costs one field, a false negative is a breach.
-BANNED_KEY_PARTS: dict[str, tuple[str, ...]] = {
-    "指針: origin and social status": (
-        "honseki", "本籍", "domicile", "birthplace", "placeofbirth", "出生地", "出身地",
-        "familyorigin", "家柄", "socialstatus", "社会的身分", "race", "人種", "ethnic", "民族",
-        "nationality", "国籍", "門地"),
-    "指針: family and assets": (
-        "familyoccupation", "familymember", "familystructure", "familyincome",
-        "familybackground", "householdincome", "家族", "世帯収入", "parentsoccupation",
-        "parentoccupation", "両親", "spouse", "配偶者", "asset", "資産", "wealth", "財産",
-        "住宅状況", "housing"),
-    "指針: appearance": (
-        "appearance", "容姿", "容貌", "photo", "写真", "height", "身長", "weight", "体重",
-        "bodymeasure", "スリーサイズ"),
-    "指針: beliefs, politics, unions": (
-        "belief", "religio", "creed", "信条", "思想", "宗教", "信仰", "political", "政党",
-        "支持政党", "newspaper", "新聞", "favouritebook", "favoritebook", "愛読書",
-        "philosophy", "人生観", "union", "組合", "socialmovement", "社会運動", "学生運動"),
-    "要配慮個人情報": (
-        "health", "健康", "medical", "病歴", "病気", "disease", "illness", "disab", "障害",
-        "criminal", "犯罪", "前科", "conviction", "arrest", "逮捕", "victim", "被害",
-        "genetic", "遺伝", "sexualorientation", "性的指向"),
-    "interviewer notes and scores": (
-        "note", "メモ", "所見", "score", "点数", "評価", "rating", "rank", "evaluat",
-        "feedback", "interview", "面接", "assessment", "appraisal", "judg", "判定", "comment",
-        "コメント"),
-}
-
-
-def normalise_key(key: str) -> str:
-    text = unicodedata.normalize("NFKC", str(key)).lower()
-    return "".join(c for c in text if c.isalnum())
-
-
-def banned_category(key: str) -> str | None:
-    """The reason a field may never leave, or None."""
-    normal = normalise_key(key)
-    for category, parts in BANNED_KEY_PARTS.items():
-        if any(part in normal for part in parts):
-            return category
-    return None
-
 
 def filter_fields(record: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
     """The record reduced to allowlisted, non-banned, non-empty fields, values unchanged (the
@@ -108,20 +73,30 @@ def _day(moment: datetime | None, config: Config) -> str:
     return moment.astimezone(config.company.tz).date().isoformat() if moment else ""
 
 
-def manifest(config: Config, case: RelayCase, consent: ConsentRecord) -> dict[str, Any]:
+def manifest(config: Config, case: RelayCase, consent: ConsentRecord,
+             items: Iterable[str] = PROVENANCE_ITEMS) -> dict[str, Any]:
+    """The Art. 30 manifest, holding of the provenance only what `items` (the consented items
+    of this agency) covers: a consent given before the consent page listed the provenance
+    yields a manifest that says only that the candidate applied and consented."""
+    covered = set(items)
     company = config.company
     legal = company.legal_name.strip()
-    job = (case.job_title or "").strip()
-    decided = _day(case.rejected_at, config)
-    consented = _day(consent.consented_at, config)
+    job = (case.job_title or "").strip() if "job_title" in covered else ""
+    decided = _day(case.rejected_at, config) if "decision_date" in covered else ""
+    consented = _day(consent.consented_at, config) if "consent_date" in covered else ""
     job_ja = f"「{job}」の求人" if job else "求人"
     job_en = f" for the position \"{job}\"" if job else ""
-    acquisition = (f"本人が{legal}の{job_ja}に直接応募（{decided}選考終了）。{consented}、本人が"
-                   "キャリアリレーの同意画面（ウェブフォームのPOST）で貴社への提供に同意。"
-                   if legal and decided and consented else "")
-    acquisition_en = (f"The candidate applied directly to {legal}{job_en} (decided on {decided}) "
-                      f"and on {consented} consented, on the relay consent page (web form POST), "
-                      "to this provision to you." if acquisition else "")
+    acquisition = acquisition_en = ""
+    if legal:
+        ended = f"（{decided}選考終了）" if decided else ""
+        on = f"{consented}、" if consented else ""
+        acquisition = (f"本人が{legal}の{job_ja}に直接応募{ended}。{on}本人がキャリアリレーの"
+                       "同意画面（ウェブフォームのPOST）で貴社への提供に同意。")
+        acquisition_en = (f"The candidate applied directly to {legal}{job_en}"
+                          + (f" (decided on {decided})" if decided else "") + " and"
+                          + (f" on {consented}" if consented else "")
+                          + " consented, on the relay consent page (web form POST), to this "
+                          "provision to you.")
     return {
         "provider": {"legal_name": legal, "address": company.address.strip(),
                      "representative": company.representative.strip()},
@@ -133,6 +108,16 @@ def manifest(config: Config, case: RelayCase, consent: ConsentRecord) -> dict[st
         "consented_on": consented,
         "consent_reference": consent_reference(consent),
     }
+
+
+# Which manifest key carries which provenance item.
+PROVENANCE_KEYS = {"job_title": "job_title", "decision_date": "decided_on",
+                   "consent_date": "consented_on"}
+
+
+def provenance_items(doc_manifest: Mapping[str, Any]) -> list[str]:
+    """The provenance items a manifest actually holds."""
+    return [item for item, key in PROVENANCE_KEYS.items() if doc_manifest.get(key)]
 
 
 def missing_manifest(doc_manifest: Mapping[str, Any]) -> list[str]:
@@ -163,10 +148,15 @@ class Document:
 
     @property
     def items(self) -> list[str]:
-        return sorted(self.data.get("candidate", {}))
+        """Every item of personal data the document holds: candidate fields and provenance."""
+        return document_items(self.data)
 
     def __repr__(self) -> str:  # the data holds personal information
         return f"Document({self.kind}, ref={self.reference}, items={self.items})"
+
+
+def document_items(data: Mapping[str, Any]) -> list[str]:
+    return sorted({*data.get("candidate", {}), *provenance_items(data.get("manifest", {}))})
 
 
 def _iso(moment: datetime) -> str:
@@ -178,9 +168,13 @@ def events_url(config: Config, agency_id: str) -> str:
 
 
 def handoff_document(config: Config, *, agency: Agency, reference: str,
-                     created_at: datetime, case: Mapping[str, Any],
-                     consent: ConsentRecord, candidate: Mapping[str, Any]) -> Document:
+                     created_at: datetime, case: RelayCase,
+                     consent: ConsentRecord, candidate: Mapping[str, Any],
+                     items: Iterable[str]) -> Document:
+    """`items`: what the consent to this agency covers; the manifest's provenance is cut to
+    it (the candidate part is cut by the gate before it gets here)."""
     key = f"handoff-{reference}"
+    doc_manifest = manifest(config, case, consent, items)
     data = {
         "schema": "career-relay/agency-handoff",
         "version": SCHEMA_VERSION,
@@ -191,8 +185,8 @@ def handoff_document(config: Config, *, agency: Agency, reference: str,
         "created_at": _iso(created_at),
         "language": case.language or config.company.locale,
         "candidate": dict(candidate),
-        "items": sorted(candidate),
-        "manifest": manifest(config, case, consent),
+        "items": sorted({*candidate, *provenance_items(doc_manifest)}),
+        "manifest": doc_manifest,
         "report_events_to": events_url(config, agency.id),
     }
     return Document(HANDOFF_TYPE, reference, key, data)
