@@ -48,7 +48,9 @@ def tamper(token: str) -> str:
 
 
 @pytest.mark.parametrize("mangle", [tamper, lambda s: s[:-5], lambda s: s.split(".")[0],
-                                    lambda s: "x" + s[1:], lambda s: s + "." + "y" * 300])
+                                    # another first character (a random token may start with x)
+                                    lambda s: ("x" if s[0] != "x" else "y") + s[1:],
+                                    lambda s: s + "." + "y" * 300])
 def test_tampered_link_shows_400_page(client, invitation, mangle):
     token, _ = invitation
     response = client.get(f"/r/{mangle(token)}")
