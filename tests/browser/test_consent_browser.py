@@ -22,20 +22,11 @@ from relay_core.mail.transports import FileTransport
 from relay_core.records.consent.records import consent_for_case, relay_status
 from relay_core.store import tables as t
 from relay_core.web.app import create_app
+from tests.browser.conftest import ARTIFACTS, NEEDS_CHROMIUM
 from tests.consent.conftest import AGENCIES, link_in, outbox_files, rejection
 from tests.fakes import FakeConnector
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's Chromium is not installed at /usr/bin/chromium "
-                              "(apt-get install chromium; .ci/run does this)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
@@ -60,15 +51,6 @@ def server(make_config, store):
     srv.should_exit = True
     thread.join(timeout=10)
     sock.close()
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def shot(page, name: str) -> None:

@@ -26,15 +26,11 @@ from relay_core.store import tables as t
 from relay_core.store import utcnow
 from relay_core.web.admin.passwords import hash_password
 from relay_core.web.app import create_app
-from tests.browser.test_consent_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.browser.conftest import ARTIFACTS, NEEDS_CHROMIUM
 from tests.consent.conftest import AGENCIES
 from tests.fakes import FakeConnector, event
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = NEEDS_CHROMIUM
 PASSWORD = "correct horse battery staple"
 PEOPLE = [("A-101", "山田 花子", "hanako.yamada@example.com", "ja"),
           ("A-102", "鈴木 太郎", "taro.suzuki@example.com", "ja"),
@@ -120,15 +116,6 @@ def select_invitation(case_id: int):
     from sqlalchemy import select
 
     return select(t.invitations.c.id).where(t.invitations.c.case_id == case_id).limit(1)
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def shot(page, name: str) -> None:

@@ -13,33 +13,17 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import pytest
-
 from relay_core.cycle.run import run_cycle
 from relay_core.mail.transports import FileTransport
-from tests.browser.test_consent_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.browser.conftest import ARTIFACTS, NEEDS_CHROMIUM
 from tests.consent.conftest import AGENCIES
 from tests.fakes import FakeConnector, event
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's Chromium is not installed at /usr/bin/chromium "
-                              "(apt-get install chromium; .ci/run does this)"),
-]
+pytestmark = NEEDS_CHROMIUM
 PHONE = {"width": 375, "height": 667}
 NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)     # the events' rejection + 3 days
 FEEDBACK = ("面接では、これまでのご経験を具体的にお話しいただき、ありがとうございました。\n"
             "Thank you for the concrete examples from your work.")
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def setup(make_config):
