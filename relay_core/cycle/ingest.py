@@ -4,6 +4,13 @@ text to read, a person still in process elsewhere under "hold", `hold_for_approv
 
 The unique key (source, application id) makes detection idempotent: the same rejection from a
 poll and a webhook, from two overlapping runs, or after a crash, is one case.
+
+State follows the ATS: a case whose mail the ATS cancelled before it went out (un-rejected, its
+reason changed, the person back in process) is reopened when the ATS rejects the application
+again, i.e. reports it with a newer rejected-at; the new rejection is then decided like a new
+case (eligibility, cooldown, a new schedule). The same rejection repeated reopens nothing, a
+person's cancel (`career-relay cancel`, the console) stands, and a case that was ever queued
+for sending (sent, failed, in flight) is never reopened: one application, at most one email.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 
+# The actors that speak for the ATS in the audit trail: what they cancelled, a newer rejection
+# reopens. Anyone else (cli:, console:) is a person, whose cancel stands.
+ATS_ACTORS = ("poll:", "webhook:", "recheck:")
+REOPENED = ("rejected again in the ATS after the earlier rejection was undone there; "
+            "reopened and decided afresh")
 STORED = object()   # `installed_at` not given: the store's moment for each source
 
 
@@ -114,8 +126,13 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
                               now=now) for event, decision in unique.values()]
     created: dict[tuple[str, str], int] = {}
     for source in {key[0] for key in unique}:
-        ids = cases.insert_cases(conn, [r for r in rows if r["source"] == source], actor=actor,
-                                 now=now)
+        mine = [r for r in rows if r["source"] == source]
+        ids = cases.insert_cases(conn, mine, actor=actor, now=now)
+        known = [r for r in mine if r["application_id"] not in ids]
+        reopened = cases.reopen(conn, known, cancelled_by=ATS_ACTORS, reason=REOPENED,
+                                actor=actor, now=now)
+        report.reopened += len(reopened)
+        ids |= reopened
         created.update({(source, app_id): case_id for app_id, case_id in ids.items()})
     report.already_known += len(unique) - len(created)
     report.detected += len(created)

@@ -11,6 +11,7 @@ class SourceReport:
     source: str
     detected: int = 0
     already_known: int = 0
+    reopened: int = 0            # of `detected`: cancelled by the ATS, then rejected again
     scheduled: int = 0           # planned: sent at their time, or held (counted in `held` too)
     held: int = 0                # waiting for a person's approval
     skipped: int = 0

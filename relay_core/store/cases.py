@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -134,6 +134,51 @@ def insert_case(conn: Connection, event: RejectionEvent, *, email: str | None,
         conn, [case_values(event, email=email, language=language, now=now)],
         actor=actor, now=now)
     return created.get(event.application_id)
+
+
+def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[str, ...],
+           reason: str, actor: str, now: datetime) -> dict[str, int]:
+    """cancelled → detected for the cases of these rows (`case_values` of rejections already
+    known by their key) that the ATS cancelled and rejected again since: the row's rejected_at
+    is newer than the case's, the case's latest cancellation was made by an actor starting with
+    one of `cancelled_by` (a person's cancel stands), and no email was ever queued for it (so it
+    was never sent, and its Message-ID is free). The case takes the new rejection's values and
+    a fresh start (no schedule, the invitation back), with an audit row; the caller decides it
+    as a new case. Returns {application id: case id} of those reopened, of one source."""
+    if not rows or not cancelled_by:
+        return {}
+    source = rows[0]["source"]
+    newest = {r["application_id"]: r for r in rows}
+    found: list[tuple[str, int, datetime]] = []
+    for ids in _chunks(list(newest)):
+        found += conn.execute(select(c.application_id, c.id, c.rejected_at).where(
+            c.source == source, c.application_id.in_(ids),
+            c.state == CaseState.CANCELLED.value)).all()
+    log = t.audit_log.c
+    last_cancel = (select(log.actor).where(log.case_id == c.id,
+                                           log.to_state == CaseState.CANCELLED.value)
+                   .order_by(log.id.desc()).limit(1).scalar_subquery())
+    never_queued = ~select(t.outbox.c.id).where(t.outbox.c.case_id == c.id).exists()
+    reopened: dict[str, int] = {}
+    for app_id, case_id, rejected_at in found:
+        row = newest[app_id]
+        if row["rejected_at"] <= rejected_at:     # the same rejection again (or an older one)
+            continue
+        values = {k: v for k, v in row.items() if k not in ("source", "application_id")}
+        values.update(state=CaseState.DETECTED.value, reason="", invite=True, invite_note="",
+                      send_at=None, deadline_at=None, sent_at=None, late=False,
+                      message_id=None, detected_at=now, updated_at=now)
+        if conn.execute(update(t.relay_cases).where(
+                c.id == case_id, c.state == CaseState.CANCELLED.value,
+                c.rejected_at < row["rejected_at"], never_queued,
+                or_(*(last_cancel.startswith(p, autoescape=True) for p in cancelled_by)))
+                .values(**values)).rowcount == 1:
+            reopened[app_id] = case_id
+    audit_many(conn, [dict(case_id=case_id, actor=actor, action="reopened", reason=reason,
+                           from_state=CaseState.CANCELLED.value,
+                           to_state=CaseState.DETECTED.value, at=now)
+                      for case_id in reopened.values()])
+    return reopened
 
 
 # --- moving ----------------------------------------------------------------------------------
