@@ -158,3 +158,58 @@ def test_withdrawal_while_still_rejected_in_status_is_cancelled(config, store):
     report = cycle(config, store, connector, now=NOW + timedelta(days=1))
     assert report.sent == 0 and report.cancelled == 1
     assert "withdrawal" in store.case_by_key("fake", "1").reason
+
+
+# --- HRMOS採用: the export file is all the ATS says --------------------------------------------
+@pytest.fixture
+def hrmos(make_config, tmp_path):
+    from relay_core.connectors.hrmos_export import HrmosExport
+
+    from tests.connectors.test_hrmos_export import row, write
+
+    config = make_config({"agencies": [AGENCY], "schedule": {"delay_hours": 24},
+                          "sources": [{"name": "hrmos", "type": "hrmos_export",
+                                       "path": str(tmp_path / "export.tsv")}]})
+    connector = HrmosExport(config.sources[0], config, 0)
+
+    def export(*rows):
+        write(tmp_path / "export.tsv", [row(*r[:2], **r[2]) for r in rows])
+
+    return config, connector, export
+
+
+def jst(day: int, hour: int = 11) -> datetime:      # 2025-06-<day> <hour>:00 JST, in UTC
+    return datetime(2025, 6, day, hour - 9, tzinfo=UTC)
+
+
+def test_hrmos_unreject_and_rereject_through_the_export(hrmos, store):
+    config, connector, export = hrmos
+    export(("1001", "不合格", {"rejected": "2025年6月20日"}))
+    cycle(config, store, connector, now=jst(20))
+    assert store.case_by_key("hrmos", "1001").state == "scheduled"
+    export(("1001", "選考中", {"rejected": ""}))              # HR un-rejected: back in process
+    report = cycle(config, store, connector, now=jst(20, 15))
+    case = store.case_by_key("hrmos", "1001")
+    assert report.sources["hrmos"].cancelled == 1 and case.state == "cancelled"
+    assert "in process again" in case.reason
+    export(("1001", "不合格", {"rejected": "2025年6月24日"}))  # rejected again, days later
+    report = cycle(config, store, connector, now=jst(24))
+    case = store.case_by_key("hrmos", "1001")
+    assert report.sources["hrmos"].reopened == 1 and case.state == "scheduled"
+    assert case.rejected_at == jst(24, 9) - timedelta(hours=9)   # 2025-06-24 00:00 JST
+    assert cycle(config, store, connector, now=jst(26)).sent == 1
+    export(("1001", "不合格", {"rejected": "2025年6月24日"}), ("1002", "選考中", {}))
+    assert cycle(config, store, connector, now=jst(27)).sent == 0    # the same, re-exported
+    assert len(outbox_messages(config)) == 1
+
+
+def test_hrmos_row_changed_to_withdrawn_cancels(hrmos, store):
+    config, connector, export = hrmos
+    export(("1001", "不合格", {"rejected": "2025年6月20日"}))
+    cycle(config, store, connector, now=jst(20))
+    export(("1001", "辞退", {"withdrawn": "2025年6月20日", "rejected": ""}))
+    report = cycle(config, store, connector, now=jst(20, 15))
+    case = store.case_by_key("hrmos", "1001")
+    assert report.sources["hrmos"].cancelled == 1 and case.state == "cancelled"
+    assert "withdrawal" in case.reason and "辞退" in case.reason
+    assert cycle(config, store, connector, now=jst(26)).sent == 0

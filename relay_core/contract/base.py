@@ -46,6 +46,10 @@ class Page:
     events: list[RejectionEvent]
     cursor: str | None                 # where the next poll starts once these are stored
     problems: list[RecordError] = field(default_factory=list)
+    # Applications the listing shows back in process (un-rejected): their pending email is
+    # cancelled. For a source that lists in-process records anyway (an export file); an API
+    # source reports un-rejects by webhook and at the re-check before sending.
+    unrejected: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, records: Iterable[R], translate: Callable[[R], RejectionEvent | None],

@@ -127,6 +127,14 @@ RECHECK_CATEGORY = {
 }
 
 
+def category_cancel(category: Category | None, reason: str = "") -> str:
+    """Why a pending email is cancelled when the ATS now gives this category ("" = it is
+    not): at the re-check, and when a poll or webhook reports the changed reason first."""
+    if category not in RECHECK_CATEGORY:
+        return ""
+    return RECHECK_CATEGORY[category] + (f" (reason in the ATS: {reason})" if reason else "")
+
+
 def recheck_action(status: ApplicationStatus, config: Config, *, invite: bool,
                    invite_note: str, tells_other_applications: bool) -> RecheckAction:
     """`status` for a case that carries (`invite`) or lacks the invitation for `invite_note`.
@@ -134,9 +142,8 @@ def recheck_action(status: ApplicationStatus, config: Config, *, invite: bool,
     (or a hire) since detection is cancelled, with the reason's name. A connector that can see
     other applications (`tells_other_applications`) and answers REJECTED says the person is no
     longer in process elsewhere: an invitation held back for that reason alone comes back."""
-    if status.category in RECHECK_CATEGORY:
-        named = f" (reason in the ATS: {status.reason})" if status.reason else ""
-        return RecheckAction(cancel=RECHECK_CATEGORY[status.category] + named)
+    if changed := category_cancel(status.category, status.reason):
+        return RecheckAction(cancel=changed)
     standing = status.standing
     if standing is Standing.NOT_REJECTED:
         return RecheckAction(cancel="the ATS no longer shows this application as rejected")

@@ -12,6 +12,7 @@ class SourceReport:
     detected: int = 0
     already_known: int = 0
     reopened: int = 0            # of `detected`: cancelled by the ATS, then rejected again
+    cancelled: int = 0           # pending emails the ATS took back (un-rejected, now withdrawn)
     scheduled: int = 0           # planned: sent at their time, or held (counted in `held` too)
     held: int = 0                # waiting for a person's approval
     skipped: int = 0
