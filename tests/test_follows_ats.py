@@ -191,6 +191,7 @@ def test_hrmos_unreject_and_rereject_through_the_export(hrmos, store):
     report = cycle(config, store, connector, now=jst(20, 15))
     case = store.case_by_key("hrmos", "1001")
     assert report.sources["hrmos"].cancelled == 1 and case.state == "cancelled"
+    assert report.cancelled == 1 and report.summary()["cancelled"] == 1   # shown by `run`
     assert "in process again" in case.reason
     export(("1001", "不合格", {"rejected": "2025年6月24日"}))  # rejected again, days later
     report = cycle(config, store, connector, now=jst(24))
