@@ -214,3 +214,16 @@ def test_hrmos_row_changed_to_withdrawn_cancels(hrmos, store):
     assert report.sources["hrmos"].cancelled == 1 and case.state == "cancelled"
     assert "withdrawal" in case.reason and "辞退" in case.reason
     assert cycle(config, store, connector, now=jst(26)).sent == 0
+
+
+def test_dry_run_shows_the_reopen_and_writes_nothing(config, store):
+    from relay_core.cycle.plan import plan_cycle
+
+    connector = FakeConnector(events=[event("1", rejected_at=FIRST)])
+    cycle(config, store, connector, now=FIRST + timedelta(hours=1))
+    unreject_by_webhook(store)
+    connector.events.append(event("1", rejected_at=AGAIN))
+    plan = plan_cycle(config, store, {"fake": connector}, now=AGAIN + timedelta(hours=1))
+    assert plan.sources["fake"].reopened == 1
+    assert [(c.application_id, c.outcome) for c in plan.cases] == [("1", "schedule")]
+    assert store.case_by_key("fake", "1").state == "cancelled"

@@ -136,6 +136,34 @@ def insert_case(conn: Connection, event: RejectionEvent, *, email: str | None,
     return created.get(event.application_id)
 
 
+def _reopen_conditions(cancelled_by: tuple[str, ...]) -> list[Any]:
+    """Cancelled, last by an actor starting with one of `cancelled_by`, never queued."""
+    log = t.audit_log.c
+    last_cancel = (select(log.actor).where(log.case_id == c.id,
+                                           log.to_state == CaseState.CANCELLED.value)
+                   .order_by(log.id.desc()).limit(1).scalar_subquery())
+    return [c.state == CaseState.CANCELLED.value,
+            ~select(t.outbox.c.id).where(t.outbox.c.case_id == c.id).exists(),
+            or_(*(last_cancel.startswith(p, autoescape=True) for p in cancelled_by))]
+
+
+def reopenable(conn: Connection, source: str, rejected: Mapping[str, datetime], *,
+               cancelled_by: tuple[str, ...]) -> dict[str, int]:
+    """Of these applications ({application id: its rejected_at as the ATS reports it now}),
+    those whose case `reopen` would reopen: {application id: case id}. Read-only (the dry run)."""
+    found: dict[str, int] = {}
+    if not cancelled_by:
+        return found
+    for ids in _chunks(list(rejected)):
+        for app_id, case_id, rejected_at in conn.execute(
+                select(c.application_id, c.id, c.rejected_at).where(
+                    c.source == source, c.application_id.in_(ids),
+                    *_reopen_conditions(cancelled_by))):
+            if rejected[app_id] > rejected_at:    # not the same rejection again, nor older
+                found[app_id] = case_id
+    return found
+
+
 def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[str, ...],
            reason: str, actor: str, now: datetime) -> dict[str, int]:
     """cancelled → detected for the cases of these rows (`case_values` of rejections already
@@ -145,34 +173,23 @@ def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[
     was never sent, and its Message-ID is free). The case takes the new rejection's values and
     a fresh start (no schedule, the invitation back), with an audit row; the caller decides it
     as a new case. Returns {application id: case id} of those reopened, of one source."""
-    if not rows or not cancelled_by:
+    if not rows:
         return {}
-    source = rows[0]["source"]
     newest = {r["application_id"]: r for r in rows}
-    found: list[tuple[str, int, datetime]] = []
-    for ids in _chunks(list(newest)):
-        found += conn.execute(select(c.application_id, c.id, c.rejected_at).where(
-            c.source == source, c.application_id.in_(ids),
-            c.state == CaseState.CANCELLED.value)).all()
-    log = t.audit_log.c
-    last_cancel = (select(log.actor).where(log.case_id == c.id,
-                                           log.to_state == CaseState.CANCELLED.value)
-                   .order_by(log.id.desc()).limit(1).scalar_subquery())
-    never_queued = ~select(t.outbox.c.id).where(t.outbox.c.case_id == c.id).exists()
+    candidates = reopenable(conn, rows[0]["source"],
+                            {a: r["rejected_at"] for a, r in newest.items()},
+                            cancelled_by=cancelled_by)
     reopened: dict[str, int] = {}
-    for app_id, case_id, rejected_at in found:
+    for app_id, case_id in candidates.items():
         row = newest[app_id]
-        if row["rejected_at"] <= rejected_at:     # the same rejection again (or an older one)
-            continue
         values = {k: v for k, v in row.items() if k not in ("source", "application_id")}
         values.update(state=CaseState.DETECTED.value, reason="", invite=True, invite_note="",
                       send_at=None, deadline_at=None, sent_at=None, late=False,
                       message_id=None, detected_at=now, updated_at=now)
+        # The same conditions again, in the UPDATE: a racing process cannot reopen it twice.
         if conn.execute(update(t.relay_cases).where(
-                c.id == case_id, c.state == CaseState.CANCELLED.value,
-                c.rejected_at < row["rejected_at"], never_queued,
-                or_(*(last_cancel.startswith(p, autoescape=True) for p in cancelled_by)))
-                .values(**values)).rowcount == 1:
+                c.id == case_id, c.rejected_at < row["rejected_at"],
+                *_reopen_conditions(cancelled_by)).values(**values)).rowcount == 1:
             reopened[app_id] = case_id
     audit_many(conn, [dict(case_id=case_id, actor=actor, action="reopened", reason=reason,
                            from_state=CaseState.CANCELLED.value,
