@@ -41,6 +41,7 @@ from relay_core.contract import (
     Mode,
     Page,
     SecretRef,
+    Standing,
     WebhookResult,
     WebhookSettings,
     clean_text,
@@ -390,26 +391,45 @@ class Greenhouse(HttpConnector):
     # --- re-check, write-back, check ------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
         """Two requests per 50 applications: the applications themselves, then their people's
-        applications still in process (ACTIVE_ELSEWHERE: rejected here, in process there)."""
+        applications still in process (ACTIVE_ELSEWHERE: rejected here, in process there);
+        each still rejected with its reason's category now (a withdrawal is cancelled by the
+        core). Where the listing lacks the reason id, one more per 50: the rejection details."""
         found, hidden = self._fetch_by_ids("/v3/applications", "ids", application_ids)
         if application_ids and not found and not hidden:
             self._require_visibility()     # all gone, or a user who sees nothing at all?
+        lacking = [a for a, app in found.items()
+                   if app.get("status") == "rejected" and not app.get("rejection_reason_id")]
+        details = self._fetch_by_ids("/v3/rejection_details", "application_ids", lacking,
+                                     key="application_id")[0] if lacking else {}
         states = {}
         for app_id in application_ids:
             app = found.get(app_id)
             if app_id in hidden:
                 states[app_id] = ApplicationStatus.UNKNOWN
             elif app is not None and app.get("status") == "rejected":
-                states[app_id] = ApplicationStatus.REJECTED
+                states[app_id] = self._rejected_now(app, details.get(app_id))
             else:   # un-rejected, hired, or deleted/merged/anonymized: do not mail
                 states[app_id] = ApplicationStatus.NOT_REJECTED
         rejected = {a: str(found[a].get("candidate_id")) for a, st in states.items()
-                    if st is ApplicationStatus.REJECTED}
+                    if st.standing is Standing.REJECTED
+                    and st.category in (None, Category.WE_REJECTED)}
         active = self._active_applications(list(rejected.values()))
         for app_id, candidate_id in rejected.items():
             if active.get(candidate_id, set()) - {app_id}:
-                states[app_id] = ApplicationStatus.ACTIVE_ELSEWHERE
+                states[app_id] = states[app_id].elsewhere()
         return states
+
+    def _rejected_now(self, app: Mapping[str, Any], detail: Mapping[str, Any] | None
+                      ) -> ApplicationStatus:
+        """Still `rejected`, with the category and name of the reason it carries now: a
+        reason changed to "They rejected us" since detection is a withdrawal, though the
+        status still reads rejected [S23]. A reason that cannot be read: REJECTED alone."""
+        reason_id = (detail or {}).get("rejection_reason_id") or app.get("rejection_reason_id")
+        reason = self._reason(reason_id) if reason_id else {}
+        if not reason.get("key"):
+            return ApplicationStatus.REJECTED
+        category, _ = categorize("rejected", reason["key"])
+        return ApplicationStatus(Standing.REJECTED, category, clean_text(reason.get("name")))
 
     def annotation_target(self, application_id: str) -> tuple[str, Any]:
         """(application id, candidate id). v3 has no idempotency keys [S37a]: the hooks

@@ -23,7 +23,11 @@ and a re-import is harmless because the core keys cases on (source, 応募ID). R
 and handed over in pages of at most 500, so a 100,000-row export is read in flat memory.
 
 Uses only the transport-free base (`relay_core.contract.base`): no HTTP. `recheck` keeps the default
-(UNKNOWN), since a file cannot be asked again.
+(UNKNOWN), since a file cannot be asked again. What the next export says instead: a row back in
+process (選考中, …) is reported as un-rejected (its pending email is cancelled), a row now 辞退
+as a withdrawal (the core cancels it too), and a row 不合格 again with a later 不合格・重複終了日
+reopens a case so cancelled. The date has day precision: an un-reject and a re-reject on the
+same day read as the same rejection.
 
 Sources (fact sheet section 7):
 [S3] https://atsguide.hrmos.co/hc/ja/articles/20859800186009 (応募者情報 → Googleスプレッドシート)
@@ -362,6 +366,8 @@ class HrmosExport(Connector):
         page = Page(events=[], cursor=cursor)
         for row in self.rows(path, layout):
             page.read(row, translate)
+            if (app_id := self.in_process_id(row[1], layout)) is not None:
+                page.unrejected.append(app_id)   # un-rejected, if it was rejected before
             if page.size >= PAGE_SIZE:
                 # Nothing counts as read until the whole file is stored: keep the old cursor.
                 yield page
@@ -396,6 +402,16 @@ class HrmosExport(Connector):
             found.update(e.lower() for i in emails for e in re.split(r"[\s,;]+", values[i])
                          if e)
         return found if any_row else None
+
+    def in_process_id(self, cells: list[str] | None, layout: Layout) -> str | None:
+        """The 応募ID of a row whose 選考ステータス says it is in process (新着応募, 選考中, 内定,
+        内定承諾): an application HR un-rejected since an earlier export."""
+        if cells is None or len(cells) < len(layout.header):
+            return None
+        values = [clean(c) for c in cells[:len(layout.header)]]
+        status = next((values[i] for i in layout.columns["status"] if values[i]), "")
+        app_id = next((values[i] for i in layout.columns["application_id"] if values[i]), "")
+        return app_id if app_id and status in IN_PROCESS_STATUSES else None
 
     def to_event(self, cells: list[str] | None, layout: Layout, seen_at: datetime,
                  where: str) -> RejectionEvent | None:

@@ -30,6 +30,7 @@ from relay_core.contract import (
     CheckResult,
     Page,
     SecretRef,
+    Standing,
     WebhookResult,
     WebhookSettings,
     clean_text,
@@ -299,11 +300,11 @@ class Lever(HttpConnector):
                 states[opp_id] = ApplicationStatus.UNKNOWN
                 continue
             # No event: unarchived, deleted, or hired (no rejection at all).
-            state = (ApplicationStatus.of(event.category) if event
+            state = (ApplicationStatus.of(event.category, event.reason_text) if event
                      else ApplicationStatus.NOT_REJECTED)
-            if (state is ApplicationStatus.REJECTED
+            if (event and state.standing is Standing.REJECTED
                     and active.get(event.candidate_id, set()) - {opp_id}):
-                state = ApplicationStatus.ACTIVE_ELSEWHERE
+                state = state.elsewhere()
             states[opp_id] = state
         return states
 

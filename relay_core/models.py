@@ -40,7 +40,8 @@ TRANSITIONS: dict[CaseState, set[CaseState]] = {
     CaseState.SENDING: {CaseState.SENT, CaseState.FAILED, CaseState.SCHEDULED},
     CaseState.FAILED: {CaseState.SCHEDULED},
     # Terminal. (`career-relay backfill` reopens only cases skipped as "before the first
-    # poll", by its own conditional update in store/installs.py.)
+    # poll", by its own conditional update in store/installs.py; a newer rejection reopens a
+    # case the ATS cancelled before sending, cancelled → detected, in store/cases.py `reopen`.)
     CaseState.SKIPPED: set(),
     CaseState.SENT: set(),
     CaseState.CANCELLED: set(),

@@ -177,3 +177,25 @@ def test_recheck_actions(make_config):
     skip = make_config({"eligibility": {"in_process_elsewhere": "skip"}})
     assert recheck_action(S.ACTIVE_ELSEWHERE, skip, invite=True, invite_note="",
                           tells_other_applications=True).cancel
+
+
+def test_recheck_compares_the_category_not_just_the_standing(make_config):
+    """Issue 13, item 6: a rejection changed into a withdrawal (or a hire) after detection is
+    cancelled whatever the standing reads; the reason's name is in the cancel reason. Another
+    category (an unknown reason type) leaves the standing to decide."""
+    from relay_core.contract.base import ApplicationStatus as S
+    from relay_core.contract.base import Standing
+
+    config = make_config()
+
+    def act(status):
+        return recheck_action(status, config, invite=True, invite_note="",
+                              tells_other_applications=True)
+
+    withdrew = act(S(Standing.REJECTED, Category.CANDIDATE_WITHDREW, "Took another offer"))
+    assert "withdrawal" in withdrew.cancel and "Took another offer" in withdrew.cancel
+    assert "withdrawal" in act(S(Standing.ACTIVE_ELSEWHERE, Category.CANDIDATE_WITHDREW)).cancel
+    assert "hired" in act(S.of(Category.HIRED)).cancel
+    assert act(S(Standing.REJECTED, Category.WE_REJECTED, "Lacking skills")) == act(S.REJECTED)
+    assert act(S(Standing.REJECTED, Category.OTHER)) == act(S.REJECTED)   # nothing cancelled
+    assert not act(S.REJECTED).cancel

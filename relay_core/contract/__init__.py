@@ -15,6 +15,7 @@ from relay_core.contract.base import (
     ConnectorSettings,
     Mode,
     Page,
+    Standing,
     WebhookResult,
     WebhookSettings,
     header,
@@ -28,7 +29,7 @@ from relay_core.secrets import SecretRef, secret_field
 __all__ = [
     "VERSION", "ApplicationStatus", "CheckResult", "Config", "Connector", "ConnectorSettings",
     "Mode", "SourceConfig",
-    "Page", "SecretRef", "WebhookResult", "WebhookSettings", "clean_text", "header",
+    "Page", "SecretRef", "Standing", "WebhookResult", "WebhookSettings", "clean_text", "header",
     "iso_utc", "parse_retry_after", "parse_time", "read_sheet_time", "read_time", "require",
     "secret_field", "signature_matches", "zone_name",
 ]

@@ -46,6 +46,10 @@ class Page:
     events: list[RejectionEvent]
     cursor: str | None                 # where the next poll starts once these are stored
     problems: list[RecordError] = field(default_factory=list)
+    # Applications the listing shows back in process (un-rejected): their pending email is
+    # cancelled. For a source that lists in-process records anyway (an export file); an API
+    # source reports un-rejects by webhook and at the re-check before sending.
+    unrejected: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, records: Iterable[R], translate: Callable[[R], RejectionEvent | None],
@@ -73,7 +77,9 @@ class Page:
         return len(self.events) + len(self.problems)
 
 
-class ApplicationStatus(enum.StrEnum):
+class Standing(enum.StrEnum):
+    """Where an application stands in the ATS right before its email is sent."""
+
     REJECTED = "rejected"              # still rejected (and, from a connector that
                                        # `tells_other_applications`, in process nowhere else)
     NOT_REJECTED = "not_rejected"      # un-rejected, hired, moved on: cancel the mail
@@ -81,10 +87,37 @@ class ApplicationStatus(enum.StrEnum):
                                            # (eligibility.in_process_elsewhere decides)
     UNKNOWN = "unknown"                # could not be asked: send as scheduled
 
+
+@dataclass(frozen=True)
+class ApplicationStatus:
+    """A re-check's answer: the standing, and the category and reason the ATS gives *now*
+    (None / "" when the connector does not say), so the core sees a rejection whose reason was
+    changed into a withdrawal after detection (the standing alone may still read "rejected",
+    as in Greenhouse). `ApplicationStatus.REJECTED` etc. are the answers without a category."""
+
+    standing: Standing
+    category: Category | None = None
+    reason: str = ""                   # the ATS's reason name (company wording, no personal data)
+
+    REJECTED: ClassVar[ApplicationStatus]
+    NOT_REJECTED: ClassVar[ApplicationStatus]
+    ACTIVE_ELSEWHERE: ClassVar[ApplicationStatus]
+    UNKNOWN: ClassVar[ApplicationStatus]
+
     @classmethod
-    def of(cls, category: Category) -> ApplicationStatus:
-        """Still rejected by us, or anything else (un-rejected, hired, withdrew): cancel."""
-        return cls.REJECTED if category is Category.WE_REJECTED else cls.NOT_REJECTED
+    def of(cls, category: Category, reason: str = "") -> ApplicationStatus:
+        """Still rejected by us, or anything else (un-rejected, hired, withdrew): cancel. The
+        category and reason travel along."""
+        standing = Standing.REJECTED if category is Category.WE_REJECTED else Standing.NOT_REJECTED
+        return cls(standing, category, reason)
+
+    def elsewhere(self) -> ApplicationStatus:
+        """The same answer for a person still in process for another job."""
+        return ApplicationStatus(Standing.ACTIVE_ELSEWHERE, self.category, self.reason)
+
+
+for _standing in Standing:
+    setattr(ApplicationStatus, _standing.name, ApplicationStatus(_standing))
 
 
 @dataclass
@@ -273,5 +306,5 @@ def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 __all__ = ["ApplicationStatus", "CheckResult", "ConfigError", "Connector", "ConnectorSettings",
-           "Mode", "Page", "WebhookResult", "WebhookSettings", "header", "require",
+           "Mode", "Page", "Standing", "WebhookResult", "WebhookSettings", "header", "require",
            "signature_matches"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from relay_core.config import Config
-from relay_core.contract.base import ApplicationStatus
+from relay_core.contract.base import ApplicationStatus, Standing
 from relay_core.mail.message import validate_address
 from relay_core.models import Category, RejectionEvent
 
@@ -119,15 +119,35 @@ class RecheckAction:
     invite_note: str = ""
 
 
+# A reason changed after detection: what the re-check cancels, whatever the standing says.
+RECHECK_CATEGORY = {
+    Category.CANDIDATE_WITHDREW: ("the ATS now records a withdrawal, not a rejection, for this "
+                                  "application; withdrawals are never mailed"),
+    Category.HIRED: "the ATS now records this candidate as hired",
+}
+
+
+def category_cancel(category: Category | None, reason: str = "") -> str:
+    """Why a pending email is cancelled when the ATS now gives this category ("" = it is
+    not): at the re-check, and when a poll or webhook reports the changed reason first."""
+    if category not in RECHECK_CATEGORY:
+        return ""
+    return RECHECK_CATEGORY[category] + (f" (reason in the ATS: {reason})" if reason else "")
+
+
 def recheck_action(status: ApplicationStatus, config: Config, *, invite: bool,
                    invite_note: str, tells_other_applications: bool) -> RecheckAction:
     """`status` for a case that carries (`invite`) or lacks the invitation for `invite_note`.
-    A connector that can see other applications (`tells_other_applications`) and answers
-    REJECTED says the person is no longer in process elsewhere: an invitation held back for
-    that reason alone comes back."""
-    if status is ApplicationStatus.NOT_REJECTED:
+    The category the ATS gives now is compared first: a rejection changed into a withdrawal
+    (or a hire) since detection is cancelled, with the reason's name. A connector that can see
+    other applications (`tells_other_applications`) and answers REJECTED says the person is no
+    longer in process elsewhere: an invitation held back for that reason alone comes back."""
+    if changed := category_cancel(status.category, status.reason):
+        return RecheckAction(cancel=changed)
+    standing = status.standing
+    if standing is Standing.NOT_REJECTED:
         return RecheckAction(cancel="the ATS no longer shows this application as rejected")
-    if status is ApplicationStatus.ACTIVE_ELSEWHERE:
+    if standing is Standing.ACTIVE_ELSEWHERE:
         policy = config.eligibility.in_process_elsewhere
         if policy == "skip":
             return RecheckAction(cancel=IN_PROCESS_SKIP)
@@ -139,7 +159,7 @@ def recheck_action(status: ApplicationStatus, config: Config, *, invite: bool,
         if invite:
             return RecheckAction(invite=False, invite_note=IN_PROCESS_NOTE)
         return RecheckAction()
-    if (status is ApplicationStatus.REJECTED and tells_other_applications and not invite
+    if (standing is Standing.REJECTED and tells_other_applications and not invite
             and invite_note == IN_PROCESS_NOTE and config.relay.enabled):
         return RecheckAction(invite=True, invite_note="")
     return RecheckAction()

@@ -4,6 +4,13 @@ text to read, a person still in process elsewhere under "hold", `hold_for_approv
 
 The unique key (source, application id) makes detection idempotent: the same rejection from a
 poll and a webhook, from two overlapping runs, or after a crash, is one case.
+
+State follows the ATS: a case whose mail the ATS cancelled before it went out (un-rejected, its
+reason changed, the person back in process) is reopened when the ATS rejects the application
+again, i.e. reports it with a newer rejected-at; the new rejection is then decided like a new
+case (eligibility, cooldown, a new schedule). The same rejection repeated reopens nothing, a
+person's cancel (`career-relay cancel`, the console) stands, and a case that was ever queued
+for sending (sent, failed, in flight) is never reopened: one application, at most one email.
 """
 
 from __future__ import annotations
@@ -14,7 +21,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from relay_core.config import Config
-from relay_core.cycle.eligibility import IN_PROCESS_NOTE, Decision, assess, language_for
+from relay_core.cycle.eligibility import (
+    IN_PROCESS_NOTE,
+    Decision,
+    assess,
+    category_cancel,
+    language_for,
+)
 from relay_core.cycle.report import SourceReport
 from relay_core.cycle.scheduling import BusinessCalendar, Plan
 from relay_core.models import CaseState, RejectionEvent
@@ -24,6 +37,12 @@ if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 
+# The actors that speak for the ATS in the audit trail: what they cancelled, a newer rejection
+# reopens. Anyone else (cli:, console:) is a person, whose cancel stands.
+ATS_ACTORS = ("poll:", "webhook:", "recheck:")
+REOPENED = ("rejected again in the ATS after the earlier rejection was undone there; "
+            "reopened and decided afresh")
+BACK_IN_PROCESS = "the ATS shows this application in process again (un-rejected)"
 STORED = object()   # `installed_at` not given: the store's moment for each source
 
 
@@ -114,11 +133,17 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
                               now=now) for event, decision in unique.values()]
     created: dict[tuple[str, str], int] = {}
     for source in {key[0] for key in unique}:
-        ids = cases.insert_cases(conn, [r for r in rows if r["source"] == source], actor=actor,
-                                 now=now)
+        mine = [r for r in rows if r["source"] == source]
+        ids = cases.insert_cases(conn, mine, actor=actor, now=now)
+        known = [r for r in mine if r["application_id"] not in ids]
+        reopened = cases.reopen(conn, known, cancelled_by=ATS_ACTORS, reason=REOPENED,
+                                actor=actor, now=now)
+        report.reopened += len(reopened)
+        ids |= reopened
         created.update({(source, app_id): case_id for app_id, case_id in ids.items()})
     report.already_known += len(unique) - len(created)
     report.detected += len(created)
+    _follow_changed_reasons(store, unique, created, actor, report, conn)
     new = [unique[key] for key in created]
     suppressed, mailed = people_facts(conn, config, new, now, exclude=created.values())
     skips, planned = [], {CaseState.SCHEDULED: [], CaseState.HELD: []}
@@ -144,6 +169,21 @@ def ingest(store: Store, config: Config, events: Iterable[RejectionEvent], *, no
     report.scheduled += len(planned[CaseState.SCHEDULED]) + len(planned[CaseState.HELD])
     report.held += len(planned[CaseState.HELD])
     return report
+
+
+def _follow_changed_reasons(store: Store, unique: dict[tuple[str, str], tuple[RejectionEvent,
+                            Decision]], created: dict[tuple[str, str], int], actor: str,
+                            report: SourceReport, conn: Connection) -> None:
+    """A known application the ATS now reports as a withdrawal or a hire (a reason changed
+    after detection, e.g. a new HRMOS export row 辞退): its pending email is cancelled now,
+    the same rule as the re-check before sending (which a file source cannot ask)."""
+    changed: dict[tuple[str, str], list[str]] = {}
+    for key, (event, _) in unique.items():
+        reason = category_cancel(event.category, event.reason_text)
+        if key not in created and reason:
+            changed.setdefault((key[0], reason), []).append(key[1])
+    for (source, reason), app_ids in changed.items():
+        report.cancelled += cancel_pending(store, source, app_ids, reason, actor, conn)
 
 
 def cancel_pending(store: Store, source: str, application_ids: Iterable[str], reason: str,
@@ -184,6 +224,8 @@ def poll_source(store: Store, config: Config, connector: Connector, *, now: date
         with store.begin() as conn:
             ingest(store, config, page.events, now=now, actor=f"poll:{connector.name}",
                    report=report, conn=conn, installed_at=installed or now)
+            report.cancelled += cancel_pending(store, connector.name, page.unrejected,
+                                               BACK_IN_PROCESS, f"poll:{connector.name}", conn)
             if page.cursor is not None and page.cursor != cursor:
                 store.set_cursor(conn, connector.name, page.cursor)
                 cursor = page.cursor

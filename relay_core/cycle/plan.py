@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from relay_core.config import Config
 from relay_core.cycle.eligibility import BEFORE_INSTALL, Decision, assess, language_for
-from relay_core.cycle.ingest import Outcome, decide, people_facts
+from relay_core.cycle.ingest import ATS_ACTORS, Outcome, decide, people_facts
 from relay_core.cycle.report import SourceReport
 from relay_core.cycle.run import describe_error
 from relay_core.errors import RelayError
@@ -110,10 +110,15 @@ def _plan_source(config: Config, store: Store, connector: Connector, now: dateti
             fresh.append(event)
         with store.connect() as conn:
             known = cases.ids_by_key(conn, connector.name, [e.application_id for e in fresh])
+            # A known case the ATS cancelled, rejected again since: `run` reopens it.
+            again = cases.reopenable(conn, connector.name,
+                                     {e.application_id: e.rejected_at for e in fresh
+                                      if e.application_id in known}, cancelled_by=ATS_ACTORS)
             new = [(e, assess(e, config, now, installed)) for e in fresh
-                   if e.application_id not in known]
-            suppressed, recent = people_facts(conn, config, new, now)
-        report.already_known += len(known)
+                   if e.application_id not in known or e.application_id in again]
+            suppressed, recent = people_facts(conn, config, new, now, exclude=again.values())
+        report.already_known += len(known) - len(again)
+        report.reopened += len(again)
         report.detected += len(new)
         mailed = recent if mailed is None else mailed | recent
         for outcome in decide(new, config, now=now, suppressed=suppressed, mailed=mailed):

@@ -11,6 +11,8 @@ class SourceReport:
     source: str
     detected: int = 0
     already_known: int = 0
+    reopened: int = 0            # of `detected`: cancelled by the ATS, then rejected again
+    cancelled: int = 0           # pending emails the ATS took back (un-rejected, now withdrawn)
     scheduled: int = 0           # planned: sent at their time, or held (counted in `held` too)
     held: int = 0                # waiting for a person's approval
     skipped: int = 0
@@ -24,7 +26,7 @@ class SourceReport:
 class CycleReport:
     sources: dict[str, SourceReport] = field(default_factory=dict)
     sent: int = 0
-    cancelled: int = 0
+    cancelled_at_send: int = 0   # by the re-check before sending (see `cancelled`)
     failed: int = 0
     retry_later: int = 0
     late: int = 0                # waiting cases planned late or past their deadline by now
@@ -33,6 +35,17 @@ class CycleReport:
     deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
     purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
     errors: list[str] = field(default_factory=list)
+
+    # Emails cancelled this cycle, wherever the ATS took the rejection back: at the re-check
+    # before sending, or already at the poll (un-rejected rows, a reason now a withdrawal).
+    # A property with a setter so `report.cancelled += n` keeps working where sending counts.
+    @property
+    def cancelled(self) -> int:
+        return self.cancelled_at_send + sum(s.cancelled for s in self.sources.values())
+
+    @cancelled.setter
+    def cancelled(self, value: int) -> None:
+        self.cancelled_at_send = value - sum(s.cancelled for s in self.sources.values())
 
     def summary(self) -> dict[str, object]:
         """Counts and messages for the cycle history (store/runs.py); no personal data."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -134,6 +134,68 @@ def insert_case(conn: Connection, event: RejectionEvent, *, email: str | None,
         conn, [case_values(event, email=email, language=language, now=now)],
         actor=actor, now=now)
     return created.get(event.application_id)
+
+
+def _reopen_conditions(cancelled_by: tuple[str, ...]) -> list[Any]:
+    """Cancelled, last by an actor starting with one of `cancelled_by`, never queued."""
+    log = t.audit_log.c
+    last_cancel = (select(log.actor).where(log.case_id == c.id,
+                                           log.to_state == CaseState.CANCELLED.value)
+                   .order_by(log.id.desc()).limit(1).scalar_subquery())
+    return [c.state == CaseState.CANCELLED.value,
+            ~select(t.outbox.c.id).where(t.outbox.c.case_id == c.id).exists(),
+            or_(*(last_cancel.startswith(p, autoescape=True) for p in cancelled_by))]
+
+
+def reopenable(conn: Connection, source: str, rejected: Mapping[str, datetime], *,
+               cancelled_by: tuple[str, ...]) -> dict[str, int]:
+    """Of these applications ({application id: its rejected_at as the ATS reports it now}),
+    those whose case `reopen` would reopen: {application id: case id}. Read-only (the dry run)."""
+    found: dict[str, int] = {}
+    if not cancelled_by:
+        return found
+    for ids in _chunks(list(rejected)):
+        for app_id, case_id, rejected_at in conn.execute(
+                select(c.application_id, c.id, c.rejected_at).where(
+                    c.source == source, c.application_id.in_(ids),
+                    *_reopen_conditions(cancelled_by))):
+            if rejected[app_id] > rejected_at:    # not the same rejection again, nor older
+                found[app_id] = case_id
+    return found
+
+
+def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[str, ...],
+           reason: str, actor: str, now: datetime) -> dict[str, int]:
+    """cancelled → detected for the cases of these rows (`case_values` of rejections already
+    known by their key) that the ATS cancelled and rejected again since: the row's rejected_at
+    is newer than the case's, the case's latest cancellation was made by an actor starting with
+    one of `cancelled_by` (a person's cancel stands), and no email was ever queued for it (so it
+    was never sent, and its Message-ID is free). The case takes the new rejection's values and
+    a fresh start (no schedule, the invitation back), with an audit row; the caller decides it
+    as a new case. Returns {application id: case id} of those reopened, of one source."""
+    if not rows:
+        return {}
+    newest = {r["application_id"]: r for r in rows}
+    candidates = reopenable(conn, rows[0]["source"],
+                            {a: r["rejected_at"] for a, r in newest.items()},
+                            cancelled_by=cancelled_by)
+    reopened: dict[str, int] = {}
+    for app_id, case_id in candidates.items():
+        row = newest[app_id]
+        values = {k: v for k, v in row.items() if k not in ("source", "application_id")}
+        values.update(state=CaseState.DETECTED.value, reason="", invite=True, invite_note="",
+                      send_at=None, deadline_at=None, sent_at=None, late=False,
+                      message_id=None, detected_at=now, updated_at=now)
+        # The same conditions again, in the UPDATE: a racing process cannot reopen it twice.
+        if conn.execute(update(t.relay_cases).where(
+                c.id == case_id, c.rejected_at < row["rejected_at"],
+                *_reopen_conditions(cancelled_by)).values(**values)).rowcount == 1:
+            reopened[app_id] = case_id
+    audit_many(conn, [dict(case_id=case_id, actor=actor, action="reopened", reason=reason,
+                           from_state=CaseState.CANCELLED.value,
+                           to_state=CaseState.DETECTED.value, at=now)
+                      for case_id in reopened.values()])
+    return reopened
 
 
 # --- moving ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
 from relay_core.connectors.greenhouse import Greenhouse, categorize, person_from
 
-from relay_core.contract.base import ApplicationStatus
+from relay_core.contract.base import ApplicationStatus, Standing
 from relay_core.cycle.eligibility import assess
 from relay_core.errors import AuthError, ConfigError, RetriableError
 from relay_core.models import Category
@@ -257,13 +257,19 @@ def test_first_poll_looks_back_max_age_days_only(build):
 @pytest.mark.vcr("recheck.yaml")
 def test_recheck(build, vcr_cassette):
     connector, _ = build()
-    assert connector.recheck(["1001", "1002", "1003", "1004"]) == {
-        "1001": ApplicationStatus.REJECTED,
+    still = ApplicationStatus(Standing.REJECTED, Category.WE_REJECTED,
+                              "Lacking skill(s)/qualification(s)")
+    assert connector.recheck(["1001", "1002", "1003", "1004", "1005"]) == {
+        "1001": still,
         "1002": ApplicationStatus.NOT_REJECTED,     # un-rejected: back in process
         "1003": ApplicationStatus.NOT_REJECTED,     # deleted or merged
-        "1004": ApplicationStatus.ACTIVE_ELSEWHERE,  # rejected, in process for another job
+        "1004": still.elsewhere(),                  # rejected, in process for another job
+        # the reason changed to "They rejected us": still `rejected`, now a withdrawal
+        "1005": ApplicationStatus(Standing.REJECTED, Category.CANDIDATE_WITHDREW,
+                                  "Took another offer"),
     }
-    assert vcr_cassette.all_played and connector.request_count == 3   # token + 2 per 50
+    # token + 2 per 50 + the rejection reasons (listed once an hour)
+    assert vcr_cassette.all_played and connector.request_count == 4
 
 
 @pytest.mark.vcr("recheck_invisible.yaml")

@@ -171,3 +171,44 @@ def test_poll_only_source_has_no_webhook_endpoint(make_config, store, monkeypatc
     client = TestClient(create_app(config, store, {"gh": Greenhouse(config.sources[0],
                                                                      config, 0)}))
     assert client.post(URL, content=b"{}").status_code == 404
+
+
+def at(body: bytes, rejected_at: datetime) -> bytes:
+    """The delivery with another rejected_at (a later rejection of the same application)."""
+    data = json.loads(body)
+    data["payload"]["application"]["rejected_at"] = rejected_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps(data).encode()
+
+
+def test_reject_unreject_reject_again_reopens_once(setup, store):
+    """State follows the ATS (issue 13): the second `reject_candidate`, with its later
+    rejected_at, reopens the case the `unreject_candidate` cancelled; a redelivery of that
+    rejection under a new event id (same rejected_at) changes nothing more."""
+    client, _ = setup()
+    first = at(delivery(), datetime.now(UTC) - timedelta(hours=3))
+    client.post(URL, content=first, headers=headers(first, "evt-a"))
+    undo = delivery("unreject_candidate")
+    assert client.post(URL, content=undo, headers=headers(undo, "evt-b")).json()["cancelled"] == 1
+    again = at(delivery(), datetime.now(UTC) - timedelta(hours=1))
+    assert client.post(URL, content=again, headers=headers(again, "evt-c")).json()[
+        "new_cases"] == 1
+    case = store.case_by_key("gh", "265293")
+    assert case.state == CaseState.SCHEDULED.value
+    assert case.rejected_at.strftime("%H:%M:%S") == json.loads(again)["payload"][
+        "application"]["rejected_at"][11:19]
+    for event_id in ("evt-d", "evt-e"):     # the same rejection, delivered again
+        response = client.post(URL, content=again, headers=headers(again, event_id))
+        assert response.json()["new_cases"] == 0
+    actions = [r["action"] for r in store.audit_trail(case.id)]
+    assert actions.count("reopened") == 1
+
+
+def test_reason_changed_to_a_withdrawal_cancels_the_pending_email(setup, store):
+    client, _ = setup()
+    body = delivery()
+    client.post(URL, content=body, headers=headers(body, "evt-a"))
+    withdrew = delivery(type_name="They rejected us")
+    response = client.post(URL, content=withdrew, headers=headers(withdrew, "evt-b"))
+    assert response.json()["new_cases"] == 0
+    case = store.case_by_key("gh", "265293")
+    assert case.state == CaseState.CANCELLED.value and "withdrawal" in case.reason

@@ -124,9 +124,9 @@ def test_limiter_reads_herps_headers():
 def test_recheck(build, vcr_cassette):
     connector, _ = build()
     assert connector.recheck([cid(1), cid(2), cid(3)]) == {
-        cid(1): ApplicationStatus.REJECTED,
-        cid(2): ApplicationStatus.NOT_REJECTED,     # back in process
-        cid(3): ApplicationStatus.NOT_REJECTED}     # deleted
+        cid(1): ApplicationStatus.of(Category.WE_REJECTED),
+        cid(2): ApplicationStatus.of(Category.OTHER),   # back in process
+        cid(3): ApplicationStatus.NOT_REJECTED}         # deleted
     assert vcr_cassette.all_played
 
 

@@ -328,8 +328,8 @@ def test_recheck_reads_each_application_and_a_deleted_one_is_not_rejected(make_c
     adapter.script += [Reply(200, {"category": "we_rejected"}), Reply(404),
                        Reply(200, {"category": "hired"})]
     assert connector.recheck(["1", "2", "3"]) == {
-        "1": ApplicationStatus.REJECTED, "2": ApplicationStatus.NOT_REJECTED,
-        "3": ApplicationStatus.NOT_REJECTED}
+        "1": ApplicationStatus.of(Category.WE_REJECTED), "2": ApplicationStatus.NOT_REJECTED,
+        "3": ApplicationStatus.of(Category.HIRED)}
     assert [r.path_url for r in adapter.requests] == ["/items/1", "/items/2", "/items/3"]
 
 

@@ -171,11 +171,12 @@ def test_request_budget_for_r_rejections(build):
 
 
 # --- re-check, write-back, check -------------------------------------------------------------
-EXPECTED_RECHECK = {
-    oid(1): ApplicationStatus.REJECTED,
+EXPECTED_RECHECK = {     # each with the category and name of its archive reason now
+    oid(1): ApplicationStatus.of(Category.WE_REJECTED, "Underqualified"),
     oid(2): ApplicationStatus.NOT_REJECTED,     # unarchived: back in process
     oid(3): ApplicationStatus.NOT_REJECTED,     # deleted
-    oid(6): ApplicationStatus.ACTIVE_ELSEWHERE,  # rejected, still active for another job
+    # rejected, still active for another job
+    oid(6): ApplicationStatus.of(Category.WE_REJECTED, "Timing").elsewhere(),
 }
 
 

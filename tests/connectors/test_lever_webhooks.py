@@ -108,3 +108,21 @@ def test_other_events_are_acknowledged_and_ignored(setup):
     body["event"] = "candidateStageChange"
     response = client.post(URL, content=json.dumps(body).encode(), headers=HEADERS)
     assert response.json() == {"status": "ignored"} and connector.request_count == 0
+
+
+@pytest.mark.vcr("archive_unarchive_archive_again.yaml")
+def test_archived_again_after_an_unarchive_reopens_the_case(setup, store, vcr_cassette):
+    """State follows the ATS (issue 13): the unarchive cancels the pending email; archiving
+    the opportunity again (a later archivedAt) reopens the case with the new rejection time."""
+    client, _ = setup
+    client.post(URL, content=delivery("a" * 48, True), headers=HEADERS)
+    first = store.case_by_key("lever", OPP)
+    assert client.post(URL, content=delivery("b" * 48, False),
+                       headers=HEADERS).json()["cancelled"] == 1
+    again = client.post(URL, content=delivery("c" * 48, True), headers=HEADERS)
+    assert again.json() == {"status": "stored", "new_cases": 1, "cancelled": 0}
+    case = store.case_by_key("lever", OPP)
+    assert case.id == first.id and case.state == CaseState.SCHEDULED.value
+    assert case.rejected_at > first.rejected_at
+    assert [r["action"] for r in store.audit_trail(case.id)].count("reopened") == 1
+    assert vcr_cassette.all_played

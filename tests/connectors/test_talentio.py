@@ -109,10 +109,10 @@ def test_first_poll_and_rate_limit_setting(build):
 def test_recheck(build, vcr_cassette):
     connector, _ = build()
     assert connector.recheck([tid(1), tid(8), tid(3), tid(99)]) == {
-        tid(1): ApplicationStatus.REJECTED,
-        tid(8): ApplicationStatus.NOT_REJECTED,      # reject = 辞退: never mailed
-        tid(3): ApplicationStatus.NOT_REJECTED,      # fail not finalized
-        tid(99): ApplicationStatus.NOT_REJECTED}     # deleted
+        tid(1): ApplicationStatus.of(Category.WE_REJECTED),
+        tid(8): ApplicationStatus.of(Category.CANDIDATE_WITHDREW),  # reject = 辞退: never mailed
+        tid(3): ApplicationStatus.of(Category.OTHER),   # fail not finalized
+        tid(99): ApplicationStatus.NOT_REJECTED}        # deleted
     assert vcr_cassette.all_played
 
 

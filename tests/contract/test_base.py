@@ -14,6 +14,7 @@ from relay_core.contract.base import (
     ApplicationStatus,
     Connector,
     Page,
+    Standing,
     WebhookResult,
     WebhookSettings,
     header,
@@ -99,10 +100,15 @@ def test_other_errors_are_not_swallowed():
 
 
 def test_only_a_rejection_by_us_is_still_rejected():
-    assert [ApplicationStatus.of(c) for c in Category] == [
-        ApplicationStatus.REJECTED if c is Category.WE_REJECTED
-        else ApplicationStatus.NOT_REJECTED for c in Category]
-    assert ApplicationStatus.of(Category.CANDIDATE_WITHDREW) is ApplicationStatus.NOT_REJECTED
+    assert [ApplicationStatus.of(c).standing for c in Category] == [
+        Standing.REJECTED if c is Category.WE_REJECTED else Standing.NOT_REJECTED
+        for c in Category]
+    # The category and the reason's name travel with the answer (the re-check compares them).
+    withdrew = ApplicationStatus.of(Category.CANDIDATE_WITHDREW, reason="辞退")
+    assert (withdrew.category, withdrew.reason) == (Category.CANDIDATE_WITHDREW, "辞退")
+    assert withdrew.elsewhere() == ApplicationStatus(Standing.ACTIVE_ELSEWHERE,
+                                                     Category.CANDIDATE_WITHDREW, "辞退")
+    assert ApplicationStatus.REJECTED == ApplicationStatus(Standing.REJECTED)
 
 
 # --- settings ---------------------------------------------------------------------------------

@@ -248,12 +248,16 @@ def poll_not_site_admin() -> list[dict]:
 
 
 def recheck() -> list[dict]:
+    """1005: rejected at detection for "Lacking skill(s)", its reason since changed to one of
+    type THEY_REJECTED_US (the status still reads `rejected`) [S23]: a withdrawal now."""
     r = Rate()
     return [token(),
-            get(r, "/v3/applications", {"ids": "1001,1002,1003,1004", "per_page": 500},
+            get(r, "/v3/applications", {"ids": "1001,1002,1003,1004,1005", "per_page": 500},
                 [application(1001, 2001),
                  application(1002, 2002, status="in_process", reason_id=None),
-                 application(1004, 2004)]),
+                 application(1004, 2004), application(1005, 2005, reason_id=9)]),
+            get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500},
+                REASONS),
             # the people still rejected: their applications still in process elsewhere
             get(r, "/v3/applications", {"candidate_ids": "2001,2004", "status": "active",
                                         "per_page": 500},

@@ -242,6 +242,20 @@ def main() -> None:
         single(1, PAGE1[0]),        # a redelivery is parsed (and fetched) before de-duplication
         single(1, opportunity(1, "山田 太郎", ["taro@example.com", "taro@work.example"], None,
                               archived=False))])     # the recruiter unarchived the candidate
+    unarchived = opportunity(1, "山田 太郎", ["taro@example.com", "taro@work.example"], None,
+                             archived=False)
+    write("test_lever_webhooks", "archive_unarchive_archive_again.yaml", mod, [
+        single(1, PAGE1[0]), reasons(), postings(),
+        single(1, unarchived),
+        single(1, rearchived(PAGE1[0], ARCHIVED_AT + 5_400_000))])   # archived again, 90 min on
+
+
+def rearchived(opp: dict, at: int) -> dict:
+    """The same opportunity archived again later, after an unarchive: a new `archivedAt` on
+    the opportunity and its application [DOC "Opportunities": archived {reason, archivedAt}]."""
+    archived = {"reason": opp["archived"]["reason"], "archivedAt": at}
+    return opp | {"archived": archived, "updatedAt": at, "lastInteractionAt": at,
+                  "applications": [a | {"archived": archived} for a in opp["applications"]]}
 
 
 if __name__ == "__main__":
