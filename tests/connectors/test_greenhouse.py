@@ -198,6 +198,21 @@ def test_private_candidate_403_is_a_skip_not_a_failure(build, make_config, vcr_c
     assert "private" in assess(hidden, make_config(), NOW).reason
 
 
+@pytest.mark.vcr("poll_expired_cursor.yaml")
+def test_an_expired_cursor_lists_the_window_again_once(build, vcr_cassette):
+    """The whole window is listed before any look-up; a cursor refused with 422 [S24] lists it
+    again from the first request, once, and the report says so (no personal data)."""
+    connector, _ = build()
+    pages = list(connector.poll(CURSOR))
+    assert vcr_cassette.all_played
+    events = {e.application_id: e for p in pages for e in p.events}
+    assert sorted(events) == ["5001", "5002"]
+    problems = [str(p) for page in pages for p in page.problems]
+    assert problems == ["gh: listing: a next-page link expired after 1 records (HTTP 422); "
+                        "the window was listed again from its first page"]
+    assert pages[-1].cursor == "2026-09-01T03:00:00Z"
+
+
 @pytest.mark.vcr("poll_429_then_success.yaml")
 def test_429_then_success(build, vcr_cassette):
     connector, clock = build()

@@ -57,7 +57,8 @@ def get(rate: Rate, path: str, params: dict | None, body, *, status: int = 200,
         headers["Link"] = [f'<{API}{path}?cursor={next_cursor}>; rel="next"']
     headers.update(extra or {})
     message = {200: "OK", 201: "Created", 401: "Unauthorized", 403: "Forbidden",
-               429: "Too Many Requests", 503: "Service Unavailable"}[status]
+               422: "Unprocessable Entity", 429: "Too Many Requests",
+               503: "Service Unavailable"}[status]
     return {"request": {"method": method, "uri": uri,
                         "body": json.dumps(request_body) if request_body else None,
                         "headers": {}},
@@ -202,6 +203,29 @@ def poll_private_candidate() -> list[dict]:
         get(r, "/v3/candidates", {"ids": "4001,4002", "private": "false", "per_page": 500},
             [candidate(4001, "Aoi", "Mori", [("aoi@example.com", "personal")])]),
         get(r, "/v3/applications", {"candidate_ids": "4001", "status": "active",
+                                    "per_page": 500}, []),
+        get(r, "/v3/job_posts", {"job_ids": "501", "per_page": 500}, POSTS[:2]),
+        get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500}, REASONS),
+    ]
+
+
+def poll_expired_cursor() -> list[dict]:
+    """A next-page cursor refused with 422 (an expired cursor [S24]; the body's wording is not
+    documented): the window is listed again from its first request, once, then looked up."""
+    r = Rate()
+    page1 = [application(5002, 6002)]
+    page2 = [application(5001, 6001)]
+    return [
+        token(),
+        get(r, "/v3/applications", SINCE, page1, next_cursor="c3RhbGU"),
+        get(r, "/v3/applications", {"cursor": "c3RhbGU"},
+            {"message": "Invalid cursor: the cursor has expired"}, status=422),
+        get(r, "/v3/applications", SINCE, page1, next_cursor="ZnJlc2g"),
+        get(r, "/v3/applications", {"cursor": "ZnJlc2g"}, page2),
+        get(r, "/v3/candidates", {"ids": "6002,6001", "private": "false", "per_page": 500},
+            [candidate(6002, "Aoi", "Mori", [("aoi@example.com", "personal")]),
+             candidate(6001, "Ken", "Sato", [("ken@example.com", "personal")])]),
+        get(r, "/v3/applications", {"candidate_ids": "6002,6001", "status": "active",
                                     "per_page": 500}, []),
         get(r, "/v3/job_posts", {"job_ids": "501", "per_page": 500}, POSTS[:2]),
         get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500}, REASONS),
@@ -368,7 +392,8 @@ def webhook_reason_lookup() -> list[dict]:
 
 
 if __name__ == "__main__":
-    for build in (poll_two_pages, poll_private_candidate, poll_429_then_success,
+    for build in (poll_two_pages, poll_private_candidate, poll_expired_cursor,
+                  poll_429_then_success,
                   poll_5xx_exhausted, token_expiry, poll_not_site_admin, recheck,
                   recheck_invisible, write_back, check_scopes, check_not_site_admin,
                   check_invisible_applications, check_users_scope_missing,
