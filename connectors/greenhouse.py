@@ -14,8 +14,10 @@ numeric id of a **Site Admin** (from /account/users/<id>): it becomes the token'
 endpoints answer only to Site Admins (to anyone else they answer with empty lists), and notes
 are written in that user's name [S11][S21].
 
-Requests per poll of R rejections, at most ceil(R/500) listing pages + 2·ceil(R/50) + 3: per
-50 applications the candidates, and the same people's other active applications (`status=active`,
+Requests per poll of R rejections, at most ceil(R/500) listing pages + 2·ceil(R/50) + 3, all
+pages listed before any look-up (a cursor may expire), applications already stored unchanged
+not looked up again: per 50 applications the candidates (with `private=false`, so a private
+one costs nothing extra), and the same people's other active applications (`status=active`,
 for "still in process elsewhere") — or, when the listing lacks each rejection's reason id, the
 rejection details instead (then "elsewhere" is asked only right before sending); plus the token,
 the rejection reasons and the job posts of the jobs seen (public title and language, cached by

@@ -357,7 +357,8 @@ class HttpConnector(Connector):
                             "listing the window again from its first page", self.name,
                             len(records))
                 notices.append(RecordError(f"{self.name}: listing", (
-                    f"a next-page link expired after {len(records)} records ({exc.status}); "
+                    f"a next-page link expired after {len(records)} records "
+                    f"(HTTP {exc.status}); "
                     "the window was listed again from its first page")))
         raise AssertionError("unreachable")
 

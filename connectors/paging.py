@@ -19,7 +19,7 @@ class CursorExpired(FatalError):
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
-        self.status = f"HTTP {status}"
+        self.status = status
 
 
 # --- paginators -------------------------------------------------------------------------------
