@@ -219,8 +219,9 @@ def main() -> None:
                   "stand-in does enforce the limit")
     finally:
         server.shutdown()
-    print("\nbudget: requests ≤ ceil(R/100) + ceil(R/50) + 3 (listing pages, still active "
-          "elsewhere per 50 people, archive reasons, postings); "
+    print("\nbudget: poll requests ≤ ceil(R/100) + ceil(R/50) + 3 (listing pages, archive "
+          "reasons, postings; still active elsewhere is asked at the re-check, per 50 people; "
+          "bench/connectors.py counts poll plus re-check); "
           f"all rows {'PASS' if ok else 'FAIL'}")
     print("reproduce: .venv/bin/python bench/lever_poll.py")
     sys.exit(0 if ok else 1)

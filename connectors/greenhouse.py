@@ -14,8 +14,10 @@ numeric id of a **Site Admin** (from /account/users/<id>): it becomes the token'
 endpoints answer only to Site Admins (to anyone else they answer with empty lists), and notes
 are written in that user's name [S11][S21].
 
-Requests per poll of R rejections, at most ceil(R/500) listing pages + 2·ceil(R/50) + 3: per
-50 applications the candidates, and the same people's other active applications (`status=active`,
+Requests per poll of R rejections, at most ceil(R/500) listing pages + 2·ceil(R/50) + 3, all
+pages listed before any look-up (a cursor may expire), applications already stored unchanged
+not looked up again: per 50 applications the candidates (with `private=false`, so a private
+one costs nothing extra), and the same people's other active applications (`status=active`,
 for "still in process elsewhere") — or, when the listing lacks each rejection's reason id, the
 rejection details instead (then "elsewhere" is asked only right before sending); plus the token,
 the rejection reasons and the job posts of the jobs seen (public title and language, cached by
@@ -91,7 +93,9 @@ class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     base_url: str = "https://harvest.greenhouse.io"
     auth_url: str = "https://auth.greenhouse.io"
     webhook_secret: SecretRef | None = None
-    overlap_minutes: int = Field(10, ge=0, le=1440)
+    # Re-read before the cursor for records stamped just before a poll but listed only after it
+    # (a replica behind): minutes, not the cron interval, or every rejection is read twice.
+    overlap_minutes: int = Field(2, ge=0, le=1440)
     # The key of the application custom field HR fills in as candidate-facing feedback
     # (a long_text field; application custom fields are an Enterprise feature [S1]).
     feedback_field: str | None = Field(None, min_length=1, max_length=200)
@@ -120,7 +124,6 @@ class Greenhouse(HttpConnector):
         self._jobs: dict[str, dict[str, Any]] = {}
         self._posts: dict[str, list[dict[str, Any]]] = {}    # job id → its posts
         self._tag_id: int | None = None
-        self._first_response = True
 
     # --- auth ---------------------------------------------------------------------------------
     def authenticate(self) -> dict[str, str]:
@@ -143,42 +146,69 @@ class Greenhouse(HttpConnector):
                 "Center → API Credentials → Manage Scopes")
 
     # --- polling ------------------------------------------------------------------------------
+    # The whole window is listed before any look-up (HttpConnector.poll): a v3 cursor may
+    # expire [S24] (422, like any cursor it no longer accepts [S12]) while 10 pages of look-ups
+    # run; an expired one lists the window again, once. Records the core holds unchanged (same
+    # id and rejected_at) are not looked up again.
+    list_first = True
+    enrich_batch = PER_PAGE
+    expired_cursor_statuses = (422,)
+
     def listing(self, since: datetime) -> Iterator[Response]:
         params = {"status": "rejected", "updated_at": f"gte|{iso_utc(since)}", "per_page": PER_PAGE}
-        self._first_response = True
-        return self.paginate("/v3/applications", params, LinkHeaderPaginator())
+        return self.paginate("/v3/applications", params, LinkHeaderPaginator(), expiring=True)
 
-    def page_from(self, response: Response, since: datetime) -> Page:
-        apps = [a for a in self.json(response, list) if isinstance(a, dict)]
-        first, self._first_response = self._first_response, False
-        if not apps:
-            if first:   # nothing at all: new, or invisible to a user who is no Site Admin?
-                self._require_visibility()
-            return Page(events=[], cursor=None)
+    def records_from(self, response: Response) -> list[Any]:
+        return [a for a in self.json(response, list) if isinstance(a, dict)]
+
+    def empty_window(self) -> None:
+        self._require_visibility()   # nothing at all: new, or invisible to a non-Site Admin?
+
+    def record_stamp(self, record: Any) -> tuple[str, datetime] | None:
+        when = parse_time(record.get("rejected_at"))
+        return (str(record["id"]), when) if record.get("id") is not None and when else None
+
+    def page_of(self, apps: list[Any], since: datetime) -> Page:
         candidate_ids = [str(a.get("candidate_id")) for a in apps]
-        candidates, hidden = self._fetch_by_ids("/v3/candidates", "ids", candidate_ids)
+        candidates, hidden = self._candidates(candidate_ids)
         # The listing carries each rejection's reason id and time [S24]; where it does not
         # [S23], /v3/rejection_details supplies them, and the people's other applications are
         # then left to the re-check before sending: two requests per 50 either way.
-        lacking = [str(a.get("id")) for a in apps
-                   if not (a.get("rejection_reason_id") and a.get("rejected_at"))]
+        lacking = dict.fromkeys(str(a.get("id")) for a in apps
+                                if not (a.get("rejection_reason_id") and a.get("rejected_at")))
         details: dict[str, dict[str, Any]] = {}
-        active: dict[str, set[str]] | None = None
         if lacking:
             details, _ = self._fetch_by_ids("/v3/rejection_details", "application_ids",
-                                            lacking, key="application_id")
-        else:
-            active = self._active_applications(candidate_ids)
+                                            list(lacking), key="application_id")
+        # A hidden (private) person is skipped anyway: not asked about.
+        active = self._active_applications([
+            str(a.get("candidate_id")) for a in apps if str(a.get("id")) not in lacking
+            and str(a.get("candidate_id")) not in hidden])
         self._load_jobs(apps)
 
         def translate(app: dict[str, Any]) -> RejectionEvent:
-            cid = str(app.get("candidate_id"))
-            elsewhere = None if active is None else bool(active.get(cid, set())
-                                                         - {str(app.get("id"))})
+            cid, app_id = str(app.get("candidate_id")), str(app.get("id"))
+            elsewhere = None if app_id in lacking else bool(active.get(cid, set()) - {app_id})
             return self._event_from_v3(app, candidates.get(cid), cid in hidden,
                                        details.get(str(app.get("id"))), elsewhere)
 
         return Page.of(apps, translate)
+
+    def _candidates(self, candidate_ids: list[str]) -> tuple[dict[str, Any], set[str]]:
+        """(candidate id → record, ids hidden from us). Asked with `private=false`, the v3
+        candidates filter [S23][S21], so that a private candidate is left out of the answer
+        instead of refusing the batch (v1 answers 403 "You don't have access to that record"
+        [S1]; what v3 does with one private id in an `ids=` batch is UNCONFIRMED): one request
+        per 50 people, and no extra one per private candidate. Every id missing from the answer
+        is hidden: private, or deleted or merged since the listing; either way not mailed
+        (eligibility skips a private candidate). A server that refuses the batch all the same
+        gets it split (`_fetch_batch`), which costs more and is logged."""
+        ids = list(dict.fromkeys(c for c in candidate_ids if c and c != "None"))
+        found, hidden = self._fetch_by_ids("/v3/candidates", "ids", ids,
+                                           extra={"private": "false"})
+        if ids and not found:
+            self._require_visibility()    # none readable: a user who sees nothing at all?
+        return found, hidden | (set(ids) - set(found))
 
     def _event_from_v3(self, app: Mapping[str, Any], candidate: Mapping[str, Any] | None,
                        hidden: bool, detail: Mapping[str, Any] | None,
@@ -256,30 +286,37 @@ class Greenhouse(HttpConnector):
             raise AuthError(f"{self.name}: " + NOT_SITE_ADMIN.format(user=self.settings.user_id))
 
     def _fetch_by_ids(self, path: str, param: str, ids: list[str], key: str = "id",
-                      many: bool = False) -> tuple[dict[str, Any], set[str]]:
-        """Records by id in batches of 50. A 403 splits the batch so that one private record
-        becomes a skip (returned in the second set) instead of failing the other 49 [S1].
-        `many`: several records per id (a job's posts), collected in lists."""
+                      many: bool = False, extra: Mapping[str, str] | None = None
+                      ) -> tuple[dict[str, Any], set[str]]:
+        """Records by id in batches of 50 (`extra`: more filters). A 403 splits the batch so
+        that one private record becomes a skip (returned in the second set) instead of failing
+        the other 49 [S1]; candidates avoid it (`_candidates`). `many`: several records per id
+        (a job's posts), collected in lists."""
         ids = list(dict.fromkeys(i for i in ids if i and i != "None"))
         found: dict[str, Any] = {}
         hidden: set[str] = set()
         for start in range(0, len(ids), BATCH):
-            self._fetch_batch(path, param, ids[start:start + BATCH], key, found, hidden, many)
+            self._fetch_batch(path, param, ids[start:start + BATCH], key, found, hidden, many,
+                              dict(extra or {}))
         if hidden and not found:   # nothing readable at all: a missing scope, not privacy?
             self.request("GET", path, params={"per_page": 1})   # raises AuthError on 403
         return found, hidden
 
     def _fetch_batch(self, path: str, param: str, batch: list[str], key: str,
-                     found: dict[str, Any], hidden: set[str], many: bool = False) -> None:
-        params = {param: ",".join(batch), "per_page": PER_PAGE}
+                     found: dict[str, Any], hidden: set[str], many: bool = False,
+                     extra: dict[str, str] | None = None) -> None:
+        params = {param: ",".join(batch), **(extra or {}), "per_page": PER_PAGE}
         for response in self.paginate(path, params, LinkHeaderPaginator(), accept=(403,)):
             if response.status_code == 403:
                 if len(batch) == 1:
                     hidden.add(batch[0])
                     return
+                if len(batch) == BATCH:
+                    log.warning("%s: %s refused a batch of %d ids (403); splitting it costs "
+                                "more requests", self.name, path, len(batch))
                 half = len(batch) // 2
-                self._fetch_batch(path, param, batch[:half], key, found, hidden, many)
-                self._fetch_batch(path, param, batch[half:], key, found, hidden, many)
+                self._fetch_batch(path, param, batch[:half], key, found, hidden, many, extra)
+                self._fetch_batch(path, param, batch[half:], key, found, hidden, many, extra)
                 return
             for record in self.json(response, list):
                 if isinstance(record, dict) and many:

@@ -55,6 +55,7 @@ wait and advances the clock) and `connector.clock = clock` (see tests/connectors
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
@@ -82,10 +83,11 @@ from relay_core.contract import (
     parse_retry_after,
     parse_time,
 )
-from relay_core.errors import AuthError, FatalError, RelayError, RetriableError
+from relay_core.errors import AuthError, FatalError, RecordError, RelayError, RetriableError
 
 from .limits import RateLimit, RateLimiter, RetryPolicy
 from .paging import (
+    CursorExpired,
     CursorPaginator,
     LinkHeaderPaginator,
     OffsetTokenPaginator,
@@ -101,6 +103,7 @@ USER_AGENT = f"career-relay/{__version__}"
 V = TypeVar("V")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 TOKEN_MARGIN = 60     # renew an expiring token this many seconds early
+log = logging.getLogger("career_relay.http")
 
 
 # --- account-wide lookup tables ---------------------------------------------------------------
@@ -227,6 +230,7 @@ class HttpConnector(Connector):
         self.limiter = RateLimiter(self.source_rate_limit(), sleep=lambda s: self.sleep(s),
                                    clock=lambda: self.clock())
         self.request_count = 0          # HTTP requests actually sent (benchmarks, tests)
+        self.skipped_known = 0          # listed records the core already held (last poll)
         self.auth_expires = math.inf    # clock() time; `authenticate` sets it for a token
         self._auth: dict[str, str] | None = None
         self._auth_lock = threading.Lock()
@@ -303,15 +307,87 @@ class HttpConnector(Connector):
         return True
 
     # Polling ---------------------------------------------------------------------------------
+    # `list_first`: list the whole window before any look-up (`records_from`, then `page_of` per
+    # `enrich_batch` records). A connector that looks records up (candidates, other
+    # applications) sets it: a next-page link may expire while the look-ups run (Greenhouse's
+    # cursor [S24]), and the whole window is needed to skip what the core already has.
+    list_first: ClassVar[bool] = False
+    enrich_batch: ClassVar[int] = 500
+    # Statuses that, on a next-page request, mean the link expired (`CursorExpired`).
+    expired_cursor_statuses: ClassVar[tuple[int, ...]] = ()
+
     def poll(self, cursor: str | None) -> Iterator[Page]:
-        """A page per response of the vendor's listing of records changed since the cursor.
-        The new cursor (when this poll started) comes last, on a page of its own: the core
-        stores each page in turn, so the cursor moves only once every page is stored."""
+        """The vendor's listing of records changed since the cursor, in pages. The new cursor
+        (when this poll started) comes last, on a page of its own: the core stores each page in
+        turn, so the cursor moves only once every page is stored."""
         started = self.now()
         since = self.poll_since(cursor, started)
-        for response in self.listing(since):
-            yield self.page_from(response, since)
+        if not self.list_first:
+            for response in self.listing(since):
+                yield self.page_from(response, since)
+        else:
+            records, notices = self.window(since)
+            if not records:
+                self.empty_window()
+            fresh = self.drop_known(records)
+            for start in range(0, len(fresh), self.enrich_batch):
+                page = self.page_of(fresh[start:start + self.enrich_batch], since)
+                page.problems[:0], notices = notices, []
+                yield page
+            if notices:
+                yield Page(events=[], cursor=None, problems=notices)
         yield Page(events=[], cursor=self.cursor_at(started))
+
+    def window(self, since: datetime) -> tuple[list[Any], list[RecordError]]:
+        """Every record of the listing since `since`, all pages read before any look-up. A
+        next-page link refused as expired restarts the listing once, and says so (a problem
+        line in the run's report, and the log); a second expiry ends the poll."""
+        notices: list[RecordError] = []
+        for attempt in range(2):
+            records: list[Any] = []
+            try:
+                for response in self.listing(since):
+                    records.extend(self.records_from(response))
+                return records, notices
+            except CursorExpired as exc:
+                if attempt:
+                    raise FatalError(f"{exc}; it expired again after the window was listed "
+                                     "anew; the next run tries again") from None
+                log.warning("%s: a next-page link of the listing expired after %d records; "
+                            "listing the window again from its first page", self.name,
+                            len(records))
+                notices.append(RecordError(f"{self.name}: listing", (
+                    f"a next-page link expired after {len(records)} records "
+                    f"(HTTP {exc.status}); "
+                    "the window was listed again from its first page")))
+        raise AssertionError("unreachable")
+
+    def records_from(self, response: requests.Response) -> list[Any]:
+        """The records of one listing response (`list_first`)."""
+        raise NotImplementedError(f"{self.type} sets list_first but not records_from")
+
+    def page_of(self, records: list[Any], since: datetime) -> Page:
+        """Up to `enrich_batch` listed records, looked up and translated (`list_first`)."""
+        raise NotImplementedError(f"{self.type} sets list_first but not page_of")
+
+    def empty_window(self) -> None:
+        """Called when a `list_first` listing found nothing at all (a hook for a visibility
+        check)."""
+
+    def record_stamp(self, record: Any) -> tuple[str, datetime] | None:
+        """(application id, rejection time) as the listing shows it, for `drop_known`; None
+        when the listing lacks either (the record is then always read)."""
+        return None
+
+    def drop_known(self, records: list[Any]) -> list[Any]:
+        """The records the core does not hold unchanged (`Connector.known`)."""
+        stamps = dict(s for s in map(self.record_stamp, records) if s is not None)
+        if self.known is None or not stamps:
+            return records
+        held = self.known(stamps)
+        self.skipped_known = len(held)
+        return [r for r in records
+                if (s := self.record_stamp(r)) is None or s[0] not in held]
 
     def poll_since(self, cursor: str | None, started: datetime) -> datetime:
         """Where the listing starts: the cursor or, on the first run, `max_age_days` back
@@ -336,9 +412,10 @@ class HttpConnector(Connector):
     def listing(self, since: datetime) -> Iterator[requests.Response]:
         """The responses listing what changed since `since`: `self.paginate(...)`."""
 
-    @abstractmethod
     def page_from(self, response: requests.Response, since: datetime) -> Page:
-        """One response translated, typically `Page.of(records, self.event_from)`."""
+        """One response translated, typically `Page.of(records, self.event_from)` (without
+        `list_first`); by default its records through `page_of`."""
+        return self.page_of(self.records_from(response), since)
 
     # Re-check ----------------------------------------------------------------------------------
     def recheck(self, application_ids: list[str]) -> dict[str, ApplicationStatus]:
@@ -528,18 +605,33 @@ class HttpConnector(Connector):
         return body
 
     def paginate(self, path: str, params: Mapping[str, Any] | None, paginator: Paginator,
-                 **request_args: Any) -> Iterator[requests.Response]:
-        """GET every page of a listing, following `paginator`."""
+                 *, expiring: bool = False, **request_args: Any) -> Iterator[requests.Response]:
+        """GET every page of a listing, following `paginator`. `expiring`: a next-page request
+        answered with one of `expired_cursor_statuses` raises CursorExpired (see `window`)."""
         url = path if "://" in path else f"{self.base_url}{path}"
-        return paginator.pages(
-            lambda u, p: self.request("GET", u, params=p, **request_args),
-            url, dict(params) if params is not None else None)
+        accept = tuple(request_args.pop("accept", ()))
+        expired = tuple(s for s in self.expired_cursor_statuses if s not in accept) \
+            if expiring else ()
+        followed = [False]
+
+        def fetch(u: str, p: dict[str, Any] | None) -> requests.Response:
+            follow, followed[0] = followed[0], True
+            response = self.request("GET", u, params=p,
+                                    accept=accept + (expired if follow else ()), **request_args)
+            if follow and response.status_code in expired:
+                raise CursorExpired(f"{self.name}: GET {urlsplit(u).path} refused the "
+                                    f"next-page link (HTTP {response.status_code})",
+                                    status=response.status_code)
+            return response
+
+        return paginator.pages(fetch, url, dict(params) if params is not None else None)
 
     def close(self) -> None:
         self.session.close()
 
 
-__all__ = ["CursorPaginator", "HttpConnector", "HttpSettings", "IDEMPOTENT_METHODS",
+__all__ = ["CursorExpired", "CursorPaginator", "HttpConnector", "HttpSettings",
+           "IDEMPOTENT_METHODS",
            "LinkHeaderPaginator", "Lookup", "OffsetTokenPaginator", "PageNumberPaginator",
            "Paginator", "RateLimit", "RateLimiter", "RetryPolicy", "USER_AGENT",
            "WriteBackSettings", "bearer", "dig", "token_lifetime"]

@@ -59,7 +59,7 @@ class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     base_url: str = "https://api.lever.co"
     webhook_signature_token: SecretRef | None = None
     webhook_tolerance_seconds: int = Field(3600, ge=60, le=86400)
-    overlap_minutes: int = Field(10, ge=0, le=1440)
+    overlap_minutes: int = Field(2, ge=0, le=1440)   # minutes, not the cron interval
     withdrawal_reasons: list[str] = Field(default_factory=lambda: list(
         DEFAULT_WITHDRAWAL_REASONS))
     confidentiality: Literal["all", "non-confidential"] = "all"
@@ -114,33 +114,30 @@ class Lever(HttpConnector):
         return hint
 
     # --- polling ------------------------------------------------------------------------------
+    # The window is listed whole first (HttpConnector.poll): an offset token Lever no longer
+    # accepts ("Invalid offset token", 400 [§6][§11.10]) lists it again, once. The listing,
+    # expanded, carries everything an event needs; whether the person is still active on
+    # another opportunity is asked once, right before sending (`recheck_cases`, one query per
+    # 50 contacts, both states): asking at detection too would cost it twice.
+    list_first = True
+    expired_cursor_statuses = (400,)
+
     def listing(self, since: datetime) -> Iterator[Response]:
         params = {"archived": "true", "archived_at_start": _ms(since), "expand": EXPAND,
                   "confidentiality": self.settings.confidentiality, "limit": LIMIT}
-        return self.paginate("/v1/opportunities", params, OffsetTokenPaginator())
+        return self.paginate("/v1/opportunities", params, OffsetTokenPaginator(), expiring=True)
 
-    def page_from(self, response: Response, since: datetime) -> Page:
-        page = Page.of([o for o in self._data(response) if isinstance(o, dict)], self._event)
-        page.events = self._mark_elsewhere(page.events)
-        return page
+    def records_from(self, response: Response) -> list[Any]:
+        return [o for o in self._data(response) if isinstance(o, dict)]
 
-    def _mark_elsewhere(self, events: list[RejectionEvent]) -> list[RejectionEvent]:
-        """Whether each rejected person is still active on another opportunity: one query
-        per 50 contacts (`archived=false&contact_id=…`, repeatable [DOC "List all
-        opportunities"][§11.5]), so a page of 100 costs at most two more requests."""
-        wanted = [e.candidate_id for e in events
-                  if e.category is Category.WE_REJECTED and e.candidate_id]
-        active = self._active_by_contact(wanted)
-        return [e.model_copy(update={"flags": e.flags.model_copy(update={
-                    "in_process_elsewhere": bool(active.get(e.candidate_id, set())
-                                                 - {e.application_id})})})
-                if e.category is Category.WE_REJECTED and e.candidate_id else e
-                for e in events]
+    def page_of(self, records: list[Any], since: datetime) -> Page:
+        return Page.of(records, self._event)
 
     def _active_by_contact(self, contact_ids: list[str], *, every_state: bool = False
                            ) -> dict[str, set[str]]:
-        """contact id → ids of their active (not archived) opportunities. `every_state` also
-        returns each opportunity found, archived or not, in `self._seen` (the re-check)."""
+        """contact id → ids of their active (not archived) opportunities, one query per 50
+        contacts (`contact_id` repeatable [DOC "List all opportunities"][§11.5]). `every_state`
+        also returns each opportunity found, archived or not, in `self._seen` (the re-check)."""
         active: dict[str, set[str]] = {}
         ids = list(dict.fromkeys(c for c in contact_ids if c))
         for start in range(0, len(ids), CONTACT_BATCH):

@@ -13,6 +13,15 @@ import requests
 from relay_core.errors import FatalError
 
 
+class CursorExpired(FatalError):
+    """A listing's next-page link (cursor, offset token) was refused after its first page was
+    read: it expired, or the listing changed under it. `HttpConnector.window` lists again."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 # --- paginators -------------------------------------------------------------------------------
 def _json_or_none(response: requests.Response) -> Any:
     try:

@@ -35,10 +35,15 @@ from relay_core.models import Category, RejectionEvent
 from relay_core.secrets import SecretRef, secret_field
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from relay_core.config import Config, SourceConfig
 
 R = TypeVar("R")
 Mode = Literal["poll", "webhook", "both"]     # a source's `mode` key
+# {application id: rejection time, as a listing shows it} → the ids the core already holds with
+# that very rejection time (see `Connector.known`).
+KnownFilter = Callable[[Mapping[str, "datetime"]], set[str]]
 
 
 @dataclass
@@ -193,6 +198,12 @@ class Connector(ABC):
     # Whether this connector sees the same person's other applications (batched, at poll and
     # at `recheck`): its REJECTED then also means "in process nowhere else".
     tells_other_applications: ClassVar[bool] = False
+    # Set by the core before `poll` (cycle/ingest.py `poll_source`). A poll re-reads an overlap
+    # and, right after a burst, hundreds of rejections it already delivered: a connector that
+    # looks each record up (candidates, other applications) asks this which of them the core
+    # holds unchanged and skips their look-ups. None (the default, and `run --dry-run`): read
+    # everything. An application with a new rejection time (a re-rejection) is never "known".
+    known: KnownFilter | None = None
 
     def __init__(self, source: SourceConfig, config: Config, index: int = 0):
         self.source = source
@@ -306,5 +317,6 @@ def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 __all__ = ["ApplicationStatus", "CheckResult", "ConfigError", "Connector", "ConnectorSettings",
-           "Mode", "Page", "Standing", "WebhookResult", "WebhookSettings", "header", "require",
+           "KnownFilter", "Mode", "Page", "Standing", "WebhookResult", "WebhookSettings", "header",
+           "require",
            "signature_matches"]

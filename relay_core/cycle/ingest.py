@@ -15,7 +15,7 @@ for sending (sent, failed, in flight) is never reopened: one application, at mos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -214,6 +214,13 @@ def poll_source(store: Store, config: Config, connector: Connector, *, now: date
     with store.connect() as conn:
         installed = installs.installed_at(conn, connector.name)
     first = installed is None
+
+    def known(stamps: Mapping[str, datetime]) -> set[str]:
+        with store.connect() as conn:
+            return cases.known_unchanged(conn, connector.name, stamps)
+
+    connector.known = known        # unchanged applications are not looked up again
+
     pages = records = 0
     if progress:
         progress(connector.name, pages, records)

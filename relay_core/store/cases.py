@@ -278,6 +278,18 @@ def ids_by_key(conn: Connection, source: str, application_ids: Iterable[str]) ->
     return found
 
 
+def known_unchanged(conn: Connection, source: str, stamps: Mapping[str, datetime]) -> set[str]:
+    """Those of these applications whose case holds this very rejection time: a poll need not
+    read them again (a new rejection time, a re-rejection, is not among them)."""
+    held: dict[str, datetime] = {}
+    for ids in _chunks(list(stamps)):
+        held.update(conn.execute(select(c.application_id, c.rejected_at).where(
+            c.source == source, c.application_id.in_(ids))).all())
+    return {app_id for app_id, at in held.items()
+            if at is not None and stamps[app_id] is not None
+            and abs((at - stamps[app_id]).total_seconds()) < 0.001}
+
+
 def due(conn: Connection, now: datetime, limit: int = 1000, after_id: int = 0
         ) -> list[RelayCase]:
     """Scheduled cases whose time has come, in id order (keyset pages via `after_id`)."""

@@ -21,7 +21,7 @@ from relay_core.models import Category
 
 CASSETTES = Path(__file__).parent / "cassettes" / "test_greenhouse"
 NOW = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
-CURSOR = "2026-09-01T00:00:00Z"          # minus the 10-minute overlap: gte|2026-08-31T23:50:00Z
+CURSOR = "2026-09-01T00:00:00Z"          # minus the 2-minute overlap: gte|2026-08-31T23:58:00Z
 WEBHOOK_SECRET = "test-webhook-secret"
 SETTINGS = {"mode": "both", "client_id": "env:GH_TEST_CLIENT_ID",
             "client_secret": "env:GH_TEST_CLIENT_SECRET", "user_id": 12345,
@@ -82,12 +82,12 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
 def test_poll_two_pages_every_category(build, make_config, vcr_cassette):
     connector, _ = build(feedback_field="candidate_feedback")
     pages = list(connector.poll(CURSOR))
-    assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
+    assert [p.cursor for p in pages] == [None, "2026-09-01T03:00:00Z"]
     assert vcr_cassette.all_played
-    # token; page 1: applications, candidates, their active applications, job posts, the one
-    # job without a post, reasons; page 2 (no reason ids listed): applications, candidates,
-    # rejection details
-    assert connector.request_count == 10
+    # token; both listing pages first; then for all nine: candidates, rejection details (for
+    # the three listed without a reason id), the others' active applications, job posts, the
+    # one job without a post, reasons
+    assert connector.request_count == 9
     events = {e.application_id: e for p in pages for e in p.events}
     assert not [p for page in pages for p in page.problems]
 
@@ -198,6 +198,21 @@ def test_private_candidate_403_is_a_skip_not_a_failure(build, make_config, vcr_c
     assert "private" in assess(hidden, make_config(), NOW).reason
 
 
+@pytest.mark.vcr("poll_expired_cursor.yaml")
+def test_an_expired_cursor_lists_the_window_again_once(build, vcr_cassette):
+    """The whole window is listed before any look-up; a cursor refused with 422 [S24] lists it
+    again from the first request, once, and the report says so (no personal data)."""
+    connector, _ = build()
+    pages = list(connector.poll(CURSOR))
+    assert vcr_cassette.all_played
+    events = {e.application_id: e for p in pages for e in p.events}
+    assert sorted(events) == ["5001", "5002"]
+    problems = [str(p) for page in pages for p in page.problems]
+    assert problems == ["gh: listing: a next-page link expired after 1 records (HTTP 422); "
+                        "the window was listed again from its first page"]
+    assert pages[-1].cursor == "2026-09-01T03:00:00Z"
+
+
 @pytest.mark.vcr("poll_429_then_success.yaml")
 def test_429_then_success(build, vcr_cassette):
     connector, clock = build()
@@ -250,7 +265,7 @@ def test_first_poll_looks_back_max_age_days_only(build):
                            lambda r: Reply(200, {"access_token": "<filtered>", "expires_in": 60})))
     adapter.script += [Reply(200, []), Reply(200, [{"id": 8, "name": "x", "type": {}}])]
     list(connector.poll(None))
-    assert "updated_at=gte%7C2026-08-18T02%3A50%3A00Z" in adapter.api_requests()[0].url
+    assert "updated_at=gte%7C2026-08-18T02%3A58%3A00Z" in adapter.api_requests()[0].url
 
 
 # --- re-check, write-back, check -------------------------------------------------------------

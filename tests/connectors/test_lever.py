@@ -23,7 +23,7 @@ from relay_core.models import Category
 
 CASSETTES = Path(__file__).parent / "cassettes" / "test_lever"
 NOW = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
-CURSOR = "2026-09-01T00:00:00Z"            # minus 10 minutes: archived_at_start=1788220200000
+CURSOR = "2026-09-01T00:00:00Z"            # minus 2 minutes: archived_at_start=1788220680000
 API_KEY = "test-lever-api-key"
 SIGNATURE_TOKEN = "test-lever-signature-token"
 SETTINGS = {"api_key": "env:LEVER_TEST_KEY", "webhook_signature_token": "env:LEVER_TEST_TOKEN"}
@@ -61,10 +61,10 @@ def test_poll_two_pages_every_mapping(build, make_config, vcr_cassette):
     connector, _ = build()
     pages = list(connector.poll(CURSOR))
     assert vcr_cassette.all_played
-    # 2 listing pages + reasons + postings + per page one query for the rejected people's
-    # other active opportunities (≤ 50 contacts each)
-    assert connector.request_count == 6
-    assert [p.cursor for p in pages] == [None, None, "2026-09-01T03:00:00Z"]
+    # 2 listing pages + reasons + postings; whether a person is still active elsewhere is
+    # asked once, at the re-check before sending (test_recheck_is_one_query_per_50_people)
+    assert connector.request_count == 4
+    assert [p.cursor for p in pages] == [None, "2026-09-01T03:00:00Z"]
     assert not [p for page in pages for p in page.problems]
     events = {e.application_id: e for p in pages for e in p.events}
     assert oid(4) not in events                   # hired: not a rejection, not an event
@@ -88,17 +88,14 @@ def test_poll_two_pages_every_mapping(build, make_config, vcr_cassette):
     assert events[oid(9)].category is Category.WE_REJECTED              # inactive reason
     secret = events[oid(10)]                        # a confidential posting: mailed by default
     assert secret.flags.confidential_job and not secret.flags.private
-    assert events[oid(1)].flags.in_process_elsewhere is True            # active for job B
-    assert events[oid(9)].flags.in_process_elsewhere is False
-    assert events[oid(2)].flags.in_process_elsewhere is None            # a withdrawal: not asked
+    assert all(e.flags.in_process_elsewhere is None for e in events.values())   # not asked
     bob = events[oid(11)].person.full_name
     assert "\r" not in bob and "\n" not in bob
 
     config = make_config()
     decisions = {k: assess(e, config, NOW) for k, e in events.items()}
-    # still in process for job B: the rejection goes out on time, without the invitation
+    # whether Taro is still in process for job B is told by the re-check before sending
     assert decisions[oid(1)].eligible and decisions[oid(1)].email == "taro@example.com"
-    assert not decisions[oid(1)].invite and "another position" in decisions[oid(1)].invite_note
     assert "withdrew" in decisions[oid(2)].reason and "withdrew" in decisions[oid(3)].reason
     assert "anonymized" in decisions[oid(5)].reason
     assert "may not be emailed" in decisions[oid(6)].reason
@@ -134,16 +131,16 @@ def test_first_poll_looks_back_max_age_days_only(build):
     adapter.script.append(Reply(200, {"data": [], "hasNext": False}))
     list(connector.poll(None))
     url = adapter.api_requests()[0].url
-    since = int(datetime(2026, 8, 18, 2, 50, tzinfo=UTC).timestamp() * 1000)
+    since = int(datetime(2026, 8, 18, 2, 58, tzinfo=UTC).timestamp() * 1000)
     assert f"archived_at_start={since}" in url and "confidentiality=all" in url
     assert "expand=applications&expand=contact" in url
     assert adapter.api_requests()[0].headers["Authorization"].startswith("Basic ")
 
 
-def test_request_budget_for_r_rejections(build):
-    """ceil(R/100) listing pages + ceil(R/50) + 3, whatever R is: archive reasons and
-    postings once, and per 50 rejected people one query for their other active
-    opportunities."""
+def test_request_budget_for_r_rejections_poll_and_recheck(build):
+    """Poll plus re-check ≤ ceil(R/100) + ceil(R/50) + 3: the listing pages, archive reasons
+    and postings once, then at the re-check one query per 50 people (both states: still
+    archived? active on another opportunity?)."""
     import math
 
     connector, _ = build()
@@ -154,18 +151,20 @@ def test_request_budget_for_r_rejections(build):
                for i in range(250)]
     empty = Reply(200, {"data": [], "hasNext": False})
     adapter.script += [Reply(200, {"data": records[:100], "next": "t1", "hasNext": True}),
+                       Reply(200, {"data": records[100:200], "next": "t2", "hasNext": True}),
+                       Reply(200, {"data": records[200:], "hasNext": False}),
                        Reply(200, {"data": [{"id": opp["archived"]["reason"],
                                              "text": "Underqualified",
                                              "type": "non-hired"}], "hasNext": False}),
-                       empty,                                       # postings
-                       empty, empty,                                # 100 people: 2 queries
-                       Reply(200, {"data": records[100:200], "next": "t2", "hasNext": True}),
-                       empty, empty,
-                       Reply(200, {"data": records[200:], "hasNext": False}),
-                       empty]
+                       empty]                                       # postings
     events = [e for p in connector.poll(CURSOR) for e in p.events]
     assert len(events) == 250 and not adapter.script
-    assert all(e.flags.in_process_elsewhere is False for e in events)
+    assert connector.request_count == 5
+    # the re-check: every opportunity of 50 people per query
+    adapter.script += [Reply(200, {"data": records[i:i + 50], "hasNext": False})
+                       for i in range(0, 250, 50)]
+    states = connector.recheck_cases({e.application_id: e.candidate_id for e in events})
+    assert set(states.values()) == {ApplicationStatus.REJECTED} and not adapter.script
     budget = math.ceil(250 / 100) + math.ceil(250 / 50) + 3
     assert connector.request_count == 10 <= budget
 

@@ -57,7 +57,8 @@ def get(rate: Rate, path: str, params: dict | None, body, *, status: int = 200,
         headers["Link"] = [f'<{API}{path}?cursor={next_cursor}>; rel="next"']
     headers.update(extra or {})
     message = {200: "OK", 201: "Created", 401: "Unauthorized", 403: "Forbidden",
-               429: "Too Many Requests", 503: "Service Unavailable"}[status]
+               422: "Unprocessable Entity", 429: "Too Many Requests",
+               503: "Service Unavailable"}[status]
     return {"request": {"method": method, "uri": uri,
                         "body": json.dumps(request_body) if request_body else None,
                         "headers": {}},
@@ -145,7 +146,7 @@ FEEDBACK = {"candidate_feedback": {"name": "Candidate feedback", "type": "long_t
                                             "今後のご活躍をお祈りしております。"},
             "interviewer_notes": {"name": "Interviewer notes", "type": "long_text",
                                   "value": "INTERNAL: do not share"}}
-SINCE = {"status": "rejected", "updated_at": "gte|2026-08-31T23:50:00Z", "per_page": 500}
+SINCE = {"status": "rejected", "updated_at": "gte|2026-08-31T23:58:00Z", "per_page": 500}
 
 
 def poll_two_pages() -> list[dict]:
@@ -175,35 +176,56 @@ def poll_two_pages() -> list[dict]:
                         [("bob@example.com", "personal")]),
               candidate(2007, "No", "Address", []),
               candidate(2008, "Mika", "Kato", [("mika@example.com", "personal")])]
+    # Both pages are listed before any look-up; the candidates come with `private=false`.
     return [
         token(),
         get(r, "/v3/applications", SINCE, page1, next_cursor="eyJwYWdlIjoyfQ"),
-        get(r, "/v3/candidates", {"ids": "2001,2002,2003,2004,2005,2009", "per_page": 500},
-            cands1),
+        get(r, "/v3/applications", {"cursor": "eyJwYWdlIjoyfQ"}, page2),
+        get(r, "/v3/candidates", {"ids": "2001,2002,2003,2004,2005,2009,2006,2007,2008",
+                                  "private": "false", "per_page": 500}, cands1 + cands2),
+        get(r, "/v3/rejection_details", {"application_ids": "1006,1007,1008", "per_page": 500},
+            [detail(1006, 8), detail(1007, 8), detail(1008, 12)]),
         get(r, "/v3/applications", {"candidate_ids": "2001,2002,2003,2004,2005,2009",
                                     "status": "active", "per_page": 500}, active),
         get(r, "/v3/job_posts", {"job_ids": "501,502,503", "per_page": 500}, POSTS),
         get(r, "/v3/jobs", {"ids": "503", "per_page": 500}, JOBS[2:]),     # no post at all
         get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500}, REASONS),
-        get(r, "/v3/applications", {"cursor": "eyJwYWdlIjoyfQ"}, page2),
-        get(r, "/v3/candidates", {"ids": "2006,2007,2008", "per_page": 500}, cands2),
-        get(r, "/v3/rejection_details", {"application_ids": "1006,1007,1008", "per_page": 500},
-            [detail(1006, 8), detail(1007, 8), detail(1008, 12)]),
     ]
 
 
 def poll_private_candidate() -> list[dict]:
     r = Rate()
-    forbidden = {"message": "You don't have access to that record"}
     apps = [application(3001, 4001), application(3002, 4002)]
     return [
         token(),
         get(r, "/v3/applications", SINCE, apps),
-        get(r, "/v3/candidates", {"ids": "4001,4002", "per_page": 500}, forbidden, status=403),
-        get(r, "/v3/candidates", {"ids": "4001", "per_page": 500},
+        # `private=false` leaves the private candidate 4002 out of the answer [S23][S21]
+        get(r, "/v3/candidates", {"ids": "4001,4002", "private": "false", "per_page": 500},
             [candidate(4001, "Aoi", "Mori", [("aoi@example.com", "personal")])]),
-        get(r, "/v3/candidates", {"ids": "4002", "per_page": 500}, forbidden, status=403),
-        get(r, "/v3/applications", {"candidate_ids": "4001,4002", "status": "active",
+        get(r, "/v3/applications", {"candidate_ids": "4001", "status": "active",
+                                    "per_page": 500}, []),
+        get(r, "/v3/job_posts", {"job_ids": "501", "per_page": 500}, POSTS[:2]),
+        get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500}, REASONS),
+    ]
+
+
+def poll_expired_cursor() -> list[dict]:
+    """A next-page cursor refused with 422 (an expired cursor [S24]; the body's wording is not
+    documented): the window is listed again from its first request, once, then looked up."""
+    r = Rate()
+    page1 = [application(5002, 6002)]
+    page2 = [application(5001, 6001)]
+    return [
+        token(),
+        get(r, "/v3/applications", SINCE, page1, next_cursor="c3RhbGU"),
+        get(r, "/v3/applications", {"cursor": "c3RhbGU"},
+            {"message": "Invalid cursor: the cursor has expired"}, status=422),
+        get(r, "/v3/applications", SINCE, page1, next_cursor="ZnJlc2g"),
+        get(r, "/v3/applications", {"cursor": "ZnJlc2g"}, page2),
+        get(r, "/v3/candidates", {"ids": "6002,6001", "private": "false", "per_page": 500},
+            [candidate(6002, "Aoi", "Mori", [("aoi@example.com", "personal")]),
+             candidate(6001, "Ken", "Sato", [("ken@example.com", "personal")])]),
+        get(r, "/v3/applications", {"candidate_ids": "6002,6001", "status": "active",
                                     "per_page": 500}, []),
         get(r, "/v3/job_posts", {"job_ids": "501", "per_page": 500}, POSTS[:2]),
         get(r, "/v3/rejection_reasons", {"include_defaults": "true", "per_page": 500}, REASONS),
@@ -374,7 +396,8 @@ def webhook_reason_lookup() -> list[dict]:
 
 
 if __name__ == "__main__":
-    for build in (poll_two_pages, poll_private_candidate, poll_429_then_success,
+    for build in (poll_two_pages, poll_private_candidate, poll_expired_cursor,
+                  poll_429_then_success,
                   poll_5xx_exhausted, token_expiry, poll_not_site_admin, recheck,
                   recheck_invisible, write_back, check_scopes, check_not_site_admin,
                   check_invisible_applications, check_users_scope_missing,

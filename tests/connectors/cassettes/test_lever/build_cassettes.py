@@ -24,7 +24,7 @@ HEADER = """\
 # hasNext lists, archived {{reason, archivedAt ms}}, emails as strings. No credential appears.
 """
 EXPAND = [("expand", "applications"), ("expand", "contact"), ("expand", "stage")]
-SINCE_MS = 1788220200000                 # 2026-08-31T23:50:00Z: the cursor minus 10 minutes
+SINCE_MS = 1788220680000                 # 2026-08-31T23:58:00Z: the cursor minus 2 minutes
 LISTING = [("archived", "true"), ("archived_at_start", SINCE_MS), *EXPAND,
            ("confidentiality", "all"), ("limit", 100)]
 TOKEN = "0.1414895548650.a6070140-33db-407c-91f5-2760e15c8e94"   # the docs' example token
@@ -159,14 +159,6 @@ def single(n: int, record: dict | None) -> dict:
     return call(f"/v1/opportunities/{oid(n)}", EXPAND, {"data": record})
 
 
-def active(contacts: list[int], found: list[dict]) -> dict:
-    """Who of these people is still active on an opportunity: `archived=false` with
-    `contact_id` repeated (a union) [DOC "List all opportunities"][§11.5]."""
-    query = [("contact_id", cid(n)) for n in contacts] + [
-        ("confidentiality", "all"), ("limit", 100), ("archived", "false")]
-    return call("/v1/opportunities", query, {"data": found, "hasNext": False})
-
-
 def every_state(contacts: list[int], found: list[dict]) -> dict:
     """All opportunities of these people, archived or not (no `archived` filter) [DOC]."""
     query = [("contact_id", cid(n)) for n in contacts] + [
@@ -180,16 +172,13 @@ def with_contact(record: dict, n: int) -> dict:
 
 def main() -> None:
     mod = "test_lever"
-    # Taro (1) is still active on another opportunity (job B): rejected here, in process there.
-    taro_b = with_contact(opportunity(21, "山田 太郎", ["taro@example.com"], None, posting=P2,
-                                      archived=False), 1)
+    # The window is listed whole, then translated; "still active elsewhere" waits for the
+    # re-check before sending (recheck.yaml), where one query per 50 people answers both.
     write("test_lever", "poll_two_pages.yaml", mod, [
         call("/v1/opportunities", LISTING, {"data": PAGE1, "next": TOKEN, "hasNext": True}),
-        reasons(), postings(),
-        active([1, 5, 6], [taro_b]),
         call("/v1/opportunities", [*LISTING, ("offset", TOKEN)],
              {"data": PAGE2, "hasNext": False}),
-        active([7, 9, 10, 11, 12], [])])
+        reasons(), postings()])
     write("test_lever", "poll_429_then_success.yaml", mod, [
         call("/v1/opportunities", LISTING, {"code": "TooManyRequests",
                                             "message": "Too many requests"}, status=429),
