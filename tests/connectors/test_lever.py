@@ -16,7 +16,7 @@ import pytest
 from contract import HttpConnectorContract, ManualClock, Reply, attach, pinned
 from relay_core.connectors.lever import DEFAULT_WITHDRAWAL_REASONS, Lever, categorize
 
-from relay_core.contract.base import ApplicationStatus
+from relay_core.contract.base import ApplicationStatus, Standing
 from relay_core.cycle.eligibility import assess
 from relay_core.errors import ConfigError, RetriableError, SignatureError
 from relay_core.models import Category
@@ -164,7 +164,7 @@ def test_request_budget_for_r_rejections_poll_and_recheck(build):
     adapter.script += [Reply(200, {"data": records[i:i + 50], "hasNext": False})
                        for i in range(0, 250, 50)]
     states = connector.recheck_cases({e.application_id: e.candidate_id for e in events})
-    assert set(states.values()) == {ApplicationStatus.REJECTED} and not adapter.script
+    assert {s.standing for s in states.values()} == {Standing.REJECTED} and not adapter.script
     budget = math.ceil(250 / 100) + math.ceil(250 / 50) + 3
     assert connector.request_count == 10 <= budget
 
