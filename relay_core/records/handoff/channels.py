@@ -82,6 +82,8 @@ def verify_signature(secret: bytes, header: str | None, body: bytes, *,
                      now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> int:
     """The signed timestamp, or SignatureError. Used by the agency-events endpoint; agencies
     verify our requests the same way (README)."""
+    if header is not None and not header.isascii():
+        raise SignatureError(f"{SIGNATURE_HEADER} holds characters other than ASCII")
     parts: dict[str, list[str]] = {}
     for item in (header or "").split(","):
         key, _, value = item.strip().partition("=")
