@@ -29,7 +29,10 @@ from relay_core.errors import RelayError, SignatureError, TokenError
 from relay_core.inbound import MAX_JSON_DEPTH, BadInput, check_depth, load_json, same_token
 from relay_core.records.consent import tokens
 from relay_core.records.handoff.channels import sign, verify_signature
+from relay_core.store import admin as accounts
 from relay_core.store import tables as t
+from relay_core.store import utcnow
+from relay_core.web.admin.passwords import hash_password
 from relay_core.web.app import create_app
 from relay_core.web.session import SessionSigner
 from tests.handoff.support import SECRET as AGENCY_SECRET
@@ -316,7 +319,9 @@ def test_non_ascii_relay_link_is_a_clean_refusal(client):
 
 def test_non_ascii_signature_headers_are_401(client):
     body = b'{"id": "e1", "type": "registered", "reference": "cr_x"}'
-    for value in ("t=1,v1=\u00e9".encode("latin-1"), b"t=1\xff,v1=00", "é".encode()):
+    now = str(int(time.time())).encode()     # a fresh timestamp: the signature is compared
+    for value in (b"t=" + now + ",v1=\u00e9".encode("latin-1"), b"t=" + now + b",v1=\xff00",
+                  b"t=" + now + ",v1=é".encode(), "é".encode()):
         response = client.post("/agency/agency-a/events", content=body,
                                headers={"X-Relay-Signature": value})
         assert response.status_code == 401, response.text
@@ -405,8 +410,12 @@ def test_consent_forms_refuse_any_csrf_value_without_a_crash(client, store, capl
 
 
 def test_console_sign_in_refuses_any_form_token_without_a_crash(client, store):
+    accounts.create_account(store, "hanako", email="hanako@example.co.jp",
+                            password_hash=hash_password("a long passphrase"), actor="test",
+                            now=utcnow())
     page = client.get("/admin/sign-in")
-    assert page.status_code == 200
+    assert page.status_code == 200 and 'name="form_token"' in page.text
+    assert client.cookies      # the sign-in nonce, so the token is compared
 
     @fuzz(40)
     @given(token=st.text(max_size=80) | st.just("é" * 64), name=st.text(max_size=20))
