@@ -13,6 +13,7 @@ import json
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import pytest
 import requests
@@ -482,3 +483,59 @@ def test_schemathesis_finds_no_5xx_and_no_state_change(app, store):
 
         check()
     assert counts(store) == before
+
+
+# --- odd bytes in paths and query strings, console signed in -------------------------------------
+ODD_GETS = ["/r/{}", "/w/{}.{}", "/u/{}", "/relay?lang={}&s={}", "/relay/static/{}",
+            "/admin/sign-in?out={}", "/admin/language?to={}&next={}", "/admin/cases/{}",
+            "/admin/cases/{}/mail.html", "/admin/static/{}", "/admin/report?format={}",
+            "/admin/cases?q={}&state={}&source={}&since={}&until={}&page={}",
+            "/admin/oidc/callback?state={}&code={}", "/admin/queue?{}={}"]
+
+
+def sign_in(client, store) -> str:
+    """Signs the client in to the console through its form; the console's CSRF token."""
+    accounts.create_account(store, "hanako", email="hanako@example.co.jp",
+                            password_hash=hash_password("a long passphrase"), actor="test",
+                            now=utcnow())
+    page = client.get("/admin/sign-in")
+    token = page.text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+    signed = client.post("/admin/sign-in", data={"form_token": token, "name": "hanako",
+                                                  "password": "a long passphrase"})
+    assert signed.status_code == 303, signed.text
+    return client.get("/admin/").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def test_console_queue_reads_case_ids_of_any_text(client, store):
+    csrf = sign_in(client, store)
+    for case in ("\u00b2", "\u0663", "9" * 5000, "-1", "1.5", ""):
+        response = client.post("/admin/queue", data={"csrf": csrf, "action": "approve",
+                                                     "case": [case, "1"]})
+        assert response.status_code < 500, (case, response.status_code)
+
+
+def test_odd_content_length_is_no_5xx(client):
+    for url in ("/webhooks/greenhouse/gh", "/agency/agency-a/events"):
+        response = client.post(url, content=b"{}", headers={"Content-Length": b"\xb2"})
+        assert response.status_code < 500, (url, response.status_code)
+
+
+def test_odd_bytes_in_paths_and_queries_never_answer_5xx(client, store):
+    sign_in(client, store)
+    before = counts(store)
+    audit = before.pop("audit_log", None)
+
+    @fuzz(150)
+    @given(template=st.sampled_from(ODD_GETS),
+           parts=st.lists(st.binary(min_size=0, max_size=12) | st.sampled_from(
+               [b"\xc3\xa9", b"\xff", b"\x00", b"..", b"%", "é".encode(), b"x.\xc3\xa9"]),
+               min_size=6, max_size=6))
+    def check(template, parts):
+        url = template.format(*(quote_from_bytes(p, safe="") for p in parts))
+        response = client.get(url)
+        assert response.status_code < 500, (url, response.status_code)
+
+    check()
+    after = counts(store)
+    after.pop("audit_log", None)
+    assert after == before and audit is not None   # reading writes nothing but the audit log

@@ -30,7 +30,7 @@ log = logging.getLogger("career_relay.webhooks")
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, "payload too large")
     body = b""
     async for chunk in request.stream():
