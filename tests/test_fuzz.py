@@ -385,7 +385,8 @@ def test_oversized_bodies_are_413(make_config, store, connectors, config):
 
 
 # --- forms: consent CSRF and the console's -------------------------------------------------------
-def test_consent_forms_refuse_any_csrf_value_without_a_crash(client, store, caplog):
+def open_relay_page(client, store) -> str:
+    """Mails an invitation through the pipeline and follows its link; the page's CSRF token."""
     from tests.consent.conftest import link_in, outbox_files, send_invitations
 
     config = client.app.state.relay.config
@@ -393,7 +394,13 @@ def test_consent_forms_refuse_any_csrf_value_without_a_crash(client, store, capl
     link = link_in(outbox_files(config)[0], f"{config.relay.public_base_url}/r/")
     opened = client.get(link.split(config.relay.public_base_url, 1)[1])
     assert opened.status_code in (302, 303), opened.text
-    client.get(opened.headers["location"])
+    page = client.get(opened.headers["location"])
+    return page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def test_consent_forms_refuse_any_csrf_value_without_a_crash(client, store, caplog):
+    config = client.app.state.relay.config
+    open_relay_page(client, store)
     before = counts(store)
 
     @fuzz(40)
@@ -408,6 +415,28 @@ def test_consent_forms_refuse_any_csrf_value_without_a_crash(client, store, capl
     assert counts(store) == before
     assert "CSRF token missing or wrong" in caplog.text      # the check reached, not the
     assert "foreign or missing Origin" not in caplog.text    # Origin or session before it
+
+
+def test_consent_form_with_its_token_answers_any_fields_without_a_crash(client, store):
+    """Past the CSRF check (the candidate's own session): odd values in every field."""
+    csrf = open_relay_page(client, store)
+    base = client.app.state.relay.config.relay.public_base_url
+    odd = st.text(max_size=30) | st.sampled_from(["\u00e9" * 3000, "\x00", "\ud7ff", "a" * 5000])
+
+    @fuzz(40)
+    @given(fields=st.fixed_dictionaries({}, optional={
+        "text_sha256": odd, "lang": odd | st.sampled_from(["ja", "en"]),
+        "agency": st.lists(odd | st.sampled_from(["agency-a", "agency-b"]), max_size=3),
+        "desired_role": odd, "location": odd, "start_period": odd, "message": odd}))
+    def check(fields):
+        response = client.post("/relay/consent", data={"csrf": csrf, **fields},
+                               headers={"Origin": base})
+        seen[response.status_code] += 1
+        assert response.status_code < 500, (response.status_code, response.text[:200])
+
+    seen: Counter[int] = Counter()
+    check()
+    assert 403 not in seen, seen      # every one got past the CSRF check
 
 
 def test_console_sign_in_refuses_any_form_token_without_a_crash(client, store):
