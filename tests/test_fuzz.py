@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
@@ -72,6 +73,16 @@ def test_same_token_answers_every_input(expected, received):
 def test_same_token_refuses_non_ascii_even_against_itself(token):
     assert same_token(token, token) is token.isascii()
     assert same_token(token.encode(), token.encode()) is token.isascii()
+
+
+def test_every_comparison_goes_through_same_token():
+    """One bytes-safe comparison: a new `compare_digest` elsewhere would bring the TypeError
+    on non-ASCII input back."""
+    root = Path(__file__).resolve().parents[1]
+    found = [str(path.relative_to(root)) for folder in ("relay_core", "connectors")
+             for path in (root / folder).rglob("*.py")
+             if "compare_digest" in path.read_text(encoding="utf-8")]
+    assert found == ["relay_core/inbound.py"], found
 
 
 # --- the JSON depth guard --------------------------------------------------------------------
