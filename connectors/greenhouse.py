@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from requests import Response
 
 from relay_core.contract import (
@@ -104,6 +104,48 @@ class GreenhouseSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     webhook_secret_help = "the secret key typed into Greenhouse's Web Hooks page"
 
 
+# The webhook body's shape, as far as translate_webhook reads it: every object it calls
+# .get on must be an object (a signed string there is a 400, not a crash). Extra keys allowed.
+Id = int | str | None
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Reason(_Open):
+    id: Id = None
+    type: _Open | None = None
+
+
+class _Candidate(_Open):
+    id: Id = None
+    email_addresses: list[Any] | None = None
+
+
+class _Job(_Open):
+    id: Id = None
+    job_post_id: Id = None
+
+
+class _Application(_Open):
+    id: Id = None
+    candidate: _Candidate | None = None
+    rejection_reason: _Reason | None = None
+    jobs: list[_Job] | None = None
+    current_stage: _Open | None = None
+    custom_fields: dict[str, Any] | None = None
+
+
+class _Payload(_Open):
+    application: _Application | None = None
+
+
+class GreenhouseWebhook(_Open):
+    action: str | None = None
+    payload: _Payload | None = None
+
+
 class Greenhouse(HttpConnector):
     type = "greenhouse"
     Settings = GreenhouseSettings
@@ -116,6 +158,7 @@ class Greenhouse(HttpConnector):
                     "client_secret under Dev Center → API Credentials")
 
     tells_other_applications = True
+    webhook_model = GreenhouseWebhook
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

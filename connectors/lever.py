@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from requests import Response
 
 from relay_core.contract import (
@@ -85,10 +85,26 @@ class LeverSettings(HttpSettings, WebhookSettings, WriteBackSettings):
     webhook_secret_help = "the token shown beside the webhook in Lever"
 
 
+# The webhook body's shape as translate_webhook reads it (extra keys allowed): `data` is an
+# object and the opportunity id a string, so a signed odd body is a 400, not a crash.
+class _LeverData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    opportunityId: str | None = None
+
+
+class LeverWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    event: str | None = None
+    id: str | None = None
+    token: str
+    data: _LeverData | None = None
+
+
 class Lever(HttpConnector):
     type = "lever"
     Settings = LeverSettings
     tells_other_applications = True
+    webhook_model = LeverWebhook
     # 10 req/s steady per key, bursts to 20, "not guaranteed" [§7]: we keep to the steady rate.
     rate_limit = RateLimit(requests=10, per_seconds=1)
     credential_name = "API key"

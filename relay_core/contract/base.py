@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pydantic import (
 )
 
 from relay_core.errors import ConfigError, FatalError, RecordError, SignatureError
+from relay_core.inbound import BadInput, describe_errors, load_json, same_token
 from relay_core.models import Category, RejectionEvent
 from relay_core.secrets import SecretRef, secret_field
 
@@ -264,7 +264,24 @@ class Connector(ABC):
         if not self.receives_webhooks:
             raise FatalError(f"source {self.name!r} ({self.type}) does not receive webhooks")
         self.verify_webhook(headers, raw_body)
-        return self.translate_webhook(headers, self.webhook_body(raw_body))
+        return self.translate_webhook(headers, self.checked_body(raw_body))
+
+    # The shape of a delivery's body (extra keys allowed): checked after the signature and
+    # before translate_webhook, so a signed body with a string where an object belongs is a
+    # 400 naming the field, not a crash. None: the connector checks every value itself.
+    webhook_model: ClassVar[type[BaseModel] | None] = None
+
+    def checked_body(self, raw_body: bytes) -> dict[str, Any]:
+        body = self.webhook_body(raw_body)
+        if self.webhook_model is None:
+            return body
+        try:
+            checked = self.webhook_model.model_validate(body)
+        except ValidationError as exc:
+            raise FatalError(f"{self.name}: the webhook body does not have the shape "
+                             f"{self.type} sends: {describe_errors(exc)}") from None
+        # Only what the sender sent, so translate_webhook sees the same keys as before.
+        return checked.model_dump(by_alias=True, exclude_unset=True)
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """Raise SignatureError unless the delivery carries a valid signature. The default
@@ -278,9 +295,9 @@ class Connector(ABC):
 
     def webhook_body(self, raw_body: bytes) -> dict[str, Any]:
         try:
-            body = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise FatalError(f"{self.name}: the webhook body is not JSON") from None
+            body = load_json(raw_body)
+        except BadInput as exc:
+            raise FatalError(f"{self.name}: {exc}") from None
         if not isinstance(body, dict):
             raise FatalError(f"{self.name}: the webhook body is not a JSON object")
         return body
@@ -307,7 +324,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 def signature_matches(key: bytes, message: bytes, received: str) -> bool:
     """Whether `received` is the hex HMAC-SHA256 of `message` (compared in constant time)."""
     expected = hmac.new(key, message, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), received.strip().lower().encode())
+    return isinstance(received, str) and same_token(expected, received.strip().lower())
 
 
 def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:

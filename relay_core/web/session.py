@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from relay_core.inbound import same_token
 from relay_core.records.consent.tokens import PURPOSES
 
 COOKIE = "cr_relay"
@@ -55,4 +56,4 @@ class SessionSigner:
         return hmac.new(self._csrf_key, session.nonce.encode(), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, session: RelaySession, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(self.csrf_token(session), submitted)
+        return bool(submitted) and same_token(self.csrf_token(session), submitted)

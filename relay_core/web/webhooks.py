@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from relay_core.cycle.ingest import cancel_pending, ingest
 from relay_core.errors import AuthError, FatalError, RetriableError, SignatureError
 from relay_core.store import utcnow
+from relay_core.web.bodies import documented
 from relay_core.web.deps import AppState, state
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ log = logging.getLogger("career_relay.webhooks")
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, "payload too large")
     body = b""
     async for chunk in request.stream():
@@ -39,7 +40,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-@router.post("/webhooks/{ats_type}/{source}")
+@router.post("/webhooks/{ats_type}/{source}", openapi_extra=documented(
+    dict[str, Any], {"Signature": "Greenhouse: sha256 <hex HMAC-SHA256 of the body>",
+                     "Greenhouse-Event-ID": "Greenhouse: the delivery's id"},
+    errors={400: "not JSON, nested too deep, or not the ATS's shape",
+            401: "signature missing or wrong", 404: "no such webhook source",
+            413: "body too large", 503: "the ATS could not be asked; retry"}))
 async def receive(ats_type: str, source: str, request: Request) -> JSONResponse:
     app = state(request)
     connector = app.connectors.get(source)

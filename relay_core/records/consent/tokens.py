@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from relay_core.config import Config
 from relay_core.errors import TokenExpired, TokenTampered, TokenWrongPurpose
+from relay_core.inbound import same_token
 from relay_core.store import Connection, consents, utcnow
 from relay_core.store.consents import Invitation
 
@@ -67,9 +68,9 @@ def verify(conn: Connection, key: bytes, token: str, purpose: str,
     token_id, _, signature = (token or "").partition(".")
     if not token_id or not signature or len(token) > 200:
         raise TokenTampered("this link is incomplete or has been altered")
-    if not hmac.compare_digest(signature, _sign(key, purpose, token_id)):
+    if not same_token(_sign(key, purpose, token_id), signature):
         for other in PURPOSES:
-            if other != purpose and hmac.compare_digest(signature, _sign(key, other, token_id)):
+            if other != purpose and same_token(_sign(key, other, token_id), signature):
                 raise TokenWrongPurpose(f"this link is for {other}, not {purpose}")
         raise TokenTampered("this link is incomplete or has been altered")
     invitation = consents.invitation_by_token_hash(conn, token_hash(token))

@@ -50,6 +50,7 @@ from relay_core.errors import (
     SignatureError,
     TemplateError,
 )
+from relay_core.inbound import same_token
 from relay_core.mail.message import (
     build_message,
     make_message_id,
@@ -81,6 +82,8 @@ def verify_signature(secret: bytes, header: str | None, body: bytes, *,
                      now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> int:
     """The signed timestamp, or SignatureError. Used by the agency-events endpoint; agencies
     verify our requests the same way (README)."""
+    if header is not None and not header.isascii():
+        raise SignatureError(f"{SIGNATURE_HEADER} holds characters other than ASCII")
     parts: dict[str, list[str]] = {}
     for item in (header or "").split(","):
         key, _, value = item.strip().partition("=")
@@ -93,7 +96,7 @@ def verify_signature(secret: bytes, header: str | None, body: bytes, *,
     if abs(now - timestamp) > tolerance:
         raise SignatureError("the signature timestamp is outside the allowed five minutes")
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
+    if not any(same_token(expected, v) for v in parts.get("v1", [])):
         raise SignatureError("the signature does not match the body")
     return timestamp
 

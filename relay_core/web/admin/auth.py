@@ -27,6 +27,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from relay_core.inbound import same_token
 from relay_core.store import admin as accounts
 from relay_core.store import utcnow
 from relay_core.store.admin import AdminAccount, AdminSession
@@ -84,8 +85,7 @@ async def require_post(web: ConsoleWeb, request: Request) -> tuple[AdminSession,
         raise Forbidden()
     form = await request.form()
     submitted = form.get("csrf")
-    if not isinstance(submitted, str) or not hmac.compare_digest(submitted,
-                                                                 session.csrf_token):
+    if not same_token(session.csrf_token, submitted):
         raise Forbidden()
     return session, form
 
@@ -140,7 +140,7 @@ def sign_in_token_ok(web: ConsoleWeb, request: Request, submitted: object) -> bo
     if (not nonce or not isinstance(submitted, str)
             or request.headers.get("sec-fetch-site") == "cross-site"):
         return False
-    return hmac.compare_digest(_pre_token(web, nonce), submitted)
+    return same_token(_pre_token(web, nonce), submitted)
 
 
 # --- password sign-in ------------------------------------------------------------------------

@@ -209,7 +209,9 @@ def queue(request: Request, done: str = "", n: int = 0) -> Response:
 async def queue_action(request: Request) -> Response:
     web = console(request)
     session, form = await auth.require_post(web, request)
-    ids = sorted({int(v) for v in form.getlist("case") if str(v).isdigit()})
+    # ASCII digits only, and few: "²".isdigit() is True, but int("²") raises.
+    ids = sorted({int(v) for v in form.getlist("case")
+                  if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 18})
     actor = auth.actor(session.account)
     action = form.get("action")
     if action == "approve" and ids:

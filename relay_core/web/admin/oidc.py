@@ -31,6 +31,7 @@ from joserfc.jwk import KeySet
 
 from relay_core.config import AdminOidc
 from relay_core.errors import ConfigError, RelayError
+from relay_core.inbound import same_token
 
 STATE_COOKIE = "cr_admin_oidc"
 STATE_MAX_AGE = 10 * 60
@@ -118,7 +119,7 @@ class OidcClient:
         except (BadSignature, ValueError, TypeError):
             raise OidcError("the sign-in took too long or was started in another browser; "
                             "start again") from None
-        if not state or not secrets.compare_digest(str(expected), state) or not code:
+        if not state or not same_token(str(expected), state) or not code:
             raise OidcError("the provider's answer does not belong to this sign-in")
         meta = self.metadata()
         try:
