@@ -131,7 +131,7 @@ def resend_ambiguous(store: Store, now: datetime) -> int:
     why = "re-queued because mail.on_ambiguous = \"resend\" (it may arrive twice)"
     with store.begin() as conn:
         rows = outbox.in_state(conn, "ambiguous")
-        moved = set(outbox.requeue(conn, [r.id for r in rows], ("ambiguous",), now=now))
+        moved = set(outbox.requeue(conn, [r.id for r in rows], ("ambiguous",), afresh=True))
         for row in rows:
             if row.id in moved and row.case_id is not None and row.kind in CASE_KINDS:
                 cases.transition(conn, row.case_id, CaseState.SENDING, actor="recover:resend",
@@ -165,7 +165,7 @@ def resend_cases(store: Store, case_ids: list[int], *, actor: str, now: datetime
                 result.refused[case_id] = why
                 continue
             assert row is not None
-            if not outbox.requeue(conn, [row.id], (row.state,), now=now):
+            if not outbox.requeue(conn, [row.id], (row.state,), afresh=True):
                 result.refused[case_id] = "another process moved it; look again"
                 continue
             reason = (f"re-queued {row.message_id} (was {row.state})"

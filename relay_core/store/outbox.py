@@ -179,12 +179,14 @@ def in_flight(conn: Connection) -> list[OutboxMessage]:
 
 
 def requeue(conn: Connection, ids: list[int], from_states: Iterable[str] = IN_FLIGHT,
-            now: datetime | None = None) -> list[int]:
-    """Back in the queue, due at `now` (or as it was): not handed over, or to be sent again.
-    Only rows still in `from_states` move; returns their ids."""
+            afresh: bool = False) -> list[int]:
+    """Back in the queue: not handed over, or (`afresh`) to be sent again, due at once (as
+    of when it was queued, so a run replaying an earlier `--now` sends it too) with its
+    temporary failures forgotten. Only rows still in `from_states` move; returns their ids."""
     values: dict[str, Any] = dict(state="pending", handing_over_at=None, **_UNCLAIMED)
-    if now is not None:
-        values.update(next_attempt_at=now, temp_failures=0, give_up_at=None, last_error="")
+    if afresh:
+        values.update(next_attempt_at=o.created_at, temp_failures=0, give_up_at=None,
+                      last_error="")
     moved: list[int] = []
     for chunk in _chunks(ids):
         moved += conn.scalars(update(t.outbox).where(
