@@ -53,8 +53,7 @@ class OutboxMessage:
     last_reply: str = ""
 
     def __repr__(self) -> str:  # the recipient and the bytes are personal data
-        return (f"OutboxMessage(id={self.id}, case_id={self.case_id}, kind={self.kind!r}, "
-                f"state={self.state!r})")
+        return f"OutboxMessage(id={self.id}, case_id={self.case_id}, kind={self.kind!r})"
 
     __str__ = __repr__
 

@@ -153,8 +153,26 @@ def test_a_crash_at_each_step_resends_only_what_never_reached_data(
         assert shown["by_state"]["ambiguous"] == 1 and report.ambiguous == 1
         reason = store.case_by_key("fake", "1").reason
         assert "server's log" in reason and "resend --case" in reason
+        _shown_in_report_and_console(store, config)
     else:
         assert shown["ambiguous"] == [] and "ambiguous" not in shown["by_state"]
+
+
+def _shown_in_report_and_console(store, config):
+    import csv
+    import io
+
+    from relay_core.records.report import build_report, to_csv, to_html, to_json
+    from relay_core.store.console import dashboard_counts
+
+    report = build_report(store, config, NOW)
+    assert report.ambiguous["total"] == 1 and report.ambiguous["by_source"] == {"fake": 1}
+    assert report.total["sent"] == 3           # not counted as sent
+    assert next(csv.DictReader(io.StringIO(to_csv(report))))["ambiguous"] == "1"
+    assert '"ambiguous": {' in to_json(report)
+    assert "ambiguous (handed to the mail server, answer unknown): 1" in to_html(report)
+    with store.connect() as conn:
+        assert dashboard_counts(conn, now=NOW, end_of_today=NOW)["ambiguous"] == 1
 
 
 def test_an_ambiguous_email_counts_as_mailed_for_the_person_cooldown(make_config, store,
