@@ -20,6 +20,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -247,8 +248,7 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                 raise _Stopped()
         if ack.error is not None:
             raise ack.error
-        if stopping.is_set():
-            raise _Stopped()
+        # Committed as handing over: this message is in hand and goes, even if we are stopping.
 
     def work(row: OutboxMessage, mail: OutgoingMail) -> None:
         try:
@@ -303,3 +303,18 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
         pool.shutdown(wait=True)
         for each in opened:
             each.close()
+        _record_what_finished(events, steps)
+
+
+def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
+    """Interrupted (Ctrl-C, a failing commit): the messages other connections finished
+    meanwhile are still recorded, so they do not come back as ambiguous. Best effort: what
+    cannot be recorded now is settled by the next run's recovery."""
+    while True:
+        try:
+            kind, row, payload = events.get_nowait()
+        except queue.Empty:
+            return
+        if kind == "done" and (payload is None or isinstance(payload, Exception)):
+            with suppress(Exception):
+                steps.finish(row, payload)   # type: ignore[arg-type]

@@ -478,3 +478,34 @@ def test_migration_0007_turns_a_sending_row_into_handing_over_and_back(store_url
         states = list(conn.execute(text("SELECT state FROM outbox ORDER BY id")).scalars())
     assert states == ["sending", "failed"]
     engine.dispose()
+
+
+def test_interrupted_parallel_delivery_records_what_the_other_connections_finished(
+        make_config, store, smtp):
+    """Ctrl-C on one connection's message: the messages the other connections finished are
+    recorded as sent (not left to look ambiguous), the interrupted one is settled by the
+    next run, and nothing waits forever."""
+    config = make_config()
+    queue(store, config, 8)
+
+    class Interrupted(SmtpTransport):
+        def clone(self):
+            return Interrupted(self.settings, wait=self.wait)
+
+        def hand_over(self, mail, before_data=None):
+            if mail.recipient == "p2@example.com":
+                raise KeyboardInterrupt     # while the other two are on their way
+            super().hand_over(mail, before_data)
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver_outbox(store, smtp_transport(smtp, connections=3, cls=Interrupted), now=NOW,
+                       report=CycleReport(), config=config)
+    states = outbox_states(store)
+    delivered = set(smtp.stored)
+    assert states["p2@example.com"] == "claimed" and "p2@example.com" not in delivered
+    assert all(states[r] == "sent" for r in delivered)
+    assert all(states[r] in ("pending", "claimed") for r in set(states) - delivered)
+    recover_interrupted(store, smtp_transport(smtp), NOW)
+    deliver_outbox(store, smtp_transport(smtp), now=NOW, report=CycleReport(), config=config)
+    assert sorted(smtp.stored) == sorted(f"p{i}@example.com" for i in range(8))
+    assert [state(store, i) for i in range(8)] == ["sent"] * 8
