@@ -509,3 +509,58 @@ def test_interrupted_parallel_delivery_records_what_the_other_connections_finish
     deliver_outbox(store, smtp_transport(smtp), now=NOW, report=CycleReport(), config=config)
     assert sorted(smtp.stored) == sorted(f"p{i}@example.com" for i in range(8))
     assert [state(store, i) for i in range(8)] == ["sent"] * 8
+
+
+SENDER = """
+import sys
+from datetime import datetime
+from tenacity import wait_none
+from relay_core.config import Smtp
+from relay_core.cycle.outbox import deliver_outbox
+from relay_core.cycle.report import CycleReport
+from relay_core.mail.transports import SmtpTransport
+from relay_core.store import open_store
+
+store = open_store(sys.argv[1], upgrade=False)
+transport = SmtpTransport(Smtp(host="127.0.0.1", port=int(sys.argv[2]), security="none",
+                               connections=1, retries=0), wait=wait_none())
+deliver_outbox(store, transport, now=datetime.fromisoformat(sys.argv[3]), report=CycleReport())
+"""
+
+
+def test_sigkill_inside_data_leaves_one_ambiguous_and_loses_nothing(make_config, store,
+                                                                    store_url, smtp):
+    """The real thing: a sending process killed with SIGKILL while the server holds its
+    whole message in DATA (whether the server keeps it is its own business: aiosmtpd drops
+    it, Postfix may not). The next run, in another process, finds the dead pid, marks that one
+    ambiguous at once, never resends it, and sends the rest, each exactly once."""
+    import signal
+    from pathlib import Path
+
+    config = make_config()
+    queue(store, config, 3)
+    smtp.hold = threading.Event()
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", SENDER, store_url, str(smtp.port),
+                             NOW.isoformat()], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert smtp.in_data.wait(30), "the sender never reached DATA"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        smtp.hold.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    smtp.hold = None
+    assert outbox_states(store) == {"p0@example.com": "handing_over",
+                                    "p1@example.com": "pending", "p2@example.com": "pending"}
+    recovered = recover_interrupted(store, smtp_transport(smtp), NOW)
+    assert (recovered.requeued, recovered.ambiguous) == (0, 1)
+    report = CycleReport()
+    deliver_outbox(store, smtp_transport(smtp), now=NOW, report=report, config=config)
+    assert report.sent == 2
+    assert sorted(smtp.stored) == ["p1@example.com", "p2@example.com"]    # p0 not resent
+    assert [state(store, i) for i in range(3)] == ["ambiguous", "sent", "sent"]
+    assert status_data(store, NOW)["ambiguous"][0]["case"] == store.case_by_key("fake", "0").id
