@@ -208,6 +208,15 @@ class Mail(Section):
     feedback_requires_approval: bool = True
     feedback_max_chars: int = Field(800, ge=50, le=4000)
     reapply: Reapply = Field(default_factory=Reapply)
+    # An email handed to the server whose answer never came (a crash or a dropped connection
+    # after DATA) may have been delivered: "hold" keeps it `ambiguous` (counted as mailed,
+    # shown in status) until `career-relay resend --case`; "resend" re-queues every one at
+    # the start of the next run, accepting a possible duplicate.
+    on_ambiguous: Literal["hold", "resend"] = "hold"
+    # A temporary failure (SMTP 4xx, the server unreachable) is retried with backoff until
+    # this many business days after the case's deadline (or after the first failure, when
+    # later); then the case fails with the server's last reply and `run` exits 1.
+    give_up_business_days: int = Field(1, ge=0, le=30)
 
 
 class Relay(Section):

@@ -8,7 +8,10 @@
     RelayError               run-time trouble; a cycle catches it per source, per case
     ├── AuthError            fix the ATS/SMTP/agency credentials or their scopes
     ├── RetriableError       try again later: 429, 5xx, timeouts, SMTP 4xx; carries the HTTP
-    │                        `status` (or SMTP code) and `retry_after` seconds when known
+    │                        `status` (or SMTP code) and `retry_after` seconds when known,
+    │                        and the mail server's `reply` (addresses masked)
+    ├── AmbiguousMailError   the mail server got the whole message but its answer never came
+    │                        (connection dropped after DATA): maybe delivered, never resent
     ├── FatalError           this request or record will not work as it is: skip it, report it
     │   ├── SignatureError       a webhook/agency signature that does not verify (401)
     │   ├── RecordError          one malformed input row/record; the rest continues
@@ -55,10 +58,16 @@ class AuthError(RelayError):
 
 class RetriableError(RelayError):
     def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, reply: str = ""):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.reply = reply
+
+
+class AmbiguousMailError(RelayError):
+    """Sent to the end of DATA, no answer: the server may hold the message. SMTP cannot tell,
+    so it is neither retried nor marked failed (cycle/outbox.py makes it `ambiguous`)."""
 
 
 class FatalError(RelayError):

@@ -29,6 +29,10 @@ class CaseState(enum.StrEnum):
     SENT = "sent"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    # Handed to the mail server (DATA sent) but its answer never recorded: a crash or a
+    # dropped connection. Possibly delivered, so it counts as mailed and is never resent
+    # silently (`mail.on_ambiguous`, `career-relay resend`).
+    AMBIGUOUS = "ambiguous"
 
 
 # Which transitions the store accepts; anything else is a bug and raises.
@@ -37,8 +41,13 @@ TRANSITIONS: dict[CaseState, set[CaseState]] = {
     CaseState.SCHEDULED: {CaseState.SENDING, CaseState.CANCELLED, CaseState.HELD,
                           CaseState.SKIPPED},
     CaseState.HELD: {CaseState.SCHEDULED, CaseState.CANCELLED},
-    CaseState.SENDING: {CaseState.SENT, CaseState.FAILED, CaseState.SCHEDULED},
-    CaseState.FAILED: {CaseState.SCHEDULED},
+    CaseState.SENDING: {CaseState.SENT, CaseState.FAILED, CaseState.SCHEDULED,
+                        CaseState.AMBIGUOUS},
+    # `career-relay resend` puts a failed or ambiguous message back in the queue (→ sending);
+    # a failed one HR gives up on can be cancelled.
+    CaseState.FAILED: {CaseState.SCHEDULED, CaseState.SENDING, CaseState.CANCELLED},
+    # A run that finds out the server did accept it after all records it as sent.
+    CaseState.AMBIGUOUS: {CaseState.SENDING, CaseState.SENT},
     # Terminal. (`career-relay backfill` reopens only cases skipped as "before the first
     # poll", by its own conditional update in store/installs.py; a newer rejection reopens a
     # case the ATS cancelled before sending, cancelled → detected, in store/cases.py `reopen`.)

@@ -90,7 +90,8 @@ def test_consent_to_placement_to_credit_to_report(store, make_config, tmp_path):
     assert rows[0] == {"group": "total", "key": "all", "rejected": "5", "eligible": "4",
                        "sent": "4", "sent_late": "0", "consented": "3", "handed_off": "3",
                        "sent_to_form": "0",
-                       "registered": "2", "placed": "1", "credits": "", "yen": ""}
+                       "registered": "2", "placed": "1", "credits": "", "yen": "",
+                       "ambiguous": "0"}
     assert json.loads(to_json(report))["by_agency"]["agency-a"]["credits"] == 1
     page = to_html(report, "株式会社サンプル")
     assert page.startswith("<!doctype html>") and "<svg" in page and "</html>" in page

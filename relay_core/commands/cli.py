@@ -204,7 +204,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
         _print_json(cycle_json(report))
     else:
         console.print(cycle_table(report))
-    if not report.ok or report.failed:
+    # A case that gave up after temporary failures keeps every run failing until someone
+    # resends or cancels it (`career-relay status` lists them).
+    if not report.ok or report.failed or report.stuck:
         raise typer.Exit(EXIT_FAILURES)
 
 
@@ -406,14 +408,50 @@ def approve(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
 def cancel(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
            reason: Annotated[str, typer.Option(help="Recorded in the audit log.")] =
            "cancelled by HR") -> None:
-    """Stop the email of held or scheduled cases."""
+    """Stop the email of held or scheduled cases, or give up on failed ones."""
     from relay_core.cycle.approval import cancel as cancel_cases
 
     if not case:
         raise _fail("name cases with --case ID (see `career-relay cases`)", EXIT_CONFIG)
     rt = _runtime(config)
     cancelled = cancel_cases(rt.store, case, actor="cli:cancel", reason=reason)
-    _report_changes("cancelled", case, cancelled, rt.store, "held or scheduled")
+    _report_changes("cancelled", case, cancelled, rt.store, "held, scheduled or failed")
+
+
+@app.command()
+def resend(config: ConfigOpt = DEFAULT_CONFIG, case: CaseIds = None,
+           note: Annotated[str, typer.Option(help="Recorded in the audit log, e.g. what the "
+                                             "server's log showed.")] = "",
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Re-queue without asking.")]
+           = False) -> None:
+    """Send an ambiguous or failed email again (the same bytes and Message-ID), once the mail
+    server's log shows it did not arrive. The next `run` sends it."""
+    from relay_core.cycle.recovery import resend_cases
+    from relay_core.store import utcnow
+    from relay_core.store.console import existing_case_ids
+
+    if not case:
+        raise _fail("name cases with --case ID (see `career-relay status` or `career-relay "
+                    "cases --state ambiguous`)", EXIT_CONFIG)
+    rt = _runtime(config)
+    with rt.store.engine.connect() as conn:
+        states = existing_case_ids(conn, sorted(set(case)))
+    shown = ", ".join(f"{i} ({states.get(i, 'no such case')})" for i in dict.fromkeys(case))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _fail(f"would re-queue the email of case(s) {shown}; add --yes once the "
+                        "mail server's log shows it did not arrive", EXIT_CONFIG)
+        if not typer.confirm(f"Re-queue the email of case(s) {shown}? If the server did "
+                             "deliver it, the candidate gets it twice.", default=False):
+            raise typer.Exit(EXIT_FAILURES)
+    result = resend_cases(rt.store, case, actor="cli:resend", now=utcnow(), note=note)
+    console.print(f"re-queued {len(result.resent)} case(s)" + (
+        f": {', '.join(map(str, result.resent))}; `career-relay run` sends them"
+        if result.resent else ""), highlight=False)
+    for case_id, why in result.refused.items():
+        err.print(f"case {case_id} left alone: {why}", highlight=False, markup=False)
+    if result.refused:
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()
@@ -440,6 +478,7 @@ class State(StrEnum):
     sent = "sent"
     cancelled = "cancelled"
     failed = "failed"
+    ambiguous = "ambiguous"
 
 
 @app.command()

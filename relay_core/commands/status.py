@@ -11,6 +11,7 @@ from relay_core.cycle.report import CycleReport
 from relay_core.records.handoff.deliver import handoff_status
 from relay_core.store import Store, reports, utcnow
 from relay_core.store.outbox import counts_by_state as outbox_counts
+from relay_core.store.outbox import stuck_cases
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "failed": report.failed, "retry_later": report.retry_later, "late": report.late,
         "held": sum(s.held for s in report.sources.values()),
         "no_invitation": report.no_invitation, "deferred": report.deferred,
-        "purged": report.purged, "errors": report.errors,
+        "purged": report.purged, "ambiguous": report.ambiguous, "gave_up": report.stuck,
+        "errors": report.errors,
     }
 
 
@@ -36,12 +38,22 @@ def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
             conn, now)
         handoffs = handoff_status(conn)
         outbox = outbox_counts(conn)
+        ambiguous = stuck_cases(conn, "ambiguous")
+        gave_up = stuck_cases(conn, "gave_up")
     return {
         "by_state": by_state, "due_now": due, "outbox": outbox, "handoffs": handoffs,
         "late": [{"case": r.id, "source": r.source,
                   "deadline": r.deadline_at.isoformat() if r.deadline_at else None}
                  for r in late],
         "failed": [{"case": r.id, "source": r.source, "reason": r.reason} for r in failed],
+        # Handed to the mail server, answer unknown: counted as mailed, never resent silently.
+        "ambiguous": [{"case": s.case_id, "source": s.source, "message_id": s.message_id,
+                       "handed_over_at": s.at.isoformat() if s.at else None}
+                      for s in ambiguous],
+        # Failed after temporary failures past the limit: `run` exits 1 while any is here.
+        "gave_up": [{"case": s.case_id, "source": s.source, "message_id": s.message_id,
+                     "temporary_failures": s.temp_failures, "last_reply": s.last_reply}
+                    for s in gave_up],
         "skip_reasons": {reason: n for reason, n in skipped},
         "sent_late": sent_late,
         "held_reasons": {reason: n for reason, n in held},

@@ -38,6 +38,8 @@ def cycle_table(report: CycleReport) -> Group:
                      + (f" · without invitation {report.no_invitation}"
                         if report.no_invitation else "")
                      + (f" · deferred to tomorrow {report.deferred}" if report.deferred else "")
+                     + (f" · ambiguous {report.ambiguous}" if report.ambiguous else "")
+                     + (f" · gave up {report.stuck} (see status)" if report.stuck else "")
                      + (f" · purged {report.purged}" if report.purged is not None else ""))
     lines = []
     for name, s in report.sources.items():
@@ -68,12 +70,22 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
     for state in CaseState:
         states.add_row(state.value, str(data["by_state"].get(state.value, 0)))
     states.caption = (f"due now {data['due_now']} · late {len(data['late'])} · sent late "
-                      f"{data.get('sent_late', 0)}")
+                      f"{data.get('sent_late', 0)}"
+                      + (f" · ambiguous {len(data['ambiguous'])}" if data.get("ambiguous")
+                         else "")
+                      + (f" · gave up {len(data['gave_up'])} (run exits 1)"
+                         if data.get("gave_up") else ""))
     tables = [states]
-    if data["failed"] or data["late"]:
+    if data["failed"] or data["late"] or data.get("ambiguous"):
         problems = Table(title="needs attention")
         for col in ("case", "source", "what"):
             problems.add_column(col)
+        for a in data.get("ambiguous", []):
+            problems.add_row(str(a["case"]), a["source"],
+                             f"ambiguous: {a['message_id']} handed to the mail server at "
+                             f"{a['handed_over_at']}, answer unknown (counted as mailed). "
+                             "Check the server's log; if it did not arrive, "
+                             f"`career-relay resend --case {a['case']}`")
         for f in data["failed"]:
             problems.add_row(str(f["case"]), f["source"], f"failed: {f['reason']}")
         for item in data["late"]:
@@ -148,15 +160,18 @@ def report_tables(report: Report) -> Group:
     for stage in STAGES:
         funnel.add_column(STAGE_LABELS[stage], justify="right")
     funnel.add_column("sent late", justify="right")     # after the deadline
-    late = report.sent_late
+    funnel.add_column("ambiguous", justify="right")     # handed over, answer unknown
+    late, unsure = report.sent_late, report.ambiguous
     funnel.add_row("[bold]total[/bold]", *(str(report.total[s]) for s in STAGES),
-                   str(late["total"]))
+                   str(late["total"]), str(unsure["total"]))
     for name, values in report.by_source.items():
         funnel.add_row(f"source {name}", *(str(values[s]) for s in STAGES),
-                       str(late["by_source"].get(name, 0)))
+                       str(late["by_source"].get(name, 0)),
+                       str(unsure["by_source"].get(name, 0)))
     for month, values in report.by_month.items():
         funnel.add_row(f"month {month}", *(str(values[s]) for s in STAGES),
-                       str(late["by_month"].get(month, 0)))
+                       str(late["by_month"].get(month, 0)),
+                       str(unsure["by_month"].get(month, 0)))
     agencies = Table(title=f"agencies (credit rule: {report.ledger_rule})")
     for col in ("agency", "consented", "handed off", "sent to form", "registered", "placed",
                 "credits", "yen"):

@@ -19,12 +19,15 @@ def approve(store: Store, case_ids: list[int] | None, actor: str) -> list[int]:
 
 
 def cancel(store: Store, case_ids: list[int], actor: str, reason: str) -> list[int]:
-    """Cancel the mail of cases that are held or scheduled. Returns the ids cancelled."""
+    """Cancel the mail of cases that are held or scheduled, or give up on a failed one (which
+    stops `run` exiting 1 for a case that gave up after temporary failures). Returns the ids
+    cancelled."""
     cancelled = []
     with store.begin() as conn:
         for case_id in case_ids:
             if cases.transition(conn, case_id, CaseState.CANCELLED, actor=actor, reason=reason,
-                                allowed_from=[CaseState.HELD, CaseState.SCHEDULED]):
+                                allowed_from=[CaseState.HELD, CaseState.SCHEDULED,
+                                              CaseState.FAILED]):
                 cancelled.append(case_id)
     return cancelled
 

@@ -1,8 +1,8 @@
 """`mail.smtp.max_per_day`: the provider's daily quota (reference/privacy_email.md sec. 3.8).
 
 At most that many outbox messages (rejections, invitations, confirmations) leave in any 24
-hours, counted from the store, so every process sharing it keeps to the one quota. Claimed
-messages beyond it go back to the queue, due when the oldest message of the last 24 hours is a
+hours, counted from the store, so every process sharing it keeps to the one quota. Due
+messages beyond it stay in the queue, due again when the oldest message of the last 24 hours is a
 day old: the excess goes out the next day, in order. Agency intake mails are few and do not
 pass through the outbox; they are not counted.
 """
@@ -23,7 +23,7 @@ Row = TypeVar("Row")
 
 def within_daily_limit(store: Store, transport: Transport, rows: Sequence[Row],
                        now: datetime, report: CycleReport) -> list[Row]:
-    """The claimed rows that fit today's quota; the rest are deferred (and counted)."""
+    """The due rows that fit today's quota; the rest are deferred (and counted)."""
     limit = getattr(transport, "max_per_day", 0)
     if not limit or not rows:
         return list(rows)

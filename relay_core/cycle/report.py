@@ -34,6 +34,8 @@ class CycleReport:
     no_invitation: int = 0       # invitations dropped at the re-check (in process elsewhere)
     deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
     purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
+    ambiguous: int = 0           # emails handed over whose answer never came (this cycle)
+    stuck: int = 0               # failed cases that gave up after temporary failures (all)
     errors: list[str] = field(default_factory=list)
 
     # Emails cancelled this cycle, wherever the ATS took the rejection back: at the re-check
@@ -53,6 +55,7 @@ class CycleReport:
                 "failed": self.failed, "retry_later": self.retry_later, "late": self.late,
                 "held": sum(s.held for s in self.sources.values()),
                 "deferred": self.deferred, "purged": self.purged,
+                "ambiguous": self.ambiguous, "stuck": self.stuck,
                 "detected": sum(s.detected for s in self.sources.values()),
                 "scheduled": sum(s.scheduled for s in self.sources.values()),
                 "skipped": sum(s.skipped for s in self.sources.values()),

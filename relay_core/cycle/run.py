@@ -71,7 +71,8 @@ def _locked_cycle(config: Config, store: Store, connectors: dict[str, Connector]
     renderer = renderer or Renderer(config)
     report = CycleReport()
     with store.lock():
-        recover_interrupted(store, transport, now)
+        recover_interrupted(store, transport, now, on_ambiguous=config.mail.on_ambiguous,
+                            report=report)
         for name, connector in connectors.items():
             source_report = report.sources.setdefault(name, SourceReport(name))
             if not connector.polls:

@@ -217,10 +217,12 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
                       _recheck(connectors, due, store, config, report, now), now, key, report,
                       blockers)
         claimed += [c.id for c in due]
-        deliver_outbox(store, transport, now=now, report=report, progress=progress)
+        deliver_outbox(store, transport, now=now, report=report, progress=progress,
+                       config=config)
         annotate_sent(store, connectors, due)
-    deliver_outbox(store, transport, now=now, report=report, progress=progress)
+    deliver_outbox(store, transport, now=now, report=report, progress=progress, config=config)
     with store.connect() as conn:
+        report.stuck = outbox.count_stuck(conn, "gave_up")
         report.late = cases.count_late(conn, now)
         report.sent_late = cases.count_sent_late(conn, claimed) if claimed else 0
 

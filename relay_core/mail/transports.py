@@ -10,6 +10,14 @@ SMTP opens one connection for the whole batch. What an SMTP answer means for the
                                        is dead, never mail it again
     any other 5xx                      PermanentMailError(suppress_address=False)
     certificate not verified           ConfigError: set mail.smtp.ca_file; never switch it off
+    no answer after the whole message  AmbiguousMailError: the server may hold it; SMTP cannot
+    (connection dropped or timed out   say, so it is never retried here (at most one such
+    between the final "." and the      message per connection)
+    reply)
+
+`hand_over(mail, before_data)` calls `before_data()` at the one moment that matters for
+exactly-once: the server said 354 and the message is about to go. The outbox commits
+"handing over" there (cycle/outbox.py): a crash before it leaves nothing ambiguous.
 
 Only the Message-ID is logged; never an address, a name or a body.
 """
@@ -23,6 +31,7 @@ import smtplib
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,7 +40,13 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from tenacity.wait import wait_base
 
 from relay_core.config import Config, Smtp
-from relay_core.errors import AuthError, ConfigError, PermanentMailError, RetriableError
+from relay_core.errors import (
+    AmbiguousMailError,
+    AuthError,
+    ConfigError,
+    PermanentMailError,
+    RetriableError,
+)
 from relay_core.mail.message import OutgoingMail
 
 log = logging.getLogger(__name__)
@@ -39,6 +54,9 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT = wait_random_exponential(multiplier=0.5, max=5)
 SUPPRESS_CODES = range(550, 554)
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})")
+_ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[^\s<>()\[\]:;,\"']+")
+CRLF = b"\r\n"
+BeforeData = Callable[[], None] | None
 
 
 class Transport:
@@ -60,6 +78,13 @@ class Transport:
 
     def send(self, mail: OutgoingMail | EmailMessage) -> None:
         raise NotImplementedError
+
+    def hand_over(self, mail: OutgoingMail, before_data: BeforeData = None) -> None:
+        """`send`, calling `before_data()` right before the message itself goes. Here (a
+        file, a test double) that is simply first; SMTP calls it after the server's 354."""
+        if before_data is not None:
+            before_data()
+        self.send(mail)
 
     def __enter__(self) -> Transport:
         self.open()
@@ -156,39 +181,82 @@ class SmtpTransport(Transport):
             smtp.close()
 
     def send(self, mail: OutgoingMail | EmailMessage) -> None:
-        mail = _outgoing(mail)
+        self.hand_over(_outgoing(mail))
+
+    def hand_over(self, mail: OutgoingMail, before_data: BeforeData = None) -> None:
         message_id = mail.message_id
         attempts = self.settings.retries + 1
         retrying = Retrying(stop=stop_after_attempt(attempts), wait=self.wait,
                             retry=retry_if_exception(_transient), reraise=True)
         try:
-            retrying(self._send_once, mail)
+            retrying(self._send_once, mail, before_data)
         except (smtplib.SMTPException, OSError) as exc:
             raise _classify(exc, message_id, attempts) from None
         log.info("sent %s", message_id)
 
-    def _send_once(self, mail: OutgoingMail) -> None:
+    def _send_once(self, mail: OutgoingMail, before_data: BeforeData) -> None:
         self._throttle()
         if self._smtp is not None:
             try:
-                self._deliver(mail)
+                self._deliver(mail, before_data)
                 return
             except smtplib.SMTPServerDisconnected:
                 pass  # the server closed the idle connection: reconnect now, no backoff needed
         self.open()
-        self._deliver(mail)
+        self._deliver(mail, before_data)
 
-    def _deliver(self, mail: OutgoingMail) -> None:
-        assert self._smtp is not None
+    def _deliver(self, mail: OutgoingMail, before_data: BeforeData) -> None:
+        """smtplib's sendmail in its steps, so that the moment the message goes is known:
+        before it, any failure may be retried; after the final "." without a reply, the
+        server may hold the message, and that is AmbiguousMailError, never a retry."""
+        smtp = self._smtp
+        assert smtp is not None
         try:
-            refused = self._smtp.sendmail(mail.sender, [mail.recipient], mail.data)
+            self._envelope(smtp, mail)
         except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
-            raise   # the server answered and smtplib sent RSET: the connection stays usable
+            raise   # the server answered and we sent RSET: the connection stays usable
         except (smtplib.SMTPException, OSError):
             self._drop()
             raise
-        if refused:   # some recipients refused, others accepted; we send to one, so defensive
-            raise smtplib.SMTPRecipientsRefused(refused)
+        try:
+            if before_data is not None:
+                before_data()
+            smtp.send(_dot_stuffed(mail.data))
+        except BaseException:
+            # The final "." never left (sendall stops at the first error, and it is last),
+            # or the caller stopped us: the server holds nothing; the connection is mid-DATA.
+            self._drop()
+            raise
+        try:
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise AmbiguousMailError(
+                f"the connection to the SMTP server dropped after {mail.message_id} was handed "
+                f"over and before the server answered ({type(exc).__name__}); it may have been "
+                "delivered") from None
+        if code != 250:
+            _rset_quietly(smtp)
+            raise smtplib.SMTPDataError(code, reply)
+
+    @staticmethod
+    def _envelope(smtp: smtplib.SMTP, mail: OutgoingMail) -> None:
+        """EHLO, MAIL FROM, RCPT TO and DATA up to the server's 354, as sendmail does them."""
+        smtp.ehlo_or_helo_if_needed()
+        options = [f"size={len(mail.data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+        code, reply = smtp.mail(mail.sender, options)
+        if code != 250:
+            _rset_or_close(smtp, code)
+            raise smtplib.SMTPSenderRefused(code, reply, mail.sender)
+        code, reply = smtp.rcpt(mail.recipient)
+        if code not in (250, 251):
+            _rset_or_close(smtp, code)
+            raise smtplib.SMTPRecipientsRefused({mail.recipient: (code, reply)})
+        smtp.putcmd("data")
+        code, reply = smtp.getreply()
+        if code != 354:
+            _rset_or_close(smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -261,6 +329,36 @@ class SmtpTransport(Transport):
                             "mail.smtp.username or use security = \"starttls\"") from None
 
 
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as smtplib's DATA sends bytes: lines starting with "." doubled, ending in
+    CRLF "." CRLF (the stored bytes already have CRLF line ends)."""
+    quoted = re.sub(rb"(?m)^\.", b"..", data)
+    if not quoted.endswith(CRLF):
+        quoted += CRLF
+    return quoted + b"." + CRLF
+
+
+def _rset_quietly(smtp: smtplib.SMTP) -> None:
+    with suppress(smtplib.SMTPException, OSError):
+        smtp.rset()
+
+
+def _rset_or_close(smtp: smtplib.SMTP, code: int) -> None:
+    if code == 421:   # the server is closing the connection
+        smtp.close()
+    else:
+        _rset_quietly(smtp)
+
+
+def masked_reply(code: int, text: str | bytes | None) -> str:
+    """A server reply fit to keep: its code and text, any address in it masked (servers often
+    quote the recipient)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join((text or "").split())
+    return f"{code} {_ADDRESS.sub('<address>', text)}".strip()[:300]
+
+
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:
     if smtp is not None:
         with suppress(OSError):
@@ -279,7 +377,8 @@ def _classify(exc: BaseException, message_id: str,
         suppress_address = False
     elif _transient(exc):
         return RetriableError(f"could not hand {message_id} to the SMTP server after {attempts} "
-                              f"attempts ({type(exc).__name__}); it will be tried again later")
+                              f"attempts ({type(exc).__name__}); it will be tried again later",
+                              reply=f"no answer ({type(exc).__name__})")
     else:
         return PermanentMailError(f"SMTP refused {message_id} ({type(exc).__name__})", 0)
     if isinstance(text, bytes):
@@ -288,7 +387,8 @@ def _classify(exc: BaseException, message_id: str,
     detail = f"{code}{' ' + enhanced[1] if enhanced else ''} at {stage}"
     if 400 <= code < 500:
         return RetriableError(f"the SMTP server deferred {message_id} ({detail}) after "
-                              f"{attempts} attempts; it will be tried again later", status=code)
+                              f"{attempts} attempts; it will be tried again later", status=code,
+                              reply=f"{masked_reply(code, text)} (at {stage})")
     if code == 535:
         return AuthError(f"the SMTP server refused the login ({detail})")
     return PermanentMailError(f"the SMTP server refused {message_id} permanently ({detail})",

@@ -66,13 +66,17 @@ class Report:
     # {"in_force": the configured review or None, "used": every review credits were computed
     # under, as first used}
     legal_review: dict[str, Any] = field(default_factory=dict)
+    # Emails handed to the mail server whose answer never came (a crash or a dropped
+    # connection after DATA): maybe delivered, not counted as sent; the same shape as sent_late.
+    ambiguous: dict[str, Any] = field(default_factory=lambda: {
+        "total": 0, "by_source": {}, "by_month": {}})
 
     def as_dict(self) -> dict[str, Any]:
         return {"generated_at": self.generated_at.isoformat(), "stages": list(STAGES),
                 "total": self.total, "by_source": self.by_source, "by_month": self.by_month,
                 "by_agency": self.by_agency, "credits_by_month": self.credits_by_month,
                 "ledger_rule": self.ledger_rule, "sent_late": self.sent_late,
-                "legal_review": self.legal_review}
+                "ambiguous": self.ambiguous, "legal_review": self.legal_review}
 
 
 def _zero() -> dict[str, int]:
@@ -104,11 +108,15 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
     by_month: dict[str, dict[str, int]] = defaultdict(_zero)
     late: dict[str, Any] = {"total": 0, "by_source": defaultdict(int),
                             "by_month": defaultdict(int)}
+    unsure: dict[str, Any] = {"total": 0, "by_source": defaultdict(int),
+                              "by_month": defaultdict(int)}
     for case in cases:
-        if case.sent_late:
-            late["total"] += 1
-            late["by_source"][case.source] += 1
-            late["by_month"][case.rejected_at.astimezone(tz).strftime("%Y-%m")] += 1
+        for tally, counts in ((late, case.sent_late),
+                              (unsure, case.state == CaseState.AMBIGUOUS.value)):
+            if counts:
+                tally["total"] += 1
+                tally["by_source"][case.source] += 1
+                tally["by_month"][case.rejected_at.astimezone(tz).strftime("%Y-%m")] += 1
         stages = ["rejected"]
         if case.state != CaseState.SKIPPED.value:
             stages.append("eligible")
@@ -160,6 +168,9 @@ def build_report(store: Store, config: Config, now: datetime | None = None) -> R
         ledger_rule=config.ledger.rule if config.ledger.enabled else "off",
         sent_late={"total": late["total"], "by_source": dict(sorted(late["by_source"].items())),
                    "by_month": dict(sorted(late["by_month"].items()))},
+        ambiguous={"total": unsure["total"],
+                   "by_source": dict(sorted(unsure["by_source"].items())),
+                   "by_month": dict(sorted(unsure["by_month"].items()))},
         legal_review=legal_review_view(store, config))
 
 
@@ -207,15 +218,18 @@ def to_json(report: Report) -> str:
 
 
 def _rows(report: Report) -> list[dict[str, Any]]:
-    late = report.sent_late
-    rows = [{"group": "total", "key": "all", **report.total, "sent_late": late["total"]}]
-    rows += [{"group": "source", "key": k, **v, "sent_late": late["by_source"].get(k, 0)}
+    late, unsure = report.sent_late, report.ambiguous
+    rows = [{"group": "total", "key": "all", **report.total, "sent_late": late["total"],
+             "ambiguous": unsure["total"]}]
+    rows += [{"group": "source", "key": k, **v, "sent_late": late["by_source"].get(k, 0),
+              "ambiguous": unsure["by_source"].get(k, 0)}
              for k, v in report.by_source.items()]
-    rows += [{"group": "month", "key": k, **v, "sent_late": late["by_month"].get(k, 0)}
+    rows += [{"group": "month", "key": k, **v, "sent_late": late["by_month"].get(k, 0),
+              "ambiguous": unsure["by_month"].get(k, 0)}
              for k, v in report.by_month.items()]
     for agency_id, v in report.by_agency.items():
         rows.append({"group": "agency", "key": agency_id, "rejected": "", "eligible": "",
-                     "sent": "", "sent_late": "",
+                     "sent": "", "sent_late": "", "ambiguous": "",
                      **{k: v[k] for k in ("consented", "handed_off", "sent_to_form",
                                           "registered", "placed", "credits", "yen")}})
     return rows
@@ -223,7 +237,8 @@ def _rows(report: Report) -> list[dict[str, Any]]:
 
 def to_csv(report: Report) -> str:
     out = io.StringIO()
-    fields = ["group", "key", *STAGES[:3], "sent_late", *STAGES[3:], "credits", "yen"]
+    fields = ["group", "key", *STAGES[:3], "sent_late", *STAGES[3:], "credits", "yen",
+              "ambiguous"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in _rows(report):
@@ -264,11 +279,14 @@ def to_html(report: Report, company: str = "", config: Config | None = None) -> 
         "stages": [STAGE_LABELS[s] for s in STAGES],
         "funnel": funnel_geometry(report.total),
         "source_rows": [[k, *(v[s] for s in STAGES),
-                         report.sent_late["by_source"].get(k, 0)]
+                         report.sent_late["by_source"].get(k, 0),
+                         report.ambiguous["by_source"].get(k, 0)]
                         for k, v in report.by_source.items()],
-        "month_rows": [[k, *(v[s] for s in STAGES), report.sent_late["by_month"].get(k, 0)]
+        "month_rows": [[k, *(v[s] for s in STAGES), report.sent_late["by_month"].get(k, 0),
+                        report.ambiguous["by_month"].get(k, 0)]
                        for k, v in report.by_month.items()],
         "sent_late": report.sent_late["total"],
+        "ambiguous": report.ambiguous["total"],
         "agency_rows": [[k, v["legal_name"], v["consented"], v["handed_off"],
                          v["sent_to_form"], v["registered"], v["placed"], v["credits"],
                          f"{v['yen']:,}"]

@@ -367,12 +367,15 @@ def suppressed_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
 
 def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
                 exclude: Iterable[int], owed_note: str | None = None) -> set[str]:
-    """Of these people, those already mailed since `since`, or about to be. A sent email whose
-    `invite_note` is `owed_note` does not count: it was held back from the invitation (the
-    person was still in process elsewhere), and their next rejection is owed its own email."""
+    """Of these people, those already mailed since `since`, or about to be. An ambiguous email
+    (handed to the server, answer unknown) counts as mailed: it may have arrived, and a second
+    rejection is worse than none. A sent email whose `invite_note` is `owed_note` does not
+    count: it was held back from the invitation (the person was still in process
+    elsewhere), and their next rejection is owed its own email."""
     exclude = list(exclude)
     busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
-    sent = (c.state == CaseState.SENT.value) & (c.sent_at >= since)
+    sent = (c.state.in_([CaseState.SENT.value, CaseState.AMBIGUOUS.value])
+            & (c.sent_at >= since))
     if owed_note:
         sent = sent & (c.invite_note != owed_note)
     found: set[str] = set()

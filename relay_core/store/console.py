@@ -92,6 +92,8 @@ def dashboard_counts(conn: Connection, *, now: datetime, end_of_today: datetime
     return {"by_state": by_state, "due_today": due_today, "late": late,
             "held": by_state.get(CaseState.HELD.value, 0),
             "failed": by_state.get(CaseState.FAILED.value, 0),
+            # handed to the mail server, answer unknown: HR checks the server's log
+            "ambiguous": by_state.get(CaseState.AMBIGUOUS.value, 0),
             "dead_handoffs": dead_handoffs + dead_notices}
 
 

@@ -19,12 +19,11 @@ def sent_since(conn: Connection, since: datetime) -> list[datetime]:
 
 
 def defer(conn: Connection, ids: list[int], until: datetime, note: str) -> int:
-    """Claimed but not sent (sending → pending): due again at `until`, the claim's attempt
-    not counted. Returns how many."""
+    """Due but over the quota: still queued, due again at `until` (no attempt counted).
+    Returns how many."""
     deferred = 0
     for i in range(0, len(ids), 500):
         deferred += conn.execute(update(t.outbox).where(
-            o.id.in_(ids[i:i + 500]), o.state == "sending").values(
-            state="pending", attempts=o.attempts - 1, next_attempt_at=until,
-            last_error=note)).rowcount
+            o.id.in_(ids[i:i + 500]), o.state == "pending").values(
+            next_attempt_at=until, last_error=note)).rowcount
     return deferred

@@ -112,12 +112,19 @@ outbox = Table(
     Column("message_id", String(255), nullable=False, unique=True),
     Column("recipient", String(320)),
     Column("message", LargeBinary),      # the exact bytes, so a retry sends the same message
-    Column("state", String(16), nullable=False, index=True),  # pending|sending|sent|failed
+    # pending | claimed | handing_over | sent | failed | gave_up | ambiguous (store/outbox.py)
+    Column("state", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    Column("claimed_by", String(160)),          # host:pid:token of the process sending it
+    Column("claimed_until", UTCDateTime),       # the claim's lease
+    Column("handing_over_at", UTCDateTime),     # when DATA began
+    Column("temp_failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_reply", Text, nullable=False, default="", server_default=""),
+    Column("give_up_at", UTCDateTime),          # temporary failures stop being retried then
 )
 
 suppressions = Table(

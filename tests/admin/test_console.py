@@ -281,3 +281,22 @@ def test_the_console_can_be_switched_off(make_config, store):
     config = make_config({"admin": {"enabled": False}})
     with TestClient(create_app(config, store, {}), base_url="https://relay.example.co.jp") as c:
         assert c.get("/admin/").status_code == 404
+
+
+def test_dashboard_shows_ambiguous_emails(signed_in, held, store):
+    """Issue 13: an email handed to the mail server whose answer never came has its own tile
+    and state, linking to the cases to check against the server's log."""
+    from sqlalchemy import update
+
+    from relay_core.store import tables as t
+
+    page = signed_in.get("/admin/").text
+    assert 'state=ambiguous"><span class="tile-n">0<' in page
+    with store.begin() as conn:
+        conn.execute(update(t.relay_cases).where(t.relay_cases.c.id == held["A-1"])
+                     .values(state="ambiguous"))
+    page = signed_in.get("/admin/").text
+    assert 'tile tile-warn" href="/admin/cases?state=ambiguous"><span class="tile-n">1<' in page
+    assert "送達不明" in page
+    listed = signed_in.get("/admin/cases", params={"state": "ambiguous"}).text
+    assert listed.count('class="name"') == 1

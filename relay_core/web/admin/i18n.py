@@ -63,6 +63,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "due_today": "本日送信予定",
         "held": "承認待ち",
         "failed": "送信失敗",
+        "ambiguous": "送達不明",
         "dead_handoffs": "引き渡し停止",
         "relay": "リレー招待",
         "relay_off": "無効（メールに招待は含まれません）",
@@ -182,6 +183,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "state_sent": "送信済み",
         "state_cancelled": "取消",
         "state_failed": "失敗",
+        "state_ambiguous": "送達不明",
     },
     "en": {
         "console": "Console",
@@ -239,6 +241,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "due_today": "Due today",
         "held": "Held",
         "failed": "Failed",
+        "ambiguous": "Ambiguous",
         "dead_handoffs": "Dead handoffs",
         "relay": "Relay invitation",
         "relay_off": "Off: emails carry no invitation",
@@ -358,5 +361,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "state_sent": "sent",
         "state_cancelled": "cancelled",
         "state_failed": "failed",
+        "state_ambiguous": "ambiguous",
     },
 }

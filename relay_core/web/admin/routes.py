@@ -202,8 +202,8 @@ def dashboard(request: Request) -> Response:
         "counts": counts, "cycle": cycle, "sources": sources,
         "relay_enabled": relay.enabled, "relay_url": relay.public_base_url,
         "relay_problems": relay_problems(web.config) if relay.enabled else [],
-        "states": ["detected", "scheduled", "held", "sending", "sent", "skipped",
-                   "cancelled", "failed"],
+        "states": ["detected", "scheduled", "held", "sending", "sent", "ambiguous",
+                   "skipped", "cancelled", "failed"],
     }, admin=session, active="dashboard")
 
 
