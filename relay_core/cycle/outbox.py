@@ -20,6 +20,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
 
+from relay_core.cycle import control
 from relay_core.cycle.quota import within_daily_limit
 from relay_core.cycle.report import CycleReport
 from relay_core.errors import PermanentMailError, RetriableError
@@ -72,6 +73,7 @@ def _send_all(transport: Transport, rows: list[OutboxMessage]) -> Iterator[Outco
         try:
             for i, (row, mail) in enumerate(mails):
                 try:
+                    control.ensure()   # a stop or a lost lock: hand over nothing more
                     transport.send(mail)
                     yield Outcome(row)
                 except (RetriableError, PermanentMailError) as exc:
@@ -91,6 +93,7 @@ def _send_all(transport: Transport, rows: list[OutboxMessage]) -> Iterator[Outco
             local.transport = transport.clone()
             with lock:
                 opened.append(local.transport)
+        control.ensure()   # CycleStopped stops the rest, which go back to the queue
         local.transport.send(mail)   # connects on first use, with the transport's retries
 
     workers = min(transport.connections, len(mails))

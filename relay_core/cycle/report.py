@@ -33,6 +33,7 @@ class CycleReport:
     deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
     purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
     errors: list[str] = field(default_factory=list)
+    stopped: str | None = None   # why the cycle ended early (a signal, a lost lock), else None
 
     def summary(self) -> dict[str, object]:
         """Counts and messages for the cycle history (store/runs.py); no personal data."""
