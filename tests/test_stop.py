@@ -1,0 +1,168 @@
+"""`career-relay run` as cron or systemd starts it, stopped the hard and the polite way
+(issue 13, point 3): SIGTERM finishes the message in hand, releases the lock and exits 143;
+after a SIGKILL the next run takes the lock over at once instead of exiting 75 for an hour.
+The mail server is a real aiosmtpd that takes a while over each message."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from relay_core.store import open_store
+from relay_core.store import tables as t
+from tests.smtp import EphemeralController
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = "2025-06-23T11:00:00+09:00"
+
+
+class SlowSink:
+    """Takes each message after `delay` seconds; `first` is set when one arrives."""
+
+    def __init__(self, delay: float):
+        self.delay, self.messages = delay, []
+        self.first = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.first.set()
+        await asyncio.sleep(self.delay)
+        self.messages.append(envelope.rcpt_tos[0])
+        return "250 OK"
+
+
+@pytest.fixture
+def slow_smtp():
+    sink = SlowSink(delay=1.0)
+    controller = EphemeralController(sink, hostname="127.0.0.1", port=0)
+    controller.start()
+    sink.port = controller.port
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_example(tmp_path, store_url, installed_sources, slow_smtp):
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "hrmos_export.tsv", tmp_path / "examples")
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "sqlite:///examples/career-relay.db"', f'url = "{store_url}"')
+    text = text.replace('transport = "file"', 'transport = "smtp"', 1)
+    text = text.replace('host = "smtp.example.co.jp"', 'host = "127.0.0.1"')
+    text = text.replace("port = 587", f"port = {slow_smtp.port}")
+    # One connection: the messages go one after another, so a stop finds some still queued.
+    text = text.replace('security = "starttls"', 'security = "none"\nconnections = 1')
+    text = text.replace('username = "relay@example.co.jp"', 'username = ""')
+    text = text.replace('password = "env:CAREER_RELAY_SMTP_PASSWORD"', "")
+    config = tmp_path / "career-relay.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def start_run(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "relay_core.commands.cli", "run", "--config", str(config),
+         "--now", NOW, "--log-format", "json"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def lock_rows(store) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.scalars(select(t.locks.c.holder)))
+
+
+def sent_cases(store) -> int:
+    return store.counts_by_state().get("sent", 0)
+
+
+def test_sigterm_finishes_the_message_in_hand_and_releases_the_lock(smtp_example, store_url,
+                                                                    slow_smtp):
+    proc = start_run(smtp_example)
+    try:
+        assert slow_smtp.first.wait(30), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        started, wall = time.monotonic(), time.time()
+        out, errors = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    # the message in hand (1 s at this server), not the queue
+    assert time.monotonic() - started < 5, (wall, time.time(), errors)
+    assert proc.returncode == 128 + signal.SIGTERM, errors
+    assert "stopped by SIGTERM" in errors
+    store = open_store(store_url)
+    assert lock_rows(store) == []
+    delivered = len(slow_smtp.messages)
+    assert delivered >= 1                          # the one in hand went
+    assert sent_cases(store) == delivered          # and was recorded; nothing in between
+    waiting = store.counts_by_state().get("sending", 0)
+    assert waiting >= 1, (store.counts_by_state(), delivered)   # the rest waits...
+    slow_smtp.delay = 0
+    again = start_run(smtp_example)
+    out, errors = again.communicate(timeout=120)
+    assert again.returncode in (0, 1), errors      # ...which takes it without waiting
+    assert "holds the run lock" not in errors
+
+
+def test_after_sigkill_the_next_run_takes_the_lock_over_at_once(smtp_example, store_url,
+                                                                slow_smtp):
+    slow_smtp.delay = 5      # the holder is still busy while the second run starts
+    proc = start_run(smtp_example)
+    try:
+        assert slow_smtp.first.wait(30), proc.communicate(timeout=5)
+        store = open_store(store_url)
+        assert len(lock_rows(store)) == 1
+        blocked = start_run(smtp_example)             # the holder is alive: 75, named
+        out, errors = blocked.communicate(timeout=60)
+        assert blocked.returncode == 75, errors
+        assert f"pid {proc.pid}" in errors and "since" in errors
+        assert proc.poll() is None
+        proc.kill()
+        proc.wait(10)
+    finally:
+        proc.kill()
+    assert len(lock_rows(store)) == 1                # left behind by the dead run
+    slow_smtp.delay = 0
+    after = start_run(smtp_example)
+    out, errors = after.communicate(timeout=120)
+    assert after.returncode != 75, errors
+    assert "holds the run lock" not in errors
+    assert lock_rows(store) == []
+
+
+def test_an_empty_config_is_an_error_that_names_the_fix(tmp_path):
+    from typer.testing import CliRunner
+
+    from relay_core.commands.cli import app
+
+    empty = tmp_path / "career-relay.toml"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--config", str(empty)])
+    assert result.exit_code == 2
+    assert "empty" in result.output and "career-relay init" in result.output
+
+
+def test_a_config_without_sources_is_an_error_that_names_what_is_missing(tmp_path):
+    from typer.testing import CliRunner
+
+    from relay_core.commands.cli import app
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    start = text.index("[[sources]]")
+    end = text.index("\n[", start + 1)
+    config = tmp_path / "career-relay.toml"
+    config.write_text(text[:start] + text[end:], encoding="utf-8")
+    for command in (["run"], ["run", "--dry-run"], ["serve"]):
+        result = CliRunner().invoke(app, [*command, "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert "sources: no [[sources]] table" in result.output
+        assert "config.example.toml" in result.output
