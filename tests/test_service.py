@@ -116,3 +116,40 @@ def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path, store_url):
     assert done.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in done.stderr
     assert "web.port" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_healthz_is_503_with_why_when_no_cycle_succeeded_for_three_intervals(make_config,
+                                                                             store):
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from relay_core.store import utcnow
+    from relay_core.store.runs import record_cycle
+    from relay_core.web.app import create_app, health
+
+    config = make_config({"web": {"cycle_minutes": 10}})
+    client = TestClient(create_app(config, store, {}))
+    now = utcnow()
+    # Before any cycle, the start-up is the reference: three intervals of grace.
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["last_ok_cycle"] is None
+    status, body = health(store, 10, now - timedelta(minutes=31), now)
+    assert status == 503 and "since start-up 31 min ago" in body["why"]
+
+    old = now - timedelta(minutes=45)
+    record_cycle(store, started_at=old, finished_at=old, ok=True, summary={}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now)
+    assert status == 503 and body["status"] == "stale"
+    assert "no cycle has succeeded for 45 min (limit: 3 × 10 min)" in body["why"]
+    record_cycle(store, started_at=now, finished_at=now, ok=False,
+                 summary={"errors": ["gh: credentials refused: secret text"]}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now)
+    assert status == 503 and "the last cycle had problems" in body["why"]
+    assert "secret text" not in str(body)      # a public page: the messages stay in the log
+    response = client.get("/healthz")          # this process started just now: grace
+    assert response.status_code == 200
+
+    record_cycle(store, started_at=now, finished_at=now, ok=True, summary={}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now + timedelta(minutes=29))
+    assert status == 200 and body["status"] == "ok" and body["last_cycle_ok"] is True

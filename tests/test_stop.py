@@ -166,3 +166,44 @@ def test_a_config_without_sources_is_an_error_that_names_what_is_missing(tmp_pat
         assert result.exit_code == 2, result.output
         assert "sources: no [[sources]] table" in result.output
         assert "config.example.toml" in result.output
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_stopped_by_sigterm_finishes_the_message_in_hand(smtp_example, store_url,
+                                                               slow_smtp):
+    # A run stopped at its first message leaves three in the queue; serve's first cycle
+    # takes them up, and is stopped in turn.
+    first = start_run(smtp_example)
+    assert slow_smtp.first.wait(30), first.communicate(timeout=5)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(15) == 128 + signal.SIGTERM
+    before = len(slow_smtp.messages)
+    slow_smtp.first.clear()
+    port = free_port()
+    smtp_example.write_text(smtp_example.read_text(encoding="utf-8").replace(
+        "port = 8080", f"port = {port}"), encoding="utf-8")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "relay_core.commands.cli", "serve", "--config",
+         str(smtp_example), "--log-format", "json"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert slow_smtp.first.wait(60), serve.communicate(timeout=5)
+        serve.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        out, errors = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+    assert time.monotonic() - started < 8, errors
+    assert serve.returncode == 0, errors
+    assert '"event": "stopped"' in errors and "still busy" not in errors
+    store = open_store(store_url)
+    assert lock_rows(store) == []
+    assert len(slow_smtp.messages) - before == 1        # the one in hand, no more
+    assert sent_cases(store) == len(slow_smtp.messages)
