@@ -207,3 +207,42 @@ def test_serve_stopped_by_sigterm_finishes_the_message_in_hand(smtp_example, sto
     assert lock_rows(store) == []
     assert len(slow_smtp.messages) - before == 1        # the one in hand, no more
     assert sent_cases(store) == len(slow_smtp.messages)
+
+
+def test_a_holder_of_over_an_hour_makes_the_run_fail_not_succeed(smtp_example, store_url):
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from relay_core.store import utcnow
+    from relay_core.store.lease import Holder
+
+    store = open_store(store_url)
+    now = utcnow()
+    with store.begin() as conn:
+        conn.execute(insert(t.locks).values(
+            name="run", holder=Holder("elsewhere/1", 4242, "9", now - timedelta(hours=3),
+                                      "beef").encode(), expires_at=now + timedelta(minutes=2)))
+    proc = start_run(smtp_example)
+    out, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 1, errors          # not 75, which the timer's unit counts as ok
+    assert "host elsewhere, pid 4242 since" in errors and "hung" in errors
+
+
+def test_several_instances_at_once_mail_everyone_exactly_once(smtp_example, store_url,
+                                                              slow_smtp):
+    """Three runs started together against one database (cron on three machines), then
+    again: each person gets one email, and every run exits 0 or 75."""
+    slow_smtp.delay = 0.3
+    codes = []
+    for _ in range(2):
+        procs = [start_run(smtp_example) for _ in range(3)]
+        for proc in procs:
+            out, errors = proc.communicate(timeout=120)
+            codes.append(proc.returncode)
+            assert proc.returncode in (0, 75), errors
+    assert codes.count(0) >= 2
+    assert sorted(slow_smtp.messages) == sorted(set(slow_smtp.messages))
+    store = open_store(store_url)
+    assert sent_cases(store) == len(slow_smtp.messages) == 4
+    assert lock_rows(store) == []
