@@ -200,9 +200,13 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        with self.engine.begin() as conn:
-            conn.execute(t.locks.delete().where(t.locks.c.name == self.name,
-                                                t.locks.c.holder == self._encoded))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.locks.delete().where(t.locks.c.name == self.name,
+                                                    t.locks.c.holder == self._encoded))
+        except SQLAlchemyError as exc:   # the lease lapses by itself within TTL
+            log.warning("could not release the %s lock (%s); it lapses within %d s",
+                        self.name, type(exc).__name__, self.ttl.total_seconds())
 
 
 def acquire(engine: Engine, name: str, ttl: timedelta = TTL) -> Lease:
