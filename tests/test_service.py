@@ -153,3 +153,15 @@ def test_healthz_is_503_with_why_when_no_cycle_succeeded_for_three_intervals(mak
     record_cycle(store, started_at=now, finished_at=now, ok=True, summary={}, polls={})
     status, body = health(store, 10, now - timedelta(hours=2), now + timedelta(minutes=29))
     assert status == 200 and body["status"] == "ok" and body["last_cycle_ok"] is True
+
+
+def test_healthz_is_503_when_the_database_cannot_be_read(tmp_path):
+    from relay_core.store import open_store, utcnow
+    from relay_core.web.app import health
+
+    store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    (tmp_path / "relay.db").unlink()
+    (tmp_path / "relay.db").mkdir()      # the file is gone and cannot be made again
+    store.engine.dispose()
+    status, body = health(store, 10, utcnow(), utcnow())
+    assert status == 503 and "database cannot be read" in body["why"]

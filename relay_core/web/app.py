@@ -44,8 +44,12 @@ def health(store: Store, cycle_minutes: int, started: datetime, now: datetime
     the database), else 503 with why. Before any cycle, the process's start is the reference,
     so a fresh `serve` has three intervals to complete its first one."""
     limit = timedelta(minutes=3 * cycle_minutes)
-    with store.connect() as conn:
-        last_ok, last = runs.last_ok_cycle(conn), runs.last_cycle(conn)
+    try:
+        with store.connect() as conn:
+            last_ok, last = runs.last_ok_cycle(conn), runs.last_cycle(conn)
+    except Exception as exc:   # whatever the driver raises: unhealthy, not a 500
+        return 503, {"status": "error", "why": f"the database cannot be read "
+                                               f"({type(exc).__name__}); see the log"}
     reference = max(last_ok.finished_at, started) if last_ok else started
     body: dict[str, object] = {
         "status": "ok", "cycle_minutes": cycle_minutes,
