@@ -246,3 +246,52 @@ def test_several_instances_at_once_mail_everyone_exactly_once(smtp_example, stor
     store = open_store(store_url)
     assert sent_cases(store) == len(slow_smtp.messages) == 4
     assert lock_rows(store) == []
+
+
+def test_two_serves_and_a_run_on_one_database_send_each_message_once(smtp_example, store_url,
+                                                                     slow_smtp):
+    """The documented way to outgrow one machine: several `serve`s (and the run timer) on one
+    database. A stopped run leaves three messages queued; two serves and a run start at once;
+    each message goes exactly once, and both serves say they are healthy."""
+    import httpx
+
+    first = start_run(smtp_example)
+    assert slow_smtp.first.wait(30), first.communicate(timeout=5)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(15) == 128 + signal.SIGTERM
+    slow_smtp.delay = 0.3
+    text = smtp_example.read_text(encoding="utf-8")
+    serves, ports = [], []
+    for i in range(2):
+        ports.append(free_port())
+        config = smtp_example.with_name(f"serve{i}.toml")
+        config.write_text(text.replace("port = 8080", f"port = {ports[-1]}"), encoding="utf-8")
+        serves.append(subprocess.Popen(
+            [sys.executable, "-m", "relay_core.commands.cli", "serve", "--config", str(config),
+             "--log-format", "json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+    run = start_run(smtp_example)
+    try:
+        assert run.wait(120) in (0, 75), run.communicate()[1]
+        store = open_store(store_url)
+        deadline = time.monotonic() + 60
+        while sent_cases(store) < 4 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for port in ports:
+            while True:
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+            assert health.status_code == 200, health.text
+    finally:
+        for serve in serves:
+            serve.send_signal(signal.SIGTERM)
+        logs = [serve.communicate(timeout=60)[1] for serve in serves]
+    assert [serve.returncode for serve in serves] == [0, 0], logs
+    assert sent_cases(store) == 4
+    assert sorted(slow_smtp.messages) == sorted(set(slow_smtp.messages))   # each once
+    assert len(slow_smtp.messages) == 4
+    assert lock_rows(store) == []
