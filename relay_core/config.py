@@ -605,4 +605,19 @@ def load_config(path: str | Path) -> Config:
                           "Fix the syntax at the line shown") from None
     except UnicodeDecodeError:
         raise ConfigError("", f"{path} is not UTF-8", "Save the file as UTF-8") from None
+    if not data:
+        raise ConfigError("", f"{path} is empty (or only comments)",
+                          "Start from config.example.toml, or create one with `career-relay "
+                          "init`")
     return parse_config(data, path.resolve().parent)
+
+
+def require_sources(config: Config) -> None:
+    """`run` and `serve` need something to relay from: at least one enabled [[sources]]."""
+    if not config.sources:
+        raise ConfigError("sources", "no [[sources]] table, so there is nothing to poll or "
+                          "receive", "Add a [[sources]] table for your ATS (see the commented "
+                          "ones in config.example.toml), or run `career-relay init`")
+    if not any(s.enabled for s in config.sources):
+        raise ConfigError("sources", "every [[sources]] table has enabled = false, so there is "
+                          "nothing to poll or receive", "Set enabled = true on at least one")

@@ -26,7 +26,8 @@
     ├── TemplateError        fix the template named in the message (file and line)
     │   └── UnsafeSubjectError   a subject that renders to several lines (also a FatalError:
     │                            the break may come from ATS data, so only that case fails)
-    └── LockedError          another process holds the run lock; this one stops quietly
+    └── LockedError          another live process holds the run lock (or this run lost it);
+                             this one stops
 
 Messages say what happened and what to do next. They never contain personal data or secrets:
 name the case id, source and line number, not the person.
@@ -141,4 +142,9 @@ class UnsafeSubjectError(TemplateError, FatalError):
 
 
 class LockedError(RelayError):
-    pass
+    """`long_held`: the live holder has held the lock for over an hour (hung?): `run` then
+    exits 1 instead of 75, so the timer's unit shows a failure."""
+
+    def __init__(self, message: str, *, long_held: bool = False):
+        super().__init__(message)
+        self.long_held = long_held

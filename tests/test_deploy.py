@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer.main
 
-from relay_core.commands.cli import EXIT_CONFIG, EXIT_LOCKED, app
+from relay_core.commands.cli import EXIT_CONFIG, EXIT_FAILURES, EXIT_LOCKED, app
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -36,7 +36,10 @@ def test_the_units_run_existing_commands_with_existing_flags():
         assert flags <= options_of(command), flags - options_of(command)
         assert service["EnvironmentFile"] == "/etc/career-relay/career-relay.env"
         assert service["User"] == "career-relay"
-    assert unit("career-relay-run.service")["Service"]["SuccessExitStatus"] == str(EXIT_LOCKED)
+    # 75 (a live run holds the lock) and 143 (stopped by SIGTERM after the message in hand)
+    # are not failures; 1 (a holder for over an hour: hung?) is.
+    success = unit("career-relay-run.service")["Service"]["SuccessExitStatus"].split()
+    assert success == [str(EXIT_LOCKED), "143"] and str(EXIT_FAILURES) not in success
     assert unit("career-relay.service")["Service"]["RestartPreventExitStatus"] == str(
         EXIT_CONFIG)
     assert unit("career-relay-run.timer")["Timer"]["OnCalendar"]

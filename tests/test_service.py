@@ -39,7 +39,7 @@ def test_serve_answers_and_runs_the_cycle(tmp_path, store_url):
                 assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
                 assert time.monotonic() < deadline, "serve did not start within 20 s"
                 time.sleep(0.2)
-        assert response.status_code == 200 and response.text == "ok"
+        assert response.status_code == 200 and response.json()["status"] == "ok"
         # The cycle thread polls the export at start-up (the sample's rows are old by now, so
         # they are recorded and skipped as stale rather than mailed).
         from relay_core.store import open_store
@@ -116,3 +116,52 @@ def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path, store_url):
     assert done.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in done.stderr
     assert "web.port" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_healthz_is_503_with_why_when_no_cycle_succeeded_for_three_intervals(make_config,
+                                                                             store):
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from relay_core.store import utcnow
+    from relay_core.store.runs import record_cycle
+    from relay_core.web.app import create_app, health
+
+    config = make_config({"web": {"cycle_minutes": 10}})
+    client = TestClient(create_app(config, store, {}))
+    now = utcnow()
+    # Before any cycle, the start-up is the reference: three intervals of grace.
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["last_ok_cycle"] is None
+    status, body = health(store, 10, now - timedelta(minutes=31), now)
+    assert status == 503 and "since start-up 31 min ago" in body["why"]
+
+    old = now - timedelta(minutes=45)
+    record_cycle(store, started_at=old, finished_at=old, ok=True, summary={}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now)
+    assert status == 503 and body["status"] == "stale"
+    assert "no cycle has succeeded for 45 min (limit: 3 × 10 min)" in body["why"]
+    record_cycle(store, started_at=now, finished_at=now, ok=False,
+                 summary={"errors": ["gh: credentials refused: secret text"]}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now)
+    assert status == 503 and "the last cycle had problems" in body["why"]
+    assert "secret text" not in str(body)      # a public page: the messages stay in the log
+    response = client.get("/healthz")          # this process started just now: grace
+    assert response.status_code == 200
+
+    record_cycle(store, started_at=now, finished_at=now, ok=True, summary={}, polls={})
+    status, body = health(store, 10, now - timedelta(hours=2), now + timedelta(minutes=29))
+    assert status == 200 and body["status"] == "ok" and body["last_cycle_ok"] is True
+
+
+def test_healthz_is_503_when_the_database_cannot_be_read(tmp_path):
+    from relay_core.store import open_store, utcnow
+    from relay_core.web.app import health
+
+    store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    (tmp_path / "relay.db").unlink()
+    (tmp_path / "relay.db").mkdir()      # the file is gone and cannot be made again
+    store.engine.dispose()
+    status, body = health(store, 10, utcnow(), utcnow())
+    assert status == 503 and "database cannot be read" in body["why"]

@@ -1,11 +1,14 @@
 """The `career-relay` command. Every command takes --config and exits non-zero on failure:
 0 done, 1 done with failures (see the output), 2 configuration or usage error,
-75 another run holds the lock (cron may simply try again next time)."""
+75 another live run holds the lock (cron may simply try again next time; a lock whose holder
+is gone is taken over, and one held for over an hour exits 1 instead), 128+N stopped by
+signal N after the message in hand (143 SIGTERM, 130 SIGINT)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
@@ -53,7 +57,7 @@ class SafeGroup(TyperGroup):
         except ConfigError as exc:
             raise _fail(str(exc), EXIT_CONFIG) from None
         except LockedError as exc:
-            raise _fail(str(exc), EXIT_LOCKED) from None
+            raise _fail(str(exc), locked_exit(exc)) from None
         except (TemplateError, RelayError) as exc:
             raise _fail(str(exc), EXIT_FAILURES) from None
         except OSError as exc:
@@ -93,8 +97,15 @@ LogFormatOpt = Annotated[LogFormat, typer.Option(
     "--log-format", help="text, or json: one JSON object per line (case ids, no names).")]
 
 
+def locked_exit(exc: LockedError) -> int:
+    """75 while another run is simply busy; 1 (a failure the timer's unit shows) when it has
+    held the lock for over an hour or this run lost the lock."""
+    return EXIT_FAILURES if exc.long_held else EXIT_LOCKED
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    # escape: a message may hold brackets ("add a [[sources]] table"), which are not markup
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 
@@ -161,11 +172,14 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     from relay_core.commands.logs import configure_logging
     from relay_core.commands.status import cycle_json
     from relay_core.commands.tables import cycle_table
+    from relay_core.config import require_sources
+    from relay_core.cycle import control
     from relay_core.cycle.run import run_cycle
 
     configure_logging(log_format.value, verbose=VERBOSE)
     moment = _parse_now(now)
     rt = _runtime(config)
+    require_sources(rt.config)
     if dry_run:
         _dry_run(rt, moment, as_json)
         return
@@ -173,9 +187,11 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
     # in a log file or a pipe.
     show_progress = err.is_terminal and not as_json
     sent = 0
+    control.stopping.clear()
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err, disable=not show_progress, transient=True) as bar:
+        with control.stop_on_signals() as signals, Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                console=err, disable=not show_progress, transient=True) as bar:
             task = bar.add_task("starting", total=None)
 
             def polled(source: str, pages: int, records: int) -> None:
@@ -190,9 +206,16 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
             report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport(),
                                now=moment, progress=sending, poll_progress=polled)
     except LockedError as exc:
-        raise _fail(str(exc), EXIT_LOCKED) from None
+        raise _fail(str(exc), locked_exit(exc)) from None
     except (ConfigError, TemplateError) as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
+    if signals:
+        name = signal.Signals(signals[0]).name
+        logging.getLogger("career_relay.run").warning(
+            "stopped by %s after the message in hand: sent %d; the lock is released and the "
+            "rest waits for the next run", name, report.sent,
+            extra={"event": "stopped", "signal": name, "sent": report.sent})
+        raise typer.Exit(128 + signals[0])
     summary = report.summary()
     logging.getLogger("career_relay.run").info(
         "cycle %s: sent %d, failed %d, cancelled %d", "ok" if report.ok else "with problems",
@@ -510,11 +533,13 @@ def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
     from relay_core.commands.logs import configure_logging
+    from relay_core.config import require_sources
     from relay_core.web.service import serve_forever
 
     configure_logging(log_format.value, verbose=VERBOSE,
                       level=logging.INFO)
     rt = _runtime(config)
+    require_sources(rt.config)
     try:
         serve_forever(rt)
     except ConfigError as exc:      # the port is taken, or cannot be used

@@ -28,6 +28,7 @@ from email.policy import compat32
 from email.utils import parseaddr
 
 from relay_core.config import Config
+from relay_core.cycle import control
 from relay_core.cycle.quota import within_daily_limit
 from relay_core.cycle.recovery import (
     CASE_KINDS,
@@ -110,6 +111,9 @@ class _Steps:
                             claimed.recipient, claimed.message)
 
     def handing_over(self, row: OutboxMessage) -> None:
+        # A stop or a lost lock is honoured here, before the message is in hand: the claim
+        # goes back to the queue (finish), never between DATA and the reply.
+        control.ensure()
         with self.store.begin() as conn:
             if not outbox.mark_handing_over(conn, row.id, self.holder.id, self.holder.lease(),
                                             self.now):
@@ -118,6 +122,10 @@ class _Steps:
     def finish(self, row: OutboxMessage, error: BaseException | None) -> None:
         if isinstance(error, _LostClaim | _Stopped):
             return   # not ours any more, or never handed over: whoever holds it decides
+        if isinstance(error, control.CycleStopped):
+            with self.store.begin() as conn:   # never handed over: due again at once
+                outbox.requeue(conn, [row.id], from_states=("claimed",))
+            return
         now = self.now
         is_case = row.case_id is not None and row.kind in CASE_KINDS
         with self.store.begin() as conn:
@@ -213,6 +221,8 @@ def _one_by_one(transport: Transport, rows: list[OutboxMessage], steps: _Steps) 
         if steps.stopped is not None:
             steps.waiting += len(rows) - i
             return
+        if control.stop_reason():
+            return   # the rest stay queued; run_cycle reports why it stopped
         mail = steps.claim(row)
         if mail is None:
             continue
@@ -269,7 +279,8 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
     try:
         def feed() -> None:
             nonlocal busy, left
-            while busy < workers and steps.stopped is None and left:
+            while (busy < workers and steps.stopped is None and left
+                   and not control.stop_reason()):
                 row = next(todo)
                 left -= 1
                 mail = steps.claim(row)
@@ -284,8 +295,8 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                 assert isinstance(payload, _Ack)
                 try:
                     steps.handing_over(row)
-                except _LostClaim as exc:
-                    payload.error = exc
+                except (_LostClaim, control.CycleStopped) as exc:
+                    payload.error = exc   # the worker drops the connection before DATA
                 except BaseException as exc:
                     payload.error = _Stopped()
                     raise exc

@@ -37,6 +37,7 @@ class CycleReport:
     ambiguous: int = 0           # emails handed over whose answer never came (this cycle)
     stuck: int = 0               # failed cases that gave up after temporary failures (all)
     errors: list[str] = field(default_factory=list)
+    stopped: str | None = None   # why the cycle ended early (a signal, a lost lock), else None
 
     # Emails cancelled this cycle, wherever the ATS took the rejection back: at the re-check
     # before sending, or already at the poll (un-rejected rows, a reason now a withdrawal).

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
+from relay_core.cycle import control
 from relay_core.cycle.eligibility import feedback_text, recheck_action
 from relay_core.cycle.ingest import cancel_pending
 from relay_core.cycle.outbox import deliver_outbox
@@ -205,6 +206,8 @@ def send_due(store: Store, config: Config, connectors: dict[str, Connector],
     claimed: list[int] = []
     blockers = invitation_blockers(config)
     while due := _due(store, now, after_id=last_id):
+        if control.stop_reason():
+            break   # run_cycle reports why; what is due waits for the next run
         last_id = due[-1].id
         if blockers and config.mail.mode == "invite_only":
             report.errors.append(f"{len(due)} invite-only email(s) wait, because "

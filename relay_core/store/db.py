@@ -6,8 +6,6 @@ console.py for read-only pages), as functions of the caller's Connection.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -21,9 +19,9 @@ from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from relay_core.errors import ConfigError, LockedError
+from relay_core.errors import ConfigError
 from relay_core.models import RelayCase
-from relay_core.store import cases
+from relay_core.store import cases, lease
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
 
@@ -164,30 +162,14 @@ class Store:
             return False
         return True
 
-    # --- the run lock ----------------------------------------------------------------------
+    # --- the run lock (store/lease.py) ---------------------------------------------------
     @contextmanager
-    def lock(self, name: str = "run", ttl: timedelta = timedelta(hours=1)) -> Iterator[None]:
-        """A lock row in the database itself, so it holds across machines sharing PostgreSQL
-        as well as for two cron runs on one SQLite file. An expired lock (a crashed run) is
-        taken over."""
-        holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
-        now = utcnow()
-        with self.engine.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(t.locks).values(name=name, holder=holder,
-                                                        expires_at=now + ttl))
-                taken = True
-            except IntegrityError:
-                taken = conn.execute(update(t.locks).where(
-                    t.locks.c.name == name, t.locks.c.expires_at < now)
-                    .values(holder=holder, expires_at=now + ttl)).rowcount == 1
-        if not taken:
-            raise LockedError("another career-relay run holds the lock; this run stops. If no "
-                              "run is active, the lock expires within an hour")
+    def lock(self, name: str = "run", ttl: timedelta = lease.TTL) -> Iterator[lease.Lease]:
+        """A lease in the database itself, so it holds across machines sharing PostgreSQL as
+        well as for two cron runs on one SQLite file; it dies with its holder (store/lease.py).
+        Yields the `Lease`: `lease.ensure()` raises LockedError once it is lost."""
+        held = lease.acquire(self.engine, name, ttl)
         try:
-            yield
+            yield held
         finally:
-            with self.engine.begin() as conn:
-                conn.execute(t.locks.delete().where(t.locks.c.name == name,
-                                                    t.locks.c.holder == holder))
+            held.release()

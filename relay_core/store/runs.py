@@ -58,6 +58,15 @@ def last_cycle(conn: Connection) -> CycleRun | None:
     return CycleRun(row.started_at, row.finished_at, row.ok, json.loads(row.summary_json))
 
 
+def last_ok_cycle(conn: Connection) -> CycleRun | None:
+    """The last cycle that finished without a problem (what `/healthz` judges by)."""
+    row = conn.execute(select(t.cycle_runs).where(t.cycle_runs.c.ok.is_(True))
+                       .order_by(t.cycle_runs.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return CycleRun(row.started_at, row.finished_at, row.ok, json.loads(row.summary_json))
+
+
 def source_polls(conn: Connection) -> dict[str, SourcePoll]:
     return {r.source: SourcePoll(r.source, r.last_attempt_at, r.last_success_at, r.last_error)
             for r in conn.execute(select(t.source_polls))}

@@ -4,13 +4,14 @@ admin/ (the HR console at /admin/, unless `admin.enabled = false`)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse
 
 from relay_core.config import Config
-from relay_core.store import Store
+from relay_core.store import Store, runs, utcnow
 from relay_core.web import admin, agency, consent, webhooks
 from relay_core.web.deps import AppState
 
@@ -27,8 +28,43 @@ def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -
     if config.admin.enabled:
         admin.install(app)
 
-    @app.get("/healthz", response_class=PlainTextResponse)
-    def healthz() -> str:
-        return "ok"
+    started = utcnow()
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        status, body = health(store, config.web.cycle_minutes, started, utcnow())
+        return JSONResponse(body, status_code=status)
 
     return app
+
+
+def health(store: Store, cycle_minutes: int, started: datetime, now: datetime
+           ) -> tuple[int, dict[str, object]]:
+    """200 while a cycle has succeeded within three cycle intervals (of any instance sharing
+    the database), else 503 with why. Before any cycle, the process's start is the reference,
+    so a fresh `serve` has three intervals to complete its first one."""
+    limit = timedelta(minutes=3 * cycle_minutes)
+    try:
+        with store.connect() as conn:
+            last_ok, last = runs.last_ok_cycle(conn), runs.last_cycle(conn)
+    except Exception as exc:   # whatever the driver raises: unhealthy, not a 500
+        return 503, {"status": "error", "why": f"the database cannot be read "
+                                               f"({type(exc).__name__}); see the log"}
+    reference = max(last_ok.finished_at, started) if last_ok else started
+    body: dict[str, object] = {
+        "status": "ok", "cycle_minutes": cycle_minutes,
+        "last_ok_cycle": last_ok.finished_at.isoformat() if last_ok else None,
+        "last_cycle": last.finished_at.isoformat() if last else None,
+        "last_cycle_ok": last.ok if last else None}
+    if now - reference <= limit:
+        return 200, body
+    age = int((now - (last_ok.finished_at if last_ok else started)).total_seconds() // 60)
+    why = (f"no cycle has succeeded for {age} min (limit: 3 × {cycle_minutes} min)"
+           if last_ok else f"no cycle has succeeded since start-up {age} min ago (limit: "
+           f"3 × {cycle_minutes} min)")
+    if last and not last.ok:   # its messages stay in the log: this page is public
+        why += "; the last cycle had problems (see the log or the console's dashboard)"
+    elif last is None or (last_ok and last.finished_at == last_ok.finished_at):
+        why += "; is the cycle stuck or the lock held elsewhere? see the log"
+    body.update(status="stale", why=why)
+    return 503, body

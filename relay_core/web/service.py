@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from relay_core import __version__
+from relay_core.cycle import control
 from relay_core.cycle.run import run_cycle
 from relay_core.errors import ConfigError, LockedError, RelayError
 from relay_core.runtime import Runtime
@@ -27,12 +28,16 @@ from relay_core.web.app import create_app
 log = logging.getLogger("career_relay.service")
 
 
+STOP_WAIT = 50   # seconds for the cycle to finish its message in hand (the unit allows 60)
+
+
 def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
     interval = rt.config.web.cycle_minutes * 60
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport())
+            report = run_cycle(rt.config, rt.store, rt.connectors, transport=rt.transport(),
+                               stop=stop)
             summary = report.summary()
             seconds = round(time.monotonic() - started, 1)
             log.info("cycle %s in %.1f s: new %d, scheduled %d, skipped %d, sent %d, failed %d, "
@@ -46,8 +51,8 @@ def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
                                                        "retry_later", "late")}})
             for problem in summary["errors"]:
                 log.warning("cycle: %s", problem, extra={"event": "cycle_problem"})
-        except LockedError:
-            log.info("cycle skipped: another run holds the lock", extra={"event": "cycle"})
+        except LockedError as exc:
+            log.info("cycle skipped: %s", exc, extra={"event": "cycle"})
         except (ConfigError, RelayError) as exc:
             # A secret that stopped resolving must not end the loop: the consent pages and
             # webhooks keep being served while the operator fixes it.
@@ -105,13 +110,22 @@ def serve_forever(rt: Runtime) -> None:
     stop = threading.Event()
     worker = threading.Thread(target=cycle_loop, args=(rt, stop), name="relay-cycle",
                               daemon=True)
-    worker.start()
     server = uvicorn.Server(uvicorn.Config(
         app, proxy_headers=False, server_header=False, log_config=None, log_level="warning",
         access_log=False))   # access lines would carry relay tokens in their paths
-    try:
-        server.run(sockets=[sock])
-    finally:
-        stop.set()
-        sock.close()
-        log.info("stopped", extra={"event": "stopped"})
+    # uvicorn catches SIGTERM/SIGINT while it runs, shuts down, then raises the signal again:
+    # our handler takes it (instead of the default, which would kill us mid-message) and
+    # only sets `stop`, so the cycle finishes the message in hand and releases the lock.
+    with control.stop_on_signals(stop, also=lambda: setattr(server, "should_exit", True)):
+        worker.start()
+        try:
+            server.run(sockets=[sock])
+        finally:
+            stop.set()
+            sock.close()
+            worker.join(STOP_WAIT)
+            if worker.is_alive():
+                log.warning("stopped with the cycle still busy; the next start takes its "
+                            "lock over", extra={"event": "stopped"})
+            else:
+                log.info("stopped", extra={"event": "stopped"})
