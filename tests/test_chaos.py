@@ -45,3 +45,64 @@ def test_exactly_once_through_kills(capsys):
     assert len(s.explained) <= s.ambiguous_bound, figures
     assert not s.unattributed, figures
     assert result.met, figures
+
+
+# --- the accounting itself, on made-up histories (fast; these run everywhere) ------------------
+@pytest.fixture(scope="module")
+def chaos():
+    return load_harness()
+
+
+def received(chaos, app, at: float, *, invited: bool = True, confirmed: bool = True,
+             message_id: str | None = None):
+    return chaos.Received(at, "p@example.com", message_id or f"<m{app.id}>", app.id, invited,
+                          session=1, confirmed=confirmed)
+
+
+def test_a_person_rejected_twice_is_owed_one_email(chaos):
+    ats = chaos.Ats(page_size=7)
+    a, b = ats.add_person(2)
+    ats.reject(a, 1)
+    ats.reject(b, 1)
+    cases = {a.id: ("sent", ""), b.id: ("skipped", "the same person was mailed")}
+    s = chaos.account(ats, [received(chaos, a, 1)], cases)
+    assert (s.owed, s.lost, s.duplicates) == (2, [], [])
+    s = chaos.account(ats, [received(chaos, a, 1), received(chaos, b, 2)], cases)
+    assert len(s.duplicates) == 1 and not s.explained
+
+
+def test_an_email_without_the_invitation_owes_the_next_rejection_its_own(chaos):
+    ats = chaos.Ats(page_size=7)
+    a, b = ats.add_person(2)
+    ats.reject(a, 1)
+    ats.reject(b, 2)
+    first = received(chaos, a, 1, invited=False)     # b was still in process then
+    s = chaos.account(ats, [first, received(chaos, b, 2)], {})
+    assert not s.duplicates and len(s.second) == 1 and not s.lost
+    s = chaos.account(ats, [first], {b.id: ("skipped", "the same person was mailed")})
+    assert [line.split(":")[0] for line in s.lost] == [f"person 1 application {b.id}"]
+
+
+def test_only_a_resend_after_an_unconfirmed_handover_is_explained(chaos):
+    ats = chaos.Ats(page_size=7)
+    (a,) = ats.add_person(1)
+    ats.reject(a, 1)
+    cut = received(chaos, a, 1, confirmed=False)     # killed before it read the reply
+    s = chaos.account(ats, [cut, received(chaos, a, 2)], {})
+    assert len(s.explained) == 1 and not s.duplicates
+    s = chaos.account(ats, [received(chaos, a, 1), received(chaos, a, 2)], {})
+    assert len(s.duplicates) == 1 and not s.explained
+
+
+def test_an_unreject_cancels_what_is_owed_and_a_rereject_owes_it_again(chaos):
+    ats = chaos.Ats(page_size=7)
+    (a,) = ats.add_person(1)
+    ats.reject(a, 1)
+    ats.unreject(a, 1)
+    s = chaos.account(ats, [], {a.id: ("cancelled", "")})
+    assert (s.owed, s.lost) == (0, [])
+    ats.reject(a, 2)
+    s = chaos.account(ats, [], {a.id: ("cancelled", "")})
+    assert len(s.lost) == 1 and s.lost_by_state == {"cancelled": 1}
+    s = chaos.account(ats, [], {a.id: ("ambiguous", "")})     # held for a person: not lost
+    assert (s.lost, s.held_ambiguous) == ([], 1)
