@@ -9,7 +9,8 @@ PostgreSQL database `chaos_<pid>`). Mail is due at once (delay 0, business hours
 every day a business day).
 
 Each round mutates the ATS (new rejections, un-rejects, re-rejects, people with two
-applications, sometimes a second mutation while the product runs), starts one instance or 2–3
+applications at once, people who apply again after a rejection, sometimes a second mutation
+while the product runs), starts one instance or 2–3
 overlapping ones (`run`, sometimes `serve`), and kills some with SIGKILL or SIGTERM: after a
 random delay, or the moment the SMTP server has received a MAIL FROM or a whole message (the
 server holds its reply for `--smtp-delay` seconds, so that kill lands between DATA and the
@@ -151,7 +152,10 @@ def product_config(store_url: str, ats_url: str, smtp_port: int, web_port: int,
         "admin": {"enabled": False},
         "sources": [{"name": "gh", "type": "greenhouse", "mode": "poll", "client_id": "chaos",
                      "client_secret": "env:CHAOS_GH_SECRET", "user_id": 1,
-                     "base_url": ats_url, "auth_url": ats_url, "overlap_minutes": 10}],
+                     "base_url": ats_url, "auth_url": ats_url,
+                     # A short re-read keeps each run under the connector's 75 requests per
+                     # 30 s (a run over it waits out the window, and the rounds crawl).
+                     "overlap_minutes": 2}],
         "agencies": [{"id": "agency-a", "legal_name": "Agency A K.K.",
                       "address": "4-2-8 Shibakoen, Minato-ku, Tokyo",
                       "representative": "CEO Ichiro Sato", "country": "JP",
@@ -311,6 +315,7 @@ class Tally:
     killed_instances: int = 0
     hung: list[str] = field(default_factory=list)
     cleared: list[int] = field(default_factory=list)          # rounds whose lock was cleared
+    lock: threading.Lock = field(default_factory=threading.Lock)   # killers run in threads
 
 
 def mutate(ats: Ats, rng: random.Random, rnd: int, new_people: tuple[int, int]) -> int:
@@ -326,6 +331,12 @@ def mutate(ats: Ats, rng: random.Random, rnd: int, new_people: tuple[int, int]) 
             if rng.random() < 0.3:
                 ats.reject(app, rnd)
                 made += 1
+        # Someone rejected before applies again: the new application, rejected in a later
+        # round, falls under the cooldown (one email), whatever became of the first email.
+        done = [pid for pid, ids in ats.people.items() if len(ids) == 1
+                and ats.apps[ids[0]].status == "rejected"]
+        for pid in rng.sample(done, min(len(done), rng.randint(0, 2))):
+            ats.add_application(pid)
         for _ in range(rng.randint(*new_people)):
             apps = ats.add_person(2 if rng.random() < 0.35 else 1)
             for i, app in enumerate(apps):
@@ -361,8 +372,9 @@ def killer(inst: Instance, sink: Sink, rng: random.Random, tally: Tally,
     if inst.alive():
         inst.send(inst.sig)
         if inst.killed:
-            tally.kills[f"{signal.Signals(inst.sig).name} {inst.mode} at {inst.kill}"] += 1
-            tally.killed_instances += 1
+            with tally.lock:
+                tally.kills[f"{signal.Signals(inst.sig).name} {inst.mode} at {inst.kill}"] += 1
+                tally.killed_instances += 1
 
 
 def finish(inst: Instance, tally: Tally, timeout: float = 60) -> None:
@@ -562,7 +574,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smtp-delay", type=float, default=0.15,
                    help="seconds the SMTP server holds its reply to each message")
     p.add_argument("--connections", type=int, default=2, help="mail.smtp.connections")
-    p.add_argument("--page-size", type=int, default=7,
+    p.add_argument("--page-size", type=int, default=40,
                    help="the ATS stand-in's page size (smaller than asked: cursors are followed)")
     p.add_argument("--settle", type=int, default=2, help="clean runs at the end")
     p.add_argument("--on-ambiguous", choices=("hold", "resend"), default=None,

@@ -70,13 +70,14 @@ class Ats:
 
     def add_person(self, n_apps: int) -> list[App]:
         pid = len(self.people) + 1
-        apps = []
-        for _ in range(n_apps):
-            app = App(id=100_000 + len(self.apps) + 1, person=pid)
-            self.apps[app.id] = app
-            self.people[pid].append(app.id)
-            apps.append(app)
-        return apps
+        return [self.add_application(pid) for _ in range(n_apps)]
+
+    def add_application(self, pid: int) -> App:
+        """A new application (in process) of person `pid`, new or returning."""
+        app = App(id=100_000 + len(self.apps) + 1, person=pid)
+        self.apps[app.id] = app
+        self.people[pid].append(app.id)
+        return app
 
     def reject(self, app: App, rnd: int) -> None:
         now = stamp()
