@@ -517,9 +517,11 @@ def account(ats: Ats, messages: list[Received], cases: dict[int, tuple[str, str]
         unconfirmed: set[str] = set()
         for mail in mails:
             if mail.app in mailed or invited:
+                earlier = ", ".join(f"{m.app} (case {cases.get(m.app, ('none', ''))[0]}"
+                                    f"{', no invitation' if not m.invited else ''})"
+                                    for m in mails if m.at < mail.at)
                 what = (f"person {pid}: another email for application {mail.app} "
-                        f"({describe(ats.apps[mail.app], cases)}; earlier: "
-                        f"{', '.join(str(m.app) for m in mails if m.at < mail.at)})")
+                        f"({describe(ats.apps[mail.app], cases)}; earlier: {earlier})")
                 if mail.message_id in unconfirmed:
                     s.explained.append(what)
                 else:
