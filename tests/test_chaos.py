@@ -26,8 +26,8 @@ def load_harness():
 
 
 @pytest.mark.chaos
-@pytest.mark.xfail(strict=False, reason="issue 13: claims, lock and reopen not fixed yet")
 # until issue-13 fixes merge
+@pytest.mark.xfail(strict=False, reason="issue 13: claims, lock and reopen not fixed yet")
 def test_exactly_once_through_kills(capsys):
     chaos = load_harness()
     args = chaos.parse(["--db", BACKEND, "--pg-url", PG_URL, "--rounds", "20", "--seed", "13",
@@ -36,14 +36,13 @@ def test_exactly_once_through_kills(capsys):
     chaos.report(result.summary, result.tally, args, result.seconds)
     figures = capsys.readouterr().out
     s, tally = result.summary, result.tally
-    assert s.emails > 0 and s.owed > 0, figures       # the harness did exercise something
-    assert not s.lost, figures
-    assert not s.duplicates, figures
-    assert not tally.blocked, figures
-    assert s.ambiguous_shown, figures
-    assert s.ambiguous <= s.ambiguous_bound, figures
-    assert len(s.explained) <= s.ambiguous_bound, figures
-    assert not s.unattributed, figures
+    assert s.emails > 0 and s.owed > 0, figures       # the rounds did exercise the product
+    found = {"lost": len(s.lost), "duplicates": len(s.duplicates),
+             "blocked": len(tally.blocked), "ambiguous not shown in status": not s.ambiguous_shown,
+             "ambiguous over the bound": max(0, s.ambiguous - s.ambiguous_bound),
+             "resent over the bound": max(0, len(s.explained) - s.ambiguous_bound),
+             "emails of no application": s.unattributed}
+    assert found == dict.fromkeys(found, 0), figures
     assert result.met, figures
 
 
