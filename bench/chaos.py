@@ -400,7 +400,7 @@ def finish(inst: Instance, tally: Tally, timeout: float = 60) -> None:
 def one_round(rnd: int, product: Product, ats: Ats, sink: Sink, db: Db, rng: random.Random,
               args: argparse.Namespace, tally: Tally) -> list[Instance]:
     mutate(ats, rng, rnd, (args.min_new, args.max_new))
-    count = rng.choice((2, 3)) if rng.random() < args.overlap else 1
+    count = args.instances or (rng.choice((2, 3)) if rng.random() < args.overlap else 1)
     base = (sink.mail_froms, sink.datas)
     instances = []
     for _ in range(count):
@@ -592,8 +592,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 10**6)
-    if args.instances is not None:
-        args.overlap = 1.0 if args.instances > 1 else 0.0
     return args
 
 
