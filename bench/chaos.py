@@ -473,9 +473,13 @@ class Summary:
     held_ambiguous: int = 0
     case_states: Counter = field(default_factory=Counter)
     unattributed: int = 0
+    # Messages whose DATA completed but whose client never sent another command: it died
+    # between DATA and reading the reply. By their case's state (ideally: ambiguous).
+    unconfirmed: Counter = field(default_factory=Counter)
 
     def target_met(self, tally: Tally) -> bool:
-        return (not self.lost and not self.duplicates and not tally.blocked
+        # Lock rows cleared by --clear-stale-locks hide what they would have blocked: no verdict.
+        return (not self.lost and not self.duplicates and not tally.blocked and not tally.cleared
                 and self.ambiguous_shown and self.ambiguous <= self.ambiguous_bound
                 and len(self.explained) <= self.ambiguous_bound and not self.unattributed)
 
@@ -505,6 +509,8 @@ def account(ats: Ats, messages: list[Received], cases: dict[int, tuple[str, str]
     s.case_states = Counter(state for state, _ in cases.values())
     by_person: dict[int, list[Received]] = defaultdict(list)
     for mail in messages:
+        if not mail.confirmed:
+            s.unconfirmed[cases.get(mail.app, ("no case", ""))[0]] += 1
         if mail.app is None or mail.app not in ats.apps:
             s.unattributed += 1
             continue
@@ -584,7 +590,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clear-stale-locks", action="store_true",
                    help="diagnostic: after each round delete the lock rows its dead instances "
                         "left, to see the failures a stale lock would hide (the rounds are "
-                        "listed; the target is judged as always)")
+                        "listed, and a run that cleared any is never judged MET)")
     p.add_argument("--product", default=None,
                    help="the product's command (default: this checkout's relay_core)")
     p.add_argument("--keep", type=Path, default=None, help="keep configs, logs and SQLite here")
@@ -734,6 +740,9 @@ def report(s: Summary, tally: Tally, args: argparse.Namespace, seconds: float) -
         print(f"  {line}")
     if len(s.lost) > 20:
         print(f"  … and {len(s.lost) - 20} more")
+    print(f"emails stored whose reply the client never confirmed (it died between DATA and the "
+          f"reply): {sum(s.unconfirmed.values())}" + (" (their cases: " + ", ".join(
+              f"{k} {n}" for k, n in s.unconfirmed.most_common()) + ")" if s.unconfirmed else ""))
     print(f"ambiguous cases: {s.ambiguous} (bound: {tally.killed_instances} killed instances × "
           f"{args.connections} connections = {s.ambiguous_bound}); shown in status: "
           f"{'yes' if s.ambiguous_shown else 'NO'} ({s.ambiguous_note}); owed applications "
@@ -745,6 +754,8 @@ def report(s: Summary, tally: Tally, args: argparse.Namespace, seconds: float) -
     for line in tally.blocked[:20]:
         print(f"  {line}")
     verdict = "MET" if s.target_met(tally) else "MISSED"
+    if tally.cleared:
+        verdict += " (not judged: --clear-stale-locks cleared lock rows left by dead instances)"
     print(f"target (0 lost, 0 duplicates, ambiguous within bound and shown, 0 blocked): "
           f"{verdict}")
 
