@@ -51,6 +51,11 @@ The exit code is 1 when the target is missed (2 when the harness itself could no
 
     .venv/bin/python bench/chaos.py --rounds 20 --seed 1                 # SQLite
     .venv/bin/python bench/chaos.py --db postgresql --rounds 300 --seed 7
+    .venv/bin/python bench/chaos.py --instances 3 --rounds 20            # always 3 at once
+    .venv/bin/python bench/chaos.py --clear-stale-locks --rounds 20      # look past the lock
+
+The same seed gives the same mutations and kill plans; where a timed kill lands still depends
+on the machine. `--keep DIR` keeps every instance's config and JSON log.
 """
 
 from __future__ import annotations
