@@ -227,3 +227,35 @@ def test_dry_run_shows_the_reopen_and_writes_nothing(config, store):
     assert plan.sources["fake"].reopened == 1
     assert [(c.application_id, c.outcome) for c in plan.cases] == [("1", "schedule")]
     assert store.case_by_key("fake", "1").state == "cancelled"
+
+
+def test_a_person_rejected_twice_gets_one_email_even_when_the_first_is_taken_back(config, store):
+    """Two applications of one person, both rejected: both are planned, and the one due first
+    is mailed. If that one is un-rejected before its time, the other is still mailed (the
+    chaos harness found the person lost when detection skipped the second for a planned
+    first)."""
+    connector = FakeConnector(events=[event("1", rejected_at=FIRST)])
+    cycle(config, store, connector, now=FIRST + timedelta(hours=1))
+    connector.events.append(event("2", rejected_at=FIRST + timedelta(hours=2)))  # a later poll
+    cycle(config, store, connector, now=FIRST + timedelta(hours=3))
+    assert [store.case_by_key("fake", a).state for a in ("1", "2")] == ["scheduled"] * 2
+    unreject_by_webhook(store, "1")
+    report = cycle(config, store, connector, now=NOW + timedelta(days=2))
+    assert report.sent == 1 and len(outbox_messages(config)) == 1
+    assert store.case_by_key("fake", "2").state == "sent"
+
+
+def test_a_person_rejected_twice_due_together_is_mailed_once(config, store):
+    connector = FakeConnector(events=[event("1", rejected_at=FIRST),
+                                      event("2", rejected_at=FIRST + timedelta(hours=2))])
+    cycle(config, store, connector, now=FIRST + timedelta(hours=3))
+    report = cycle(config, store, connector, now=NOW + timedelta(days=2))
+    assert report.sent == 1 and report.skipped_at_send == 1
+    assert len(outbox_messages(config)) == 1
+    states = sorted(store.case_by_key("fake", a).state for a in ("1", "2"))
+    assert states == ["sent", "skipped"]
+    skipped = next(store.case_by_key("fake", a) for a in ("1", "2")
+                   if store.case_by_key("fake", a).state == "skipped")
+    assert "mailed within the last 180 days" in store.audit_trail(skipped.id)[-1]["reason"]
+    report = cycle(config, store, connector, now=NOW + timedelta(days=3))
+    assert report.sent == 0 and len(outbox_messages(config)) == 1

@@ -26,6 +26,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "failed": report.failed, "retry_later": report.retry_later, "late": report.late,
         "held": sum(s.held for s in report.sources.values()),
         "no_invitation": report.no_invitation, "deferred": report.deferred,
+        "skipped_at_send": report.skipped_at_send,
         "purged": report.purged, "ambiguous": report.ambiguous, "gave_up": report.stuck,
         "errors": report.errors,
     }

@@ -38,6 +38,8 @@ def cycle_table(report: CycleReport) -> Group:
                      + (f" · without invitation {report.no_invitation}"
                         if report.no_invitation else "")
                      + (f" · deferred to tomorrow {report.deferred}" if report.deferred else "")
+                     + (f" · skipped (person already mailed) {report.skipped_at_send}"
+                        if report.skipped_at_send else "")
                      + (f" · ambiguous {report.ambiguous}" if report.ambiguous else "")
                      + (f" · gave up {report.stuck} (see status)" if report.stuck else "")
                      + (f" · purged {report.purged}" if report.purged is not None else ""))

@@ -67,7 +67,7 @@ class Outcome:
 def decide(new: list[tuple[RejectionEvent, Decision]], config: Config, *, now: datetime,
            suppressed: set[str], mailed: set[str]) -> list[Outcome]:
     """The outcome of each new case, given the people whose address is suppressed and those
-    mailed within the cooldown (`mailed` grows as this page plans mail). Pure: `ingest` writes
+    mailed within the cooldown. Pure: `ingest` writes
     it down, `run --dry-run` only shows it."""
     cooldown_days = config.eligibility.person_cooldown_days
     calendar = BusinessCalendar(config.schedule, config.company.tz)
@@ -80,8 +80,8 @@ def decide(new: list[tuple[RejectionEvent, Decision]], config: Config, *, now: d
                 reason = "the address bounced permanently before; it is suppressed"
             elif key in mailed:
                 reason = f"the same person was mailed within the last {cooldown_days} days"
-            elif cooldown_days:
-                mailed.add(key)      # a second application in this page waits its turn
+            # Two applications of one person both planned: the first due is mailed, the other
+            # skipped then (sending.one_email_per_person), so cancelling one loses nobody.
         if reason:
             outcomes.append(Outcome(event, decision, reason=reason))
             continue

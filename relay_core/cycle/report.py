@@ -31,6 +31,7 @@ class CycleReport:
     retry_later: int = 0
     late: int = 0                # waiting cases planned late or past their deadline by now
     sent_late: int = 0           # of the cases sent this cycle, those past their deadline
+    skipped_at_send: int = 0     # a second email to one person, found when it was due
     no_invitation: int = 0       # invitations dropped at the re-check (in process elsewhere)
     deferred: int = 0            # over mail.smtp.max_per_day: they wait for the next day
     purged: int | None = None    # cases whose data the daily purge deleted; None: no purge ran
@@ -57,6 +58,7 @@ class CycleReport:
                 "held": sum(s.held for s in self.sources.values()),
                 "deferred": self.deferred, "purged": self.purged,
                 "ambiguous": self.ambiguous, "stuck": self.stuck,
+                "skipped_at_send": self.skipped_at_send,
                 "detected": sum(s.detected for s in self.sources.values()),
                 "scheduled": sum(s.scheduled for s in self.sources.values()),
                 "skipped": sum(s.skipped for s in self.sources.values()),

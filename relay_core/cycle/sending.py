@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
 from relay_core.cycle import control
-from relay_core.cycle.eligibility import feedback_text, recheck_action
+from relay_core.cycle.eligibility import IN_PROCESS_NOTE, feedback_text, recheck_action
 from relay_core.cycle.ingest import cancel_pending
 from relay_core.cycle.outbox import deliver_outbox
 from relay_core.cycle.report import CycleReport
@@ -47,6 +47,8 @@ from relay_core.store import Store, cases, consents, outbox
 from relay_core.store.outbox import QueuedMail
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from relay_core.contract.base import Connector
 
 log = logging.getLogger("career_relay")
@@ -121,6 +123,7 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
     blockers = invitation_blockers(config) if blockers is None else blockers
     withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
     with store.begin() as conn:
+        batch = one_email_per_person(conn, config, batch, now, report)
         claimed = cases.transition_many(conn, [{"id": c.id} for c in batch
                                                if not (c.invite and blockers)],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
@@ -167,6 +170,36 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
         cases.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)
     report.failed += len(failures)
+
+
+def one_email_per_person(conn: Connection, config: Config, batch: list[RelayCase],
+                         now: datetime, report: CycleReport) -> list[RelayCase]:
+    """The person cooldown where the email goes: of a person's cases due together, or due
+    after one already sent, in hand or ambiguous within `person_cooldown_days`, only the
+    first is mailed; the rest are skipped with the reason. Detection skips only for an email
+    that went (store `mailed_keys`), not for one merely planned: if the planned one is then
+    cancelled (un-rejected, a withdrawal), the person's other rejection is still mailed."""
+    days = config.eligibility.person_cooldown_days
+    keys = {c.id: c.person_key for c in batch if c.person_key}
+    if not days or not keys:
+        return batch
+    mailed = cases.mailed_keys(conn, keys.values(), now - timedelta(days=days),
+                               exclude=[c.id for c in batch], owed_note=IN_PROCESS_NOTE)
+    keep, skip = [], []
+    for case in batch:
+        key = keys.get(case.id)
+        if key in mailed:
+            skip.append(case)
+            continue
+        if key and case.invite_note != IN_PROCESS_NOTE:   # that one leaves the next owed
+            mailed.add(key)
+        keep.append(case)
+    reason = f"the same person was mailed within the last {days} days"
+    skipped = cases.transition_many(conn, [{"id": c.id, "reason": reason} for c in skip],
+                                    CaseState.SKIPPED, from_state=CaseState.SCHEDULED,
+                                    actor="send", now=now)
+    report.skipped_at_send += len(skipped)
+    return keep
 
 
 def build_case_mail(config: Config, renderer: Renderer, case: RelayCase, kind: str,

@@ -367,13 +367,15 @@ def suppressed_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
 
 def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
                 exclude: Iterable[int], owed_note: str | None = None) -> set[str]:
-    """Of these people, those already mailed since `since`, or about to be. An ambiguous email
+    """Of these people, those already mailed since `since`, or in hand now. An ambiguous email
     (handed to the server, answer unknown) counts as mailed: it may have arrived, and a second
     rejection is worse than none. A sent email whose `invite_note` is `owed_note` does not
     count: it was held back from the invitation (the person was still in process
     elsewhere), and their next rejection is owed its own email."""
     exclude = list(exclude)
-    busy = [CaseState.SCHEDULED.value, CaseState.HELD.value, CaseState.SENDING.value]
+    # A case merely planned (scheduled, held) does not count: it may yet be cancelled, and
+    # the person's other rejection would then be lost. The sender applies the cooldown.
+    busy = [CaseState.SENDING.value]
     sent = (c.state.in_([CaseState.SENT.value, CaseState.AMBIGUOUS.value])
             & (c.sent_at >= since))
     if owed_note:
