@@ -11,7 +11,7 @@ from relay_core.cycle.ingest import cancel_pending, ingest
 from relay_core.cycle.run import run_cycle
 from relay_core.errors import RetriableError
 from relay_core.mail.transports import FileTransport
-from relay_core.models import Category
+from relay_core.models import CaseState, Category
 from relay_core.store import open_store
 from tests.fakes import FakeConnector, event
 
@@ -268,6 +268,22 @@ def test_an_invitation_held_back_does_not_use_up_the_cooldown(config, store):
     report = cycle(config, store, second, now=NOW + timedelta(hours=1))
     assert report.sent == 1
     assert store.case_by_key("fake", "2").invite
+
+
+def test_an_invitation_held_back_while_in_hand_does_not_use_up_the_cooldown(config, store):
+    """The same, when job B's rejection arrives while A's email is being handed over (found
+    by bench/chaos.py: B was skipped as "mailed" behind a case still `sending`)."""
+    from relay_core.store import cases as case_store
+
+    ingest(store, config, [event("1", in_process_elsewhere=True)], now=NOW, actor="poll:fake")
+    first = store.case_by_key("fake", "1")
+    assert first.invite_note
+    with store.begin() as conn:
+        case_store.transition(conn, first.id, CaseState.SENDING, actor="send", now=NOW,
+                              allowed_from=[CaseState.SCHEDULED])
+    report = ingest(store, config, [event("2", rejected_at=NOW - timedelta(hours=2))],
+                    now=NOW, actor="poll:fake")
+    assert report.skipped == 0 and store.case_by_key("fake", "2").state == "scheduled"
 
 
 def test_feedback_is_held_for_approval_then_sent_under_its_heading(make_config, store):

@@ -376,13 +376,14 @@ def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
     # A case merely planned (scheduled, held) does not count: it may yet be cancelled, and
     # the person's other rejection would then be lost. The sender applies the cooldown.
     busy = [CaseState.SENDING.value]
-    sent = (c.state.in_([CaseState.SENT.value, CaseState.AMBIGUOUS.value])
-            & (c.sent_at >= since))
-    if owed_note:
-        sent = sent & (c.invite_note != owed_note)
+    counted = c.state.in_(busy) | (c.state.in_([CaseState.SENT.value,
+                                                 CaseState.AMBIGUOUS.value])
+                                   & (c.sent_at >= since))
+    if owed_note:   # in hand or sent: either way it leaves the next rejection owed
+        counted = counted & (func.coalesce(c.invite_note, "") != owed_note)
     found: set[str] = set()
     for chunk in _chunks(list(set(keys))):
-        q = select(c.person_key).where(c.person_key.in_(chunk), c.state.in_(busy) | sent)
+        q = select(c.person_key).where(c.person_key.in_(chunk), counted)
         if exclude:
             q = q.where(c.id.not_in(exclude))
         found.update(conn.scalars(q))
