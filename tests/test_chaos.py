@@ -26,8 +26,6 @@ def load_harness():
 
 
 @pytest.mark.chaos
-# until issue-13 fixes merge
-@pytest.mark.xfail(strict=False, reason="issue 13: claims, lock and reopen not fixed yet")
 def test_exactly_once_through_kills(capsys):
     chaos = load_harness()
     args = chaos.parse(["--db", BACKEND, "--pg-url", PG_URL, "--rounds", "20", "--seed", "13",
