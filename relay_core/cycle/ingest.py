@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from relay_core.config import Config
+from relay_core.cycle import control
 from relay_core.cycle.eligibility import (
     IN_PROCESS_NOTE,
     Decision,
@@ -225,6 +226,7 @@ def poll_source(store: Store, config: Config, connector: Connector, *, now: date
     if progress:
         progress(connector.name, pages, records)
     for page in connector.poll(cursor):
+        control.ensure()   # a stop between pages: the pages stored so far keep their cursor
         pages, records = pages + 1, records + len(page.events) + len(page.problems)
         if progress:
             progress(connector.name, pages, records)
