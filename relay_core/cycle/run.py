@@ -94,6 +94,7 @@ def _locked_cycle(config: Config, store: Store, connectors: dict[str, Connector]
             transport.close()   # the email channel may have reopened the SMTP connection
         purged = purge_if_due(store, config, now)
         report.purged = purged.cases_blanked if purged else None
+        store.reclaim()      # the bytes of the messages just sent (SQLite: incremental)
     return report
 
 

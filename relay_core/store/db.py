@@ -42,6 +42,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # Before the first table: a new file gives freed pages back (Store.reclaim).
+            # On an older file it takes effect at its first VACUUM (reclaim(convert=True)).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")      # readers never block the sender
             cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             cur.execute("PRAGMA foreign_keys=ON")
@@ -163,6 +166,29 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    # --- space -----------------------------------------------------------------------------
+    def reclaim(self, *, convert: bool = False) -> int:
+        """Give the space of deleted rows and dropped message bytes back to the file system,
+        so a SQLite file stays proportional to its live data; returns the pages freed.
+        `convert`: a file created before auto_vacuum was set is rewritten once (VACUUM, which
+        needs as much free disk as the file and locks it for its duration: the daily purge
+        asks for it). PostgreSQL's autovacuum does this job itself."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        with self.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            conn.rollback()
+            if mode != 2 and not convert:
+                return 0
+            raw = conn.connection.dbapi_connection
+            # executescript steps the pragma to its end (one `execute` frees a single page);
+            # a VACUUM also makes the file incremental (the pragma set at connect).
+            raw.executescript("PRAGMA incremental_vacuum;" if mode == 2 else "VACUUM;")
+            # WAL mode: the file shrinks when the log is copied back into it.
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return free
 
     # --- the run lock ----------------------------------------------------------------------
     @contextmanager

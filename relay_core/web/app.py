@@ -1,5 +1,6 @@
 """`career-relay serve`: one FastAPI app. Each concern is a router in its own module:
-webhooks.py (ATS deliveries), consent.py (the candidate's pages), agency.py (agency events),
+webhooks.py (ATS deliveries, acknowledged once in the inbox; inbox.py
+processes them after the ack), consent.py (the candidate's pages), agency.py (agency events),
 admin/ (the HR console at /admin/, unless `admin.enabled = false`)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from relay_core.config import Config
 from relay_core.store import Store
 from relay_core.web import admin, agency, consent, webhooks
 from relay_core.web.deps import AppState
+from relay_core.web.inbox import InboxProcessor, InboxWriter
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -20,7 +22,10 @@ if TYPE_CHECKING:
 
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.relay = AppState(config=config, store=store, connectors=connectors)
+    processor = InboxProcessor(store, config, connectors)
+    app.state.relay = AppState(config=config, store=store, connectors=connectors,
+                               inbox_writer=InboxWriter(store, on_commit=processor.notify),
+                               inbox_processor=processor)
     app.include_router(webhooks.router)
     app.include_router(agency.router)
     consent.install(app)

@@ -106,6 +106,9 @@ def serve_forever(rt: Runtime) -> None:
     worker = threading.Thread(target=cycle_loop, args=(rt, stop), name="relay-cycle",
                               daemon=True)
     worker.start()
+    # Deliveries acknowledged but not yet processed (a crash, a restart) are taken at once.
+    processor = app.state.relay.inbox_processor
+    processor.start()
     server = uvicorn.Server(uvicorn.Config(
         app, proxy_headers=False, server_header=False, log_config=None, log_level="warning",
         access_log=False))   # access lines would carry relay tokens in their paths
@@ -113,5 +116,6 @@ def serve_forever(rt: Runtime) -> None:
         server.run(sockets=[sock])
     finally:
         stop.set()
+        processor.stop()
         sock.close()
         log.info("stopped", extra={"event": "stopped"})
