@@ -11,7 +11,7 @@ processors never both ingest it. An ATS that is down leaves the row for a later 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 log = logging.getLogger("career_relay.webhooks")
-BATCH = 100
+BATCH = 50              # rows per transaction: short write-lock holds between acks
 MAX_ATTEMPTS = 12           # with the backoff below: retried for about a day
 
 
@@ -44,8 +44,10 @@ class InboxReport:
 
 
 def process_inbox(store: Store, config: Config, connectors: Mapping[str, Connector], *,
-                  now: datetime | None = None, limit: int | None = None) -> InboxReport:
-    """Process every due row (or up to `limit`), batch by batch."""
+                  now: datetime | None = None, limit: int | None = None,
+                  before_write: Callable[[], None] | None = None) -> InboxReport:
+    """Process every due row (or up to `limit`), batch by batch. `before_write` is called
+    before each batch's transaction (serve: let waiting acks commit first)."""
     report = InboxReport()
     while limit is None or report.processed + report.retry_later < limit:
         moment = now or utcnow()
@@ -54,7 +56,7 @@ def process_inbox(store: Store, config: Config, connectors: Mapping[str, Connect
                                  min(BATCH, limit - report.processed - report.retry_later))
         if not rows:
             break
-        _process_batch(store, config, connectors, rows, moment, report)
+        _process_batch(store, config, connectors, rows, moment, report, before_write)
     return report
 
 
@@ -78,9 +80,12 @@ def _translate(connector: Connector | None, row: inbox.InboxRow
 
 
 def _process_batch(store: Store, config: Config, connectors: Mapping[str, Connector],
-                   rows: list[inbox.InboxRow], now: datetime, report: InboxReport) -> None:
+                   rows: list[inbox.InboxRow], now: datetime, report: InboxReport,
+                   before_write: Callable[[], None] | None) -> None:
     # The ATS is asked (if at all) before the transaction: no write lock held over the network.
     translated = [(row, _translate(connectors.get(row.source), row)) for row in rows]
+    if before_write is not None:
+        before_write()
     with store.begin() as conn:
         waiting: dict[str, list[RejectionEvent]] = {}
         for row, result in translated:

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 def create_app(config: Config, store: Store, connectors: dict[str, Connector]) -> FastAPI:
     app = FastAPI(title="Career Relay", docs_url=None, redoc_url=None, openapi_url=None)
-    processor = InboxProcessor(store, config, connectors)
+    writer = InboxWriter(store)
+    processor = InboxProcessor(store, config, connectors, writer)
+    writer.on_commit = processor.notify
     app.state.relay = AppState(config=config, store=store, connectors=connectors,
-                               inbox_writer=InboxWriter(store, on_commit=processor.notify),
-                               inbox_processor=processor)
+                               inbox_writer=writer, inbox_processor=processor)
     app.include_router(webhooks.router)
     app.include_router(agency.router)
     consent.install(app)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ class InboxWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.commits = 0          # how many group commits (the bench and tests read it)
+        self._committing = False
 
     async def append(self, row: dict) -> None:
         loop = asyncio.get_running_loop()
@@ -50,6 +52,10 @@ class InboxWriter:
         self._start()
         self._queue.put((row, loop, future))
         await future
+
+    def busy(self) -> bool:
+        """Deliveries waiting for their commit: the processor lets them go first."""
+        return self._committing or not self._queue.empty()
 
     def _start(self) -> None:
         if self._thread is None:
@@ -73,6 +79,7 @@ class InboxWriter:
                 conn.commit()
             while True:
                 batch = [self._queue.get()]
+                self._committing = True
                 while len(batch) < MAX_BATCH:
                     try:
                         batch.append(self._queue.get_nowait())
@@ -87,6 +94,7 @@ class InboxWriter:
                     _resolve(batch, exc)
                     raise
                 self.commits += 1
+                self._committing = False
                 _resolve(batch, None)
                 if self.on_commit is not None:
                     self.on_commit()
@@ -113,8 +121,10 @@ class InboxProcessor:
     """Processes the inbox in a background thread, woken after each commit. `drain()` does the
     same in the caller's thread (tests; one at a time, so neither waits on the other's rows)."""
 
-    def __init__(self, store: Store, config: Config, connectors: Mapping[str, Connector]):
+    def __init__(self, store: Store, config: Config, connectors: Mapping[str, Connector],
+                 writer: InboxWriter | None = None):
         self.store, self.config, self.connectors = store, config, connectors
+        self.writer = writer
         self.wake = threading.Event()
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -122,7 +132,18 @@ class InboxProcessor:
 
     def drain(self) -> InboxReport:
         with self._busy:
-            return process_inbox(self.store, self.config, self.connectors)
+            return process_inbox(self.store, self.config, self.connectors,
+                                 before_write=self._let_acks_first)
+
+    def _let_acks_first(self) -> None:
+        """SQLite has one write lock: a batch of processing waits (briefly, bounded) while
+        deliveries are being committed, so a burst's acks never queue behind ingest."""
+        if self.writer is None:
+            return
+        for _ in range(200):             # at most ~0.2 s, then process anyway
+            if not self.writer.busy():
+                return
+            time.sleep(0.001)
 
     def start(self) -> None:
         if self._thread is None:

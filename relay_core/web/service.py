@@ -58,8 +58,12 @@ def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, or a ConfigError that says what to do when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
+    # Without it every answer on a kept-alive connection after the first waited ~40 ms for
+    # the client's delayed ACK (Nagle: uvicorn writes the head and the body separately).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
