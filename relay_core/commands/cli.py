@@ -468,7 +468,10 @@ def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 
 
 @app.command()
-def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
+def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text,
+          workers: Annotated[int, typer.Option(
+              min=1, max=32, help="Processes answering requests (the first also runs the "
+              "cycle); about one per CPU core")] = 1) -> None:
     """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
     from relay_core.commands.logs import configure_logging
     from relay_core.web.service import serve_forever
@@ -477,7 +480,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
                       level=logging.INFO)
     rt = _runtime(config)
     try:
-        serve_forever(rt)
+        serve_forever(rt, workers)
     except ConfigError as exc:      # the port is taken, or cannot be used
         raise _fail(str(exc), EXIT_CONFIG) from None
 

@@ -129,6 +129,7 @@ class InboxProcessor:
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.scan_seconds = RETRY_SCAN_SECONDS
 
     def drain(self) -> InboxReport:
         with self._busy:
@@ -145,7 +146,8 @@ class InboxProcessor:
                 return
             time.sleep(0.001)
 
-    def start(self) -> None:
+    def start(self, scan_seconds: float = RETRY_SCAN_SECONDS) -> None:
+        self.scan_seconds = scan_seconds
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="relay-inbox", daemon=True)
             self._thread.start()
@@ -172,4 +174,4 @@ class InboxProcessor:
             except Exception as exc:   # the database went away: try again later
                 log.error("webhook inbox: processing failed (%s)", type(exc).__name__)
                 self._stop.wait(5)
-            self.wake.wait(RETRY_SCAN_SECONDS)
+            self.wake.wait(self.scan_seconds)
