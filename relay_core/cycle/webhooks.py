@@ -47,7 +47,7 @@ def process_inbox(store: Store, config: Config, connectors: Mapping[str, Connect
                   now: datetime | None = None, limit: int | None = None,
                   before_write: Callable[[], None] | None = None) -> InboxReport:
     """Process every due row (or up to `limit`), batch by batch. `before_write` is called
-    before each batch's transaction (serve: let waiting acks commit first)."""
+    before each batch (serve: let waiting acks go first)."""
     report = InboxReport()
     while limit is None or report.processed + report.retry_later < limit:
         moment = now or utcnow()
@@ -82,10 +82,10 @@ def _translate(connector: Connector | None, row: inbox.InboxRow
 def _process_batch(store: Store, config: Config, connectors: Mapping[str, Connector],
                    rows: list[inbox.InboxRow], now: datetime, report: InboxReport,
                    before_write: Callable[[], None] | None) -> None:
-    # The ATS is asked (if at all) before the transaction: no write lock held over the network.
-    translated = [(row, _translate(connectors.get(row.source), row)) for row in rows]
     if before_write is not None:
         before_write()
+    # The ATS is asked (if at all) before the transaction: no write lock held over the network.
+    translated = [(row, _translate(connectors.get(row.source), row)) for row in rows]
     with store.begin() as conn:
         waiting: dict[str, list[RejectionEvent]] = {}
         for row, result in translated:

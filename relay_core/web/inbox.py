@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("career_relay.webhooks")
 MAX_BATCH = 500
 RETRY_SCAN_SECONDS = 30     # rows waiting for an ATS that was down are looked at this often
+QUIET = 0.02                # processing waits for this long without a delivery waiting…
+PATIENCE = 2.0              # …but no longer than this per batch
 
 
 class InboxWriter:
@@ -137,14 +139,20 @@ class InboxProcessor:
                                  before_write=self._let_acks_first)
 
     def _let_acks_first(self) -> None:
-        """SQLite has one write lock: a batch of processing waits (briefly, bounded) while
-        deliveries are being committed, so a burst's acks never queue behind ingest."""
+        """Acks go first: a batch of processing starts once no delivery has been waiting for
+        `QUIET` (or after `PATIENCE` at the latest), so during a burst the requests do not
+        share the interpreter and SQLite's one write lock with ingest; the backlog is
+        processed when the burst is over."""
         if self.writer is None:
             return
-        for _ in range(200):             # at most ~0.2 s, then process anyway
-            if not self.writer.busy():
+        deadline = time.monotonic() + PATIENCE
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.writer.busy():
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET:
                 return
-            time.sleep(0.001)
+            time.sleep(0.002)
 
     def start(self, scan_seconds: float = RETRY_SCAN_SECONDS) -> None:
         self.scan_seconds = scan_seconds
