@@ -148,6 +148,9 @@ def measure_consent(rate: float, seconds: float, workers: int = 1) -> dict:
             result = asyncio.run(loadgen.open_loop(port, flows, rate / 3, flow(tokens)))
         finally:
             loadgen.stop_serve(server)
+        log = (folder / "serve.log").read_text(errors="replace").splitlines()
+        server_errors = sorted({line.strip()[:200] for line in log
+                                if "Error" in line and not line.startswith(" ")})[:5]
     requests = sum(len(v) for v in result.latencies.values())
     return {"what": "consent pages", "db": "sqlite", "rate": rate, "seconds": seconds,
             "workers": workers, "requests": requests,
@@ -155,7 +158,7 @@ def measure_consent(rate: float, seconds: float, workers: int = 1) -> dict:
             "errors": len(result.errors), "error_kinds": sorted(set(result.errors)),
             **loadgen.summary(result.every()),
             "by_request": {k: loadgen.summary(v) for k, v in result.latencies.items()},
-            "healthz": anchor}
+            "healthz": anchor, "server_errors": server_errors}
 
 
 def main() -> int:
@@ -176,6 +179,8 @@ def main() -> int:
     h = r["healthz"]
     print(f"{'anchor GET /healthz':22} {h['n']:5d} {h['p50_ms']:8.1f} {h['p99_ms']:8.1f} "
           f"{h['max_ms']:8.1f}")
+    for line in r["server_errors"]:
+        print(f"server: {line}")
     print(f"target: p99 < {target} ms, no errors")
     print(f"reproduce: python bench/consent_load.py --rate {args.rate:g} --seconds "
           f"{r['seconds']:g} --workers {args.workers}")
