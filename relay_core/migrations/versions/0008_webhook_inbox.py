@@ -12,7 +12,7 @@ from alembic import op
 from relay_core.store.tables import UTCDateTime
 
 revision = "0008_webhook_inbox"
-down_revision = "0006_emails"
+down_revision = "0007_outbox_steps"
 branch_labels = None
 depends_on = None
 
