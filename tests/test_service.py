@@ -165,3 +165,44 @@ def test_healthz_is_503_when_the_database_cannot_be_read(tmp_path):
     store.engine.dispose()
     status, body = health(store, 10, utcnow(), utcnow())
     assert status == 503 and "database cannot be read" in body["why"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_with_workers_shares_the_port_and_stops_them_all(tmp_path, store_url):
+    port = free_port()
+    config = _example(tmp_path, store_url, port)
+    proc = subprocess.Popen([sys.executable, "-m", "relay_core.commands.cli", "serve", "--config",
+                             str(config), "--workers", "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+                assert time.monotonic() < deadline, "serve did not start within 30 s"
+                time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) == 2                        # the first process is the third
+        answers = [httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5) for _ in range(30)]
+        assert {(r.status_code, r.json()["status"]) for r in answers} == {(200, "ok")}
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0].decode(errors="replace")
+    assert "3 worker processes" in output
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]

@@ -530,7 +530,10 @@ def cases(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False,
 
 
 @app.command()
-def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text) -> None:
+def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogFormat.text,
+          workers: Annotated[int, typer.Option(
+              min=1, max=32, help="Processes answering requests (the first also runs the "
+              "cycle); about one per CPU core")] = 1) -> None:
     """Webhooks, consent pages, the HR console (/admin/) and the cycle every few minutes."""
     from relay_core.commands.logs import configure_logging
     from relay_core.config import require_sources
@@ -541,7 +544,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, log_format: LogFormatOpt = LogForm
     rt = _runtime(config)
     require_sources(rt.config)
     try:
-        serve_forever(rt)
+        serve_forever(rt, workers)
     except ConfigError as exc:      # the port is taken, or cannot be used
         raise _fail(str(exc), EXIT_CONFIG) from None
 

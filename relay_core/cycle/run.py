@@ -121,6 +121,7 @@ def _steps(config: Config, store: Store, connectors: dict[str, Connector],
     control.ensure()
     purged = purge_if_due(store, config, now)
     report.purged = purged.cases_blanked if purged else None
+    store.reclaim()      # the bytes of the messages just sent (SQLite: incremental)
 
 
 def describe_error(exc: RelayError) -> str:

@@ -11,6 +11,9 @@ Purge (reference/privacy_email.md sec. 6 items 7, 10; APPI Art. 22, 職業安定
 - APPI Art. 29 provision records are deleted only after their `keep_until` (three years after the
   provision) and never earlier; consent evidence (identifiers only) and the consent texts it
   names stay with them;
+- the webhook inbox: rows processed over a day ago are deleted (their bodies went when they were
+  processed), and a delivery still unprocessed after `retention.candidate_days` loses its body;
+- afterwards the SQLite file gives the freed space back (`Store.reclaim`);
 - the audit log is never touched (append-only, kept at least as long as the records).
 Every blanked case gets an audit row; the counts are logged and returned. `dry_run` does all of
 it in a transaction that is rolled back and deletes no file: the counts of what would go.
@@ -41,7 +44,7 @@ from relay_core.config import Config
 from relay_core.mail.message import make_message_id, message_id_domain
 from relay_core.mail.transports import FileTransport
 from relay_core.models import CaseState
-from relay_core.store import Connection, Store, handoffs, utcnow
+from relay_core.store import Connection, Store, handoffs, inbox, utcnow
 from relay_core.store.retention import (
     blank_case,
     case_exists,
@@ -77,10 +80,13 @@ class PurgeReport:
     provision_records_deleted: int = 0
     provision_records_kept: int = 0
     waiting: int = 0
+    inbox_deleted: int = 0
+    inbox_blanked: int = 0
     dry_run: bool = False
 
 
 PURGE_ACTION = "purge_run"
+INBOX_KEEP = timedelta(days=1)      # processed webhook rows (no body left) kept for diagnosis
 
 
 def purge(store: Store, config: Config, *, now: datetime | None = None,
@@ -104,6 +110,7 @@ def purge(store: Store, config: Config, *, now: datetime | None = None,
     report.eml_files_deleted += _sweep_outbox(outbox, now - timedelta(
         days=config.retention.candidate_days), dry_run, exclude=files)
     if not dry_run:
+        store.reclaim(convert=True)
         with store.begin() as conn:
             store.audit(conn, None, "purge", PURGE_ACTION, at=now,
                         reason=", ".join(f"{k} {v}" for k, v in asdict(report).items()
@@ -144,6 +151,8 @@ def _purge_rows(store: Store, conn: Connection, config: Config, now: datetime,
                     at=now)
         report.cases_blanked += 1
         report.after_withdrawal += row.id in withdrawn and not expired
+    report.inbox_deleted, report.inbox_blanked = inbox.purge(
+        conn, processed_before=now - INBOX_KEEP, received_before=cutoff)
     report.provision_records_deleted = delete_provision_records_before(conn, now)
     report.provision_records_kept = count_provision_records(conn)
     return files

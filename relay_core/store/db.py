@@ -40,6 +40,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # Before the first table: a new file gives freed pages back (Store.reclaim).
+            # On an older file it takes effect at its first VACUUM (reclaim(convert=True)).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")      # readers never block the sender
             cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             cur.execute("PRAGMA foreign_keys=ON")
@@ -92,6 +95,10 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        # SQLite has one write lock per file, and a thread that finds it taken polls with
+        # growing sleeps (busy_timeout): under load the threads of one process queue here
+        # instead, in order, and each takes the file lock at once.
+        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     def __repr__(self) -> str:
         return f"Store({self.engine.dialect.name})"
@@ -99,7 +106,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction: everything done through `conn` commits together or not at all."""
-        with self.engine.begin() as conn:
+        with self._writers or nullcontext(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -161,6 +168,29 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    # --- space -----------------------------------------------------------------------------
+    def reclaim(self, *, convert: bool = False) -> int:
+        """Give the space of deleted rows and dropped message bytes back to the file system,
+        so a SQLite file stays proportional to its live data; returns the pages freed.
+        `convert`: a file created before auto_vacuum was set is rewritten once (VACUUM, which
+        needs as much free disk as the file and locks it for its duration: the daily purge
+        asks for it). PostgreSQL's autovacuum does this job itself."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        with self.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            conn.rollback()
+            if mode != 2 and not convert:
+                return 0
+            raw = conn.connection.dbapi_connection
+            # executescript steps the pragma to its end (one `execute` frees a single page);
+            # a VACUUM also makes the file incremental (the pragma set at connect).
+            raw.executescript("PRAGMA incremental_vacuum;" if mode == 2 else "VACUUM;")
+            # WAL mode: the file shrinks when the log is copied back into it.
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return free
 
     # --- the run lock (store/lease.py) ---------------------------------------------------
     @contextmanager

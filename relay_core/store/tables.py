@@ -144,6 +144,24 @@ inbound_events = Table(
     UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event"),
 )
 
+# Verified webhook deliveries, appended (group-committed) before the 200 and translated and
+# ingested after it (store/inbox.py). The body holds personal data: it is dropped as soon as the
+# row is processed, and purge deletes processed rows (records/retention.py).
+webhook_inbox = Table(
+    "webhook_inbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("headers", Text, nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("kind", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("processed_at", UTCDateTime, nullable=True, index=True),
+    Column("outcome", String(64), nullable=True),
+)
+
 locks = Table(
     "locks", metadata,
     Column("name", String(64), primary_key=True),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 
@@ -23,6 +23,8 @@ class AppState:
     config: Config
     store: Store
     connectors: dict[str, Connector]
+    inbox_writer: Any = None        # web/inbox.py InboxWriter: the webhooks' group commit
+    inbox_processor: Any = None     # web/inbox.py InboxProcessor: their processing after the ack
 
 
 def state(request: Request) -> AppState:

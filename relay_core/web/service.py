@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -63,8 +65,12 @@ def cycle_loop(rt: Runtime, stop: threading.Event) -> None:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, or a ConfigError that says what to do when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
+    # Without it every answer on a kept-alive connection after the first waited ~40 ms for
+    # the client's delayed ACK (Nagle: uvicorn writes the head and the body separately).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -102,26 +108,35 @@ def startup_line(rt: Runtime) -> tuple[str, dict[str, Any]]:
                   "console": console, "version": __version__}
 
 
-def serve_forever(rt: Runtime) -> None:
+def serve_forever(rt: Runtime, workers: int = 1) -> None:
+    """Serve until stopped. `workers` > 1 forks that many processes sharing the listening
+    socket (Python runs one page at a time per process): only this first one runs the cycle
+    and processes the webhook inbox, the others answer requests only."""
     sock = bind(rt.config.web.host, rt.config.web.port)
+    children = _fork_workers(rt, sock, workers - 1)
     app = create_app(rt.config, rt.store, rt.connectors)
     text, fields = startup_line(rt)
-    log.info(text, extra=fields)
+    log.info(text + (f"; {workers} worker processes" if workers > 1 else ""), extra=fields)
     stop = threading.Event()
     worker = threading.Thread(target=cycle_loop, args=(rt, stop), name="relay-cycle",
                               daemon=True)
-    server = uvicorn.Server(uvicorn.Config(
-        app, proxy_headers=False, server_header=False, log_config=None, log_level="warning",
-        access_log=False))   # access lines would carry relay tokens in their paths
+    server = _server(app)
     # uvicorn catches SIGTERM/SIGINT while it runs, shuts down, then raises the signal again:
     # our handler takes it (instead of the default, which would kill us mid-message) and
     # only sets `stop`, so the cycle finishes the message in hand and releases the lock.
     with control.stop_on_signals(stop, also=lambda: setattr(server, "should_exit", True)):
         worker.start()
+        # Deliveries acknowledged but not yet processed (a crash, a restart) are taken at
+        # once; the other workers' deliveries are looked for every second.
+        processor = app.state.relay.inbox_processor
+        processor.start(scan_seconds=1 if children else 30)
         try:
             server.run(sockets=[sock])
         finally:
             stop.set()
+            processor.stop()
+            for pid in children:
+                _stop_child(pid)
             sock.close()
             worker.join(STOP_WAIT)
             if worker.is_alive():
@@ -129,3 +144,52 @@ def serve_forever(rt: Runtime) -> None:
                             "lock over", extra={"event": "stopped"})
             else:
                 log.info("stopped", extra={"event": "stopped"})
+
+
+def _server(app: Any) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(
+        app, proxy_headers=False, server_header=False, log_config=None, log_level="warning",
+        access_log=False))   # access lines would carry relay tokens in their paths
+
+
+def _fork_workers(rt: Runtime, sock: socket.socket, count: int) -> list[int]:
+    """Fork before any thread starts; each child serves the shared socket and exits with it."""
+    children = []
+    for _ in range(max(count, 0)):
+        pid = os.fork()
+        if pid:
+            children.append(pid)
+            continue
+        code = 0
+        try:
+            _die_with_parent()
+            rt.store.engine.dispose(close=False)    # the parent's connections stay its own
+            _server(create_app(rt.config, rt.store, rt.connectors)).run(sockets=[sock])
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    return children
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the first process dies, so none is left behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)    # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop_child(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

@@ -1,8 +1,10 @@
 """ATS webhook receiver: `POST /webhooks/<type>/<source name>`.
 
-The connector verifies the signature against the raw body and translates; this module only
-enforces size, de-duplicates redeliveries and stores the outcome before answering 200, so an
-acknowledged delivery is never lost.
+The ack path only: enforce the size, let the connector verify the signature against the raw
+body (an HMAC, no network), and append the verified delivery to the inbox through the group
+commit (web/inbox.py). The 200 is sent once the row is committed, so an acknowledged delivery
+is never lost; what it means (translation, de-duplication, ingest, cancellation) is worked out
+after the ack by the processor (cycle/webhooks.py).
 """
 
 from __future__ import annotations
@@ -13,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from relay_core.cycle.ingest import cancel_pending, ingest
 from relay_core.errors import AuthError, FatalError, RetriableError, SignatureError
-from relay_core.store import utcnow
+from relay_core.store import inbox, utcnow
 from relay_core.web.bodies import documented
-from relay_core.web.deps import AppState, state
+from relay_core.web.deps import state
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 router = APIRouter()
 log = logging.getLogger("career_relay.webhooks")
+# Headers that are never kept with a delivery (the translation reads vendor headers only).
+DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization", "x-forwarded-for"}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -52,37 +54,33 @@ async def receive(ats_type: str, source: str, request: Request) -> JSONResponse:
     if connector is None or connector.type != ats_type or not connector.receives_webhooks:
         raise HTTPException(404, "no such webhook source")
     body = await read_body(request, app.config.web.max_body_bytes)
-    # Verification may call the ATS (Lever sends no data) and storing touches the database:
-    # both block, so they run in the thread pool and never stall other deliveries.
-    return await run_in_threadpool(handle, app, connector, request.headers, body)
+    verify(connector, request.headers, body)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS}
+    try:
+        await app.inbox_writer.append(inbox.row_values(connector.name, headers, body, utcnow()))
+    except Exception as exc:
+        log.error("webhook %s: delivery not stored, ATS asked to retry (%s)", source,
+                  type(exc).__name__)
+        raise HTTPException(503, "temporarily unable to store; please retry") from None
+    return JSONResponse({"status": "stored"})
 
 
-def handle(app: AppState, connector: Connector, headers: Mapping[str, str],
-           body: bytes) -> JSONResponse:
+def verify(connector: Connector, headers: Mapping[str, str], body: bytes) -> None:
+    """The signature check, then the body's shape (bounded JSON, the connector's model), or
+    the HTTP error to send: a delivery the processor could not read is refused now, not
+    acknowledged and dropped later."""
     source = connector.name
     try:
-        result = connector.parse_webhook(headers, body)
+        connector.verify_webhook(headers, body)
+        connector.checked_body(body)
     except SignatureError as exc:
         # Never log the body: it holds personal data and may be an attacker's probe.
         log.warning("webhook %s: signature refused (%s)", source, exc)
         raise HTTPException(401, "signature verification failed") from None
     except (RetriableError, AuthError) as exc:
         # The ATS retries a failed delivery; a 503 asks it to.
-        log.warning("webhook %s: could not complete, ATS asked to retry (%s)", source, exc)
+        log.warning("webhook %s: could not verify, ATS asked to retry (%s)", source, exc)
         raise HTTPException(503, "temporarily unable to process; please retry") from None
     except FatalError as exc:
         log.warning("webhook %s: unusable delivery (%s)", source, exc)
         raise HTTPException(400, str(exc)) from None
-    if result.reply is not None and not result.events and not result.unrejected:
-        return JSONResponse(result.reply)
-    store = app.store
-    with store.begin() as conn:
-        if result.event_id and not store.record_inbound(conn, source, result.event_id,
-                                                        result.kind):
-            return JSONResponse({"status": "duplicate"})
-        report = ingest(store, app.config, result.events, now=utcnow(),
-                        actor=f"webhook:{source}", conn=conn)
-        cancelled = cancel_pending(store, source, result.unrejected,
-                                   "un-rejected in the ATS (webhook)", f"webhook:{source}", conn)
-    return JSONResponse({"status": "stored", "new_cases": report.detected,
-                         "cancelled": cancelled})

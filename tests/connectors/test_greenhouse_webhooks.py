@@ -72,12 +72,20 @@ def headers(body: bytes, event_id: str = "evt-1", secret: str = SECRET) -> dict[
             "Content-Type": "application/json"}
 
 
+def process(client: TestClient):
+    """The inbox, processed (what `serve`'s processor thread does after each ack)."""
+    return client.app.state.relay.inbox_processor.drain()
+
+
 def test_valid_signature_is_stored(setup, store):
     client, connector = setup()
     body = delivery()
     response = client.post(URL, content=body, headers=headers(body))
     assert response.status_code == 200
-    assert response.json()["status"] == "stored"
+    assert response.json() == {"status": "stored"}
+    # acknowledged before any look-up: the ATS is asked only when the inbox is processed
+    assert connector.adapter.requests == [] and store.case_by_key("gh", "265293") is None
+    assert process(client).new_cases == 1
     case = store.case_by_key("gh", "265293")
     assert case is not None and case.state == CaseState.SCHEDULED.value
     # the payload carried everything but the job's public title: one look-up per job
@@ -93,6 +101,7 @@ def test_bad_signature_is_401_not_stored_not_logged(setup, store, caplog):
         response = client.post(URL, content=body, headers=headers(body, secret="wrong"))
         missing = client.post(URL, content=body, headers={"Greenhouse-Event-ID": "evt-2"})
     assert (response.status_code, missing.status_code) == (401, 401)
+    assert process(client).processed == 0        # nothing reached the inbox
     assert store.case_by_key("gh", "265293") is None
     assert "Secretname" not in caplog.text and "hector" not in caplog.text.lower()
 
@@ -107,19 +116,24 @@ def test_signature_over_raw_bytes_not_reserialised_json(setup, store):
 
 
 def test_ping_is_answered(setup):
-    client, _ = setup()
+    client, connector = setup()
     body = json.dumps({"action": "ping", "payload": {"web_hook_id": 1}}).encode()
     response = client.post(URL, content=body, headers=headers(body))
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "stored"}
+    report = process(client)
+    assert (report.processed, report.ignored, report.new_cases) == (1, 1, 0)
+    assert connector.adapter.requests == []
 
 
 def test_redelivery_with_same_event_id_is_stored_once(setup, store):
     client, _ = setup()
     body = delivery()
     first = client.post(URL, content=body, headers=headers(body, "evt-same"))
+    assert process(client).new_cases == 1
     second = client.post(URL, content=body, headers=headers(body, "evt-same"))
-    assert first.json()["status"] == "stored" and first.json()["new_cases"] == 1
-    assert second.json() == {"status": "duplicate"}
+    assert first.json() == second.json() == {"status": "stored"}
+    report = process(client)
+    assert (report.processed, report.duplicates, report.new_cases) == (1, 1, 0)
     assert store.counts_by_state() == {CaseState.SCHEDULED.value: 1}
 
 
@@ -128,8 +142,10 @@ def test_unreject_cancels_the_scheduled_case(setup, store):
     body = delivery()
     client.post(URL, content=body, headers=headers(body, "evt-a"))
     undo = delivery("unreject_candidate")
-    response = client.post(URL, content=undo, headers=headers(undo, "evt-b"))
-    assert response.json()["cancelled"] == 1
+    client.post(URL, content=undo, headers=headers(undo, "evt-b"))
+    # both in one batch, in arrival order: the case is created, then cancelled
+    report = process(client)
+    assert (report.new_cases, report.cancelled) == (1, 1)
     assert store.case_by_key("gh", "265293").state == CaseState.CANCELLED.value
 
 
@@ -137,6 +153,7 @@ def test_withdrawal_is_stored_as_a_skip(setup, store):
     client, _ = setup()
     body = delivery(type_name="They rejected us")
     client.post(URL, content=body, headers=headers(body))
+    process(client)
     case = store.case_by_key("gh", "265293")
     assert case.state == CaseState.SKIPPED.value and "withdrew" in case.reason
 
@@ -146,7 +163,7 @@ def test_oversized_body_is_413(setup, store):
     body = delivery() + b" " * 3000
     response = client.post(URL, content=body, headers=headers(body))
     assert response.status_code == 413
-    assert store.case_by_key("gh", "265293") is None
+    assert process(client).processed == 0
 
 
 def test_published_signature_test_vector_through_the_app(setup):
@@ -187,18 +204,20 @@ def test_reject_unreject_reject_again_reopens_once(setup, store):
     client, _ = setup()
     first = at(delivery(), datetime.now(UTC) - timedelta(hours=3))
     client.post(URL, content=first, headers=headers(first, "evt-a"))
+    assert process(client).new_cases == 1
     undo = delivery("unreject_candidate")
-    assert client.post(URL, content=undo, headers=headers(undo, "evt-b")).json()["cancelled"] == 1
+    client.post(URL, content=undo, headers=headers(undo, "evt-b"))
+    assert process(client).cancelled == 1
     again = at(delivery(), datetime.now(UTC) - timedelta(hours=1))
-    assert client.post(URL, content=again, headers=headers(again, "evt-c")).json()[
-        "new_cases"] == 1
+    client.post(URL, content=again, headers=headers(again, "evt-c"))
+    assert process(client).new_cases == 1
     case = store.case_by_key("gh", "265293")
     assert case.state == CaseState.SCHEDULED.value
     assert case.rejected_at.strftime("%H:%M:%S") == json.loads(again)["payload"][
         "application"]["rejected_at"][11:19]
     for event_id in ("evt-d", "evt-e"):     # the same rejection, delivered again
         response = client.post(URL, content=again, headers=headers(again, event_id))
-        assert response.json()["new_cases"] == 0
+        assert response.json() == {"status": "stored"} and process(client).new_cases == 0
     actions = [r["action"] for r in store.audit_trail(case.id)]
     assert actions.count("reopened") == 1
 
@@ -207,8 +226,9 @@ def test_reason_changed_to_a_withdrawal_cancels_the_pending_email(setup, store):
     client, _ = setup()
     body = delivery()
     client.post(URL, content=body, headers=headers(body, "evt-a"))
+    assert process(client).new_cases == 1
     withdrew = delivery(type_name="They rejected us")
-    response = client.post(URL, content=withdrew, headers=headers(withdrew, "evt-b"))
-    assert response.json()["new_cases"] == 0
+    client.post(URL, content=withdrew, headers=headers(withdrew, "evt-b"))
+    assert process(client).new_cases == 0
     case = store.case_by_key("gh", "265293")
     assert case.state == CaseState.CANCELLED.value and "withdrawal" in case.reason

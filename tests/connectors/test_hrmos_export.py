@@ -338,7 +338,7 @@ def test_unchanged_file_yields_no_pages(tmp_path, connect):
     (first,) = pages(connector)
     cursor = json.loads(first.cursor)
     assert cursor["file"] == "export.tsv" and cursor["size"] == path.stat().st_size
-    assert set(cursor) == {"file", "size", "mtime_ns", "sha256"}
+    assert set(cursor) == {"file", "size", "mtime_ns", "sha256", "rows"}
 
     assert pages(connector, first.cursor) == []
     os.utime(path, (1_800_000_000, 1_800_000_000))           # touched, same content
@@ -349,6 +349,33 @@ def test_unchanged_file_yields_no_pages(tmp_path, connect):
     assert [e.application_id for e in again[0].events] == ["1001", "1002"]
     assert again[-1].cursor != first.cursor
     assert pages(connector, "not a cursor of this connector")   # unreadable: read again
+
+
+def test_a_re_export_of_the_same_data_is_recognised_without_reading_its_rows(tmp_path, connect,
+                                                                               monkeypatch):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write(folder / "export-1.tsv", [row("1001"), row("1002", name="鈴木 花子")])
+    connector = connect(folder)
+    (first,) = pages(connector)
+    assert len(first.events) == 2
+    # HR exports again: another name and encoding, comma-separated, a meta row, rows swapped
+    later = write(folder / "export-2.csv", [row("1002", name="鈴木 花子"), row("1001")],
+                  encoding="utf-8-sig", delimiter=",", meta=("出力日時: 2025/06/24 10:00",))
+    os.utime(later, (1_900_000_000, 1_900_000_000))
+    translated = []
+    monkeypatch.setattr(connector, "to_event", lambda *a: translated.append(a))
+    (same,) = pages(connector, first.cursor)
+    assert same.events == [] and translated == []          # no row went to the core
+    assert json.loads(same.cursor)["file"] == "export-2.csv"
+    assert json.loads(same.cursor)["rows"] == json.loads(first.cursor)["rows"]
+    assert pages(connector, same.cursor) == []              # and now by its bytes
+    monkeypatch.undo()
+    write(later, [row("1002", name="鈴木 花子"), row("1001", status="辞退")],
+          encoding="utf-8-sig", delimiter=",")               # one row changed: read again
+    os.utime(later, (1_900_000_100, 1_900_000_100))
+    changed = pages(connector, same.cursor)
+    assert {e.application_id for p in changed for e in p.events} == {"1001", "1002"}
 
 
 def test_pages_hold_at_most_500_and_only_the_last_carries_the_cursor(tmp_path, connect):

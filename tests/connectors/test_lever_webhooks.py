@@ -31,6 +31,7 @@ def setup(make_config, store, monkeypatch):
     monkeypatch.setenv("LEVER_TEST_KEY", "test-lever-api-key")
     monkeypatch.setenv("LEVER_TEST_TOKEN", TOKEN_KEY)
     monkeypatch.setattr("relay_core.web.webhooks.utcnow", lambda: NOW)
+    monkeypatch.setattr("relay_core.cycle.webhooks.utcnow", lambda: NOW)
     config = make_config({"sources": [{
         "name": "lever", "type": "lever", "api_key": "env:LEVER_TEST_KEY",
         "webhook_signature_token": "env:LEVER_TEST_TOKEN"}]})
@@ -55,6 +56,11 @@ def delivery(token: str, to_archived: bool | None, *, key: str = TOKEN_KEY,
 HEADERS = {"Content-Type": "application/json", "User-Agent": "Lever-Webhooks"}
 
 
+def process(client: TestClient):
+    """The inbox, processed (what `serve`'s processor thread does after each ack)."""
+    return client.app.state.relay.inbox_processor.drain()
+
+
 @pytest.mark.vcr("archive_then_unarchive.yaml")
 def test_archive_is_stored_redelivery_deduplicated_unarchive_cancels(setup, store,
                                                                       vcr_cassette):
@@ -62,15 +68,17 @@ def test_archive_is_stored_redelivery_deduplicated_unarchive_cancels(setup, stor
     archive = delivery("a" * 48, True)
     response = client.post(URL, content=archive, headers=HEADERS)
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "stored", "new_cases": 1, "cancelled": 0}
+    assert response.json() == {"status": "stored"} and connector.request_count == 0
+    report = process(client)
+    assert (report.new_cases, report.cancelled) == (1, 0)
     case = store.case_by_key("lever", OPP)
     assert case.state == CaseState.SCHEDULED.value and case.email == "taro@example.com"
 
     again = client.post(URL, content=archive, headers=HEADERS)    # Lever retries a delivery
-    assert again.json() == {"status": "duplicate"}
+    assert again.json() == {"status": "stored"} and process(client).duplicates == 1
 
-    unarchive = client.post(URL, content=delivery("b" * 48, False), headers=HEADERS)
-    assert unarchive.json()["cancelled"] == 1
+    client.post(URL, content=delivery("b" * 48, False), headers=HEADERS)
+    assert process(client).cancelled == 1
     assert store.case_by_key("lever", OPP).state == CaseState.CANCELLED.value
     assert vcr_cassette.all_played                 # 3 opportunity fetches + reasons + postings
 
@@ -78,8 +86,8 @@ def test_archive_is_stored_redelivery_deduplicated_unarchive_cancels(setup, stor
 def test_test_ping_is_acknowledged_without_api_calls(setup):
     client, connector = setup
     response = client.post(URL, content=delivery("p" * 48, None), headers=HEADERS)
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
-    assert connector.request_count == 0
+    assert response.status_code == 200 and response.json() == {"status": "stored"}
+    assert process(client).ignored == 1 and connector.request_count == 0
 
 
 def test_bad_signature_is_401_not_stored_not_logged(setup, store, caplog):
@@ -89,6 +97,7 @@ def test_bad_signature_is_401_not_stored_not_logged(setup, store, caplog):
         stale = client.post(URL, content=delivery("d" * 48, True, at=AT - 86_400_000),
                             headers=HEADERS)
     assert wrong.status_code == 401 and stale.status_code == 401
+    assert process(client).processed == 0
     assert store.case_by_key("lever", OPP) is None and connector.request_count == 0
     assert OPP not in caplog.text and TOKEN_KEY not in caplog.text
 
@@ -107,7 +116,8 @@ def test_other_events_are_acknowledged_and_ignored(setup):
     body = json.loads(delivery("g" * 48, True))
     body["event"] = "candidateStageChange"
     response = client.post(URL, content=json.dumps(body).encode(), headers=HEADERS)
-    assert response.json() == {"status": "ignored"} and connector.request_count == 0
+    assert response.json() == {"status": "stored"}
+    assert process(client).ignored == 1 and connector.request_count == 0
 
 
 @pytest.mark.vcr("archive_unarchive_archive_again.yaml")
@@ -116,11 +126,14 @@ def test_archived_again_after_an_unarchive_reopens_the_case(setup, store, vcr_ca
     the opportunity again (a later archivedAt) reopens the case with the new rejection time."""
     client, _ = setup
     client.post(URL, content=delivery("a" * 48, True), headers=HEADERS)
+    assert process(client).new_cases == 1
     first = store.case_by_key("lever", OPP)
-    assert client.post(URL, content=delivery("b" * 48, False),
-                       headers=HEADERS).json()["cancelled"] == 1
+    client.post(URL, content=delivery("b" * 48, False), headers=HEADERS)
+    assert process(client).cancelled == 1
     again = client.post(URL, content=delivery("c" * 48, True), headers=HEADERS)
-    assert again.json() == {"status": "stored", "new_cases": 1, "cancelled": 0}
+    assert again.json() == {"status": "stored"}
+    done = process(client)
+    assert (done.new_cases, done.cancelled) == (1, 0)
     case = store.case_by_key("lever", OPP)
     assert case.id == first.id and case.state == CaseState.SCHEDULED.value
     assert case.rejected_at > first.rejected_at
