@@ -43,12 +43,10 @@ from relay_core.models import CaseState, Person, RelayCase
 from relay_core.records.consent import optout, tokens
 from relay_core.records.consent.requirements import WITHHELD_ACTION, invitation_blockers
 from relay_core.rendering.emails import Renderer, build_context, template_names
-from relay_core.store import Store, cases, consents, outbox
+from relay_core.store import Connection, Store, cases, consents, outbox
 from relay_core.store.outbox import QueuedMail
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from relay_core.contract.base import Connector
 
 log = logging.getLogger("career_relay")
