@@ -87,7 +87,8 @@ def _envelope_from(data: bytes) -> str:
 
 @dataclass
 class _Steps:
-    """The committed steps of each message; called on the delivering thread only."""
+    """The committed steps of messages; called on the delivering thread only, each with the
+    transaction it belongs to, so that the steps of several connections share one commit."""
 
     store: Store
     holder: Holder
@@ -98,65 +99,79 @@ class _Steps:
     stopped: Exception | None = None
     waiting: int = 0
 
-    def claim(self, row: OutboxMessage) -> OutgoingMail | None:
-        with self.store.begin() as conn:
-            claimed = outbox.claim(conn, row.id, self.holder.id, self.holder.lease(), self.now)
-            if claimed is not None and claimed.message is None:   # purged while queued
+    def claim(self, conn, rows: list[OutboxMessage]
+              ) -> list[tuple[OutboxMessage, OutgoingMail]]:
+        """pending → claimed for these rows (one per free connection), with their bytes;
+        those another process took first are left out."""
+        claimed = []
+        for row in outbox.claim_many(conn, [r.id for r in rows], self.holder.id,
+                                     self.holder.lease(), self.now):
+            if row.message is None:   # purged while queued
                 outbox.mark_refused(conn, row.id, "nothing to send: its content was purged")
-                return None
-        if claimed is None or claimed.message is None:
-            return None
-        return OutgoingMail(claimed.message_id, _envelope_from(claimed.message),
-                            claimed.recipient, claimed.message)
+                continue
+            claimed.append((row, OutgoingMail(row.message_id, _envelope_from(row.message),
+                                              row.recipient, row.message)))
+        return claimed
 
-    def handing_over(self, row: OutboxMessage) -> None:
-        with self.store.begin() as conn:
-            if not outbox.mark_handing_over(conn, row.id, self.holder.id, self.holder.lease(),
-                                            self.now):
-                raise _LostClaim(f"outbox row {row.id}")
+    def handing_over(self, conn, rows: list[OutboxMessage]) -> set[int]:
+        """claimed → handing_over; returns the ids still ours (the others: _LostClaim)."""
+        return outbox.mark_handing_over_many(conn, [r.id for r in rows], self.holder.id,
+                                             self.holder.lease(), self.now)
 
-    def finish(self, row: OutboxMessage, error: BaseException | None) -> None:
+    def finish(self, conn, done: list[tuple[OutboxMessage, BaseException | None]]) -> int:
+        """Record the outcomes; returns how many were sent (for `progress`, once committed).
+        The accepted ones, the common case, take a few statements together."""
+        now = self.now
+        sent = [row for row, error in done if error is None]
+        if sent:
+            outbox.mark_sent(conn, [row.id for row in sent])
+            ids = [{"id": row.case_id, "sent_at": now} for row in sent
+                   if row.case_id is not None and row.kind in CASE_KINDS]
+            moved = cases.transition_many(conn, ids, CaseState.SENT,
+                                          from_state=CaseState.SENDING, actor="send", now=now)
+            rest = [change for change in ids if change["id"] not in moved]
+            moved |= cases.transition_many(conn, rest, CaseState.SENT,
+                                           from_state=CaseState.AMBIGUOUS, actor="send",
+                                           now=now)
+            self.report.sent += len(moved)
+        for row, error in done:
+            if error is not None:
+                self._failed(conn, row, error)
+        return len(sent)
+
+    def _failed(self, conn, row: OutboxMessage, error: BaseException) -> None:
         if isinstance(error, _LostClaim | _Stopped):
             return   # not ours any more, or never handed over: whoever holds it decides
         now = self.now
         is_case = row.case_id is not None and row.kind in CASE_KINDS
-        with self.store.begin() as conn:
-            if error is None:
-                outbox.mark_sent(conn, [row.id])
-                if is_case:
-                    moved = cases.transition_many(
-                        conn, [{"id": row.case_id, "sent_at": now}], CaseState.SENT,
-                        from_state=CaseState.SENDING, actor="send", now=now) or \
-                        cases.transition_many(
-                            conn, [{"id": row.case_id, "sent_at": now}], CaseState.SENT,
-                            from_state=CaseState.AMBIGUOUS, actor="send", now=now)
-                    self.report.sent += len(moved)
-            elif isinstance(error, AmbiguousMailError):
-                reason = ambiguous_reason(row.message_id, "the connection dropped")
-                outbox.mark_ambiguous(conn, [row.id], reason)
-                if is_case:
-                    cases.transition(conn, row.case_id, CaseState.AMBIGUOUS, actor="send",
-                                     reason=reason, allowed_from=[CaseState.SENDING], now=now,
-                                     sent_at=now)
-                self.report.ambiguous += 1
-            elif isinstance(error, RetriableError):
-                self._temporary(conn, row, error, is_case)
-            elif isinstance(error, PermanentMailError):
-                outbox.mark_refused(conn, row.id, str(error))
-                if error.suppress_address and row.recipient:
-                    cases.suppress(conn, person_key(row.recipient), f"SMTP {error.code}")
-                if is_case:
-                    cases.transition(conn, row.case_id, CaseState.FAILED, actor="send",
-                                     reason=f"the mail server refused it: {error}", now=now,
-                                     allowed_from=[CaseState.SENDING])
-                self.report.failed += 1
-            else:
-                # Bad credentials, say: not handed over; it and the rest wait for a later run.
-                outbox.mark_retry(conn, row.id, now + RETRY_AFTER, str(error))
-                self.stopped = self.stopped or error   # type: ignore[assignment]
-                self.waiting += 1
-        if error is None and self.progress:
-            self.progress(1)
+        if isinstance(error, AmbiguousMailError):
+            reason = ambiguous_reason(row.message_id, "the connection dropped")
+            outbox.mark_ambiguous(conn, [row.id], reason)
+            if is_case:
+                cases.transition(conn, row.case_id, CaseState.AMBIGUOUS, actor="send",
+                                 reason=reason, allowed_from=[CaseState.SENDING], now=now,
+                                 sent_at=now)
+            self.report.ambiguous += 1
+        elif isinstance(error, RetriableError):
+            self._temporary(conn, row, error, is_case)
+        elif isinstance(error, PermanentMailError):
+            outbox.mark_refused(conn, row.id, str(error))
+            if error.suppress_address and row.recipient:
+                cases.suppress(conn, person_key(row.recipient), f"SMTP {error.code}")
+            if is_case:
+                cases.transition(conn, row.case_id, CaseState.FAILED, actor="send",
+                                 reason=f"the mail server refused it: {error}", now=now,
+                                 allowed_from=[CaseState.SENDING])
+            self.report.failed += 1
+        else:
+            # Bad credentials, say: not handed over; it and the rest wait for a later run.
+            outbox.mark_retry(conn, row.id, now + RETRY_AFTER, str(error))
+            self.stopped = self.stopped or error   # type: ignore[assignment]
+            self.waiting += 1
+
+    def committed(self, sent: int) -> None:
+        if sent and self.progress:
+            self.progress(sent)
 
     def _temporary(self, conn, row: OutboxMessage, error: RetriableError,
                    is_case: bool) -> None:
@@ -209,19 +224,37 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
 
 
 def _one_by_one(transport: Transport, rows: list[OutboxMessage], steps: _Steps) -> None:
-    for i, row in enumerate(rows):
-        if steps.stopped is not None:
-            steps.waiting += len(rows) - i
-            return
-        mail = steps.claim(row)
-        if mail is None:
-            continue
-        try:
-            transport.hand_over(mail, before_data=lambda row=row: steps.handing_over(row))
-        except Exception as exc:
-            steps.finish(row, exc)
-        else:
-            steps.finish(row, None)
+    """One connection: a message's outcome is committed together with the next claim."""
+    done: list[tuple[OutboxMessage, BaseException | None]] = []
+    try:
+        for i, row in enumerate(rows):
+            with steps.store.begin() as conn:
+                sent = steps.finish(conn, done)
+                done = []
+                claimed = steps.claim(conn, [row]) if steps.stopped is None else []
+            steps.committed(sent)
+            if steps.stopped is not None:
+                steps.waiting += len(rows) - i
+                return
+            for row, mail in claimed:
+                try:
+                    transport.hand_over(mail, before_data=lambda row=row: _handing_over(
+                        steps, row))
+                except Exception as exc:
+                    done = [(row, exc)]
+                else:
+                    done = [(row, None)]
+    finally:
+        if done:
+            with steps.store.begin() as conn:
+                sent = steps.finish(conn, done)
+            steps.committed(sent)
+
+
+def _handing_over(steps: _Steps, row: OutboxMessage) -> None:
+    with steps.store.begin() as conn:
+        if not steps.handing_over(conn, [row]):
+            raise _LostClaim(f"outbox row {row.id}")
 
 
 class _Ack:
@@ -233,12 +266,15 @@ class _Ack:
 def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                  workers: int) -> None:
     """Up to `workers` connections, each with one claimed message at a time. Workers only
-    talk to the server; every commit is made here, in the order the events arrive."""
+    talk to the server; every commit is made here. Whatever steps arrived together (a
+    "DATA now", an outcome, the next claims for the connections that are free) are committed
+    in one transaction, and each worker waits for the commit that covers its step."""
     events: queue.Queue[tuple[str, OutboxMessage, object]] = queue.Queue()
     stopping = threading.Event()
     local = threading.local()
     opened: list[Transport] = []
     lock = threading.Lock()
+    unrecorded: list[tuple[str, OutboxMessage, object]] = []
 
     def data_now(row: OutboxMessage) -> None:
         ack = _Ack()
@@ -267,42 +303,57 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
     busy = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send")
     try:
-        def feed() -> None:
-            nonlocal busy, left
-            while busy < workers and steps.stopped is None and left:
-                row = next(todo)
-                left -= 1
-                mail = steps.claim(row)
-                if mail is not None:
-                    pool.submit(work, row, mail)
-                    busy += 1
+        def next_rows(free: int) -> list[OutboxMessage]:
+            nonlocal left
+            take = min(free, left) if steps.stopped is None else 0
+            left -= take
+            return [next(todo) for _ in range(take)]
 
-        feed()
-        while busy:
-            kind, row, payload = events.get()
-            if kind == "data":
-                assert isinstance(payload, _Ack)
-                try:
-                    steps.handing_over(row)
-                except _LostClaim as exc:
-                    payload.error = exc
-                except BaseException as exc:
-                    payload.error = _Stopped()
-                    raise exc
-                finally:
-                    payload.done.set()
-                continue
-            busy -= 1
-            if payload is not None and not isinstance(payload, Exception):
-                raise payload   # type: ignore[misc]  # a worker was interrupted: so are we
-            steps.finish(row, payload)   # type: ignore[arg-type]
-            feed()
+        claimed: list[tuple[OutboxMessage, OutgoingMail]] = []
+        while True:
+            for row, mail in claimed:
+                pool.submit(work, row, mail)
+                busy += 1
+            if not busy and not (left and steps.stopped is None):
+                break
+            arrived: list[tuple[str, OutboxMessage, object]] = []
+            if busy:
+                arrived.append(events.get())
+                with suppress(queue.Empty):
+                    while True:
+                        arrived.append(events.get_nowait())
+            unrecorded = [e for e in arrived if e[0] == "done"]
+            interrupted = next((p for kind, _, p in arrived if kind == "done" and
+                                p is not None and not isinstance(p, Exception)), None)
+            if interrupted is not None:
+                raise interrupted   # type: ignore[misc]  # a worker was interrupted: so are we
+            acks = [(row, p) for kind, row, p in arrived if kind == "data"]
+            done = [(row, p) for kind, row, p in arrived if kind == "done"]
+            busy -= len(done)
+            try:
+                with steps.store.begin() as conn:
+                    sent = steps.finish(conn, done)   # type: ignore[arg-type]
+                    ours = steps.handing_over(conn, [row for row, _ in acks])
+                    claimed = steps.claim(conn, next_rows(workers - busy))
+            except BaseException:
+                for _, ack in acks:
+                    ack.error = _Stopped()   # type: ignore[attr-defined]
+                    ack.done.set()           # type: ignore[attr-defined]
+                raise
+            unrecorded = []
+            steps.committed(sent)
+            for row, ack in acks:
+                if row.id not in ours:
+                    ack.error = _LostClaim(f"outbox row {row.id}")   # type: ignore[attr-defined]
+                ack.done.set()   # type: ignore[attr-defined]
         steps.waiting += left if steps.stopped is not None else 0
     finally:
         stopping.set()
         pool.shutdown(wait=True)
         for each in opened:
             each.close()
+        for event in unrecorded:
+            events.put(event)
         _record_what_finished(events, steps)
 
 
@@ -316,5 +367,5 @@ def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
         except queue.Empty:
             return
         if kind == "done" and (payload is None or isinstance(payload, Exception)):
-            with suppress(Exception):
-                steps.finish(row, payload)   # type: ignore[arg-type]
+            with suppress(Exception), steps.store.begin() as conn:
+                steps.committed(steps.finish(conn, [(row, payload)]))  # type: ignore[list-item]

@@ -120,6 +120,30 @@ def claim(conn: Connection, message_id: int, holder: str, until: datetime, now: 
     return _message(row, row.message)
 
 
+def claim_many(conn: Connection, ids: list[int], holder: str, until: datetime, now: datetime
+               ) -> list[OutboxMessage]:
+    """`claim` for several messages in one statement (one per connection that is free):
+    those still pending and due, with their bytes, in id order."""
+    if not ids:
+        return []
+    rows = conn.execute(update(t.outbox).where(
+        o.id.in_(ids), o.state == "pending", o.next_attempt_at <= now)
+        .values(state="claimed", claimed_by=holder, claimed_until=until,
+                attempts=o.attempts + 1).returning(*_COLUMNS, o.message)).all()
+    return sorted((_message(r, r.message) for r in rows), key=lambda m: m.id)
+
+
+def mark_handing_over_many(conn: Connection, ids: list[int], holder: str, until: datetime,
+                           at: datetime) -> set[int]:
+    """`mark_handing_over` for several messages in one statement: the ids still ours."""
+    if not ids:
+        return set()
+    return set(conn.scalars(update(t.outbox).where(
+        o.id.in_(ids), o.state.in_(IN_FLIGHT), o.claimed_by == holder)
+        .values(state="handing_over", handing_over_at=at, claimed_until=until)
+        .returning(o.id)))
+
+
 def mark_handing_over(conn: Connection, message_id: int, holder: str, until: datetime,
                       at: datetime) -> bool:
     """claimed → handing_over (the server said 354); False if the claim is no longer ours."""
