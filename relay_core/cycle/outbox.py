@@ -81,7 +81,9 @@ def give_up_policy(config: Config | None) -> GiveUp:
 
 
 def _envelope_from(data: bytes) -> str:
-    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
+    # Only the header block is parsed: the parser would otherwise read the whole body too.
+    end = data.find(b"\r\n\r\n")
+    headers = BytesHeaderParser(policy=compat32).parsebytes(data if end < 0 else data[:end + 2])
     return parseaddr(headers.get("From", ""))[1]
 
 
