@@ -28,6 +28,7 @@ from email.utils import format_datetime, getaddresses, parseaddr
 from relay_core.config import Config
 from relay_core.errors import ConfigError, FatalError
 
+
 # CRLF line ends for SMTP; cte_type "7bit" makes set_content choose base64 or quoted-printable
 # for UTF-8 bodies, so no 8BITMIME support is needed on the way.
 class _HeaderClasses(HeaderRegistry):
