@@ -304,6 +304,10 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
     left = len(rows)
     busy = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send")
+    # One connection for the whole delivery, a transaction per round: checking a connection
+    # out of the pool and back (with its reset) for each round cost as much as the commit.
+    held = steps.store.connect()
+    conn = held.__enter__()
     try:
         def next_rows(free: int) -> list[OutboxMessage]:
             nonlocal left
@@ -333,7 +337,7 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
             done = [(row, p) for kind, row, p in arrived if kind == "done"]
             busy -= len(done)
             try:
-                with steps.store.begin() as conn:
+                with conn.begin():
                     sent = steps.finish(conn, done)   # type: ignore[arg-type]
                     ours = steps.handing_over(conn, [row for row, _ in acks])
                     claimed = steps.claim(conn, next_rows(workers - busy))
@@ -352,6 +356,7 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
     finally:
         stopping.set()
         pool.shutdown(wait=True)
+        held.__exit__(None, None, None)
         for each in opened:
             each.close()
         for event in unrecorded:
