@@ -48,6 +48,7 @@ __all__ = ["CASE_KINDS", "deliver_outbox", "recover_interrupted"]
 
 RETRY_AFTER = timedelta(minutes=15)     # after a temporary failure, doubling each time …
 RETRY_MAX = timedelta(hours=2)          # … up to this
+AHEAD = 2   # claimed per connection: the message in hand and the next, so no connection idles
 GiveUp = Callable[[datetime | None, datetime], datetime]
 
 
@@ -267,13 +268,14 @@ class _Ack:
 
 def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                  workers: int) -> None:
-    """Up to `workers` connections, each with one claimed message at a time. Workers only
-    talk to the server; every commit is made here. Whatever steps arrived together (a
-    "DATA now", an outcome, the next claims for the connections that are free) are committed
-    in one transaction, and each worker waits for the commit that covers its step."""
+    """Up to `workers` connections, each a thread that takes the next claimed message as soon
+    as its last one is answered (each connection has at most AHEAD claimed: the one in hand
+    and the next). Workers only talk to the server; every commit is made here. Whatever
+    steps arrived together (a "DATA now", an outcome, the next claims) are committed in one
+    transaction, and each worker waits for the commit that covers its step."""
     events: queue.Queue[tuple[str, OutboxMessage, object]] = queue.Queue()
+    ready: queue.Queue[tuple[OutboxMessage, OutgoingMail] | None] = queue.Queue()
     stopping = threading.Event()
-    local = threading.local()
     opened: list[Transport] = []
     lock = threading.Lock()
     unrecorded: list[tuple[str, OutboxMessage, object]] = []
@@ -288,22 +290,27 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
             raise ack.error
         # Committed as handing over: this message is in hand and goes, even if we are stopping.
 
-    def work(row: OutboxMessage, mail: OutgoingMail) -> None:
-        try:
-            if not hasattr(local, "transport"):
-                local.transport = transport.clone()
-                with lock:
-                    opened.append(local.transport)
-            local.transport.hand_over(mail, before_data=lambda: data_now(row))
-        except BaseException as exc:   # reported to the delivering thread, which decides
-            events.put(("done", row, exc))
-            return
-        events.put(("done", row, None))
+    def work() -> None:
+        mine = transport.clone()
+        with lock:
+            opened.append(mine)
+        while (item := ready.get()) is not None:
+            row, mail = item
+            try:
+                mine.hand_over(mail, before_data=lambda row=row: data_now(row))
+            except BaseException as exc:   # reported to the delivering thread, which decides
+                events.put(("done", row, exc))
+                if not isinstance(exc, Exception):
+                    return   # interrupted: so is this connection
+                continue
+            events.put(("done", row, None))
 
     todo: Iterator[OutboxMessage] = iter(rows)
     left = len(rows)
-    busy = 0
+    out = 0   # claimed and not yet answered: waiting in `ready` or in a worker's hand
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send")
+    for _ in range(workers):
+        pool.submit(work)
     # One connection for the whole delivery, a transaction per round: checking a connection
     # out of the pool and back (with its reset) for each round cost as much as the commit.
     held = steps.store.connect()
@@ -311,19 +318,13 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
     try:
         def next_rows(free: int) -> list[OutboxMessage]:
             nonlocal left
-            take = min(free, left) if steps.stopped is None else 0
+            take = max(min(free, left), 0) if steps.stopped is None else 0
             left -= take
             return [next(todo) for _ in range(take)]
 
-        claimed: list[tuple[OutboxMessage, OutgoingMail]] = []
-        while True:
-            for row, mail in claimed:
-                pool.submit(work, row, mail)
-                busy += 1
-            if not busy and not (left and steps.stopped is None):
-                break
+        while out or (left and steps.stopped is None):
             arrived: list[tuple[str, OutboxMessage, object]] = []
-            if busy:
+            if out:
                 arrived.append(events.get())
                 with suppress(queue.Empty):
                     while True:
@@ -335,12 +336,17 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                 raise interrupted   # type: ignore[misc]  # a worker was interrupted: so are we
             acks = [(row, p) for kind, row, p in arrived if kind == "data"]
             done = [(row, p) for kind, row, p in arrived if kind == "done"]
-            busy -= len(done)
+            out -= len(done)
             try:
                 with conn.begin():
                     sent = steps.finish(conn, done)   # type: ignore[arg-type]
                     ours = steps.handing_over(conn, [row for row, _ in acks])
-                    claimed = steps.claim(conn, next_rows(workers - busy))
+                    claimed = steps.claim(conn, next_rows(AHEAD * workers - out))
+                    if steps.stopped is not None:   # what has not started waits for a run
+                        back = _take_all(ready)
+                        outbox.requeue(conn, [row.id for row, _ in back], ("claimed",))
+                        out -= len(back)
+                        steps.waiting += len(back)
             except BaseException:
                 for _, ack in acks:
                     ack.error = _Stopped()   # type: ignore[attr-defined]
@@ -352,16 +358,35 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                 if row.id not in ours:
                     ack.error = _LostClaim(f"outbox row {row.id}")   # type: ignore[attr-defined]
                 ack.done.set()   # type: ignore[attr-defined]
+            for item in claimed:
+                ready.put(item)
+                out += 1
         steps.waiting += left if steps.stopped is not None else 0
     finally:
         stopping.set()
+        back = _take_all(ready)
+        for _ in range(workers):
+            ready.put(None)
         pool.shutdown(wait=True)
         held.__exit__(None, None, None)
         for each in opened:
             each.close()
+        if back:   # claimed, never started: back in the queue now (else recovery does it)
+            with suppress(Exception), steps.store.begin() as again:
+                outbox.requeue(again, [row.id for row, _ in back], ("claimed",))
         for event in unrecorded:
             events.put(event)
         _record_what_finished(events, steps)
+
+
+def _take_all(ready: queue.Queue) -> list[tuple[OutboxMessage, OutgoingMail]]:
+    taken = []
+    with suppress(queue.Empty):
+        while True:
+            item = ready.get_nowait()
+            if item is not None:
+                taken.append(item)
+    return taken
 
 
 def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
