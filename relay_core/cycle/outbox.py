@@ -17,6 +17,7 @@ now" to the calling thread and waits until that step is committed before the mes
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -81,11 +82,23 @@ def give_up_policy(config: Config | None) -> GiveUp:
     return give_up
 
 
+_FROM = re.compile(rb"^From:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*", re.MULTILINE | re.IGNORECASE)
+_senders: dict[bytes, str] = {}
+
+
 def _envelope_from(data: bytes) -> str:
-    # Only the header block is parsed: the parser would otherwise read the whole body too.
+    """The From address, for MAIL FROM. Only the From header is parsed, once per distinct
+    header (it is the same in nearly every message)."""
     end = data.find(b"\r\n\r\n")
-    headers = BytesHeaderParser(policy=compat32).parsebytes(data if end < 0 else data[:end + 2])
-    return parseaddr(headers.get("From", ""))[1]
+    found = _FROM.search(data, 0, len(data) if end < 0 else end)
+    block = found.group() if found else b""
+    sender = _senders.get(block)
+    if sender is None:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(block + b"\r\n\r\n")
+        sender = parseaddr(headers.get("From", ""))[1]
+        if len(_senders) < 256:
+            _senders[block] = sender
+    return sender
 
 
 @dataclass

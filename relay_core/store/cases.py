@@ -201,11 +201,15 @@ def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[
 
 # --- moving ----------------------------------------------------------------------------------
 # Built once (the sending loop moves a few cases per commit, many times a second).
-_MOVE = (update(t.relay_cases)
-         .where(c.id.in_(bindparam("ids", expanding=True)),
-                c.state == bindparam("from_state", type_=c.state.type))
-         .values(state=bindparam("to_state", type_=c.state.type),
-                 updated_at=bindparam("now", type_=c.updated_at.type)).returning(c.id))
+@lru_cache(maxsize=32)
+def _move(columns: tuple[str, ...]) -> Update:
+    return (update(t.relay_cases)
+            .where(c.id.in_(bindparam("ids", expanding=True)),
+                   c.state == bindparam("from_state", type_=c.state.type))
+            .values(state=bindparam("to_state", type_=c.state.type),
+                    updated_at=bindparam("now", type_=c.updated_at.type),
+                    **{k: bindparam(k, type_=c[k].type) for k in columns})
+            .returning(c.id))
 
 
 @lru_cache(maxsize=32)
@@ -223,10 +227,14 @@ def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseSta
     if not changes:
         return set()
     moved: set[int] = set()
-    for ids in _chunks([ch["id"] for ch in changes]):
-        moved.update(conn.scalars(_MOVE, dict(ids=ids, from_state=from_state.value,
-                                              to_state=to.value, now=now)))
     columns = tuple(k for k in changes[0] if k != "id")
+    # The same values for every case (sent_at = now, say) go in the moving UPDATE itself.
+    same = {k: changes[0][k] for k in columns
+            if k != "reason" and all(ch[k] == changes[0][k] for ch in changes)}
+    for ids in _chunks([ch["id"] for ch in changes]):
+        moved.update(conn.scalars(_move(tuple(same)), dict(
+            ids=ids, from_state=from_state.value, to_state=to.value, now=now, **same)))
+    columns = tuple(k for k in columns if k not in same)
     per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
                 for ch in changes if ch["id"] in moved]
     if columns and per_case:
