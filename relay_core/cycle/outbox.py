@@ -1,17 +1,21 @@
 """Delivering the outbox: every rendered message waits here as exact bytes until a transport
 has taken it. Rejection mails, consent confirmations and anything else queued go this way.
 
-Claims are small and honest. A message is claimed (`pending → claimed`) just before it goes
-to a connection, moves to `handing_over` when the server answered DATA with 354, and to `sent`,
-`failed` (refused), back to `pending` (a temporary failure, retried with backoff) or
-`gave_up` (temporary failures past its limit: the case fails with the last reply) after the
-answer; each step is committed on its own. At most one message per connection is between
-DATA and its answer, so a crash leaves at most that many ambiguous (recovery.py); a dropped
-connection after DATA makes that one message `ambiguous` at once, never a silent resend.
+Claims are small and honest. A message is claimed (`pending → claimed`) shortly before it
+goes to a connection (the one in hand and the next, per connection), moves to `handing_over`
+when the server answered DATA with 354, and to `sent`, `failed` (refused), back to `pending`
+(a temporary failure, retried with backoff) or `gave_up` (temporary failures past its limit:
+the case fails with the last reply) after the answer; each step is committed before the next
+one happens. At most one message per connection is between DATA and its answer, so a crash
+leaves at most that many ambiguous (recovery.py), and the claimed ones go back to the queue; a
+dropped connection after DATA makes that one message `ambiguous` at once, never a silent
+resend.
 
 Sending runs on `transport.connections` threads (SMTP waits on the network, and the GIL is free
 meanwhile); the database is only touched from the calling thread: a worker hands its "DATA
 now" to the calling thread and waits until that step is committed before the message goes.
+The steps that arrive together (DATA-now of one connection, the outcome of another, the next
+claims) share one transaction: a commit per step cost more than the sending.
 """
 
 from __future__ import annotations
