@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import NOW, SINK, free_port, write_export  # noqa: E402
+from pipeline import CONNECTIONS, NOW, SINK, free_port, write_config, write_export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("CR_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-CONNECTIONS = 4
 
 ANCHOR = """
 import smtplib, sys, threading, time
@@ -118,50 +117,6 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "relay_core.commands.cli", *args]
 
 
-def _config(work: Path, port: int, url: str) -> Path:
-    config = work / "bench.toml"
-    config.write_text(f"""
-[company]
-sender = "採用担当 <recruit@example.co.jp>"
-reply_to = "recruit@example.co.jp"
-privacy_policy_url = "https://example.co.jp/privacy"
-legal_name = "株式会社サンプル"
-address = "東京都千代田区丸の内1-1-1"
-representative = "代表取締役 山田太郎"
-[store]
-url = "{url}"
-[schedule]
-delay_hours = 0
-[mail]
-transport = "smtp"
-[mail.smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-connections = {CONNECTIONS}
-[relay]
-public_base_url = "https://relay.example.co.jp"
-[[agencies]]
-id = "agency-b"
-legal_name = "株式会社キャリアB"
-address = "大阪府大阪市北区梅田1-1-1"
-representative = "代表取締役 鈴木花子"
-country = "JP"
-licence_number = "27-ユ-000000"
-deletion_contact = "privacy@agency-b.example"
-purpose = "ご希望に合う求人のご紹介"
-channel = "email"
-email = "intake@agency-b.example"
-fields = ["name", "email"]
-retention = "ご登録から2年間"
-[[sources]]
-name = "hrmos"
-type = "hrmos_export"
-path = "export.tsv"
-""", encoding="utf-8")
-    return config
-
-
 def _pg_database(name: str, create: bool) -> None:
     import sqlalchemy
     engine = sqlalchemy.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
@@ -199,7 +154,7 @@ def measure_sending(rows: int, db: str = "sqlite", *, anchor: bool = True) -> di
             url = "sqlite:///relay.db"
         try:
             time.sleep(1.0)
-            config = str(_config(work, port, url))
+            config = str(write_config(work, port, url))
             common = ["--config", config, "--now", NOW]
             result["ingest_s"], _, _ = _child(_cli("run", *common, "--json"), log, work)
             _child(_cli("backfill", "--since", "2025-06-01", "--yes", *common), log, work)
