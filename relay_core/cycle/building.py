@@ -11,9 +11,12 @@ built in place.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import os
+import pickle
+import subprocess
+import sys
+from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -97,56 +100,79 @@ def build_all(config: Config, renderer: Renderer, jobs: list[MailJob], now: date
     return built
 
 
-_helper: tuple[Config, Renderer] | None = None   # in the helper process
-
-
-def _start_helper(config: Config) -> None:
-    global _helper
-    _helper = (config, Renderer(config))
-
-
-def _build_in_helper(jobs: list[MailJob], now: datetime) -> list[BuiltMail]:
-    assert _helper is not None
-    return build_all(*_helper, jobs, now)
+def _serve() -> None:
+    """The helper process: a Config, then (jobs, now) requests, each answered with the built
+    mails, pickled over its stdin and stdout, until stdin closes."""
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    config: Config = pickle.load(requests)
+    renderer = Renderer(config)
+    while True:
+        try:
+            jobs, now = pickle.load(requests)
+        except EOFError:
+            return
+        pickle.dump(build_all(config, renderer, jobs, now), answers)
+        answers.flush()
 
 
 class Builder:
     """Builds batches; `ahead=True` in the helper process (started on first use), so that
-    the caller can deliver meanwhile. Use as a context manager: the helper stops at the end."""
+    the caller can deliver meanwhile. Use as a context manager: the helper stops at the end.
+    The helper is a plain `python -c` process that imports only this module's needs, not the
+    command line (multiprocessing would import the caller's main module: twice the memory)."""
 
     def __init__(self, config: Config, renderer: Renderer):
         self.config = config
         self.renderer = renderer
-        self._pool: ProcessPoolExecutor | None = None
+        self._helper: subprocess.Popen | None = None
 
     def submit(self, jobs: list[MailJob], now: datetime, *, ahead: bool
                ) -> Future[list[BuiltMail]]:
+        done: Future[list[BuiltMail]] = Future()
         if ahead and jobs:
             try:
-                if self._pool is None:
-                    # spawn, not fork: the parent holds database connections and threads.
-                    self._pool = ProcessPoolExecutor(
-                        1, mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_start_helper, initargs=(self.config,))
-                return self._pool.submit(_build_in_helper, jobs, now)
-            except (BrokenProcessPool, OSError):
+                helper = self._helper or self._start()
+                pickle.dump((jobs, now), helper.stdin)
+                helper.stdin.flush()
+                return done    # answered by result(), which reads the helper's reply
+            except OSError:
                 self._stop()
-        done: Future[list[BuiltMail]] = Future()
         done.set_result(build_all(self.config, self.renderer, jobs, now))
         return done
 
     def result(self, future: Future[list[BuiltMail]], jobs: list[MailJob], now: datetime
                ) -> list[BuiltMail]:
-        try:
+        if future.done():
             return future.result()
-        except BrokenProcessPool:   # the helper died (killed, out of memory): build here
+        try:
+            assert self._helper is not None
+            return pickle.load(self._helper.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError, AssertionError):
+            # The helper died (killed, out of memory): this batch is built here.
             self._stop()
             return build_all(self.config, self.renderer, jobs, now)
 
+    def _start(self) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._helper = subprocess.Popen(
+            [sys.executable, "-c", "from relay_core.cycle.building import _serve; _serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        pickle.dump(self.config, self._helper.stdin)
+        return self._helper
+
     def _stop(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        helper, self._helper = self._helper, None
+        if helper is None:
+            return
+        with suppress(OSError):
+            helper.stdin.close()
+        try:
+            helper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+        with suppress(OSError):
+            helper.stdout.close()
 
     def __enter__(self) -> Builder:
         return self

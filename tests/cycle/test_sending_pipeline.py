@@ -71,7 +71,7 @@ def test_the_helper_builds_what_would_be_built_in_place(make_config, store):
     renderer = Renderer(config)
     with Builder(config, renderer) as builder:
         helper = builder.result(builder.submit(jobs, NOW, ahead=True), jobs, NOW)
-        assert builder._pool is not None          # it did go to the helper process
+        assert builder._helper is not None        # it did go to the helper process
     here = build_all(config, renderer, jobs, NOW)
     assert [(m.case_id, m.recipient, BOUNDARY.sub(b"B", m.data)) for m in helper] == \
         [(m.case_id, m.recipient, BOUNDARY.sub(b"B", m.data)) for m in here]
@@ -83,8 +83,8 @@ def test_a_helper_that_dies_costs_nothing_but_time(make_config, store):
     jobs = _jobs(store, config, 3)
     with Builder(config, Renderer(config)) as builder:
         builder.result(builder.submit(jobs[:1], NOW, ahead=True), jobs[:1], NOW)
-        for pid in list(builder._pool._processes):   # the helper is killed (OOM, say)
-            os.kill(pid, signal.SIGKILL)
+        os.kill(builder._helper.pid, signal.SIGKILL)   # the helper is killed (OOM, say)
+        builder._helper.wait()
         future = builder.submit(jobs, NOW, ahead=True)
         built = builder.result(future, jobs, NOW)
     assert [m.case_id for m in built] == [j.case.id for j in jobs]
