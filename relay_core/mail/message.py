@@ -35,7 +35,7 @@ class _Headers(HeaderRegistry):
     are the same in every mail of a run (From, Reply-To, Date, the MIME headers), and parsing
     them was a third of building a mail. Header objects are immutable, so sharing is safe."""
 
-    LIMIT = 4096   # values kept; the per-mail ones (To, Message-ID) only pass through
+    LIMIT = 256   # values kept (a parsed header is a few KB); the per-mail ones pass through
 
     def __init__(self) -> None:
         super().__init__()
