@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from relay_core.config import load_config
-from relay_core.cycle.sending import case_feedback
+from relay_core.cycle.building import case_feedback
 from relay_core.errors import ConfigError
 from relay_core.rendering.emails import RenderedEmail, Renderer, build_context
 

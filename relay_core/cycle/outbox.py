@@ -1,22 +1,27 @@
 """Delivering the outbox: every rendered message waits here as exact bytes until a transport
 has taken it. Rejection mails, consent confirmations and anything else queued go this way.
 
-Claims are small and honest. A message is claimed (`pending → claimed`) just before it goes
-to a connection, moves to `handing_over` when the server answered DATA with 354, and to `sent`,
-`failed` (refused), back to `pending` (a temporary failure, retried with backoff) or
-`gave_up` (temporary failures past its limit: the case fails with the last reply) after the
-answer; each step is committed on its own. At most one message per connection is between
-DATA and its answer, so a crash leaves at most that many ambiguous (recovery.py); a dropped
-connection after DATA makes that one message `ambiguous` at once, never a silent resend.
+Claims are small and honest. A message is claimed (`pending → claimed`) shortly before it
+goes to a connection (the one in hand and the next, per connection), moves to `handing_over`
+when the server answered DATA with 354, and to `sent`, `failed` (refused), back to `pending`
+(a temporary failure, retried with backoff) or `gave_up` (temporary failures past its limit:
+the case fails with the last reply) after the answer; each step is committed before the next
+one happens. At most one message per connection is between DATA and its answer, so a crash
+leaves at most that many ambiguous (recovery.py), and the claimed ones go back to the queue; a
+dropped connection after DATA makes that one message `ambiguous` at once, never a silent
+resend.
 
 Sending runs on `transport.connections` threads (SMTP waits on the network, and the GIL is free
 meanwhile); the database is only touched from the calling thread: a worker hands its "DATA
 now" to the calling thread and waits until that step is committed before the message goes.
+The steps that arrive together (DATA-now of one connection, the outcome of another, the next
+claims) share one transaction: a commit per step cost more than the sending.
 """
 
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +54,7 @@ __all__ = ["CASE_KINDS", "deliver_outbox", "recover_interrupted"]
 
 RETRY_AFTER = timedelta(minutes=15)     # after a temporary failure, doubling each time …
 RETRY_MAX = timedelta(hours=2)          # … up to this
+AHEAD = 2   # claimed per connection: the message in hand and the next, so no connection idles
 GiveUp = Callable[[datetime | None, datetime], datetime]
 
 
@@ -81,14 +87,29 @@ def give_up_policy(config: Config | None) -> GiveUp:
     return give_up
 
 
+_FROM = re.compile(rb"^From:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*", re.MULTILINE | re.IGNORECASE)
+_senders: dict[bytes, str] = {}
+
+
 def _envelope_from(data: bytes) -> str:
-    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
-    return parseaddr(headers.get("From", ""))[1]
+    """The From address, for MAIL FROM. Only the From header is parsed, once per distinct
+    header (it is the same in nearly every message)."""
+    end = data.find(b"\r\n\r\n")
+    found = _FROM.search(data, 0, len(data) if end < 0 else end)
+    block = found.group() if found else b""
+    sender = _senders.get(block)
+    if sender is None:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(block + b"\r\n\r\n")
+        sender = parseaddr(headers.get("From", ""))[1]
+        if len(_senders) < 256:
+            _senders[block] = sender
+    return sender
 
 
 @dataclass
 class _Steps:
-    """The committed steps of each message; called on the delivering thread only."""
+    """The committed steps of messages; called on the delivering thread only, each with the
+    transaction it belongs to, so that the steps of several connections share one commit."""
 
     store: Store
     holder: Holder
@@ -99,72 +120,82 @@ class _Steps:
     stopped: Exception | None = None
     waiting: int = 0
 
-    def claim(self, row: OutboxMessage) -> OutgoingMail | None:
-        with self.store.begin() as conn:
-            claimed = outbox.claim(conn, row.id, self.holder.id, self.holder.lease(), self.now)
-            if claimed is not None and claimed.message is None:   # purged while queued
+    def claim(self, conn, rows: list[OutboxMessage]
+              ) -> list[tuple[OutboxMessage, OutgoingMail]]:
+        """pending → claimed for these rows (one per free connection), with their bytes;
+        those another process took first are left out."""
+        claimed = []
+        for row in outbox.claim_many(conn, [r.id for r in rows], self.holder.id,
+                                     self.holder.lease(), self.now):
+            if row.message is None:   # purged while queued
                 outbox.mark_refused(conn, row.id, "nothing to send: its content was purged")
-                return None
-        if claimed is None or claimed.message is None:
-            return None
-        return OutgoingMail(claimed.message_id, _envelope_from(claimed.message),
-                            claimed.recipient, claimed.message)
+                continue
+            claimed.append((row, OutgoingMail(row.message_id, _envelope_from(row.message),
+                                              row.recipient, row.message)))
+        return claimed
 
-    def handing_over(self, row: OutboxMessage) -> None:
-        # A stop or a lost lock is honoured here, before the message is in hand: the claim
-        # goes back to the queue (finish), never between DATA and the reply.
-        control.ensure()
-        with self.store.begin() as conn:
-            if not outbox.mark_handing_over(conn, row.id, self.holder.id, self.holder.lease(),
-                                            self.now):
-                raise _LostClaim(f"outbox row {row.id}")
+    def handing_over(self, conn, rows: list[OutboxMessage]) -> set[int]:
+        """claimed → handing_over; returns the ids still ours (the others: _LostClaim)."""
+        return outbox.mark_handing_over_many(conn, [r.id for r in rows], self.holder.id,
+                                             self.holder.lease(), self.now)
 
-    def finish(self, row: OutboxMessage, error: BaseException | None) -> None:
+    def finish(self, conn, done: list[tuple[OutboxMessage, BaseException | None]]) -> int:
+        """Record the outcomes; returns how many were sent (for `progress`, once committed).
+        The accepted ones, the common case, take a few statements together."""
+        now = self.now
+        sent = [row for row, error in done if error is None]
+        if sent:
+            outbox.mark_sent(conn, [row.id for row in sent])
+            ids = [{"id": row.case_id, "sent_at": now} for row in sent
+                   if row.case_id is not None and row.kind in CASE_KINDS]
+            moved = cases.transition_many(conn, ids, CaseState.SENT,
+                                          from_state=CaseState.SENDING, actor="send", now=now)
+            rest = [change for change in ids if change["id"] not in moved]
+            moved |= cases.transition_many(conn, rest, CaseState.SENT,
+                                           from_state=CaseState.AMBIGUOUS, actor="send",
+                                           now=now)
+            self.report.sent += len(moved)
+        for row, error in done:
+            if error is not None:
+                self._failed(conn, row, error)
+        return len(sent)
+
+    def _failed(self, conn, row: OutboxMessage, error: BaseException) -> None:
         if isinstance(error, _LostClaim | _Stopped):
             return   # not ours any more, or never handed over: whoever holds it decides
-        if isinstance(error, control.CycleStopped):
-            with self.store.begin() as conn:   # never handed over: due again at once
-                outbox.requeue(conn, [row.id], from_states=("claimed",))
+        if isinstance(error, control.CycleStopped):   # never handed over: due again at once
+            outbox.requeue(conn, [row.id], from_states=("claimed",))
             return
         now = self.now
         is_case = row.case_id is not None and row.kind in CASE_KINDS
-        with self.store.begin() as conn:
-            if error is None:
-                outbox.mark_sent(conn, [row.id])
-                if is_case:
-                    moved = cases.transition_many(
-                        conn, [{"id": row.case_id, "sent_at": now}], CaseState.SENT,
-                        from_state=CaseState.SENDING, actor="send", now=now) or \
-                        cases.transition_many(
-                            conn, [{"id": row.case_id, "sent_at": now}], CaseState.SENT,
-                            from_state=CaseState.AMBIGUOUS, actor="send", now=now)
-                    self.report.sent += len(moved)
-            elif isinstance(error, AmbiguousMailError):
-                reason = ambiguous_reason(row.message_id, "the connection dropped")
-                outbox.mark_ambiguous(conn, [row.id], reason)
-                if is_case:
-                    cases.transition(conn, row.case_id, CaseState.AMBIGUOUS, actor="send",
-                                     reason=reason, allowed_from=[CaseState.SENDING], now=now,
-                                     sent_at=now)
-                self.report.ambiguous += 1
-            elif isinstance(error, RetriableError):
-                self._temporary(conn, row, error, is_case)
-            elif isinstance(error, PermanentMailError):
-                outbox.mark_refused(conn, row.id, str(error))
-                if error.suppress_address and row.recipient:
-                    cases.suppress(conn, person_key(row.recipient), f"SMTP {error.code}")
-                if is_case:
-                    cases.transition(conn, row.case_id, CaseState.FAILED, actor="send",
-                                     reason=f"the mail server refused it: {error}", now=now,
-                                     allowed_from=[CaseState.SENDING])
-                self.report.failed += 1
-            else:
-                # Bad credentials, say: not handed over; it and the rest wait for a later run.
-                outbox.mark_retry(conn, row.id, now + RETRY_AFTER, str(error))
-                self.stopped = self.stopped or error   # type: ignore[assignment]
-                self.waiting += 1
-        if error is None and self.progress:
-            self.progress(1)
+        if isinstance(error, AmbiguousMailError):
+            reason = ambiguous_reason(row.message_id, "the connection dropped")
+            outbox.mark_ambiguous(conn, [row.id], reason)
+            if is_case:
+                cases.transition(conn, row.case_id, CaseState.AMBIGUOUS, actor="send",
+                                 reason=reason, allowed_from=[CaseState.SENDING], now=now,
+                                 sent_at=now)
+            self.report.ambiguous += 1
+        elif isinstance(error, RetriableError):
+            self._temporary(conn, row, error, is_case)
+        elif isinstance(error, PermanentMailError):
+            outbox.mark_refused(conn, row.id, str(error))
+            if error.suppress_address and row.recipient:
+                cases.suppress(conn, person_key(row.recipient), f"SMTP {error.code}")
+            if is_case:
+                cases.transition(conn, row.case_id, CaseState.FAILED, actor="send",
+                                 reason=f"the mail server refused it: {error}", now=now,
+                                 allowed_from=[CaseState.SENDING])
+            self.report.failed += 1
+        else:
+            # Bad credentials, say: not handed over; it and the rest wait for a later run.
+            outbox.mark_retry(conn, row.id, now + RETRY_AFTER, str(error))
+            self.stopped = self.stopped or error   # type: ignore[assignment]
+            self.waiting += 1
+
+    def committed(self, sent: int) -> None:
+        if sent and self.progress:
+            self.progress(sent)
 
     def _temporary(self, conn, row: OutboxMessage, error: RetriableError,
                    is_case: bool) -> None:
@@ -217,21 +248,43 @@ def deliver_outbox(store: Store, transport: Transport, *, now: datetime,
 
 
 def _one_by_one(transport: Transport, rows: list[OutboxMessage], steps: _Steps) -> None:
-    for i, row in enumerate(rows):
-        if steps.stopped is not None:
-            steps.waiting += len(rows) - i
-            return
-        if control.stop_reason():
-            return   # the rest stay queued; run_cycle reports why it stopped
-        mail = steps.claim(row)
-        if mail is None:
-            continue
-        try:
-            transport.hand_over(mail, before_data=lambda row=row: steps.handing_over(row))
-        except Exception as exc:
-            steps.finish(row, exc)
-        else:
-            steps.finish(row, None)
+    """One connection: a message's outcome is committed together with the next claim."""
+    done: list[tuple[OutboxMessage, BaseException | None]] = []
+    try:
+        for i, row in enumerate(rows):
+            stop = control.stop_reason()   # a signal or a lost lock: claim nothing more
+            with steps.store.begin() as conn:
+                sent = steps.finish(conn, done)
+                done = []
+                claimed = steps.claim(conn, [row]) if steps.stopped is None and not stop else []
+            steps.committed(sent)
+            if steps.stopped is not None:
+                steps.waiting += len(rows) - i
+                return
+            if stop:
+                return   # the rest stay queued; run_cycle reports why it stopped
+            for row, mail in claimed:
+                try:
+                    transport.hand_over(mail, before_data=lambda row=row: _handing_over(
+                        steps, row))
+                except Exception as exc:
+                    done = [(row, exc)]
+                else:
+                    done = [(row, None)]
+    finally:
+        if done:
+            with steps.store.begin() as conn:
+                sent = steps.finish(conn, done)
+            steps.committed(sent)
+
+
+def _handing_over(steps: _Steps, row: OutboxMessage) -> None:
+    # A stop or a lost lock is honoured here, before the message is in hand: the claim goes
+    # back to the queue (_failed), never between DATA and the reply.
+    control.ensure()
+    with steps.store.begin() as conn:
+        if not steps.handing_over(conn, [row]):
+            raise _LostClaim(f"outbox row {row.id}")
 
 
 class _Ack:
@@ -242,13 +295,17 @@ class _Ack:
 
 def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                  workers: int) -> None:
-    """Up to `workers` connections, each with one claimed message at a time. Workers only
-    talk to the server; every commit is made here, in the order the events arrive."""
+    """Up to `workers` connections, each a thread that takes the next claimed message as soon
+    as its last one is answered (each connection has at most AHEAD claimed: the one in hand
+    and the next). Workers only talk to the server; every commit is made here. Whatever
+    steps arrived together (a "DATA now", an outcome, the next claims) are committed in one
+    transaction, and each worker waits for the commit that covers its step."""
     events: queue.Queue[tuple[str, OutboxMessage, object]] = queue.Queue()
+    ready: queue.Queue[tuple[OutboxMessage, OutgoingMail] | None] = queue.Queue()
     stopping = threading.Event()
-    local = threading.local()
     opened: list[Transport] = []
     lock = threading.Lock()
+    unrecorded: list[tuple[str, OutboxMessage, object]] = []
 
     def data_now(row: OutboxMessage) -> None:
         ack = _Ack()
@@ -260,61 +317,109 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
             raise ack.error
         # Committed as handing over: this message is in hand and goes, even if we are stopping.
 
-    def work(row: OutboxMessage, mail: OutgoingMail) -> None:
-        try:
-            if not hasattr(local, "transport"):
-                local.transport = transport.clone()
-                with lock:
-                    opened.append(local.transport)
-            local.transport.hand_over(mail, before_data=lambda: data_now(row))
-        except BaseException as exc:   # reported to the delivering thread, which decides
-            events.put(("done", row, exc))
-            return
-        events.put(("done", row, None))
+    def work() -> None:
+        mine = transport.clone()
+        with lock:
+            opened.append(mine)
+        while (item := ready.get()) is not None:
+            row, mail = item
+            try:
+                mine.hand_over(mail, before_data=lambda row=row: data_now(row))
+            except BaseException as exc:   # reported to the delivering thread, which decides
+                events.put(("done", row, exc))
+                if not isinstance(exc, Exception):
+                    return   # interrupted: so is this connection
+                continue
+            events.put(("done", row, None))
 
     todo: Iterator[OutboxMessage] = iter(rows)
     left = len(rows)
-    busy = 0
+    out = 0   # claimed and not yet answered: waiting in `ready` or in a worker's hand
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-send")
+    for _ in range(workers):
+        pool.submit(work)
+    # One connection for the whole delivery, a transaction per round: checking a connection
+    # out of the pool and back (with its reset) for each round cost as much as the commit.
+    held = steps.store.connect()
+    conn = held.__enter__()
     try:
-        def feed() -> None:
-            nonlocal busy, left
-            while (busy < workers and steps.stopped is None and left
-                   and not control.stop_reason()):
-                row = next(todo)
-                left -= 1
-                mail = steps.claim(row)
-                if mail is not None:
-                    pool.submit(work, row, mail)
-                    busy += 1
+        def next_rows(free: int) -> list[OutboxMessage]:
+            nonlocal left
+            take = max(min(free, left), 0) if steps.stopped is None else 0
+            left -= take
+            return [next(todo) for _ in range(take)]
 
-        feed()
-        while busy:
-            kind, row, payload = events.get()
-            if kind == "data":
-                assert isinstance(payload, _Ack)
-                try:
-                    steps.handing_over(row)
-                except (_LostClaim, control.CycleStopped) as exc:
-                    payload.error = exc   # the worker drops the connection before DATA
-                except BaseException as exc:
-                    payload.error = _Stopped()
-                    raise exc
-                finally:
-                    payload.done.set()
-                continue
-            busy -= 1
-            if payload is not None and not isinstance(payload, Exception):
-                raise payload   # type: ignore[misc]  # a worker was interrupted: so are we
-            steps.finish(row, payload)   # type: ignore[arg-type]
-            feed()
+        while out or (left and steps.stopped is None and not control.stop_reason()):
+            arrived: list[tuple[str, OutboxMessage, object]] = []
+            if out:
+                arrived.append(events.get())
+                with suppress(queue.Empty):
+                    while True:
+                        arrived.append(events.get_nowait())
+            unrecorded = [e for e in arrived if e[0] == "done"]
+            interrupted = next((p for kind, _, p in arrived if kind == "done" and
+                                p is not None and not isinstance(p, Exception)), None)
+            if interrupted is not None:
+                raise interrupted   # type: ignore[misc]  # a worker was interrupted: so are we
+            acks = [(row, p) for kind, row, p in arrived if kind == "data"]
+            done = [(row, p) for kind, row, p in arrived if kind == "done"]
+            out -= len(done)
+            # A signal or a lost lock: no DATA starts and nothing more is claimed; the messages
+            # in hand finish, the claimed ones go back to the queue (_failed, and below).
+            stop = control.stop_reason()
+            try:
+                with conn.begin():
+                    sent = steps.finish(conn, done)   # type: ignore[arg-type]
+                    ours = steps.handing_over(conn, [] if stop else [row for row, _ in acks])
+                    claimed = [] if stop else steps.claim(conn,
+                                                          next_rows(AHEAD * workers - out))
+                    if steps.stopped is not None or stop:   # not started: waits for a run
+                        back = _take_all(ready)
+                        outbox.requeue(conn, [row.id for row, _ in back], ("claimed",))
+                        out -= len(back)
+                        steps.waiting += len(back) if steps.stopped is not None else 0
+            except BaseException:
+                for _, ack in acks:
+                    ack.error = _Stopped()   # type: ignore[attr-defined]
+                    ack.done.set()           # type: ignore[attr-defined]
+                raise
+            unrecorded = []
+            steps.committed(sent)
+            for row, ack in acks:
+                if stop:
+                    ack.error = control.CycleStopped(stop)   # type: ignore[attr-defined]
+                elif row.id not in ours:
+                    ack.error = _LostClaim(f"outbox row {row.id}")   # type: ignore[attr-defined]
+                ack.done.set()   # type: ignore[attr-defined]
+            for item in claimed:
+                ready.put(item)
+                out += 1
         steps.waiting += left if steps.stopped is not None else 0
     finally:
         stopping.set()
+        back = _take_all(ready)
+        for _ in range(workers):
+            ready.put(None)
         pool.shutdown(wait=True)
+        held.__exit__(None, None, None)
         for each in opened:
             each.close()
+        if back:   # claimed, never started: back in the queue now (else recovery does it)
+            with suppress(Exception), steps.store.begin() as again:
+                outbox.requeue(again, [row.id for row, _ in back], ("claimed",))
+        for event in unrecorded:
+            events.put(event)
         _record_what_finished(events, steps)
+
+
+def _take_all(ready: queue.Queue) -> list[tuple[OutboxMessage, OutgoingMail]]:
+    taken = []
+    with suppress(queue.Empty):
+        while True:
+            item = ready.get_nowait()
+            if item is not None:
+                taken.append(item)
+    return taken
 
 
 def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
@@ -327,5 +432,5 @@ def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
         except queue.Empty:
             return
         if kind == "done" and (payload is None or isinstance(payload, Exception)):
-            with suppress(Exception):
-                steps.finish(row, payload)   # type: ignore[arg-type]
+            with suppress(Exception), steps.store.begin() as conn:
+                steps.committed(steps.finish(conn, [(row, payload)]))  # type: ignore[list-item]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from relay_core.config import Config
-from relay_core.cycle.sending import build_case_mail, invitation_expiry
+from relay_core.cycle.building import build_case_mail
+from relay_core.cycle.sending import invitation_expiry
 from relay_core.errors import FatalError
 from relay_core.mail.message import make_message_id, message_id_domain
 from relay_core.models import RelayCase

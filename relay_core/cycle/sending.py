@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from relay_core.config import Config
 from relay_core.contract.base import ApplicationStatus
 from relay_core.cycle import control
-from relay_core.cycle.eligibility import IN_PROCESS_NOTE, feedback_text, recheck_action
+from relay_core.cycle.building import Builder, BuiltMail, MailJob, build_all
+from relay_core.cycle.eligibility import IN_PROCESS_NOTE, recheck_action
 from relay_core.cycle.ingest import cancel_pending
 from relay_core.cycle.outbox import deliver_outbox
 from relay_core.cycle.report import CycleReport
@@ -35,14 +36,13 @@ from relay_core.errors import (
     FatalError,
     RelayError,
     RetriableError,
-    TemplateError,
 )
-from relay_core.mail.message import OutgoingMail, build_mail, make_message_id, message_id_domain
+from relay_core.mail.message import make_message_id, message_id_domain
 from relay_core.mail.transports import Transport
-from relay_core.models import CaseState, Person, RelayCase
+from relay_core.models import CaseState, RelayCase
 from relay_core.records.consent import optout, tokens
 from relay_core.records.consent.requirements import WITHHELD_ACTION, invitation_blockers
-from relay_core.rendering.emails import Renderer, build_context, template_names
+from relay_core.rendering.emails import Renderer, template_names
 from relay_core.store import Connection, Store, cases, consents, outbox
 from relay_core.store.outbox import QueuedMail
 
@@ -108,26 +108,65 @@ def invitation_expiry(config: Config, now: datetime) -> date:
         config.company.tz).date()
 
 
-def prepare_batch(store: Store, config: Config, renderer: Renderer,
-                  batch: list[RelayCase], now: datetime, key: bytes,
-                  report: CycleReport, blockers: list[str] | None = None) -> None:
-    """scheduled → sending for a batch: claim the cases, render each mail and put it in the
-    outbox, all in one transaction. A case another process claimed first is left to it; a
-    case whose mail cannot be built fails with the reason (a template or field, never data).
-    `blockers` (default: asked now) keep the invitation out of every mail, with the reason."""
+@dataclass
+class _Batch:
+    """A batch of due cases planned for sending: each mail's job (links, Message-ID; the
+    token rows are inserted with the claim), and what is decided without building anything."""
+
+    cases: list[RelayCase]
+    bare: set[int]                       # sent without the invitation (blockers)
+    jobs: list[MailJob] = field(default_factory=list)
+    tokens: dict[int, list[dict]] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+def plan_batch(config: Config, batch: list[RelayCase], now: datetime, key: bytes,
+               blockers: list[str]) -> _Batch:
+    """Each case's Message-ID and links, before anything is claimed or built."""
     kind = template_names("rejection", mode=config.mail.mode)
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
-    blockers = invitation_blockers(config) if blockers is None else blockers
+    plan = _Batch(batch, {c.id for c in batch if c.invite and blockers})
+    for case in batch:
+        url = expires = stop_url = None
+        rows = []
+        if case.invite and case.id not in plan.bare:
+            token, invitation = tokens.new_token(key, case.id, "consent", ttl, now)
+            rows.append(invitation)
+            url = f"{config.relay.public_base_url}/r/{token}"
+            expires = invitation_expiry(config, now)
+        elif kind == "invite_only":
+            plan.failures[case.id] = ("could not build the email: invite-only mode, and this "
+                                      "case carries no invitation")
+            continue
+        if kind == "invite_only":
+            # 特定電子メール法 Art. 4: a stand-alone invitation carries an opt-out.
+            stop, stop_row = tokens.new_token(key, case.id, optout.PURPOSE, optout.TTL, now)
+            rows.append(stop_row)
+            stop_url = f"{config.relay.public_base_url}/u/{stop}"
+        plan.tokens[case.id] = rows
+        plan.jobs.append(MailJob(case, kind, make_message_id(case.case_key, kind, domain), url,
+                                 expires, stop_url))
+    return plan
+
+
+def commit_batch(store: Store, config: Config, plan: _Batch, built: list[BuiltMail],
+                 now: datetime, report: CycleReport, blockers: list[str]) -> None:
+    """scheduled → sending for a planned, built batch, with its mails in the outbox, all in
+    one transaction. A case another process claimed first is left to it (its mail is not
+    queued); a case whose mail cannot be built fails with the reason."""
+    kind = template_names("rejection", mode=config.mail.mode)
     withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
+    message_ids = {job.case.id: job.message_id for job in plan.jobs}
+    batch = plan.cases
     with store.begin() as conn:
         batch = one_email_per_person(conn, config, batch, now, report)
         claimed = cases.transition_many(conn, [{"id": c.id} for c in batch
-                                               if not (c.invite and blockers)],
+                                               if c.id not in plan.bare],
                                         CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                         actor="send", now=now)
         bare = cases.transition_many(conn, [{"id": c.id, "invite": False, "reason": withheld}
-                                            for c in batch if c.invite and blockers],
+                                            for c in batch if c.id in plan.bare],
                                      CaseState.SENDING, from_state=CaseState.SCHEDULED,
                                      actor="send", now=now)
         cases.audit_many(conn, [dict(case_id=i, actor="send", action=WITHHELD_ACTION,
@@ -136,35 +175,20 @@ def prepare_batch(store: Store, config: Config, renderer: Renderer,
         if bare:
             report.errors.append(f"{len(bare)} email(s) sent without the relay invitation, "
                                  f"because {'; '.join(blockers)}")
-        invitations, mails, message_ids, failures = [], [], {}, []
-        for case in (c for c in batch if c.id in claimed | bare):
-            message_id = make_message_id(case.case_key, kind, domain)
-            try:
-                url = expires = invitation = stop_url = None
-                if case.invite and case.id not in bare:
-                    token, invitation = tokens.new_token(key, case.id, "consent", ttl, now)
-                    url = f"{config.relay.public_base_url}/r/{token}"
-                    expires = invitation_expiry(config, now)
-                elif kind == "invite_only":
-                    raise FatalError("invite-only mode, and this case carries no invitation")
-                if kind == "invite_only":
-                    # 特定電子メール法 Art. 4: a stand-alone invitation carries an opt-out.
-                    stop, stop_row = tokens.new_token(key, case.id, optout.PURPOSE,
-                                                      optout.TTL, now)
-                    invitations.append(stop_row)
-                    stop_url = f"{config.relay.public_base_url}/u/{stop}"
-                mail = build_case_mail(config, renderer, case, kind, url, expires, message_id,
-                                       now, stop_url)
-            except (TemplateError, FatalError) as exc:
-                failures.append({"id": case.id, "reason": f"could not build the email: {exc}"})
+        ours = claimed | bare
+        failures = [{"id": i, "reason": reason} for i, reason in plan.failures.items()
+                    if i in ours]
+        invitations, mails, ids = [], [], {}
+        for mail in (m for m in built if m.case_id in ours):
+            if mail.error:
+                failures.append({"id": mail.case_id, "reason": mail.error})
                 continue
-            if invitation:
-                invitations.append(invitation)
-            message_ids[case.id] = message_id
-            mails.append(QueuedMail(case.id, message_id, mail.recipient, mail.data))
+            invitations += plan.tokens[mail.case_id]
+            ids[mail.case_id] = message_ids[mail.case_id]
+            mails.append(QueuedMail(mail.case_id, ids[mail.case_id], mail.recipient, mail.data))
         consents.add_invitations(conn, invitations)
         outbox.enqueue(conn, kind, mails, now)
-        cases.set_message_ids(conn, message_ids)
+        cases.set_message_ids(conn, ids)
         cases.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)
     report.failed += len(failures)
@@ -200,61 +224,54 @@ def one_email_per_person(conn: Connection, config: Config, batch: list[RelayCase
     return keep
 
 
-def build_case_mail(config: Config, renderer: Renderer, case: RelayCase, kind: str,
-                    url: str | None, expires: date | None, message_id: str, now: datetime,
-                    unsubscribe_url: str | None = None) -> OutgoingMail:
-    """The case's rejection email, rendered and built: what is sent, and what the console
-    previews (with a placeholder link). `unsubscribe_url`: the opt-out of an invite_only
-    mail."""
-    person = case.person or Person()
-    context = build_context(
-        config, display_name=person.full_name, job_title=case.job_title,
-        last_name=person.last_name, first_name=person.first_name, stage=case.stage,
-        invitation_url=url, invitation_expires=expires, language=case.language,
-        feedback=case_feedback(config, case.source, case.feedback), source=case.source,
-        unsubscribe_url=unsubscribe_url)
-    rendered = renderer.render(kind, case.language, context)
-    return build_mail(config, to_addr=case.email,
-                      to_name=context["candidate"]["display_name"], subject=rendered.subject,
-                      text=rendered.text, html=rendered.html, message_id=message_id, date=now,
-                      language=rendered.language)
-
-
-def case_feedback(config: Config, source: str, raw: str) -> str:
-    """The feedback block's text: only while the case's source still designates a feedback
-    field (opt-in per source), bounded by `mail.feedback_max_chars`."""
-    settings = next((s for s in config.sources if s.name == source), None)
-    if settings is None or not settings.options.get("feedback_field"):
-        return ""
-    return feedback_text(raw, config)
+def prepare_batch(store: Store, config: Config, renderer: Renderer,
+                  batch: list[RelayCase], now: datetime, key: bytes,
+                  report: CycleReport, blockers: list[str] | None = None) -> None:
+    """Plan, build in place and commit one batch (see commit_batch). `blockers` (default:
+    asked now) keep the invitation out of every mail, with the reason."""
+    blockers = invitation_blockers(config) if blockers is None else blockers
+    plan = plan_batch(config, batch, now, key, blockers)
+    commit_batch(store, config, plan, build_all(config, renderer, plan.jobs, now), now,
+                 report, blockers)
 
 
 def send_due(store: Store, config: Config, connectors: dict[str, Connector],
              renderer: Renderer, transport: Transport, *, now: datetime,
              report: CycleReport, progress: Callable[[int], None] | None = None) -> None:
+    """Page by page: re-check, plan, build, commit to the outbox, deliver. From the second
+    page on, a page is built in the helper process (building.py) while the page before it is
+    delivered."""
     last_id = 0
     key = None
     claimed: list[int] = []
     blockers = invitation_blockers(config)
-    while due := _due(store, now, after_id=last_id):
-        if control.stop_reason():
-            break   # run_cycle reports why; what is due waits for the next run
-        last_id = due[-1].id
-        if blockers and config.mail.mode == "invite_only":
-            report.errors.append(f"{len(due)} invite-only email(s) wait, because "
-                                 + "; ".join(blockers))
-            continue
-        if key is None:
-            with store.begin() as conn:
-                key = tokens.signing_key(config, conn)
-        prepare_batch(store, config, renderer,
-                      _recheck(connectors, due, store, config, report, now), now, key, report,
-                      blockers)
-        claimed += [c.id for c in due]
-        deliver_outbox(store, transport, now=now, report=report, progress=progress,
-                       config=config)
-        annotate_sent(store, connectors, due)
+    previous: list[RelayCase] | None = None
+    with Builder(config, renderer) as builder:
+        while due := _due(store, now, after_id=last_id):
+            if control.stop_reason():
+                break   # run_cycle reports why; what is due waits for the next run
+            last_id = due[-1].id
+            if blockers and config.mail.mode == "invite_only":
+                report.errors.append(f"{len(due)} invite-only email(s) wait, because "
+                                     + "; ".join(blockers))
+                continue
+            if key is None:
+                with store.begin() as conn:
+                    key = tokens.signing_key(config, conn)
+            plan = plan_batch(config, _recheck(connectors, due, store, config, report, now),
+                              now, key, blockers)
+            building = builder.submit(plan.jobs, now, ahead=previous is not None)
+            if previous is not None:
+                deliver_outbox(store, transport, now=now, report=report, progress=progress,
+                               config=config)
+                annotate_sent(store, connectors, previous)
+            commit_batch(store, config, plan, builder.result(building, plan.jobs, now), now,
+                         report, blockers)
+            claimed += [c.id for c in due]
+            previous = due
     deliver_outbox(store, transport, now=now, report=report, progress=progress, config=config)
+    if previous is not None:
+        annotate_sent(store, connectors, previous)
     with store.connect() as conn:
         report.stuck = outbox.count_stuck(conn, "gave_up")
         report.late = cases.count_late(conn, now)

@@ -13,9 +13,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -199,6 +200,24 @@ def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[
 
 
 # --- moving ----------------------------------------------------------------------------------
+# Built once (the sending loop moves a few cases per commit, many times a second).
+@lru_cache(maxsize=32)
+def _move(columns: tuple[str, ...]) -> Update:
+    return (update(t.relay_cases)
+            .where(c.id.in_(bindparam("ids", expanding=True)),
+                   c.state == bindparam("from_state", type_=c.state.type))
+            .values(state=bindparam("to_state", type_=c.state.type),
+                    updated_at=bindparam("now", type_=c.updated_at.type),
+                    **{k: bindparam(k, type_=c[k].type) for k in columns})
+            .returning(c.id))
+
+
+@lru_cache(maxsize=32)
+def _per_case_update(columns: tuple[str, ...]) -> Update:
+    return (update(t.relay_cases).where(c.id == bindparam("b_id"))
+            .values({k: bindparam(k, type_=c[k].type) for k in columns}))
+
+
 def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseState,
                     *, from_state: CaseState, actor: str, now: datetime) -> set[int]:
     """Move many cases from one state to another, each with its own reason and values
@@ -208,17 +227,18 @@ def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseSta
     if not changes:
         return set()
     moved: set[int] = set()
+    columns = tuple(k for k in changes[0] if k != "id")
+    # The same values for every case (sent_at = now, say) go in the moving UPDATE itself.
+    same = {k: changes[0][k] for k in columns
+            if k != "reason" and all(ch[k] == changes[0][k] for ch in changes)}
     for ids in _chunks([ch["id"] for ch in changes]):
-        moved.update(conn.scalars(
-            update(t.relay_cases)
-            .where(c.id.in_(ids), c.state == from_state.value)
-            .values(state=to.value, updated_at=now).returning(c.id)))
-    columns = [k for k in changes[0] if k != "id"]
+        moved.update(conn.scalars(_move(tuple(same)), dict(
+            ids=ids, from_state=from_state.value, to_state=to.value, now=now, **same)))
+    columns = tuple(k for k in columns if k not in same)
     per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
                 for ch in changes if ch["id"] in moved]
     if columns and per_case:
-        conn.execute(update(t.relay_cases).where(c.id == bindparam("b_id"))
-                     .values({k: bindparam(k) for k in columns}), per_case)
+        conn.execute(_per_case_update(columns), per_case)
     audit_many(conn, [dict(case_id=ch["id"], actor=actor, action="state",
                            reason=ch.get("reason", ""), from_state=from_state.value,
                            to_state=to.value, at=now)
