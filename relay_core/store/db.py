@@ -31,8 +31,14 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        # A file cannot drop a connection, so no ping per checkout; and the pool holds as
+        # many as the web server's threads (40), so none is opened (with its pragmas) and
+        # closed again for each request under load: both showed in the consent pages' profile.
+        options = {"pool_pre_ping": False, "pool_size": 40, "max_overflow": 10}
     try:
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        engine = create_engine(url, future=True, **options)
     except Exception as exc:  # bad URL or missing driver: a config problem
         raise ConfigError("store.url", f"cannot use this database URL ({type(exc).__name__})",
                           "Use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
@@ -99,15 +105,33 @@ class Store:
         # growing sleeps (busy_timeout): under load the threads of one process queue here
         # instead, in order, and each takes the file lock at once.
         self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._depth = threading.local()
 
     def __repr__(self) -> str:
         return f"Store({self.engine.dialect.name})"
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction: everything done through `conn` commits together or not at all."""
-        with self._writers or nullcontext(), self.engine.begin() as conn:
-            yield conn
+        """A transaction: everything done through `conn` commits together or not at all.
+
+        On SQLite it starts with BEGIN IMMEDIATE, taking the file's write lock at once (waiting
+        up to busy_timeout). A deferred transaction that reads first and then writes fails at
+        once with "database is locked" when another process (`serve --workers`) wrote since
+        its read: busy_timeout cannot help it, and that was an HTTP 500. A transaction opened
+        while this thread already holds one stays deferred, as before."""
+        if self._writers is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writers, self.engine.begin() as conn:
+            depth = getattr(self._depth, "n", 0)
+            if depth == 0:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._depth.n = depth + 1
+            try:
+                yield conn
+            finally:
+                self._depth.n = depth
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
