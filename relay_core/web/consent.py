@@ -54,12 +54,11 @@ from relay_core.records.consent.records import (
     new_withdraw_token,
     record_consent,
     record_decline,
-    relay_status,
     withdraw,
 )
 from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import format_day, template_folders
-from relay_core.store import Connection, Store, cases, consents, utcnow
+from relay_core.store import Connection, Store, consents, utcnow
 from relay_core.store.consents import ConsentRecord
 from relay_core.store.outbox import QueuedMail
 from relay_core.web.deps import AppState, built_once
@@ -216,13 +215,10 @@ class View:
 
 
 def _load(conn: Connection, session: RelaySession) -> View | None:
-    invitation = consents.invitation_by_id(conn, session.invitation_id)
-    if invitation is None or invitation.purpose != session.purpose:
+    found = consents.invitation_view(conn, session.invitation_id)
+    if found is None or found[0].purpose != session.purpose:
         return None
-    case = cases.get(conn, invitation.case_id)
-    if case is None:
-        return None
-    return View(invitation, case, relay_status(conn, invitation.case_id))
+    return View(*found)
 
 
 def _enter(web: ConsentWeb, invitation: tokens.Invitation, lang: str | None) -> Response:
@@ -244,8 +240,7 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
             return _error(web, "wrong_purpose", lang)
         except TokenError:
             return _error(web, "tampered", lang)
-        status = relay_status(conn, invitation.case_id)
-        language = consents.case_language(conn, invitation.case_id)
+        status, language = consents.status_and_language(conn, invitation.case_id)
     # A consent link past its expiry still leads to the page of a consent given with it, so the
     # candidate can withdraw from the same link; a withdrawal link never expires in practice.
     if (purpose == "consent" and invitation.expires_at <= now
