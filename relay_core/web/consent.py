@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from relay_core.config import Config
 from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
@@ -157,6 +158,12 @@ def _web(request: Request) -> ConsentWeb:
     return built_once(request, "consent_web", _build_web)
 
 
+async def _web_async(request: Request) -> ConsentWeb:
+    """`_web` for the async pages: the first build (a store transaction) runs in a thread."""
+    web = getattr(request.app.state, "consent_web", None)
+    return web if web is not None else await run_in_threadpool(_web, request)
+
+
 def _build_web(app: AppState) -> ConsentWeb:
     with app.store.begin() as conn:
         key = tokens.signing_key(app.config, conn)
@@ -230,8 +237,11 @@ def _enter(web: ConsentWeb, invitation: tokens.Invitation, lang: str | None) -> 
     return response
 
 
-def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> Response:
-    web = _web(request)
+async def _open_link(request: Request, token: str, purpose: str, lang: str | None
+                     ) -> Response:
+    # Async, on the event loop: a few indexed reads on a connection (WAL: never waiting on a
+    # writer) cost less than the hop to a worker thread and back.
+    web = await _web_async(request)
     now = utcnow()
     with web.store.engine.connect() as conn:   # read only: a scanner's GET changes nothing
         try:
@@ -250,28 +260,28 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
 
 
 @router.api_route("/r/{token}", methods=["GET", "HEAD"])
-def open_invitation(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, "consent", lang)
+async def open_invitation(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, "consent", lang)
 
 
 @router.api_route("/w/{token}", methods=["GET", "HEAD"])
-def open_withdrawal(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, "withdraw", lang)
+async def open_withdrawal(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, "withdraw", lang)
 
 
 @router.api_route("/u/{token}", methods=["GET", "HEAD"])
-def open_unsubscribe(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, optout.PURPOSE, lang)
+async def open_unsubscribe(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, optout.PURPOSE, lang)
 
 
 @router.api_route("/relay/static/relay.css", methods=["GET", "HEAD"])
-def stylesheet(request: Request) -> Response:
-    return Response(_web(request).stylesheet, media_type="text/css")
+async def stylesheet(request: Request) -> Response:
+    return Response((await _web_async(request)).stylesheet, media_type="text/css")
 
 
 @router.api_route("/relay", methods=["GET", "HEAD"])
-def relay_page(request: Request, lang: str | None = None, s: str | None = None) -> Response:
-    web = _web(request)
+async def relay_page(request: Request, lang: str | None = None, s: str | None = None) -> Response:
+    web = await _web_async(request)
     session = web.signer.read(request.cookies.get(COOKIE))
     if session is None:
         if s is None:
@@ -283,10 +293,18 @@ def relay_page(request: Request, lang: str | None = None, s: str | None = None) 
         return _error(web, "session", lang)
     with web.store.engine.connect() as conn:
         view = _load(conn, session)
-        consent = consent_for_case(conn, view.case.id) if view else None
+        # Only a decided case has a consent record to show (an open one has none to read).
+        consent = (consent_for_case(conn, view.case.id)
+                   if view and view.status not in (RelayStatus.OPEN, RelayStatus.EXPIRED)
+                   else None)
     if view is None:
         return _error(web, "session", lang)
-    return _render_view(web, session, view, consent, _lang(lang, view.case.language))
+    language = _lang(lang, view.case.language)
+    if view.status == RelayStatus.CONSENTED:
+        # The redirect agencies' form links are made (written) on first view: a transaction,
+        # which may wait for the write lock, so not on the event loop.
+        return await run_in_threadpool(_render_view, web, session, view, consent, language)
+    return _render_view(web, session, view, consent, language)
 
 
 def _render_view(web: ConsentWeb, session: RelaySession, view: View,
