@@ -6,6 +6,7 @@ console.py for read-only pages), as functions of the caller's Connection.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+
+try:
+    import fcntl
+except ImportError:     # not POSIX: SQLite's own busy handler is the only queue
+    fcntl = None  # type: ignore[assignment]
 from alembic.config import Config as AlembicConfig
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
@@ -101,11 +107,8 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        # SQLite has one write lock per file, and a thread that finds it taken polls with
-        # growing sleeps (busy_timeout): under load the threads of one process queue here
-        # instead, in order, and each takes the file lock at once.
-        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
-        self._depth = threading.local()
+        # SQLite has one write lock per file: writers queue on WriteLock first.
+        self._writers = _write_lock(engine) if engine.dialect.name == "sqlite" else None
 
     def __repr__(self) -> str:
         return f"Store({self.engine.dialect.name})"
@@ -123,15 +126,10 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._writers, self.engine.begin() as conn:
-            depth = getattr(self._depth, "n", 0)
-            if depth == 0:
+        with self._writers as outermost, self.engine.begin() as conn:
+            if outermost:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            self._depth.n = depth + 1
-            try:
-                yield conn
-            finally:
-                self._depth.n = depth
+            yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -227,3 +225,55 @@ class Store:
             yield held
         finally:
             held.release()
+
+
+_WRITE_LOCKS: dict[str, WriteLock] = {}
+_REGISTRY = threading.Lock()
+
+
+class WriteLock:
+    """Who may write to one SQLite file next: the threads of this process queue on an RLock,
+    in order (a thread that finds SQLite's lock taken polls it with growing sleeps), and the
+    processes of `serve --workers` on an flock of `<file>.write.lock`, which the kernel hands
+    to the next waiter the moment it is released (SQLite's busy handler has each waiting
+    process sleep up to 100 ms a try: consent POSTs starved across processes). One per file
+    and process, shared by every Store on the file, so a thread nesting two transactions
+    re-enters it instead of waiting for itself. Entering returns True for the outermost."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> bool:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self.path is not None and fcntl is not None:
+                if self._pid != os.getpid():     # a forked worker opens its own file
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+        return self._depth == 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+
+def _write_lock(engine: Engine) -> WriteLock:
+    database = engine.url.database
+    if database in (None, "", ":memory:"):
+        return WriteLock(None)
+    path = os.path.realpath(database) + ".write.lock"
+    with _REGISTRY:
+        return _WRITE_LOCKS.setdefault(path, WriteLock(path))
