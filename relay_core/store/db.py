@@ -52,11 +52,17 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # First: the pragmas below may need the file's lock, and without a timeout a new
+            # connection made while another process writes failed at once ("database is
+            # locked").
+            cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             # Before the first table: a new file gives freed pages back (Store.reclaim).
             # On an older file it takes effect at its first VACUUM (reclaim(convert=True)).
-            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # Setting it takes the file's write lock even when nothing changes, so it is
+            # skipped when already set: every new connection waited behind the writers.
+            if cur.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")      # readers never block the sender
-            cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
