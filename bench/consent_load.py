@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import tempfile
@@ -129,9 +130,15 @@ def measure_consent(rate: float, seconds: float, workers: int = 1) -> dict:
         base = f"http://127.0.0.1:{port}"
         flows = int(rate / 3 * seconds)
         tokens = prepare(folder, base, flows + 10)
+        # `serve` needs a source; a webhook-only one polls nothing during the run.
+        os.environ.setdefault("BENCH_GH_SECRET", "bench-secret")
+        os.environ.setdefault("BENCH_GH_WEBHOOK", "bench-webhook-secret")
         data = {**config_data(folder, base), "web": {"host": "127.0.0.1", "port": port,
                                                       "cycle_minutes": 60},
-                "admin": {"enabled": False}}
+                "admin": {"enabled": False},
+                "sources": [{"name": "gh", "type": "greenhouse", "mode": "webhook",
+                             "client_id": "bench", "client_secret": "env:BENCH_GH_SECRET",
+                             "user_id": 1, "webhook_secret": "env:BENCH_GH_WEBHOOK"}]}
         config = folder / "bench.toml"
         config.write_text(loadgen.toml_dumps(data), encoding="utf-8")
         extra = ["--workers", str(workers)] if workers > 1 else []

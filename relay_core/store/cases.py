@@ -278,6 +278,9 @@ def set_message_ids(conn: Connection, message_ids: Mapping[int, str]) -> None:
 
 
 # --- finding ---------------------------------------------------------------------------------
+case_from_row = _case    # for the store's joins that carry CASE_COLUMNS (consents.py)
+
+
 def get(conn: Connection, case_id: int) -> RelayCase | None:
     row = conn.execute(select(*CASE_COLUMNS).where(c.id == case_id)).first()
     return _case(row) if row else None

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from relay_core.store import outbox
+from relay_core.models import RelayCase
+from relay_core.store import cases, outbox
 from relay_core.store import tables as t
 from relay_core.store.outbox import QueuedMail
 
@@ -177,6 +178,33 @@ def expired_invitation_cases(conn: Connection, now: datetime, limit: int) -> lis
 
 
 # --- the case a consent belongs to -----------------------------------------------------------
+def invitation_view(conn: Connection, invitation_id: int
+                    ) -> tuple[Invitation, RelayCase, RelayStatus] | None:
+    """The invitation, its case and the case's relay status in one query: the relay pages
+    read all three on every request."""
+    inv, status = t.invitations, t.relay_status
+    row = conn.execute(
+        select(inv.c.id, inv.c.case_id, inv.c.purpose, inv.c.expires_at, inv.c.used_at,
+               inv.c.created_at, status.c.status, *cases.CASE_COLUMNS)
+        .select_from(inv.join(t.relay_cases, t.relay_cases.c.id == inv.c.case_id)
+                     .outerjoin(status, status.c.case_id == inv.c.case_id))
+        .where(inv.c.id == invitation_id)).first()
+    if row is None:
+        return None
+    return (Invitation(*row[:6]), cases.case_from_row(tuple(row[7:])),
+            RelayStatus(row[6]) if row[6] else RelayStatus.OPEN)
+
+
+def status_and_language(conn: Connection, case_id: int) -> tuple[RelayStatus, str]:
+    """A case's relay status and language in one query (the link a candidate opens)."""
+    row = conn.execute(
+        select(t.relay_status.c.status, t.relay_cases.c.language)
+        .select_from(t.relay_cases.outerjoin(t.relay_status,
+                                             t.relay_status.c.case_id == t.relay_cases.c.id))
+        .where(t.relay_cases.c.id == case_id)).one()
+    return (RelayStatus(row[0]) if row[0] else RelayStatus.OPEN), row[1]
+
+
 def case_language(conn: Connection, case_id: int) -> str:
     return conn.execute(select(t.relay_cases.c.language).where(
         t.relay_cases.c.id == case_id)).scalar_one()

@@ -6,6 +6,7 @@ console.py for read-only pages), as functions of the caller's Connection.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+
+try:
+    import fcntl
+except ImportError:     # not POSIX: SQLite's own busy handler is the only queue
+    fcntl = None  # type: ignore[assignment]
 from alembic.config import Config as AlembicConfig
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
@@ -31,11 +37,16 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    # A server connection can go stale between runs; a SQLite file cannot, and a ping per
+    # transaction was a tenth of the sending run's time.
+    options: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        # A file cannot drop a connection, so no ping per checkout; and the pool holds as
+        # many as the web server's threads (40), so none is opened (with its pragmas) and
+        # closed again for each request under load: both showed in the consent pages' profile.
+        options = {"pool_pre_ping": False, "pool_size": 40, "max_overflow": 10}
     try:
-        # A server connection can go stale between runs; a SQLite file cannot, and a ping
-        # per transaction was a tenth of the sending run's time.
-        engine = create_engine(url, future=True,
-                               pool_pre_ping=not url.startswith("sqlite"))
+        engine = create_engine(url, future=True, **options)
     except Exception as exc:  # bad URL or missing driver: a config problem
         raise ConfigError("store.url", f"cannot use this database URL ({type(exc).__name__})",
                           "Use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
@@ -43,11 +54,17 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # First: the pragmas below may need the file's lock, and without a timeout a new
+            # connection made while another process writes failed at once ("database is
+            # locked").
+            cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             # Before the first table: a new file gives freed pages back (Store.reclaim).
             # On an older file it takes effect at its first VACUUM (reclaim(convert=True)).
-            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # Setting it takes the file's write lock even when nothing changes, so it is
+            # skipped when already set: every new connection waited behind the writers.
+            if cur.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")      # readers never block the sender
-            cur.execute("PRAGMA busy_timeout=10000")    # two runs wait instead of failing
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -98,18 +115,28 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        # SQLite has one write lock per file, and a thread that finds it taken polls with
-        # growing sleeps (busy_timeout): under load the threads of one process queue here
-        # instead, in order, and each takes the file lock at once.
-        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one write lock per file: writers queue on WriteLock first.
+        self._writers = _write_lock(engine) if engine.dialect.name == "sqlite" else None
 
     def __repr__(self) -> str:
         return f"Store({self.engine.dialect.name})"
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction: everything done through `conn` commits together or not at all."""
-        with self._writers or nullcontext(), self.engine.begin() as conn:
+        """A transaction: everything done through `conn` commits together or not at all.
+
+        On SQLite it starts with BEGIN IMMEDIATE, taking the file's write lock at once (waiting
+        up to busy_timeout). A deferred transaction that reads first and then writes fails at
+        once with "database is locked" when another process (`serve --workers`) wrote since
+        its read: busy_timeout cannot help it, and that was an HTTP 500. A transaction opened
+        while this thread already holds one stays deferred, as before."""
+        if self._writers is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writers as outermost, self.engine.begin() as conn:
+            if outermost:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
     @contextmanager
@@ -206,3 +233,55 @@ class Store:
             yield held
         finally:
             held.release()
+
+
+_WRITE_LOCKS: dict[str, WriteLock] = {}
+_REGISTRY = threading.Lock()
+
+
+class WriteLock:
+    """Who may write to one SQLite file next: the threads of this process queue on an RLock,
+    in order (a thread that finds SQLite's lock taken polls it with growing sleeps), and the
+    processes of `serve --workers` on an flock of `<file>.write.lock`, which the kernel hands
+    to the next waiter the moment it is released (SQLite's busy handler has each waiting
+    process sleep up to 100 ms a try: consent POSTs starved across processes). One per file
+    and process, shared by every Store on the file, so a thread nesting two transactions
+    re-enters it instead of waiting for itself. Entering returns True for the outermost."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> bool:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self.path is not None and fcntl is not None:
+                if self._pid != os.getpid():     # a forked worker opens its own file
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+        return self._depth == 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+
+def _write_lock(engine: Engine) -> WriteLock:
+    database = engine.url.database
+    if database in (None, "", ":memory:"):
+        return WriteLock(None)
+    path = os.path.realpath(database) + ".write.lock"
+    with _REGISTRY:
+        return _WRITE_LOCKS.setdefault(path, WriteLock(path))

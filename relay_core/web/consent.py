@@ -31,13 +31,14 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from relay_core.config import Config
 from relay_core.errors import FatalError, RelayError, TokenError, TokenWrongPurpose
 from relay_core.models import RelayCase
 from relay_core.records.agencies import offered_agencies
 from relay_core.records.consent import optout, tokens
-from relay_core.records.consent.confirmation import queue_confirmation
+from relay_core.records.consent.confirmation import prepare_confirmation, queue_prepared
 from relay_core.records.consent.disclosure import (
     LANGUAGES,
     PREFERENCE_FIELDS,
@@ -51,16 +52,16 @@ from relay_core.records.consent.records import (
     RelayStatus,
     clean_preferences,
     consent_for_case,
-    mint_withdraw_token,
+    new_withdraw_token,
     record_consent,
     record_decline,
-    relay_status,
     withdraw,
 )
 from relay_core.rendering.emails import Renderer
 from relay_core.rendering.environment import format_day, template_folders
-from relay_core.store import Connection, Store, cases, consents, utcnow
+from relay_core.store import Connection, Store, consents, utcnow
 from relay_core.store.consents import ConsentRecord
+from relay_core.store.outbox import QueuedMail
 from relay_core.web.deps import AppState, built_once
 from relay_core.web.session import COOKIE, MAX_AGE_SECONDS, RelaySession, SessionSigner
 
@@ -157,6 +158,12 @@ def _web(request: Request) -> ConsentWeb:
     return built_once(request, "consent_web", _build_web)
 
 
+async def _web_async(request: Request) -> ConsentWeb:
+    """`_web` for the async pages: the first build (a store transaction) runs in a thread."""
+    web = getattr(request.app.state, "consent_web", None)
+    return web if web is not None else await run_in_threadpool(_web, request)
+
+
 def _build_web(app: AppState) -> ConsentWeb:
     with app.store.begin() as conn:
         key = tokens.signing_key(app.config, conn)
@@ -215,13 +222,10 @@ class View:
 
 
 def _load(conn: Connection, session: RelaySession) -> View | None:
-    invitation = consents.invitation_by_id(conn, session.invitation_id)
-    if invitation is None or invitation.purpose != session.purpose:
+    found = consents.invitation_view(conn, session.invitation_id)
+    if found is None or found[0].purpose != session.purpose:
         return None
-    case = cases.get(conn, invitation.case_id)
-    if case is None:
-        return None
-    return View(invitation, case, relay_status(conn, invitation.case_id))
+    return View(*found)
 
 
 def _enter(web: ConsentWeb, invitation: tokens.Invitation, lang: str | None) -> Response:
@@ -233,8 +237,11 @@ def _enter(web: ConsentWeb, invitation: tokens.Invitation, lang: str | None) -> 
     return response
 
 
-def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> Response:
-    web = _web(request)
+async def _open_link(request: Request, token: str, purpose: str, lang: str | None
+                     ) -> Response:
+    # Async, on the event loop: a few indexed reads on a connection (WAL: never waiting on a
+    # writer) cost less than the hop to a worker thread and back.
+    web = await _web_async(request)
     now = utcnow()
     with web.store.engine.connect() as conn:   # read only: a scanner's GET changes nothing
         try:
@@ -243,8 +250,7 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
             return _error(web, "wrong_purpose", lang)
         except TokenError:
             return _error(web, "tampered", lang)
-        status = relay_status(conn, invitation.case_id)
-        language = consents.case_language(conn, invitation.case_id)
+        status, language = consents.status_and_language(conn, invitation.case_id)
     # A consent link past its expiry still leads to the page of a consent given with it, so the
     # candidate can withdraw from the same link; a withdrawal link never expires in practice.
     if (purpose == "consent" and invitation.expires_at <= now
@@ -254,28 +260,28 @@ def _open_link(request: Request, token: str, purpose: str, lang: str | None) -> 
 
 
 @router.api_route("/r/{token}", methods=["GET", "HEAD"])
-def open_invitation(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, "consent", lang)
+async def open_invitation(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, "consent", lang)
 
 
 @router.api_route("/w/{token}", methods=["GET", "HEAD"])
-def open_withdrawal(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, "withdraw", lang)
+async def open_withdrawal(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, "withdraw", lang)
 
 
 @router.api_route("/u/{token}", methods=["GET", "HEAD"])
-def open_unsubscribe(token: str, request: Request, lang: str | None = None) -> Response:
-    return _open_link(request, token, optout.PURPOSE, lang)
+async def open_unsubscribe(token: str, request: Request, lang: str | None = None) -> Response:
+    return await _open_link(request, token, optout.PURPOSE, lang)
 
 
 @router.api_route("/relay/static/relay.css", methods=["GET", "HEAD"])
-def stylesheet(request: Request) -> Response:
-    return Response(_web(request).stylesheet, media_type="text/css")
+async def stylesheet(request: Request) -> Response:
+    return Response((await _web_async(request)).stylesheet, media_type="text/css")
 
 
 @router.api_route("/relay", methods=["GET", "HEAD"])
-def relay_page(request: Request, lang: str | None = None, s: str | None = None) -> Response:
-    web = _web(request)
+async def relay_page(request: Request, lang: str | None = None, s: str | None = None) -> Response:
+    web = await _web_async(request)
     session = web.signer.read(request.cookies.get(COOKIE))
     if session is None:
         if s is None:
@@ -287,10 +293,18 @@ def relay_page(request: Request, lang: str | None = None, s: str | None = None) 
         return _error(web, "session", lang)
     with web.store.engine.connect() as conn:
         view = _load(conn, session)
-        consent = consent_for_case(conn, view.case.id) if view else None
+        # Only a decided case has a consent record to show (an open one has none to read).
+        consent = (consent_for_case(conn, view.case.id)
+                   if view and view.status not in (RelayStatus.OPEN, RelayStatus.EXPIRED)
+                   else None)
     if view is None:
         return _error(web, "session", lang)
-    return _render_view(web, session, view, consent, _lang(lang, view.case.language))
+    language = _lang(lang, view.case.language)
+    if view.status == RelayStatus.CONSENTED:
+        # The redirect agencies' form links are made (written) on first view: a transaction,
+        # which may wait for the write lock, so not on the event loop.
+        return await run_in_threadpool(_render_view, web, session, view, consent, language)
+    return _render_view(web, session, view, consent, language)
 
 
 def _render_view(web: ConsentWeb, session: RelaySession, view: View,
@@ -390,41 +404,81 @@ def post_consent(request: Request, csrf: str = Form(""), text_sha256: str = Form
     try:
         # Too long is refused, never cut: the relay does not edit what the candidate wrote.
         prefs = clean_preferences(form)
-        with web.store.begin() as conn:
+        # Everything that needs no write lock happens before the transaction: reading the
+        # session's invitation and case, the text check, and building the confirmation email
+        # (most of this request's work). The transaction then only claims the invitation
+        # (single use, atomic) and inserts; the invitation's case, purpose and expiry and the
+        # case's address are not changed by anything that could race it.
+        with web.store.connect() as conn:
             view = _load(conn, session)
-            if view is None:
-                raise ConsentRefused("session", "the session names no invitation")
-            language = _lang(lang, view.case.language)
-            offered = offered_agencies(web.config)
-            text = web.pages.consent_text(language, offered)
-            if text_sha256 != text.sha256:
-                # The text changed (a config reload, an agency no longer offered) between
-                # showing and ticking: what the candidate read is not what we would record.
-                # Show the current text again.
-                raise ConsentRefused("changed", "the consent text changed since it was shown")
+        if view is None:
+            raise ConsentRefused("session", "the session names no invitation")
+        language = _lang(lang, view.case.language)
+        offered = offered_agencies(web.config)
+        text = web.pages.consent_text(language, offered)
+        if text_sha256 != text.sha256:
+            # The text changed (a config reload, an agency no longer offered) between
+            # showing and ticking: what the candidate read is not what we would record.
+            # Show the current text again.
+            raise ConsentRefused("changed", "the consent text changed since it was shown")
+        confirmation = _prepare_confirmation(web, view, offered, agency, now)
+        with web.store.begin() as conn:
             consent_id = record_consent(web.store, conn, web.config, invitation=view.invitation,
                                         case=view.case, agency_ids=agency, text=text,
                                         preferences=prefs, now=now, offered=offered)
-            _confirm(web, conn, view.case, consent_id, now)
+            _confirm(web, conn, view.case, consent_id, confirmation, now)
     except ConsentRefused as exc:
         return _refused(web, session, exc, lang, prefs or {
             k: str(v)[:PREFERENCE_LIMITS[k]] for k, v in form.items()})
     return _after_post(web, language)
 
 
-def _confirm(web: ConsentWeb, conn: Connection, case: dict[str, Any], consent_id: int,
-             now: datetime) -> None:
-    names = [a.legal_name for a in consent_for_case(conn, case.id).agencies]
+@dataclass
+class Confirmation:
+    """The confirmation email built before the consent's transaction, and the withdrawal
+    token row that makes its link valid (inserted in that transaction)."""
+
+    mail: QueuedMail | None
+    token_row: dict[str, Any]
+    problem: str = ""
+
+    def __repr__(self) -> str:
+        return f"Confirmation(built={self.mail is not None}, {self.problem or 'ok'})"
+
+
+def _prepare_confirmation(web: ConsentWeb, view: View, offered: list[Any], ticked: list[str],
+                          now: datetime) -> Confirmation | None:
+    """Built for the agencies as `record_consent` will record them (sorted ids, the offered
+    legal names); None when the choice will be refused anyway."""
+    by_id = {a.id: a for a in offered}
+    chosen = sorted(set(ticked))
+    if not chosen or any(a not in by_id for a in chosen):
+        return None
+    token, row = new_withdraw_token(web.key, view.case.id, now)
     try:
-        with conn.begin_nested():
-            token = mint_withdraw_token(conn, web.key, case.id, now)
-            queued = queue_confirmation(conn, web.config, web.emails, case, names,
-                                        web.url(f"/w/{token}"), now)
+        mail = prepare_confirmation(web.config, web.emails, view.case,
+                                    [by_id[a].legal_name for a in chosen],
+                                    web.url(f"/w/{token}"), now)
     except (FatalError, RelayError) as exc:
-        # The consent stands; the candidate can still withdraw from the invitation link.
+        return Confirmation(None, row, type(exc).__name__)
+    return Confirmation(mail, row)
+
+
+def _confirm(web: ConsentWeb, conn: Connection, case: RelayCase, consent_id: int,
+             confirmation: Confirmation | None, now: datetime) -> None:
+    queued = False
+    if confirmation is not None and confirmation.mail is not None:
+        try:
+            with conn.begin_nested():
+                consents.add_invitation(conn, **confirmation.token_row)
+                queue_prepared(conn, confirmation.mail, now)
+            queued = True
+        except (FatalError, RelayError) as exc:
+            # The consent stands; the candidate can still withdraw from the invitation link.
+            confirmation.problem = type(exc).__name__
+    if confirmation is not None and confirmation.problem:
         log.warning("case %s: confirmation email not queued (%s)", case.id,
-                    type(exc).__name__)
-        queued = False
+                    confirmation.problem)
     if not queued:
         web.store.audit(conn, case.id, "consent", "confirmation_missing",
                         reason=f"consent {consent_id}: no confirmation email could be queued")

@@ -196,6 +196,12 @@ def mint_withdraw_token(conn: Connection, key: bytes, case_id: int,
     return tokens.mint(conn, key, case_id, "withdraw", timedelta(days=WITHDRAW_TTL_DAYS), now)
 
 
+def new_withdraw_token(key: bytes, case_id: int, now: datetime) -> tuple[str, dict]:
+    """A withdrawal token and the invitations row that activates it (insert it in the
+    consent's transaction: the link is valid exactly when the consent is recorded)."""
+    return tokens.new_token(key, case_id, "withdraw", timedelta(days=WITHDRAW_TTL_DAYS), now)
+
+
 def withdraw(store: Store, conn: Connection, case_id: int, *, method: str = METHOD,
              now: datetime | None = None) -> WithdrawalResult:
     """consented → withdrawn: stop every handoff not yet delivered, queue one deletion notice
