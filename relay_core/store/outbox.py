@@ -271,9 +271,10 @@ class StuckCase(NamedTuple):
     at: datetime | None        # when DATA began (ambiguous) or retrying stopped (gave_up)
 
 
-def stuck_cases(conn: Connection, state: str, limit: int = 50) -> list[StuckCase]:
+def stuck_cases(conn: Connection, state: str, limit: int | None = 50) -> list[StuckCase]:
     """Cases whose email waits for a person: `gave_up` (the case failed after temporary
-    failures) or `ambiguous` (handed over, answer unknown). Newest first; identifiers only."""
+    failures) or `ambiguous` (handed over, answer unknown). Newest first; identifiers only;
+    `limit=None`: all of them."""
     c = t.relay_cases.c
     case_state = "failed" if state == "gave_up" else "ambiguous"
     at = o.give_up_at if state == "gave_up" else o.handing_over_at
