@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from relay_core.contract.base import Connector
 
 log = logging.getLogger("career_relay.webhooks")
-BATCH = 50              # rows per transaction: short write-lock holds between acks
+BATCH = 50              # rows per transaction when no delivery is waiting for its ack
 MAX_ATTEMPTS = 12           # with the backoff below: retried for about a day
 
 
@@ -45,18 +45,21 @@ class InboxReport:
 
 def process_inbox(store: Store, config: Config, connectors: Mapping[str, Connector], *,
                   now: datetime | None = None, limit: int | None = None,
-                  before_write: Callable[[], None] | None = None) -> InboxReport:
-    """Process every due row (or up to `limit`), batch by batch. `before_write` is called
-    before each batch (serve: let waiting acks go first)."""
+                  pace: Callable[[], int] | None = None) -> InboxReport:
+    """Process every due row (or up to `limit`), batch by batch. `pace` is called before each
+    batch and returns how many rows it may take (serve: it waits for a lull in the acks, and
+    during a burst allows only a few rows, so the write lock is never held for long)."""
     report = InboxReport()
     while limit is None or report.processed + report.retry_later < limit:
+        size = BATCH if pace is None else max(1, min(BATCH, pace()))
+        if limit is not None:
+            size = min(size, limit - report.processed - report.retry_later)
         moment = now or utcnow()
         with store.connect() as conn:
-            rows = inbox.pending(conn, moment, BATCH if limit is None else
-                                 min(BATCH, limit - report.processed - report.retry_later))
+            rows = inbox.pending(conn, moment, size)
         if not rows:
             break
-        _process_batch(store, config, connectors, rows, moment, report, before_write)
+        _process_batch(store, config, connectors, rows, moment, report)
     return report
 
 
@@ -80,10 +83,7 @@ def _translate(connector: Connector | None, row: inbox.InboxRow
 
 
 def _process_batch(store: Store, config: Config, connectors: Mapping[str, Connector],
-                   rows: list[inbox.InboxRow], now: datetime, report: InboxReport,
-                   before_write: Callable[[], None] | None) -> None:
-    if before_write is not None:
-        before_write()
+                   rows: list[inbox.InboxRow], now: datetime, report: InboxReport) -> None:
     # The ATS is asked (if at all) before the transaction: no write lock held over the network.
     translated = [(row, _translate(connectors.get(row.source), row)) for row in rows]
     with store.begin() as conn:

@@ -139,6 +139,12 @@ class Store:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
+    def writing(self) -> WriteLock | nullcontext:
+        """The file's write lock, for a writer that commits on its own connection (the webhook
+        inbox's group commit): it queues with `begin`'s writers and is woken the moment the
+        lock is free, instead of sleeping in SQLite's busy handler. Nothing on PostgreSQL."""
+        return self._writers if self._writers is not None else nullcontext()
+
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for reading: several queries, nothing committed."""

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from relay_core.config import Config
-from relay_core.cycle.webhooks import InboxReport, process_inbox
+from relay_core.cycle.webhooks import BATCH, InboxReport, process_inbox
 from relay_core.store import Store, inbox
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("career_relay.webhooks")
 MAX_BATCH = 500
 RETRY_SCAN_SECONDS = 30     # rows waiting for an ATS that was down are looked at this often
-QUIET = 0.02                # processing waits for this long without a delivery waiting…
-PATIENCE = 2.0              # …but no longer than this per batch
+QUIET = 0.5                 # no delivery for this long: processing takes full batches
+DURING_BURST = 4            # rows per transaction while deliveries keep coming
 
 
 class InboxWriter:
@@ -46,12 +46,14 @@ class InboxWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.commits = 0          # how many group commits (the bench and tests read it)
+        self.last_append = 0.0    # monotonic time of the latest delivery
         self._committing = False
 
     async def append(self, row: dict) -> None:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._start()
+        self.last_append = time.monotonic()
         self._queue.put((row, loop, future))
         await future
 
@@ -88,8 +90,9 @@ class InboxWriter:
                     except queue.Empty:
                         break
                 try:
-                    inbox.append(conn, [row for row, _, _ in batch])
-                    conn.commit()
+                    with self.store.writing():
+                        inbox.append(conn, [row for row, _, _ in batch])
+                        conn.commit()
                 except Exception as exc:   # the requests answer 503; the ATS retries them
                     log.error("webhook inbox: could not store %d deliveries (%s)", len(batch),
                               type(exc).__name__)
@@ -132,27 +135,28 @@ class InboxProcessor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.scan_seconds = RETRY_SCAN_SECONDS
+        self._batch_started = 0.0
 
     def drain(self) -> InboxReport:
         with self._busy:
-            return process_inbox(self.store, self.config, self.connectors,
-                                 before_write=self._let_acks_first)
+            self._batch_started = time.monotonic()
+            return process_inbox(self.store, self.config, self.connectors, pace=self._pace)
 
-    def _let_acks_first(self) -> None:
-        """Acks go first: a batch of processing starts once no delivery has been waiting for
-        `QUIET` (or after `PATIENCE` at the latest), so during a burst the requests do not
-        share the interpreter and SQLite's one write lock with ingest; the backlog is
-        processed when the burst is over."""
-        if self.writer is None:
-            return
-        deadline = time.monotonic() + PATIENCE
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            if self.writer.busy():
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET:
-                return
-            time.sleep(0.002)
+    def _pace(self) -> int:
+        """Acks go first. While deliveries keep coming (one in the last `QUIET` seconds),
+        processing rests as long as its previous batch took (so it has at most half the
+        interpreter), waits until no delivery is waiting for its commit, and then takes only
+        `DURING_BURST` rows in a transaction: an ack never waits long behind ingest for
+        SQLite's one write lock. Full batches resume once the deliveries stop."""
+        now = time.monotonic()
+        took, self._batch_started = now - self._batch_started, now
+        if self.writer is None or now - self.writer.last_append > QUIET:
+            return BATCH
+        time.sleep(min(took, QUIET))
+        while self.writer.busy():
+            time.sleep(0.001)
+        self._batch_started = time.monotonic()
+        return DURING_BURST
 
     def start(self, scan_seconds: float = RETRY_SCAN_SECONDS) -> None:
         self.scan_seconds = scan_seconds

@@ -176,3 +176,58 @@ def test_poll_only_connector_rows_are_not_processed(n, setup, store):
     report = process_inbox(relay.store, relay.config, {})
     assert (report.processed, report.unusable) == (n, n)
     assert rows(store)[0].outcome == "no such source"
+
+
+def test_processing_takes_small_batches_while_deliveries_keep_coming(setup, store,
+                                                                     monkeypatch):
+    """Acks go first (issue 14 item 3): during a burst a processing transaction holds the
+    write lock for a few rows only; once the deliveries stop it takes full batches."""
+    from relay_core.cycle import webhooks
+    from relay_core.web import inbox as web_inbox
+    client, _ = setup()
+    for i in range(12):
+        body = person(8100 + i)
+        client.post(URL, content=body, headers=headers(body, f"evt-p{i}"))
+    processor = client.app.state.relay.inbox_processor
+    sizes: list[int] = []
+    real_batch = webhooks._process_batch
+    monkeypatch.setattr(webhooks, "_process_batch",
+                        lambda st, cf, cn, batch, *a: (sizes.append(len(batch)),
+                                                       real_batch(st, cf, cn, batch, *a)))
+    processor.writer.last_append = web_inbox.time.monotonic()     # a delivery just came
+    assert processor.drain().processed == 12
+    assert sizes == [web_inbox.DURING_BURST] * 3
+    for i in range(12):
+        body = person(8200 + i)
+        client.post(URL, content=body, headers=headers(body, f"evt-q{i}"))
+    sizes.clear()
+    processor.writer.last_append -= web_inbox.QUIET + 1           # and then none for a while
+    assert processor.drain().processed == 12
+    assert sizes == [12]
+
+
+def test_an_ack_waits_for_a_writer_holding_the_lock_and_is_then_stored(setup, store):
+    """The group commit queues on the store's write lock with every other writer: a delivery
+    arriving while a long transaction writes is stored once that ends, not refused."""
+    import threading
+    import time
+    client, _ = setup()
+    held, release = threading.Event(), threading.Event()
+
+    def long_transaction():
+        with store.begin() as conn:
+            conn.execute(select(t.webhook_inbox.c.id)).all()
+            inbox.append(conn, [])
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=long_transaction)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    body = person(8301)
+    started = time.monotonic()
+    assert client.post(URL, content=body, headers=headers(body, "evt-w")).status_code == 200
+    thread.join()
+    assert time.monotonic() - started >= 0.25 or store.engine.dialect.name != "sqlite"
+    assert [r.event_id for r in rows(store)] == [None] and rows(store)[0].body == body
