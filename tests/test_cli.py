@@ -401,3 +401,26 @@ def test_preview_a_bilingual_email(example):
     subject, body = result.output.split("\n", 1)
     assert subject.startswith("Subject: 選考結果のご連絡") and " / Your application to " in subject
     assert body.index("山田") < body.index("Dear ")
+
+
+def test_a_large_backfill_shows_a_sample_and_the_counts_not_every_row():
+    """A first backfill can find 100,000 rejections: the table shows the first 200 and says
+    how many there are of each outcome (rendering every row took a gigabyte)."""
+    from datetime import UTC
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from relay_core.commands.tables import PLANNED_ROWS_SHOWN, backfill_table
+    planned = [SimpleNamespace(source="hrmos", application_id=f"A{i}", case_id=i,
+                               outcome="schedule" if i % 4 else "skip", send_at=None,
+                               late=True, invite=True, language="ja", reason="",
+                               invite_note="") for i in range(1, 1001)]
+    result = SimpleNamespace(cases=planned, purged=0,
+                             would_send=[c for c in planned if c.outcome == "schedule"])
+    out = Console(width=200, record=True)
+    out.print(backfill_table(result, UTC))
+    text = out.export_text()
+    assert "A200" in text and "A201 " not in text and "A1000" not in text
+    assert f"the first {PLANNED_ROWS_SHOWN} of 1,000 (750 schedule, 250 skip)" in text
+    assert "would send 750 email(s), 750 past the" in text

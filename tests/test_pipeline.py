@@ -316,9 +316,13 @@ def test_first_install_mails_only_what_follows_it(make_config, store):
 
 
 @pytest.mark.fresh_install
-def test_backfill_shows_then_opts_the_backlog_in_and_it_is_counted_late(make_config, store):
+@pytest.mark.parametrize("chunk", [1000, 1], ids=["one chunk", "a case a chunk"])
+def test_backfill_shows_then_opts_the_backlog_in_and_it_is_counted_late(make_config, store,
+                                                                        chunk, monkeypatch):
+    from relay_core.cycle import plan
     from relay_core.cycle.plan import backfill
 
+    monkeypatch.setattr(plan, "BACKFILL_CHUNK", chunk)    # chunked: the same decisions
     config = make_config()
     backlog = [event("1", rejected_at=NOW - timedelta(days=6)),
                event("2", email="b@example.com", rejected_at=NOW - timedelta(days=20)),

@@ -7,6 +7,7 @@ records/report.py, records/handoff/deliver.py `handoff_status`, records/retentio
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -251,12 +252,22 @@ def _when(moment: datetime | None, tz: tzinfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+PLANNED_ROWS_SHOWN = 200     # a first backfill can find 100,000: a terminal shows a sample
+
+
 def _planned_table(title: str, planned: list[Any], tz: tzinfo) -> Table:
+    """The planned cases, the first `PLANNED_ROWS_SHOWN` of them (rich sizes its columns over
+    every row: 100,000 rows took a gigabyte and said nothing a person could read)."""
     table = Table(title=title)
     for col in ("source", "application", "case", "outcome", "send at", "late",
                 "invitation", "language", "why"):
         table.add_column(col)
-    for c in planned:
+    if len(planned) > PLANNED_ROWS_SHOWN:
+        outcomes = Counter(c.outcome for c in planned)
+        table.caption = (f"the first {PLANNED_ROWS_SHOWN:,} of {len(planned):,} ("
+                         + ", ".join(f"{n:,} {o}" for o, n in sorted(outcomes.items()))
+                         + "); --json lists every one")
+    for c in planned[:PLANNED_ROWS_SHOWN]:
         why = c.reason or c.invite_note
         table.add_row(c.source, c.application_id, str(c.case_id or ""), c.outcome,
                       _when(c.send_at, tz), "late" if c.late else "",
@@ -287,10 +298,11 @@ def plan_tables(plan: Any, tz: tzinfo) -> list[Any]:
 
 
 def backfill_table(result: Any, tz: tzinfo) -> Table:
-    """`backfill`: every rejection the backfill found, and what would happen to it."""
+    """`backfill`: the rejections the backfill found, and what would happen to them."""
     table = _planned_table("career-relay backfill", result.cases, tz)
     late = sum(1 for c in result.would_send if c.late)
-    table.caption = (f"would send {len(result.would_send)} email(s), {late} past the "
-                     "three-business-day deadline (counted as sent late)"
-                     + (f" · {result.purged} purged by retention" if result.purged else ""))
+    summary = (f"would send {len(result.would_send)} email(s), {late} past the "
+               "three-business-day deadline (counted as sent late)"
+               + (f" · {result.purged} purged by retention" if result.purged else ""))
+    table.caption = f"{table.caption}\n{summary}" if table.caption else summary
     return table

@@ -25,7 +25,7 @@ from relay_core.cycle.report import SourceReport
 from relay_core.cycle.run import describe_error
 from relay_core.errors import RelayError
 from relay_core.models import CaseState, RejectionEvent
-from relay_core.store import Store, cases, installs, person_key
+from relay_core.store import Connection, Store, cases, installs, person_key
 
 if TYPE_CHECKING:
     from relay_core.contract.base import Connector
@@ -148,6 +148,9 @@ class Backfill:
         return [c for c in self.cases if c.outcome != "skip"]
 
 
+BACKFILL_CHUNK = 1000
+
+
 def backfill(store: Store, config: Config, since: datetime, now: datetime, *, apply: bool,
              actor: str, sources: list[str] | None = None) -> Backfill:
     """Rejections made at or after `since` and skipped as "before the first poll": each
@@ -157,6 +160,18 @@ def backfill(store: Store, config: Config, since: datetime, now: datetime, *, ap
     with store.connect() as conn:
         rows = installs.skipped_before(conn, reason=BEFORE_INSTALL, since=since,
                                        sources=sources)
+    with store.begin() if apply else store.connect() as conn:
+        # A chunk at a time: a first backfill can find 100,000 rejections, and their parsed
+        # events and decisions all at once took over a gigabyte. Each case's outcome depends
+        # only on the store (suppressed, mailed), never on another case of the backfill.
+        for start in range(0, len(rows), BACKFILL_CHUNK):
+            _backfill_chunk(conn, config, rows[start:start + BACKFILL_CHUNK], now,
+                            result, apply=apply, actor=actor)
+    return result
+
+
+def _backfill_chunk(conn: Connection, config: Config, rows: list[tuple[int, str, str | None]],
+                    now: datetime, result: Backfill, *, apply: bool, actor: str) -> None:
     found: list[tuple[int, RejectionEvent, Decision]] = []
     for case_id, _source, event_json in rows:
         if not event_json:
@@ -164,29 +179,26 @@ def backfill(store: Store, config: Config, since: datetime, now: datetime, *, ap
             continue
         event = RejectionEvent.model_validate_json(event_json)
         found.append((case_id, event, assess(event, config, now, installed_at=None)))
-    with store.begin() if apply else store.connect() as conn:
-        decided = [(event, decision) for _, event, decision in found]
-        suppressed, mailed = people_facts(conn, config, decided, now,
-                                          exclude=[case_id for case_id, _, _ in found])
-        outcomes = decide(decided, config, now=now, suppressed=suppressed, mailed=mailed)
-        changes: dict[CaseState, list[dict]] = {CaseState.SCHEDULED: [], CaseState.HELD: []}
-        for (case_id, _, _), outcome in zip(found, outcomes, strict=True):
-            result.cases.append(PlannedCase.of(outcome, config, case_id))
-            if outcome.state is CaseState.SKIPPED:
-                continue
-            plan = outcome.plan
-            email = outcome.decision.email   # a skipped case kept no address: set it now
-            changes[outcome.state].append({
-                "id": case_id, "email": email, "person_key": person_key(email),
-                "send_at": plan.send_at, "deadline_at": plan.deadline_at,
-                "late": plan.late, "invite": outcome.decision.invite,
-                "invite_note": outcome.decision.invite_note,
-                "reason": "; ".join(r for r in ("opted in by backfill", outcome.hold,
-                                                "late: past the deadline" if plan.late
-                                                else "") if r)})
-        if apply:
-            for state, rows_ in changes.items():
-                result.opted_in += len(installs.reopen(conn, rows_, state,
-                                                       reason=BEFORE_INSTALL, actor=actor,
-                                                       now=now))
-    return result
+    decided = [(event, decision) for _, event, decision in found]
+    suppressed, mailed = people_facts(conn, config, decided, now,
+                                      exclude=[case_id for case_id, _, _ in found])
+    outcomes = decide(decided, config, now=now, suppressed=suppressed, mailed=mailed)
+    changes: dict[CaseState, list[dict]] = {CaseState.SCHEDULED: [], CaseState.HELD: []}
+    for (case_id, _, _), outcome in zip(found, outcomes, strict=True):
+        result.cases.append(PlannedCase.of(outcome, config, case_id))
+        if outcome.state is CaseState.SKIPPED:
+            continue
+        plan = outcome.plan
+        email = outcome.decision.email   # a skipped case kept no address: set it now
+        changes[outcome.state].append({
+            "id": case_id, "email": email, "person_key": person_key(email),
+            "send_at": plan.send_at, "deadline_at": plan.deadline_at,
+            "late": plan.late, "invite": outcome.decision.invite,
+            "invite_note": outcome.decision.invite_note,
+            "reason": "; ".join(r for r in ("opted in by backfill", outcome.hold,
+                                            "late: past the deadline" if plan.late
+                                            else "") if r)})
+    if apply:
+        for state, rows_ in changes.items():
+            result.opted_in += len(installs.reopen(conn, rows_, state, reason=BEFORE_INSTALL,
+                                                   actor=actor, now=now))
