@@ -34,6 +34,7 @@ MAX_BATCH = 500
 RETRY_SCAN_SECONDS = 30     # rows waiting for an ATS that was down are looked at this often
 QUIET = 0.5                 # no delivery for this long: processing takes full batches
 DURING_BURST = 4            # rows per transaction while deliveries keep coming
+PATIENCE = 1.0              # the longest processing waits for the acks to let it in
 
 
 class InboxWriter:
@@ -47,19 +48,17 @@ class InboxWriter:
         self._lock = threading.Lock()
         self.commits = 0          # how many group commits (the bench and tests read it)
         self.last_append = 0.0    # monotonic time of the latest delivery
-        self._committing = False
+        self.idle = threading.Event()   # set when nothing waits for a commit (may lag a put)
+        self.idle.set()
 
     async def append(self, row: dict) -> None:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._start()
         self.last_append = time.monotonic()
+        self.idle.clear()
         self._queue.put((row, loop, future))
         await future
-
-    def busy(self) -> bool:
-        """Deliveries waiting for their commit: the processor lets them go first."""
-        return self._committing or not self._queue.empty()
 
     def _start(self) -> None:
         if self._thread is None:
@@ -83,7 +82,6 @@ class InboxWriter:
                 conn.commit()
             while True:
                 batch = [self._queue.get()]
-                self._committing = True
                 while len(batch) < MAX_BATCH:
                     try:
                         batch.append(self._queue.get_nowait())
@@ -99,7 +97,8 @@ class InboxWriter:
                     _resolve(batch, exc)
                     raise
                 self.commits += 1
-                self._committing = False
+                if self._queue.empty():
+                    self.idle.set()
                 _resolve(batch, None)
                 if self.on_commit is not None:
                     self.on_commit()
@@ -145,16 +144,16 @@ class InboxProcessor:
     def _pace(self) -> int:
         """Acks go first. While deliveries keep coming (one in the last `QUIET` seconds),
         processing rests as long as its previous batch took (so it has at most half the
-        interpreter), waits until no delivery is waiting for its commit, and then takes only
-        `DURING_BURST` rows in a transaction: an ack never waits long behind ingest for
-        SQLite's one write lock. Full batches resume once the deliveries stop."""
+        interpreter), waits until no delivery is waiting for its commit (up to `PATIENCE`),
+        and then takes only `DURING_BURST` rows in a transaction: an ack never waits long
+        behind ingest for SQLite's one write lock. Full batches resume once the deliveries
+        stop."""
         now = time.monotonic()
         took, self._batch_started = now - self._batch_started, now
         if self.writer is None or now - self.writer.last_append > QUIET:
             return BATCH
         time.sleep(min(took, QUIET))
-        while self.writer.busy():
-            time.sleep(0.001)
+        self.writer.idle.wait(PATIENCE)     # woken by the writer, not by polling it
         self._batch_started = time.monotonic()
         return DURING_BURST
 
