@@ -163,3 +163,13 @@ def test_resend_pages_render_in_both_languages_with_labelled_fields(
         assert escape(MESSAGES[lang]["resend_note"]) in page
         assert escape(MESSAGES[lang]["resend"]) in page
         assert 'aria-describedby="resend-warning"' in page and 'id="resend-warning"' in page
+
+
+def test_a_case_id_beyond_the_column_is_refused_not_a_server_error(signed_in, held, store):
+    csrf = csrf_of(signed_in)
+    for case_id in ("2147483648", "9" * 30, "0", "-1"):
+        assert signed_in.get(f"/admin/cases/{case_id}").status_code == 422
+        for action in ("resend", "approve", "cancel"):
+            response = signed_in.post(f"/admin/cases/{case_id}/{action}", data={"csrf": csrf})
+            assert response.status_code == 422, (case_id, action)
+    assert signed_in.get("/admin/cases/2147483647").status_code == 404   # the largest: absent

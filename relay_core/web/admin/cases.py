@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from email import message_from_bytes, policy
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +41,9 @@ router = APIRouter(prefix="/admin")
 PAGE_SIZE = 50
 STATES = [s.value for s in CaseState]
 # The mail frame shows the HTML part only: no script, no fetches, styles inline, in a sandbox.
+# A case id the database can hold (a 32-bit integer column): a larger one in a URL is refused
+# with 422 before any query, where SQLite and PostgreSQL would fail with a 500.
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
              "frame-ancestors 'self'; sandbox")
 
@@ -129,7 +132,7 @@ def _load(web: ConsoleWeb, case_id: int) -> tuple[CaseDetail, dict[str, Any]] | 
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int, done: str = "", n: int = 0) -> Response:
+def case_page(request: Request, case_id: CaseId, done: str = "", n: int = 0) -> Response:
     web = console(request)
     session = auth.require_session(web, request)
     return _case_response(web, request, session, case_id, done=done, n=n)
@@ -160,7 +163,7 @@ def _case_response(web: ConsoleWeb, request: Request, session: Any, case_id: int
 
 
 @router.get("/cases/{case_id}/mail.html")
-def case_mail_html(request: Request, case_id: int) -> Response:
+def case_mail_html(request: Request, case_id: CaseId) -> Response:
     web = console(request)
     auth.require_session(web, request)
     loaded = _load(web, case_id)
@@ -186,7 +189,7 @@ def _reason(form: Any, default: str, field: str = "reason") -> str:
 
 # Declared before the generic action route, which would otherwise take /resend.
 @router.post("/cases/{case_id}/resend")
-async def case_resend(request: Request, case_id: int) -> Response:
+async def case_resend(request: Request, case_id: CaseId) -> Response:
     """Re-queue an ambiguous or given-up email as built (same bytes and Message-ID); a refusal
     shows the page again with `resend_cases`' reason instead of a silent "nothing"."""
     web = console(request)
@@ -202,7 +205,7 @@ async def case_resend(request: Request, case_id: int) -> Response:
 
 
 @router.post("/cases/{case_id}/{action}")
-async def case_action(request: Request, case_id: int, action: str) -> Response:
+async def case_action(request: Request, case_id: CaseId, action: str) -> Response:
     web = console(request)
     session, form = await auth.require_post(web, request)
     actor = auth.actor(session.account)
