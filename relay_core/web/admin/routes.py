@@ -188,7 +188,8 @@ def dashboard(request: Request) -> Response:
         # Emails waiting for a person: ambiguous (may have arrived) and given up.
         stuck = {kind: stuck_cases(conn, kind, limit=STUCK_SHOWN)
                  for kind in ("ambiguous", "gave_up")}
-        stuck_total = {kind: count_stuck(conn, kind) for kind in stuck}
+        stuck_total = {kind: count_stuck(conn, kind) if len(rows) == STUCK_SHOWN else len(rows)
+                       for kind, rows in stuck.items()}
     connectors = state(request).connectors
     sources = []
     configured = {s.name: s.type for s in web.config.sources}
