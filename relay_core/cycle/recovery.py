@@ -27,12 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Connection
-
 from relay_core.cycle.report import CycleReport
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.store import Store, cases, outbox, utcnow
+from relay_core.store import Connection, Store, cases, outbox, utcnow
 from relay_core.store.outbox import OutboxMessage
 
 LEASE = timedelta(minutes=15)
