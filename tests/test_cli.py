@@ -213,6 +213,62 @@ def test_locked_run_exits_75(example):
     assert result.exit_code == 75
 
 
+def test_status_says_no_cycle_is_running_when_nobody_holds_the_lock(example):
+    data = json.loads(runner.invoke(app, ["status", "--config", str(example), "--json"]).output)
+    assert data["run_lock"] == {"running": False}
+    table = runner.invoke(app, ["status", "--config", str(example)])
+    assert table.exit_code == 0 and "no cycle running" in table.output
+    assert "cycle running: held by" not in table.output
+
+
+def test_status_names_who_holds_the_run_lock_and_never_its_token(example):
+    import os
+    import socket
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, update
+
+    from relay_core.config import load_config
+    from relay_core.store import open_store
+    from relay_core.store.lease import Holder
+
+    store = open_store(load_config(example).store_url)
+    with store.lock() as lease:
+        data = json.loads(runner.invoke(app, ["status", "--config", str(example),
+                                              "--json"]).output)
+        table = runner.invoke(app, ["status", "--config", str(example)])
+        with store.engine.connect() as conn:
+            until = conn.execute(t.locks.select()).one().expires_at
+    since = lease.holder.since
+    assert data["run_lock"] == {
+        "running": True, "host": socket.gethostname(), "pid": os.getpid(),
+        "since": since.isoformat(), "lease_until": until.isoformat(), "stale": None}
+    assert (f"cycle running: held by host {socket.gethostname()} pid {os.getpid()} since "
+            f"{since:%Y-%m-%d %H:%M:%S} UTC, lease until "
+            f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC") in table.output
+    for output in (table.output, json.dumps(data)):
+        assert lease.holder.token not in output and lease.holder.encode() not in output
+
+    # A dead run on another host: its lock stays until the lease runs out; no cycle runs.
+    dead = Holder("elsewhere/4026531836", 4242, "99", datetime(2025, 6, 23, tzinfo=UTC), "feed")
+    with store.begin() as conn:
+        conn.execute(insert(t.locks).values(name="run", holder=dead.encode(),
+                                            expires_at=datetime.now(UTC) + timedelta(minutes=2)))
+    data = json.loads(runner.invoke(app, ["status", "--config", str(example), "--json"]).output)
+    assert data["run_lock"]["running"] and data["run_lock"]["host"] == "elsewhere"
+    with store.begin() as conn:
+        conn.execute(update(t.locks).values(expires_at=datetime(2025, 6, 23, 0, 2, tzinfo=UTC)))
+    data = json.loads(runner.invoke(app, ["status", "--config", str(example), "--json"]).output)
+    assert data["run_lock"] == {
+        "running": False, "host": "elsewhere", "pid": 4242, "since": "2025-06-23T00:00:00+00:00",
+        "lease_until": "2025-06-23T00:02:00+00:00", "stale": "its lease expired"}
+    table = runner.invoke(app, ["status", "--config", str(example)])
+    assert ("no cycle running: the lock left by host elsewhere pid 4242 since 2025-06-23 "
+            "00:00:00 UTC is stale (its lease expired, lease until 2025-06-23 00:02:00 UTC); "
+            "the next run takes it over") in table.output
+    assert "feed" not in table.output and "4026531836" not in table.output
+
+
 def test_check_names_an_agency_whose_channel_cannot_work(example):
     text = example.read_text(encoding="utf-8").replace(
         'email = "intake@agency-b.example"', 'email = "not an address"')

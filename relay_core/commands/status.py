@@ -10,6 +10,7 @@ from relay_core.cycle.plan import Backfill, DryRun
 from relay_core.cycle.report import CycleReport
 from relay_core.records.handoff.deliver import handoff_status
 from relay_core.store import Store, reports, utcnow
+from relay_core.store.lease import LockView, lock_view
 from relay_core.store.outbox import counts_by_state as outbox_counts
 from relay_core.store.outbox import stuck_cases
 
@@ -43,7 +44,9 @@ def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
         # `status` listing 50 of 116, and its count said 50).
         ambiguous = stuck_cases(conn, "ambiguous", limit=None)
         gave_up = stuck_cases(conn, "gave_up", limit=None)
+        lock = lock_view(conn, "run")
     return {
+        "run_lock": run_lock_json(lock),
         "by_state": by_state, "due_now": due, "outbox": outbox, "handoffs": handoffs,
         "late": [{"case": r.id, "source": r.source,
                   "deadline": r.deadline_at.isoformat() if r.deadline_at else None}
@@ -62,6 +65,16 @@ def status_data(store: Store, now: datetime | None = None) -> dict[str, Any]:
         "held_reasons": {reason: n for reason, n in held},
         "no_invitation": {note: n for note, n in bare},
     }
+
+
+def run_lock_json(lock: LockView | None) -> dict[str, Any]:
+    """Whether a cycle is running, and whose: host, pid, since when, the lease's end (never
+    the lock's token). A stale lock (its holder died) is shown as such: no cycle runs."""
+    if lock is None:
+        return {"running": False}
+    return {"running": not lock.stale, "host": lock.host, "pid": lock.pid,
+            "since": lock.since.isoformat() if lock.since else None,
+            "lease_until": lock.lease_until.isoformat(), "stale": lock.stale or None}
 
 
 def _planned(case: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ records/report.py, records/handoff/deliver.py `handoff_status`, records/retentio
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -79,6 +79,11 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
                       + (f" · gave up {len(data['gave_up'])} (run exits 1)"
                          if data.get("gave_up") else ""))
     tables = [states]
+    if "run_lock" in data:
+        cycle = Table(title="cycle", show_header=False)
+        cycle.add_column("cycle")
+        cycle.add_row(run_lock_text(data["run_lock"]))
+        tables.insert(0, cycle)
     if data["failed"] or data["late"] or data.get("ambiguous"):
         problems = Table(title="needs attention")
         for col in ("case", "source", "what"):
@@ -118,6 +123,22 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
             skips.add_row(reason, str(n))
         tables.append(skips)
     return tables
+
+
+def run_lock_text(lock: dict[str, Any]) -> str:
+    """`run_lock_json` (commands/status.py) in a sentence."""
+    if "host" not in lock:
+        return "no cycle running"
+    who = f"host {lock['host']} pid {lock['pid']}" + (
+        f" since {_utc(lock['since'])}" if lock["since"] else "")
+    if lock["running"]:
+        return f"cycle running: held by {who}, lease until {_utc(lock['lease_until'])}"
+    return (f"no cycle running: the lock left by {who} is stale ({lock['stale']}, lease until "
+            f"{_utc(lock['lease_until'])}); the next run takes it over")
+
+
+def _utc(iso: str) -> str:
+    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def relay_table(relay: dict[str, Any]) -> Table:

@@ -13,8 +13,8 @@ touched, whatever the run lock says. What recovery does with a row:
 
 An ambiguous message counts as mailed (the person cooldown, store/cases.py) and is never
 resent silently: `mail.on_ambiguous = "resend"` re-queues every one at the start of the next
-run, `career-relay resend --case ID` one case after checking the mail server's log; both are
-in the audit trail.
+run, `career-relay resend --case ID` (or the console's Resend button on the case's page) one
+case after checking the mail server's log; all are in the audit trail.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from relay_core.cycle.report import CycleReport
 from relay_core.mail.transports import Transport
 from relay_core.models import CaseState
-from relay_core.store import Store, cases, outbox, utcnow
+from relay_core.store import Connection, Store, cases, outbox, utcnow
 from relay_core.store.outbox import OutboxMessage
 
 LEASE = timedelta(minutes=15)
@@ -145,43 +146,51 @@ class Resent:
     refused: dict[int, str] = field(default_factory=dict)    # case id → why not
 
 
+class ResendCheck(NamedTuple):
+    why: str                      # "" when the email can be re-queued
+    state: CaseState | None       # the case's
+    row: OutboxMessage | None     # its newest case email
+
+
+def resend_check(conn: Connection, case_id: int) -> ResendCheck:
+    """Whether the case's email can be re-queued, and why not: the one check behind
+    `career-relay resend` and the console's Resend button."""
+    case = cases.get(conn, case_id)
+    if case is None:
+        return ResendCheck("no such case", None, None)
+    if case.state not in (CaseState.AMBIGUOUS, CaseState.FAILED):
+        return ResendCheck(f"it is {case.state.value}, not ambiguous or failed", case.state,
+                           None)
+    row = next(iter(outbox.of_case(conn, case_id, CASE_KINDS)), None)
+    if row is None:
+        why = "no email was ever queued for it (see its reason in `career-relay status`)"
+    elif row.state not in outbox.RESENDABLE:
+        why = f"its email is {row.state}"
+    elif row.message is None:
+        why = "the server refused it permanently and its content is gone; nothing to resend"
+    else:
+        why = ""
+    return ResendCheck(why, case.state, row)
+
+
 def resend_cases(store: Store, case_ids: list[int], *, actor: str, now: datetime,
                  note: str = "") -> Resent:
-    """`career-relay resend --case`: put each case's ambiguous, given-up or failed message
-    back in the queue, exactly as it was built (same bytes, same Message-ID)."""
+    """`career-relay resend --case` and the console: put each case's ambiguous, given-up or
+    failed message back in the queue, exactly as it was built (same bytes, same Message-ID)."""
     result = Resent()
     with store.begin() as conn:
         for case_id in dict.fromkeys(case_ids):
-            case = cases.get(conn, case_id)
-            if case is None:
-                result.refused[case_id] = "no such case"
-                continue
-            if case.state not in (CaseState.AMBIGUOUS, CaseState.FAILED):
-                result.refused[case_id] = f"it is {case.state.value}, not ambiguous or failed"
-                continue
-            row = next(iter(outbox.of_case(conn, case_id, CASE_KINDS)), None)
-            why = _not_resendable(row)
+            why, was, row = resend_check(conn, case_id)
             if why:
                 result.refused[case_id] = why
                 continue
-            assert row is not None
+            assert row is not None and was is not None
             if not outbox.requeue(conn, [row.id], (row.state,), afresh=True):
                 result.refused[case_id] = "another process moved it; look again"
                 continue
             reason = (f"re-queued {row.message_id} (was {row.state})"
                       + (f": {note}" if note else ""))
             cases.transition(conn, case_id, CaseState.SENDING, actor=actor, reason=reason,
-                             allowed_from=[case.state], now=now)
+                             allowed_from=[was], now=now)
             result.resent.append(case_id)
     return result
-
-
-def _not_resendable(row: OutboxMessage | None) -> str:
-    if row is None:
-        return "no email was ever queued for it (see its reason in `career-relay status`)"
-    if row.state not in outbox.RESENDABLE:
-        return f"its email is {row.state}"
-    if row.message is None:
-        return ("the server refused it permanently and its content is gone; nothing to "
-                "resend")
-    return ""

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from relay_core.errors import LockedError
@@ -239,6 +239,29 @@ def acquire(engine: Engine, name: str, ttl: timedelta = TTL) -> Lease:
                             "its process is gone" if gone else "its lease expired")
                 return _started(Lease(engine, name, holder, ttl))
     raise LockedError(f"the {name} lock changes hands too fast to take; try again")
+
+
+@dataclass(frozen=True)
+class LockView:
+    """Who holds a lock, for `status`: never the holder's token (whoever knows the exact holder
+    text could release or renew the lease as if it were that run)."""
+    host: str                  # without the pid namespace
+    pid: int
+    since: datetime | None
+    lease_until: datetime
+    stale: str                 # "" while the holder runs; else why the next run takes it over
+
+
+def lock_view(conn: Connection, name: str = "run") -> LockView | None:
+    """The lock's holder as `acquire` would judge it now, or None when nobody holds it."""
+    row = conn.execute(select(t.locks.c.holder, t.locks.c.expires_at).where(
+        t.locks.c.name == name)).first()
+    if row is None:
+        return None
+    holder = Holder.parse(row.holder)
+    stale = ("its process is gone" if holder.gone()
+             else "its lease expired" if row.expires_at < db_now(conn) else "")
+    return LockView(holder.host.split("/")[0], holder.pid, holder.since, row.expires_at, stale)
 
 
 def _started(lease: Lease) -> Lease:

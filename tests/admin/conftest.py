@@ -1,6 +1,6 @@
-"""Fixtures for the HR console: a config holding cases for approval, an account, a client
-that signs in through the real form (its token read from the page), and a loopback stand-in
-identity provider for OpenID Connect."""
+"""Fixtures for the HR console: a config holding cases for approval, cases whose email ended
+ambiguous or given up, an account, a client that signs in through the real form (its token
+read from the page), and a loopback stand-in identity provider for OpenID Connect."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from relay_core.cycle.approval import approve
 from relay_core.cycle.run import run_cycle
+from relay_core.errors import AmbiguousMailError, RetriableError
 from relay_core.mail.transports import FileTransport
 from relay_core.store import admin as accounts
 from relay_core.store import utcnow
@@ -49,6 +51,45 @@ def held(config, store, connector):
               transport=FileTransport(config.path(config.mail.outbox_dir)))
     return {e.application_id: store.case_by_key("fake", e.application_id).id
             for e in connector.events}
+
+
+class Dropping(FileTransport):
+    """The connection drops after the message's final "." and before the server's reply, as
+    SmtpTransport reports it: the pipeline must record the email as ambiguous."""
+
+    def send(self, mail):
+        raise AmbiguousMailError("the connection dropped after DATA, before the reply")
+
+
+class Busy(FileTransport):
+    """Every attempt meets a temporary refusal (451)."""
+
+    def send(self, mail):
+        raise RetriableError("the mail server is busy", status=451,
+                             reply="451 4.3.0 try again later")
+
+
+@pytest.fixture
+def ambiguous(held, config, store, connector):
+    """Case A-1 approved and handed to a server whose answer never came: `ambiguous`."""
+    approve(store, [held["A-1"]], actor="test")
+    run_cycle(config, store, {connector.name: connector},
+              transport=Dropping(config.path(config.mail.outbox_dir)))
+    assert store.case(held["A-1"]).state == "ambiguous"
+    return held["A-1"]
+
+
+@pytest.fixture
+def gave_up(held, config, store, connector):
+    """Case A-2 approved, refused for the time being at each try until past its deadline:
+    `failed`, its email `gave_up` (bytes kept)."""
+    approve(store, [held["A-2"]], actor="test")
+    busy = Busy(config.path(config.mail.outbox_dir))
+    run_cycle(config, store, {connector.name: connector}, transport=busy)
+    run_cycle(config, store, {connector.name: connector}, transport=busy,
+              now=utcnow() + timedelta(days=40))
+    assert store.case(held["A-2"]).state == "failed"
+    return held["A-2"]
 
 
 @pytest.fixture

@@ -258,9 +258,10 @@ def test_the_report_draws_the_funnel_and_exports_csv(signed_in, held):
 
 
 def test_every_page_renders_in_japanese_and_english_with_the_security_headers(
-        signed_in, held):
-    pages = ["/admin/", "/admin/cases", f"/admin/cases/{held['A-1']}", "/admin/queue",
-             "/admin/agencies", "/admin/report"]
+        signed_in, held, ambiguous):
+    # held["A-3"] can be approved; `ambiguous` can be resent and is on the dashboard.
+    pages = ["/admin/", "/admin/cases", f"/admin/cases/{held['A-3']}",
+             f"/admin/cases/{ambiguous}", "/admin/queue", "/admin/agencies", "/admin/report"]
     for lang, word in (("en", "Sign out"), ("ja", "サインアウト")):
         switched = signed_in.get("/admin/language", params={"to": lang, "next": "/admin/"})
         assert switched.status_code == 303

@@ -4,8 +4,9 @@ Rejections go through the real pipeline (FakeConnector, hold_for_approval, file 
 some are approved and sent, one candidate consented and was handed to an agency, which
 reported a registration. Then a person signs in (after a wrong password), looks at the
 dashboard, searches, opens a case, approves one, cancels another with a reason, approves from
-the queue, and checks agencies and the report, in Japanese and English, on a desktop and a
-phone-sized screen. Requests without a session or without the CSRF token are refused.
+the queue, resends an email whose delivery is unknown (ambiguous) after reading the warning,
+and checks agencies and the report, in Japanese and English, on a desktop and a phone-sized
+screen. Requests without a session or without the CSRF token are refused.
 Screenshots go to test-artifacts/browser/console_*.png.
 """
 
@@ -26,6 +27,7 @@ from relay_core.store import tables as t
 from relay_core.store import utcnow
 from relay_core.web.admin.passwords import hash_password
 from relay_core.web.app import create_app
+from tests.admin.conftest import Dropping
 from tests.browser.conftest import ARTIFACTS, NEEDS_CHROMIUM
 from tests.consent.conftest import AGENCIES
 from tests.fakes import FakeConnector, event
@@ -69,8 +71,11 @@ def console_server(make_config, store):
     run_cycle(config, store, {"fake": connector}, transport=transport)
     ids = {e.application_id: store.case_by_key("fake", e.application_id).id
            for e in connector.events}
-    approve(store, [ids["A-104"], ids["A-105"], ids["A-106"]], actor="cli:approve")
+    approve(store, [ids["A-104"], ids["A-105"]], actor="cli:approve")
     run_cycle(config, store, {"fake": connector}, transport=transport)
+    approve(store, [ids["A-106"]], actor="cli:approve")     # its server's answer never comes
+    run_cycle(config, store, {"fake": connector},
+              transport=Dropping(config.path(config.mail.outbox_dir)))
     _consent_and_registration(store, ids["A-104"])
     accounts.create_account(store, "hanako", email=None, password_hash=hash_password(PASSWORD),
                             actor="test", now=utcnow())
@@ -199,6 +204,28 @@ def test_sign_in_approve_cancel_and_every_page_in_chromium(console_server, brows
     page.get_by_role("button", name="Approve selected").click()
     page.wait_for_url(f"{base}/admin/queue?done=approved&n=1")
     assert store.case(ids["A-103"]).state == "scheduled"
+
+    # The ambiguous one: listed on the dashboard, resent from its page after the warning.
+    page.goto(f"{base}/admin/")
+    page.get_by_role("link", name=f"#{ids['A-106']}").click()
+    page.wait_for_url(f"{base}/admin/cases/{ids['A-106']}")
+    resend = page.get_by_role("button", name="Resend the same email")
+    assert "may already have arrived" in page.locator("#resend-warning").inner_text()
+    shot(page, "09b_case_ambiguous_en_desktop")
+    page.set_viewport_size({"width": 375, "height": 667})        # the warning and the list
+    assert no_horizontal_scroll(page)
+    shot(page, "09c_case_ambiguous_en_phone")
+    page.goto(f"{base}/admin/")
+    assert no_horizontal_scroll(page)
+    shot(page, "09d_dashboard_waiting_en_phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base}/admin/cases/{ids['A-106']}")
+    page.get_by_label("Note (optional, kept in the audit log)").fill("not in the server log")
+    resend.click()
+    page.wait_for_url(f"{base}/admin/cases/{ids['A-106']}?done=resent&n=1")
+    assert store.case(ids["A-106"]).state == "sending"
+    assert store.audit_trail(ids["A-106"])[-1]["actor"] == "admin:hanako"
+    assert page.get_by_role("button", name="Resend the same email").count() == 0
 
     page.goto(f"{base}/admin/agencies")
     shot(page, "10_agencies_en_desktop")

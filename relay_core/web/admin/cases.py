@@ -1,7 +1,9 @@
 """Console pages about cases: search, one case, its email, the actions, the approval queue.
 
 Approve, hold and cancel call cycle/approval.py, exactly as `career-relay approve`/`cancel`
-do; the store audits each transition with the actor `admin:<name>`.
+do; Resend calls cycle/recovery.py's `resend_cases`, as `career-relay resend` does, and the
+page offers it only where that function's own check (`resend_check`) allows. The store audits
+each transition with the actor `admin:<name>`.
 """
 
 from __future__ import annotations
@@ -9,19 +11,20 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from email import message_from_bytes, policy
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from relay_core.cycle import approval
 from relay_core.cycle.outbox import CASE_KINDS
 from relay_core.cycle.preview import preview_case_mail
+from relay_core.cycle.recovery import resend_cases, resend_check
 from relay_core.errors import ConfigError, RelayError
 from relay_core.models import CaseState
 from relay_core.records.consent.records import consent_for_case, relay_status
-from relay_core.store import consents
+from relay_core.store import consents, utcnow
 from relay_core.store.console import (
     SEARCH_SCAN,
     CaseDetail,
@@ -38,6 +41,9 @@ router = APIRouter(prefix="/admin")
 PAGE_SIZE = 50
 STATES = [s.value for s in CaseState]
 # The mail frame shows the HTML part only: no script, no fetches, styles inline, in a sandbox.
+# A case id the database can hold (a 32-bit integer column): a larger one in a URL is refused
+# with 422 before any query, where SQLite and PostgreSQL would fail with a 500.
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
              "frame-ancestors 'self'; sandbox")
 
@@ -119,34 +125,45 @@ def _load(web: ConsoleWeb, case_id: int) -> tuple[CaseDetail, dict[str, Any]] | 
             return None
         consent = consent_for_case(conn, case_id)
         extra = {"consent": consent, "relay_status": relay_status(conn, case_id).value,
-                 "preferences": None}
+                 "preferences": None, "resend": resend_check(conn, case_id)}
         if consent is not None:
             extra["preferences"] = consents.preferences(conn, consent.id)
     return detail, extra
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int, done: str = "", n: int = 0) -> Response:
+def case_page(request: Request, case_id: CaseId, done: str = "", n: int = 0) -> Response:
     web = console(request)
     session = auth.require_session(web, request)
+    return _case_response(web, request, session, case_id, done=done, n=n)
+
+
+def _case_response(web: ConsoleWeb, request: Request, session: Any, case_id: int, *,
+                   done: str = "", n: int = 0, refused: str = "", status: int = 200
+                   ) -> Response:
     loaded = _load(web, case_id)
     if loaded is None:
         return _not_found(web, request, session)
     detail, extra = loaded
     state = detail.case.state
+    resend = extra["resend"]
     return web.page(request, "case.html", {
         "detail": detail, "case": detail.case, **extra, "mail": mail_view(web, detail),
         "others": [o for o in detail.outbox if o["kind"] not in CASE_KINDS],
         "can_approve": state == CaseState.HELD,
         "can_hold": state == CaseState.SCHEDULED,
         "can_cancel": state in (CaseState.HELD, CaseState.SCHEDULED),
+        "can_resend": not resend.why,
+        # why an ambiguous or failed case's email cannot go again (the other states say it)
+        "no_resend": resend.why if state in (CaseState.AMBIGUOUS, CaseState.FAILED) else "",
+        "refused": refused,
         "done": done, "n": n, "agency_names": {a.id: a.legal_name for a in web.config.agencies},
         "frame": web.url(f"/cases/{case_id}/mail.html"),
-    }, admin=session, active="cases")
+    }, status=status, admin=session, active="cases")
 
 
 @router.get("/cases/{case_id}/mail.html")
-def case_mail_html(request: Request, case_id: int) -> Response:
+def case_mail_html(request: Request, case_id: CaseId) -> Response:
     web = console(request)
     auth.require_session(web, request)
     loaded = _load(web, case_id)
@@ -165,13 +182,30 @@ def _not_found(web: ConsoleWeb, request: Request, session: Any) -> Response:
 
 
 # --- actions ---------------------------------------------------------------------------------
-def _reason(form: Any, default: str) -> str:
-    value = " ".join(str(form.get("reason", "")).split())[:300]
+def _reason(form: Any, default: str, field: str = "reason") -> str:
+    value = " ".join(str(form.get(field, "")).split())[:300]
     return value or default
 
 
+# Declared before the generic action route, which would otherwise take /resend.
+@router.post("/cases/{case_id}/resend")
+async def case_resend(request: Request, case_id: CaseId) -> Response:
+    """Re-queue an ambiguous or given-up email as built (same bytes and Message-ID); a refusal
+    shows the page again with `resend_cases`' reason instead of a silent "nothing"."""
+    web = console(request)
+    session, form = await auth.require_post(web, request)
+    result = await run_in_threadpool(resend_cases, web.store, [case_id],
+                                     actor=auth.actor(session.account), now=utcnow(),
+                                     note=_reason(form, "", "note"))
+    if case_id in result.resent:
+        return RedirectResponse(web.url(f"/cases/{case_id}", done="resent", n=1),
+                                status_code=303)
+    return _case_response(web, request, session, case_id, refused=result.refused[case_id],
+                          status=409)
+
+
 @router.post("/cases/{case_id}/{action}")
-async def case_action(request: Request, case_id: int, action: str) -> Response:
+async def case_action(request: Request, case_id: CaseId, action: str) -> Response:
     web = console(request)
     session, form = await auth.require_post(web, request)
     actor = auth.actor(session.account)

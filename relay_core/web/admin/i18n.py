@@ -90,6 +90,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cancel_reason": "取り消しの理由（監査ログに記録）",
         "cancel_reason_default": "HR により取り消し",
         "no_actions": "このケースは送信済みまたは終了しているため、操作はありません。",
+        "resend": "同じメールを再送する",
+        "resend_warn_ambiguous": "このメールはメールサーバーに渡した後、応答を受け取る前に接続が"
+                                 "切れました。すでに届いている可能性があります。先にメールサーバー"
+                                 "のログでこの Message-ID を確認してください。届いていた場合、"
+                                 "再送すると候補者に同じメールが 2 通届きます。",
+        "resend_warn_failed": "このメールは一時的なエラーが続いたため、送信をあきらめました。",
+        "resend_warn_same": "再送するのは作成済みの同じメール（同じ内容・同じ Message-ID）です。"
+                            "作り直しはしません。次のサイクルで送信されます。",
+        "resend_note": "メモ（任意・監査ログに記録。例：サーバーログの確認結果）",
+        "resend_refused": "再送しませんでした:",
+        "resend_impossible": "このメールは再送できません:",
+        "done_resent": "メールを送信待ちに戻しました（同じ Message-ID）。"
+                       "次のサイクルで送信されます。",
+        "waiting_decision": "判断が必要なメール",
+        "waiting_decision_lead": "送達不明（届いたかどうか分からない）のメールと、一時的なエラーが"
+                                 "続いて送信をあきらめたメールです。ケースを開いて、再送するか"
+                                 "どうかを決めてください。",
+        "gave_up": "送信断念",
+        "all_ambiguous": "送達不明のケース {n} 件をすべて表示",
+        "all_failed": "送信失敗のケースをすべて表示",
         "mail": "メール",
         "mail_stored": "送信待ちのメール（保存されたバイト列そのまま）",
         "mail_preview": "このまま送信されるメール"
@@ -268,6 +288,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "cancel_reason": "Reason (kept in the audit log)",
         "cancel_reason_default": "cancelled by HR",
         "no_actions": "This case is sent or finished; nothing to do.",
+        "resend": "Resend the same email",
+        "resend_warn_ambiguous": "The connection dropped after this email was handed to the mail "
+                                 "server and before the server answered: it may already have "
+                                 "arrived. Look up its Message-ID in the mail server's log "
+                                 "first. If it did arrive, resending means the candidate "
+                                 "receives it twice.",
+        "resend_warn_failed": "Sending this email was given up after repeated temporary errors.",
+        "resend_warn_same": "The very same message is sent again (same content, same "
+                            "Message-ID); it is not rebuilt. The next cycle sends it.",
+        "resend_note": "Note (optional, kept in the audit log), e.g. what the server's log showed",
+        "resend_refused": "Not resent:",
+        "resend_impossible": "This email cannot be resent:",
+        "done_resent": "The email is back in the queue (same Message-ID); the next cycle sends it.",
+        "waiting_decision": "Emails waiting for a decision",
+        "waiting_decision_lead": "Ambiguous emails (it is unknown whether they arrived) and emails "
+                                 "given up after repeated temporary errors. Open the case to "
+                                 "decide whether to resend.",
+        "gave_up": "given up",
+        "all_ambiguous": "All {n} ambiguous cases",
+        "all_failed": "All failed cases",
         "mail": "Email",
         "mail_stored": "Queued for sending: the stored bytes, exactly",
         "mail_preview": "The email as it will be sent (today's templates; the personal link is "

@@ -19,6 +19,7 @@ from relay_core.rendering.environment import template_folders
 from relay_core.store import admin as accounts
 from relay_core.store import utcnow
 from relay_core.store.console import agency_overview, dashboard_counts, requeue_dead
+from relay_core.store.outbox import count_stuck, stuck_cases
 from relay_core.store.runs import last_cycle, source_polls
 from relay_core.web.admin import auth
 from relay_core.web.admin.console import LANG_COOKIE, ConsoleWeb, console
@@ -29,6 +30,7 @@ from relay_core.web.deps import state
 router = APIRouter(prefix="/admin")
 log = logging.getLogger("career_relay.console")
 CHART_LEFT, CHART_STEP, CHART_HEIGHT, CHART_BASE = 8, 64, 140, 150   # the monthly columns
+STUCK_SHOWN = 20     # per kind on the dashboard; the cases page filtered by state lists all
 STATIC = {"admin.css": "text/css; charset=utf-8", "admin.js": "text/javascript; charset=utf-8"}
 
 
@@ -183,6 +185,11 @@ def dashboard(request: Request) -> Response:
         counts = dashboard_counts(conn, now=now, end_of_today=midnight)
         cycle = last_cycle(conn)
         polls = source_polls(conn)
+        # Emails waiting for a person: ambiguous (may have arrived) and given up.
+        stuck = {kind: stuck_cases(conn, kind, limit=STUCK_SHOWN)
+                 for kind in ("ambiguous", "gave_up")}
+        stuck_total = {kind: count_stuck(conn, kind) if len(rows) == STUCK_SHOWN else len(rows)
+                       for kind, rows in stuck.items()}
     connectors = state(request).connectors
     sources = []
     configured = {s.name: s.type for s in web.config.sources}
@@ -199,7 +206,8 @@ def dashboard(request: Request) -> Response:
                         "last_error": poll.last_error if poll else ""})
     relay = web.config.relay
     return web.page(request, "dashboard.html", {
-        "counts": counts, "cycle": cycle, "sources": sources,
+        "counts": counts, "cycle": cycle, "sources": sources, "stuck": stuck,
+        "stuck_total": stuck_total,
         "relay_enabled": relay.enabled, "relay_url": relay.public_base_url,
         "relay_problems": relay_problems(web.config) if relay.enabled else [],
         "states": ["detected", "scheduled", "held", "sending", "sent", "ambiguous",
