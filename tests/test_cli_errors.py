@@ -132,3 +132,13 @@ def test_the_installed_command_prints_no_traceback_either(tmp_path):
         assert done.returncode in (1, 2), done
         assert "Traceback" not in done.stdout + done.stderr
         assert (done.stdout + done.stderr).strip()
+
+
+@pytest.mark.parametrize("command", ["approve", "cancel", "hold", "resend"])
+@pytest.mark.parametrize("case_id", ["99999999999", "0"])
+def test_a_case_id_the_database_cannot_hold_is_a_usage_error(example, command, case_id):
+    """Case ids are a 32-bit column: a larger one is refused before any query (on PostgreSQL
+    the driver's "integer out of range" was a traceback)."""
+    result = runner.invoke(app, [command, "--config", str(example), "--case", case_id])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "--case" in result.output

@@ -383,7 +383,10 @@ def preview(config: ConfigOpt = DEFAULT_CONFIG,
     sys.stdout.write(f"Subject: {rendered.subject}\n\n{rendered.text}")
 
 
-CaseIds = Annotated[list[int] | None, typer.Option("--case", help="A case id (repeatable).")]
+# Case ids are a 32-bit column on both databases: a larger one is refused as a usage error
+# before any query (PostgreSQL raised "integer out of range" from the driver).
+CaseIds = Annotated[list[int] | None, typer.Option("--case", min=1, max=2**31 - 1,
+                                                   help="A case id (repeatable).")]
 
 
 def _report_changes(verb: str, wanted: list[int], changed: list[int], store: Any,
