@@ -74,9 +74,12 @@ def audit(conn: Connection, case_id: int | None, actor: str, action: str, reason
         from_state=from_state, to_state=to_state, reason=reason))
 
 
+_AUDIT = insert(t.audit_log)   # built once: the delivery loop inserts a few many times a second
+
+
 def audit_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.audit_log), rows)
+        conn.execute(_AUDIT, rows)
 
 
 def audit_trail(conn: Connection, case_id: int) -> list[dict[str, Any]]:
@@ -201,10 +204,10 @@ def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[
 
 # --- moving ----------------------------------------------------------------------------------
 # Built once (the sending loop moves a few cases per commit, many times a second).
-@lru_cache(maxsize=32)
-def _move(columns: tuple[str, ...]) -> Update:
+@lru_cache(maxsize=128)
+def _move(columns: tuple[str, ...], n: int) -> Update:
     return (update(t.relay_cases)
-            .where(c.id.in_(bindparam("ids", expanding=True)),
+            .where(t.id_in(c.id, n),
                    c.state == bindparam("from_state", type_=c.state.type))
             .values(state=bindparam("to_state", type_=c.state.type),
                     updated_at=bindparam("now", type_=c.updated_at.type),
@@ -232,8 +235,9 @@ def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseSta
     same = {k: changes[0][k] for k in columns
             if k != "reason" and all(ch[k] == changes[0][k] for ch in changes)}
     for ids in _chunks([ch["id"] for ch in changes]):
-        moved.update(conn.scalars(_move(tuple(same)), dict(
-            ids=ids, from_state=from_state.value, to_state=to.value, now=now, **same)))
+        moved.update(conn.scalars(_move(tuple(same), len(ids)), dict(
+            t.id_params(ids), from_state=from_state.value, to_state=to.value, now=now,
+            **same)))
     columns = tuple(k for k in columns if k not in same)
     per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
                 for ch in changes if ch["id"] in moved]
