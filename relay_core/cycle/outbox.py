@@ -2,7 +2,8 @@
 has taken it. Rejection mails, consent confirmations and anything else queued go this way.
 
 Claims are small and honest. A message is claimed (`pending → claimed`) shortly before it
-goes to a connection (the one in hand and the next, per connection), moves to `handing_over`
+goes to a connection (at most AHEAD per connection: the one in hand and a few next in line,
+claimed several at a time), moves to `handing_over`
 when the server answered DATA with 354, and to `sent`, `failed` (refused), back to `pending`
 (a temporary failure, retried with backoff) or `gave_up` (temporary failures past its limit:
 the case fails with the last reply) after the answer; each step is committed before the next
@@ -14,8 +15,9 @@ resend.
 Sending runs on `transport.connections` threads (SMTP waits on the network, and the GIL is free
 meanwhile); the database is only touched from the calling thread: a worker hands its "DATA
 now" to the calling thread and waits until that step is committed before the message goes.
-The steps that arrive together (DATA-now of one connection, the outcome of another, the next
-claims) share one transaction: a commit per step cost more than the sending.
+The steps that arrive together (DATA-now of one connection with the outcome of its message
+before, the outcome of another, the next claims) share one transaction: a commit per step
+cost more than the sending.
 """
 
 from __future__ import annotations
