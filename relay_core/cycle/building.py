@@ -105,7 +105,7 @@ def _serve() -> None:
     mails, pickled over its stdin and stdout, until stdin closes."""
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     config: Config = pickle.load(requests)
-    renderer = Renderer(config)
+    renderer = Renderer(config, auto_reload=False)   # lives one delivery: no stat per template
     while True:
         try:
             jobs, now = pickle.load(requests)

@@ -2,7 +2,8 @@
 has taken it. Rejection mails, consent confirmations and anything else queued go this way.
 
 Claims are small and honest. A message is claimed (`pending → claimed`) shortly before it
-goes to a connection (the one in hand and the next, per connection), moves to `handing_over`
+goes to a connection (at most AHEAD per connection: the one in hand and a few next in line,
+claimed several at a time), moves to `handing_over`
 when the server answered DATA with 354, and to `sent`, `failed` (refused), back to `pending`
 (a temporary failure, retried with backoff) or `gave_up` (temporary failures past its limit:
 the case fails with the last reply) after the answer; each step is committed before the next
@@ -14,8 +15,9 @@ resend.
 Sending runs on `transport.connections` threads (SMTP waits on the network, and the GIL is free
 meanwhile); the database is only touched from the calling thread: a worker hands its "DATA
 now" to the calling thread and waits until that step is committed before the message goes.
-The steps that arrive together (DATA-now of one connection, the outcome of another, the next
-claims) share one transaction: a commit per step cost more than the sending.
+The steps that arrive together (DATA-now of one connection with the outcome of its message
+before, the outcome of another, the next claims) share one transaction: a commit per step
+cost more than the sending.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ __all__ = ["CASE_KINDS", "deliver_outbox", "recover_interrupted"]
 
 RETRY_AFTER = timedelta(minutes=15)     # after a temporary failure, doubling each time …
 RETRY_MAX = timedelta(hours=2)          # … up to this
-AHEAD = 2   # claimed per connection: the message in hand and the next, so no connection idles
+AHEAD = 4   # claimed per connection at most: the message in hand and those next in line …
+REFILL = 2  # … claimed again once this many per connection can be: one claim for several
 GiveUp = Callable[[datetime | None, datetime], datetime]
 
 
@@ -296,20 +299,24 @@ class _Ack:
 def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
                  workers: int) -> None:
     """Up to `workers` connections, each a thread that takes the next claimed message as soon
-    as its last one is answered (each connection has at most AHEAD claimed: the one in hand
-    and the next). Workers only talk to the server; every commit is made here. Whatever
-    steps arrived together (a "DATA now", an outcome, the next claims) are committed in one
-    transaction, and each worker waits for the commit that covers its step."""
-    events: queue.Queue[tuple[str, OutboxMessage, object]] = queue.Queue()
+    as its last one is answered (at most AHEAD per connection are claimed: the ones in hand
+    and those next in line, claimed REFILL or more per connection at a time). Workers only
+    talk to the server; every commit is made here. Whatever steps arrived together (a "DATA
+    now" with the outcome of that connection's message before it, other outcomes, the next
+    claims) are committed in one transaction, the outcomes first, and each worker waits for
+    the commit that covers its step: a connection's message is recorded before its next one
+    is handing over, so a crash still leaves at most one per connection ambiguous."""
+    events: queue.Queue[tuple[str, OutboxMessage, object, object]] = queue.Queue()
     ready: queue.Queue[tuple[OutboxMessage, OutgoingMail] | None] = queue.Queue()
     stopping = threading.Event()
     opened: list[Transport] = []
     lock = threading.Lock()
-    unrecorded: list[tuple[str, OutboxMessage, object]] = []
+    unrecorded: list[tuple[str, OutboxMessage, object, object]] = []
 
-    def data_now(row: OutboxMessage) -> None:
+    def data_now(row: OutboxMessage, carried: list) -> None:
         ack = _Ack()
-        events.put(("data", row, ack))
+        events.put(("data", row, ack, carried.copy()))
+        carried.clear()   # handed to the delivering thread with this step
         while not ack.done.wait(0.05):
             if stopping.is_set():
                 raise _Stopped()
@@ -321,16 +328,33 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
         mine = transport.clone()
         with lock:
             opened.append(mine)
-        while (item := ready.get()) is not None:
+        # The outcome of this connection's last message travels with the next message's "DATA
+        # now" (one commit for both, finish first); it goes alone when nothing is next in line.
+        carried: list[tuple[OutboxMessage, BaseException | None]] = []
+        while True:
+            try:
+                item = ready.get_nowait()
+            except queue.Empty:
+                for row, outcome in carried:
+                    events.put(("done", row, outcome, None))
+                carried.clear()
+                item = ready.get()
+            if item is None:
+                break
             row, mail = item
             try:
-                mine.hand_over(mail, before_data=lambda row=row: data_now(row))
+                mine.hand_over(mail, before_data=lambda row=row: data_now(row, carried))
             except BaseException as exc:   # reported to the delivering thread, which decides
-                events.put(("done", row, exc))
+                for done_row, outcome in carried:
+                    events.put(("done", done_row, outcome, None))
+                carried.clear()
+                events.put(("done", row, exc, None))
                 if not isinstance(exc, Exception):
                     return   # interrupted: so is this connection
                 continue
-            events.put(("done", row, None))
+            carried.append((row, None))
+        for row, outcome in carried:
+            events.put(("done", row, outcome, None))
 
     todo: Iterator[OutboxMessage] = iter(rows)
     left = len(rows)
@@ -346,23 +370,28 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
         def next_rows(free: int) -> list[OutboxMessage]:
             nonlocal left
             take = max(min(free, left), 0) if steps.stopped is None else 0
+            if take < min(REFILL * workers, left) and out >= workers:
+                take = 0   # every connection has one in line: claim several together later
             left -= take
             return [next(todo) for _ in range(take)]
 
         while out or (left and steps.stopped is None and not control.stop_reason()):
-            arrived: list[tuple[str, OutboxMessage, object]] = []
+            arrived: list[tuple[str, OutboxMessage, object, object]] = []
             if out:
                 arrived.append(events.get())
                 with suppress(queue.Empty):
                     while True:
                         arrived.append(events.get_nowait())
-            unrecorded = [e for e in arrived if e[0] == "done"]
-            interrupted = next((p for kind, _, p in arrived if kind == "done" and
-                                p is not None and not isinstance(p, Exception)), None)
+            # The outcomes: on their own, or carried by a connection's next "DATA now".
+            done = [(row, p) for kind, row, p, _ in arrived if kind == "done"]
+            done += [pair for kind, _, _, carried in arrived if kind == "data"
+                     for pair in carried]   # type: ignore[union-attr]
+            unrecorded = [("done", row, p, None) for row, p in done]
+            interrupted = next((p for _, p in done
+                                if p is not None and not isinstance(p, Exception)), None)
             if interrupted is not None:
                 raise interrupted   # type: ignore[misc]  # a worker was interrupted: so are we
-            acks = [(row, p) for kind, row, p in arrived if kind == "data"]
-            done = [(row, p) for kind, row, p in arrived if kind == "done"]
+            acks = [(row, p) for kind, row, p, _ in arrived if kind == "data"]
             out -= len(done)
             # A signal or a lost lock: no DATA starts and nothing more is claimed; the messages
             # in hand finish, the claimed ones go back to the queue (_failed, and below).
@@ -428,9 +457,11 @@ def _record_what_finished(events: queue.Queue, steps: _Steps) -> None:
     cannot be recorded now is settled by the next run's recovery."""
     while True:
         try:
-            kind, row, payload = events.get_nowait()
+            kind, row, payload, carried = events.get_nowait()
         except queue.Empty:
             return
-        if kind == "done" and (payload is None or isinstance(payload, Exception)):
-            with suppress(Exception), steps.store.begin() as conn:
-                steps.committed(steps.finish(conn, [(row, payload)]))  # type: ignore[list-item]
+        finished = [(row, payload)] if kind == "done" else list(carried or [])
+        for done_row, outcome in finished:
+            if outcome is None or isinstance(outcome, Exception):
+                with suppress(Exception), steps.store.begin() as conn:
+                    steps.committed(steps.finish(conn, [(done_row, outcome)]))

@@ -1,4 +1,6 @@
-"""Building one email. Headers go only through EmailMessage and headerregistry.Address.
+"""Building one email. Headers go only through the email package: EmailMessage and
+headerregistry.Address, or (build_mail, the pipeline's) mime.py, which writes the same bytes
+with the same policy's header parsing and folding, without the generator.
 
 ATS data (names, job titles) can hold anything, and a CR/LF in a name must never become a header
 (`Bcc: ...`). Python refuses raw CR/LF in header values, but encoded line breaks slipped through
@@ -24,9 +26,11 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parseaddr
+from typing import NamedTuple
 
 from relay_core.config import Config
 from relay_core.errors import ConfigError, FatalError
+from relay_core.mail import mime
 
 
 class _Headers(HeaderRegistry):
@@ -211,13 +215,24 @@ def serialize(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=POLICY)
 
 
-def build_mail(config: Config, **fields) -> OutgoingMail:
-    """build_message(), serialised once and checked: what the pipeline stores and sends."""
-    msg = _assemble(config, **fields)
-    data = serialize(msg)
-    _verify_generated(msg, data)
-    return OutgoingMail(fields["message_id"], msg["From"].addresses[0].addr_spec,
-                        msg["To"].addresses[0].addr_spec, data)
+def build_mail(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
+               html: str, message_id: str, date: datetime,
+               language: str | None = None) -> OutgoingMail:
+    """What the pipeline stores and sends: build_message()'s bytes, written by mime.py (the
+    same bytes; the headers still go through the email package) and checked."""
+    fields = _checked(config, to_addr=to_addr, to_name=to_name, subject=subject,
+                      message_id=message_id, date=date, language=language)
+    top: list[tuple[str, object]] = [("From", fields.sender), ("To", fields.to)]
+    if fields.reply_to is not None:
+        top.append(("Reply-To", fields.reply_to))
+    top += [("Subject", subject), ("Date", format_datetime(date)), ("Message-ID", message_id)]
+    after: list[tuple[str, object]] = []
+    if language in CONTENT_LANGUAGE:
+        after.append(("Content-Language", CONTENT_LANGUAGE[language]))
+    data = mime.write_alternative(POLICY, top, after, text, html)
+    _verify_headers([name for name, _ in top] + ["MIME-Version", "Content-Type"]
+                    + [name for name, _ in after], data)
+    return OutgoingMail(message_id, fields.sender.addr_spec, fields.to.addr_spec, data)
 
 
 def build_message(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
@@ -229,12 +244,20 @@ def build_message(config: Config, *, to_addr: str, to_name: str, subject: str, t
     return msg
 
 
-def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
-              html: str, message_id: str, date: datetime,
-              language: str | None = None) -> EmailMessage:
-    """`language` ("ja", "en", "bilingual") sets Content-Language and the sender's display
-    name for that language; None leaves both as configured (agency mail, the confirmation of
-    an older release)."""
+class _Fields(NamedTuple):
+    sender: Address
+    to: Address
+    reply_to: Address | None
+
+
+_senders: dict[tuple, tuple[Address, Address | None]] = {}
+
+
+def _checked(config: Config, *, to_addr: str, to_name: str, subject: str, message_id: str,
+             date: datetime, language: str | None) -> _Fields:
+    """The per-message values refused or normalised, and the From, To and Reply-To mailboxes.
+    `language` ("ja", "en", "bilingual") sets the sender's display name for that language;
+    None leaves it as configured (agency mail, the confirmation of an older release)."""
     for field, value in (("to_name", to_name), ("to_addr", to_addr), ("subject", subject),
                          ("message_id", message_id)):
         _require_safe(field, value)
@@ -245,17 +268,34 @@ def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text:
         raise FatalError("message_id must look like <id@domain>")
     if date.tzinfo is None:
         raise FatalError("date must carry a timezone")
+    company = config.company
+    key = (company.sender, company.sender_name_en, company.reply_to, language)
+    mailboxes = _senders.get(key)   # the same for every mail of a run: parsed once
+    if mailboxes is None:
+        sender = _mailbox_from_config("company.sender", company.sender)
+        if language in CONTENT_LANGUAGE:
+            display = sender_name(config, language)
+            _require_safe("company.sender_name_en", display)
+            sender = _address(display, sender.addr_spec)
+        reply_to = (_mailbox_from_config("company.reply_to", company.reply_to)
+                    if company.reply_to else None)
+        mailboxes = (sender, reply_to)
+        if len(_senders) < 64:
+            _senders[key] = mailboxes
+    return _Fields(mailboxes[0], _address(to_name, recipient), mailboxes[1])
 
+
+def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text: str,
+              html: str, message_id: str, date: datetime,
+              language: str | None = None) -> EmailMessage:
+    """The message as an EmailMessage; `language` as in _checked, and Content-Language."""
+    fields = _checked(config, to_addr=to_addr, to_name=to_name, subject=subject,
+                      message_id=message_id, date=date, language=language)
     msg = EmailMessage(policy=POLICY)
-    sender = _mailbox_from_config("company.sender", config.company.sender)
-    if language in CONTENT_LANGUAGE:
-        display = sender_name(config, language)
-        _require_safe("company.sender_name_en", display)
-        sender = _address(display, sender.addr_spec)
-    msg["From"] = sender
-    msg["To"] = _address(to_name, recipient)
-    if config.company.reply_to:
-        msg["Reply-To"] = _mailbox_from_config("company.reply_to", config.company.reply_to)
+    msg["From"] = fields.sender
+    msg["To"] = fields.to
+    if fields.reply_to is not None:
+        msg["Reply-To"] = fields.reply_to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
@@ -268,6 +308,10 @@ def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text:
 
 
 def _verify_generated(msg: EmailMessage, data: bytes) -> None:
+    _verify_headers(list(msg.keys()), data)
+
+
+def _verify_headers(wrote: list[str], data: bytes) -> None:
     # The last line of defence on an unpatched interpreter: what a receiver would parse must be
     # exactly what we set, one recipient and no extra header. Only the top-level header block
     # is read, with the fast compat32 parser: the full parse cost more than building the mail.
@@ -275,8 +319,7 @@ def _verify_generated(msg: EmailMessage, data: bytes) -> None:
     end = data.find(b"\r\n\r\n")
     parsed = BytesHeaderParser(policy=email.policy.compat32).parsebytes(
         data if end < 0 else data[:end + 2])
-    wrote = sorted(k.lower() for k in msg.keys())
-    if (sorted(k.lower() for k in parsed.keys()) != wrote
+    if (sorted(k.lower() for k in parsed.keys()) != sorted(k.lower() for k in wrote)
             or len(getaddresses(parsed.get_all("To", []))) != 1):
         raise FatalError("the generated message carries headers that were not set; refusing to "
                          "send it (run `career-relay check` to see whether Python needs updating)")

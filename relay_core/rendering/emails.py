@@ -185,9 +185,11 @@ def build_context(config: Config, *, display_name: str, last_name: str, first_na
 
 
 class Renderer:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, auto_reload: bool = True):
+        """`auto_reload` False: edited templates are not picked up (see
+        template_environment); for a process that lives one run."""
         self.config = config
-        self.env = template_environment(config, html_only=False)
+        self.env = template_environment(config, html_only=False, auto_reload=auto_reload)
 
     def render(self, kind: str, language: str | None, context: dict[str, Any]) -> RenderedEmail:
         if kind not in KINDS:

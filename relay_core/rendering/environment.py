@@ -127,16 +127,20 @@ class TemplateEnvironment(SandboxedEnvironment):
         return os.path.normpath(frames[-1].filename), frames[-1].lineno
 
 
-def template_environment(config: Config | None, *, html_only: bool) -> TemplateEnvironment:
+def template_environment(config: Config | None, *, html_only: bool,
+                         auto_reload: bool = True) -> TemplateEnvironment:
     """The environment for one renderer (see the module docstring for the two flavours). Make
-    one per renderer and keep it: templates are compiled once per environment."""
+    one per renderer and keep it: templates are compiled once per environment. `auto_reload`
+    False: a template file is not checked for changes each time it is used (a few stat calls
+    per render; for a process that lives one run, like the build helper)."""
     if html_only:
-        return TemplateEnvironment(template_folders(config), autoescape=True)
+        return TemplateEnvironment(template_folders(config), autoescape=True,
+                                   auto_reload=auto_reload)
     return TemplateEnvironment(
         template_folders(config),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False,
                                      default=False),
-        keep_trailing_newline=True)
+        keep_trailing_newline=True, auto_reload=auto_reload)
 
 
 def _describe(exc: BaseException) -> str:

@@ -74,9 +74,12 @@ def audit(conn: Connection, case_id: int | None, actor: str, action: str, reason
         from_state=from_state, to_state=to_state, reason=reason))
 
 
+_AUDIT = insert(t.audit_log)   # built once: the delivery loop inserts a few many times a second
+
+
 def audit_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.audit_log), rows)
+        conn.execute(_AUDIT, rows)
 
 
 def audit_trail(conn: Connection, case_id: int) -> list[dict[str, Any]]:
@@ -201,10 +204,10 @@ def reopen(conn: Connection, rows: list[dict[str, Any]], *, cancelled_by: tuple[
 
 # --- moving ----------------------------------------------------------------------------------
 # Built once (the sending loop moves a few cases per commit, many times a second).
-@lru_cache(maxsize=32)
-def _move(columns: tuple[str, ...]) -> Update:
+@lru_cache(maxsize=128)
+def _move(columns: tuple[str, ...], n: int) -> Update:
     return (update(t.relay_cases)
-            .where(c.id.in_(bindparam("ids", expanding=True)),
+            .where(t.id_in(c.id, n),
                    c.state == bindparam("from_state", type_=c.state.type))
             .values(state=bindparam("to_state", type_=c.state.type),
                     updated_at=bindparam("now", type_=c.updated_at.type),
@@ -232,8 +235,9 @@ def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseSta
     same = {k: changes[0][k] for k in columns
             if k != "reason" and all(ch[k] == changes[0][k] for ch in changes)}
     for ids in _chunks([ch["id"] for ch in changes]):
-        moved.update(conn.scalars(_move(tuple(same)), dict(
-            ids=ids, from_state=from_state.value, to_state=to.value, now=now, **same)))
+        moved.update(conn.scalars(_move(tuple(same), len(ids)), dict(
+            t.id_params(ids), from_state=from_state.value, to_state=to.value, now=now,
+            **same)))
     columns = tuple(k for k in columns if k not in same)
     per_case = [{**{k: ch[k] for k in columns}, "b_id": ch["id"]}
                 for ch in changes if ch["id"] in moved]
@@ -395,21 +399,25 @@ def mailed_keys(conn: Connection, keys: Iterable[str], since: datetime,
     rejection is worse than none. A sent email whose `invite_note` is `owed_note` does not
     count: it was held back from the invitation (the person was still in process
     elsewhere), and their next rejection is owed its own email."""
-    exclude = list(exclude)
+    excluded = set(exclude)
     # A case merely planned (scheduled, held) does not count: it may yet be cancelled, and
     # the person's other rejection would then be lost. The sender applies the cooldown.
-    busy = [CaseState.SENDING.value]
-    counted = c.state.in_(busy) | (c.state.in_([CaseState.SENT.value,
-                                                 CaseState.AMBIGUOUS.value])
-                                   & (c.sent_at >= since))
-    if owed_note:   # in hand or sent: either way it leaves the next rejection owed
-        counted = counted & (func.coalesce(c.invite_note, "") != owed_note)
+    # The people's cases are read by person_key alone and judged here: with the state in the
+    # query, SQLite walked the state index through every sent case (an OR of two states), a
+    # page at a time, so a large backlog slowed each page down as it went out.
     found: set[str] = set()
     for chunk in _chunks(list(set(keys))):
-        q = select(c.person_key).where(c.person_key.in_(chunk), counted)
-        if exclude:
-            q = q.where(c.id.not_in(exclude))
-        found.update(conn.scalars(q))
+        for key, state, sent_at, note, case_id in conn.execute(
+                select(c.person_key, c.state, c.sent_at, c.invite_note, c.id)
+                .where(c.person_key.in_(chunk))):
+            if case_id in excluded or key in found:
+                continue
+            if owed_note and (note or "") == owed_note:
+                continue   # in hand or sent: either way it leaves the next rejection owed
+            if state == CaseState.SENDING.value or (
+                    state in (CaseState.SENT.value, CaseState.AMBIGUOUS.value)
+                    and sent_at is not None and sent_at >= since):
+                found.add(key)
     return found
 
 

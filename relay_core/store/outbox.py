@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, func, select, update
 
 from relay_core.store import tables as t
 from relay_core.store.tables import utcnow
@@ -120,22 +121,33 @@ def claim(conn: Connection, message_id: int, holder: str, until: datetime, now: 
     return _message(row, row.message)
 
 
-# The delivery's per-message statements, built once: building and cache-keying a statement
-# cost as much as running it, many times a second.
-_CLAIM_MANY = (update(t.outbox).where(
-    o.id.in_(bindparam("ids", expanding=True)), o.state == "pending",
-    o.next_attempt_at <= bindparam("now", type_=o.next_attempt_at.type))
-    .values(state="claimed", claimed_by=bindparam("holder", type_=o.claimed_by.type),
-            claimed_until=bindparam("until", type_=o.claimed_until.type),
-            attempts=o.attempts + 1).returning(*_COLUMNS, o.message))
-_HANDING_OVER_MANY = (update(t.outbox).where(
-    o.id.in_(bindparam("ids", expanding=True)), o.state.in_(IN_FLIGHT),
-    o.claimed_by == bindparam("holder", type_=o.claimed_by.type))
-    .values(state="handing_over", handing_over_at=bindparam("at", type_=o.handing_over_at.type),
-            claimed_until=bindparam("until", type_=o.claimed_until.type)).returning(o.id))
-_SENT = (update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True)))
-         .values(state="sent", sent_at=bindparam("at", type_=o.sent_at.type), message=None,
-                 last_error="", **_UNCLAIMED))
+# The delivery's per-message statements, built once per number of ids (tables.id_in):
+# building and cache-keying a statement cost as much as running it, many times a second.
+@lru_cache(maxsize=64)
+def _claim_many(n: int) -> Update:
+    return (update(t.outbox).where(
+        t.id_in(o.id, n), o.state == "pending",
+        o.next_attempt_at <= bindparam("now", type_=o.next_attempt_at.type))
+        .values(state="claimed", claimed_by=bindparam("holder", type_=o.claimed_by.type),
+                claimed_until=bindparam("until", type_=o.claimed_until.type),
+                attempts=o.attempts + 1).returning(*_COLUMNS, o.message))
+
+
+@lru_cache(maxsize=64)
+def _handing_over_many(n: int) -> Update:
+    return (update(t.outbox).where(
+        t.id_in(o.id, n), o.state.in_(IN_FLIGHT),
+        o.claimed_by == bindparam("holder", type_=o.claimed_by.type))
+        .values(state="handing_over",
+                handing_over_at=bindparam("at", type_=o.handing_over_at.type),
+                claimed_until=bindparam("until", type_=o.claimed_until.type)).returning(o.id))
+
+
+@lru_cache(maxsize=64)
+def _sent(n: int) -> Update:
+    return (update(t.outbox).where(t.id_in(o.id, n))
+            .values(state="sent", sent_at=bindparam("at", type_=o.sent_at.type), message=None,
+                    last_error="", **_UNCLAIMED))
 
 
 def claim_many(conn: Connection, ids: list[int], holder: str, until: datetime, now: datetime
@@ -144,7 +156,8 @@ def claim_many(conn: Connection, ids: list[int], holder: str, until: datetime, n
     those still pending and due, with their bytes, in id order."""
     if not ids:
         return []
-    rows = conn.execute(_CLAIM_MANY, dict(ids=ids, now=now, holder=holder, until=until)).all()
+    rows = conn.execute(_claim_many(len(ids)), dict(t.id_params(ids), now=now, holder=holder,
+                                                    until=until)).all()
     return sorted((_message(r, r.message) for r in rows), key=lambda m: m.id)
 
 
@@ -153,8 +166,8 @@ def mark_handing_over_many(conn: Connection, ids: list[int], holder: str, until:
     """`mark_handing_over` for several messages in one statement: the ids still ours."""
     if not ids:
         return set()
-    return set(conn.scalars(_HANDING_OVER_MANY, dict(ids=ids, holder=holder, until=until,
-                                                     at=at)))
+    return set(conn.scalars(_handing_over_many(len(ids)), dict(
+        t.id_params(ids), holder=holder, until=until, at=at)))
 
 
 def mark_handing_over(conn: Connection, message_id: int, holder: str, until: datetime,
@@ -169,7 +182,7 @@ def mark_sent(conn: Connection, ids: list[int]) -> None:
     """Accepted by the server (also one a recovery thought ambiguous): the bytes go."""
     at = utcnow()
     for chunk in _chunks(ids):
-        conn.execute(_SENT, dict(ids=chunk, at=at))
+        conn.execute(_sent(len(chunk)), dict(t.id_params(chunk), at=at))
 
 
 def mark_retry(conn: Connection, message_id: int, next_attempt_at: datetime, error: str, *,

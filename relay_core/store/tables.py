@@ -4,10 +4,12 @@ tests/test_store.py checks that these definitions and the migrations agree."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
 )
 
 
@@ -43,6 +46,24 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+FIXED_IN = 16   # up to this many ids, an IN list of its own bound parameters
+
+
+def id_in(column: ColumnElement, n: int) -> ColumnElement:
+    """`column IN (...)` for `n` ids, with id_params(ids). The delivery loop runs statements
+    for a few ids many times a second: an "expanding" IN is rendered again at every execution
+    (a fifth of its cost), while a statement with n parameters is compiled once per n."""
+    if n > FIXED_IN:
+        return column.in_(bindparam("ids", expanding=True))
+    return column.in_([bindparam(f"id_{i}", type_=Integer) for i in range(n)])
+
+
+def id_params(ids: list[int]) -> dict[str, Any]:
+    if len(ids) > FIXED_IN:
+        return {"ids": ids}
+    return {f"id_{i}": value for i, value in enumerate(ids)}
 
 
 metadata = MetaData(naming_convention={
