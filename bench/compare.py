@@ -14,7 +14,7 @@ child process (bench/loadgen.py); the request counts come from loopback stand-in
 the documented rate limits (bench/connectors.py); sending runs `career-relay run` as a child
 process against an aiosmtpd server in another (bench/sending.py).
 
-    .venv/bin/python bench/compare.py                      # everything (about 15 minutes; 22 with --runs 3)
+    .venv/bin/python bench/compare.py                      # everything (15 min; --runs 3: 22)
     .venv/bin/python bench/compare.py --only web --quick   # a part, smaller and shorter
     .venv/bin/python bench/compare.py --only web --runs 3  # latency: the median of 3 runs
     .venv/bin/python bench/compare.py --write-readme       # and put the table in README.md
