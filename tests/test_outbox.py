@@ -15,7 +15,7 @@ from relay_core.mail.transports import SmtpTransport
 from relay_core.rendering.emails import Renderer
 from relay_core.store import tables as t
 from tests.fakes import event
-from tests.smtp import EphemeralController
+from tests.smtp import serving
 
 NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)
 
@@ -44,11 +44,8 @@ class Recorder:
 @pytest.fixture
 def smtp_server():
     handler = Recorder()
-    controller = EphemeralController(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
+    with serving(handler):
+        yield handler
 
 
 def queue(store, config, n, **kw):

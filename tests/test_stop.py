@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from relay_core.store import open_store
 from relay_core.store import tables as t
-from tests.smtp import EphemeralController
+from tests.smtp import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2025-06-23T11:00:00+09:00"
@@ -44,11 +44,8 @@ class SlowSink:
 @pytest.fixture
 def slow_smtp():
     sink = SlowSink(delay=1.0)
-    controller = EphemeralController(sink, hostname="127.0.0.1", port=0)
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
+    with serving(sink):
+        yield sink
 
 
 @pytest.fixture

@@ -25,13 +25,12 @@ from relay_core.cycle import recovery
 from relay_core.cycle.ingest import ingest
 from relay_core.cycle.outbox import deliver_outbox, recover_interrupted
 from relay_core.cycle.report import CycleReport
-from relay_core.cycle.sending import prepare_batch
 from relay_core.mail.transports import FileTransport, SmtpTransport
-from relay_core.rendering.emails import Renderer
 from relay_core.store import tables as t
 from relay_core.store import utcnow
 from tests.fakes import event
-from tests.smtp import EphemeralController
+from tests.smtp import serving
+from tests.test_outbox import queue
 
 NOW = datetime(2025, 6, 23, 2, 0, tzinfo=UTC)     # a Monday, 11:00 in Tokyo
 
@@ -67,18 +66,8 @@ class Server:
 @pytest.fixture
 def smtp():
     handler = Server()
-    controller = EphemeralController(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-def queue(store, config, n):
-    events = [event(str(i), email=f"p{i}@example.com") for i in range(n)]
-    ingest(store, config, events, now=NOW, actor="test")
-    prepare_batch(store, config, Renderer(config), store.due_cases(NOW, limit=1000), NOW,
-                  b"k" * 32, CycleReport())
+    with serving(handler):
+        yield handler
 
 
 def smtp_transport(server, connections=1, cls=SmtpTransport):

@@ -19,7 +19,7 @@ from relay_core.errors import FatalError
 from relay_core.rendering.emails import Renderer
 from tests.cycle.test_exactly_once import NOW, Server, outbox_states, smtp_transport, state
 from tests.fakes import FakeConnector, event
-from tests.smtp import EphemeralController
+from tests.smtp import serving
 
 BOUNDARY = re.compile(rb"===============\d+==")
 
@@ -27,11 +27,8 @@ BOUNDARY = re.compile(rb"===============\d+==")
 @pytest.fixture
 def smtp():
     handler = Server()
-    controller = EphemeralController(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
+    with serving(handler):
+        yield handler
 
 
 def _jobs(store, config, n):

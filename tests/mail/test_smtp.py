@@ -27,7 +27,7 @@ from relay_core.mail import (
     make_message_id,
     make_transport,
 )
-from tests.smtp import EphemeralController
+from tests.smtp import EphemeralController, serving
 
 SUBJECT = "選考結果のご連絡（株式会社サンプル）"
 
@@ -67,12 +67,8 @@ class Recorder:
 @contextmanager
 def smtp_server(**kwargs) -> Iterator[tuple[Recorder, EphemeralController]]:
     handler = Recorder()
-    controller = EphemeralController(handler, hostname="127.0.0.1", port=0, **kwargs)
-    controller.start()
-    try:
+    with serving(handler, **kwargs) as controller:
         yield handler, controller
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
