@@ -144,12 +144,15 @@ def resend_ambiguous(store: Store, now: datetime) -> int:
 class Resent:
     resent: list[int] = field(default_factory=list)
     refused: dict[int, str] = field(default_factory=dict)    # case id → why not
+    codes: dict[int, tuple[str, str]] = field(default_factory=dict)   # → (code, detail)
 
 
 class ResendCheck(NamedTuple):
     why: str                      # "" when the email can be re-queued
     state: CaseState | None       # the case's
     row: OutboxMessage | None     # its newest case email
+    code: str = ""                # `why` as a key, for the console's words in each language
+    detail: str = ""              # the state `why` names, if any
 
 
 def resend_check(conn: Connection, case_id: int) -> ResendCheck:
@@ -157,20 +160,21 @@ def resend_check(conn: Connection, case_id: int) -> ResendCheck:
     `career-relay resend` and the console's Resend button."""
     case = cases.get(conn, case_id)
     if case is None:
-        return ResendCheck("no such case", None, None)
+        return ResendCheck("no such case", None, None, "no_case")
     if case.state not in (CaseState.AMBIGUOUS, CaseState.FAILED):
         return ResendCheck(f"it is {case.state.value}, not ambiguous or failed", case.state,
-                           None)
+                           None, "case_state", case.state.value)
     row = next(iter(outbox.of_case(conn, case_id, CASE_KINDS)), None)
     if row is None:
-        why = "no email was ever queued for it (see its reason in `career-relay status`)"
-    elif row.state not in outbox.RESENDABLE:
-        why = f"its email is {row.state}"
-    elif row.message is None:
-        why = "the server refused it permanently and its content is gone; nothing to resend"
-    else:
-        why = ""
-    return ResendCheck(why, case.state, row)
+        return ResendCheck("no email was ever queued for it (see its reason in "
+                           "`career-relay status`)", case.state, None, "never_queued")
+    if row.state not in outbox.RESENDABLE:
+        return ResendCheck(f"its email is {row.state}", case.state, row, "email_state",
+                           row.state)
+    if row.message is None:
+        return ResendCheck("the server refused it permanently and its content is gone; "
+                           "nothing to resend", case.state, row, "content_gone")
+    return ResendCheck("", case.state, row)
 
 
 def resend_cases(store: Store, case_ids: list[int], *, actor: str, now: datetime,
@@ -180,13 +184,15 @@ def resend_cases(store: Store, case_ids: list[int], *, actor: str, now: datetime
     result = Resent()
     with store.begin() as conn:
         for case_id in dict.fromkeys(case_ids):
-            why, was, row = resend_check(conn, case_id)
+            why, was, row, code, detail = resend_check(conn, case_id)
             if why:
                 result.refused[case_id] = why
+                result.codes[case_id] = (code, detail)
                 continue
             assert row is not None and was is not None
             if not outbox.requeue(conn, [row.id], (row.state,), afresh=True):
                 result.refused[case_id] = "another process moved it; look again"
+                result.codes[case_id] = ("moved", "")
                 continue
             reason = (f"re-queued {row.message_id} (was {row.state})"
                       + (f": {note}" if note else ""))

@@ -95,14 +95,15 @@ def test_a_refused_resend_shows_why_and_changes_nothing(signed_in, ambiguous, he
     response = signed_in.post(f"/admin/cases/{ambiguous}/resend", data={"csrf": csrf})
     assert response.status_code == 409
     alert = re.search(r'<p class="notice notice-error" role="alert">([^<]*)</p>', response.text)
-    assert alert and alert.group(1) == (
-        f"{JA['resend_refused']} it is sending, not ambiguous or failed")
+    assert alert and alert.group(1) == (      # in the console's language, the state's label
+        f"{JA['resend_refused']} " + JA["resend_no_case_state"].format(state=JA["state_sending"]))
     assert store.audit_trail(ambiguous) == trail                  # nothing more happened
     assert not RESEND_FORM.search(response.text)
 
     held_case = held["A-3"]
     response = signed_in.post(f"/admin/cases/{held_case}/resend", data={"csrf": csrf})
-    assert response.status_code == 409 and "it is held, not ambiguous or failed" in response.text
+    assert response.status_code == 409
+    assert JA["resend_no_case_state"].format(state=JA["state_held"]) in response.text
     assert store.case(held_case).state == "held"
     assert signed_in.post("/admin/cases/999999/resend", data={"csrf": csrf}).status_code == 404
     # Without the CSRF token, or signed out, nothing is even checked.
@@ -128,7 +129,8 @@ def test_no_resend_button_where_it_cannot_be_done(signed_in, held, store, config
                      .values(state="failed"))
     page = signed_in.get(f"/admin/cases/{held['A-2']}").text
     assert not RESEND_FORM.search(page)
-    assert f"{JA['resend_impossible']} its email is sent" in page
+    assert (f"{JA['resend_impossible']} "
+            + JA["resend_no_email_state"].format(state=JA["state_sent"])) in page
 
 
 def test_the_dashboard_lists_ambiguous_and_given_up_emails_with_a_link_to_each(
@@ -173,3 +175,22 @@ def test_a_case_id_beyond_the_column_is_refused_not_a_server_error(signed_in, he
             response = signed_in.post(f"/admin/cases/{case_id}/{action}", data={"csrf": csrf})
             assert response.status_code == 422, (case_id, action)
     assert signed_in.get("/admin/cases/2147483647").status_code == 404   # the largest: absent
+
+
+def test_every_refusal_of_resend_has_its_words_in_both_languages():
+    """The console says why in its own language; the CLI keeps `resend_check`'s English."""
+    import inspect
+
+    from relay_core.cycle import recovery
+    from relay_core.web.admin.cases import why_not
+    from relay_core.web.admin.i18n import MESSAGES
+    source = inspect.getsource(recovery)
+    codes = set(re.findall(r'"(no_case|case_state|never_queued|email_state|content_gone|'
+                           r'moved)"', source))
+    assert len(codes) == 6
+    for words in MESSAGES.values():
+        for code in codes:
+            text = why_not(words, code, "sent")
+            assert text and "{" not in text
+    assert why_not(MESSAGES["en"], "case_state", "held") == \
+        f"The case is {MESSAGES['en']['state_held']}, not ambiguous or failed."

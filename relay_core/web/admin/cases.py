@@ -138,15 +138,23 @@ def case_page(request: Request, case_id: CaseId, done: str = "", n: int = 0) -> 
     return _case_response(web, request, session, case_id, done=done, n=n)
 
 
+def why_not(words: dict[str, str], code: str, detail: str = "") -> str:
+    """A refused resend in the console's language (`resend_check`'s code and the state it
+    names); the CLI prints the check's English text."""
+    state = words.get(f"state_{detail}", detail)
+    return words[f"resend_no_{code}"].format(state=state)
+
+
 def _case_response(web: ConsoleWeb, request: Request, session: Any, case_id: int, *,
-                   done: str = "", n: int = 0, refused: str = "", status: int = 200
-                   ) -> Response:
+                   done: str = "", n: int = 0, refused: tuple[str, str] | None = None,
+                   status: int = 200) -> Response:
     loaded = _load(web, case_id)
     if loaded is None:
         return _not_found(web, request, session)
     detail, extra = loaded
     state = detail.case.state
     resend = extra["resend"]
+    words = MESSAGES[web.language(request)]
     return web.page(request, "case.html", {
         "detail": detail, "case": detail.case, **extra, "mail": mail_view(web, detail),
         "others": [o for o in detail.outbox if o["kind"] not in CASE_KINDS],
@@ -155,8 +163,9 @@ def _case_response(web: ConsoleWeb, request: Request, session: Any, case_id: int
         "can_cancel": state in (CaseState.HELD, CaseState.SCHEDULED),
         "can_resend": not resend.why,
         # why an ambiguous or failed case's email cannot go again (the other states say it)
-        "no_resend": resend.why if state in (CaseState.AMBIGUOUS, CaseState.FAILED) else "",
-        "refused": refused,
+        "no_resend": why_not(words, resend.code, resend.detail)
+        if resend.why and state in (CaseState.AMBIGUOUS, CaseState.FAILED) else "",
+        "refused": why_not(words, *refused) if refused else "",
         "done": done, "n": n, "agency_names": {a.id: a.legal_name for a in web.config.agencies},
         "frame": web.url(f"/cases/{case_id}/mail.html"),
     }, status=status, admin=session, active="cases")
@@ -200,7 +209,7 @@ async def case_resend(request: Request, case_id: CaseId) -> Response:
     if case_id in result.resent:
         return RedirectResponse(web.url(f"/cases/{case_id}", done="resent", n=1),
                                 status_code=303)
-    return _case_response(web, request, session, case_id, refused=result.refused[case_id],
+    return _case_response(web, request, session, case_id, refused=result.codes[case_id],
                           status=409)
 
 

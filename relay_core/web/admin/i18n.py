@@ -101,6 +101,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "resend_note": "メモ（任意・監査ログに記録。例：サーバーログの確認結果）",
         "resend_refused": "再送しませんでした:",
         "resend_impossible": "このメールは再送できません:",
+        "resend_no_no_case": "該当するケースがありません。",
+        "resend_no_case_state": "ケースの状態が「{state}」で、送達不明・失敗ではありません。",
+        "resend_no_never_queued": "このケースのメールは一度も送信キューに入っていません"
+                                  "（理由はケースの履歴をご覧ください）。",
+        "resend_no_email_state": "メールの状態が「{state}」です。",
+        "resend_no_content_gone": "メールサーバーが恒久的に拒否したため、メールの内容は"
+                                  "既に削除されています。再送できるものがありません。",
+        "resend_no_moved": "ほかの処理が先にこのメールを動かしました。ページを開き直してください。",
         "done_resent": "メールを送信待ちに戻しました（同じ Message-ID）。"
                        "次のサイクルで送信されます。",
         "waiting_decision": "判断が必要なメール",
@@ -300,6 +308,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "resend_note": "Note (optional, kept in the audit log), e.g. what the server's log showed",
         "resend_refused": "Not resent:",
         "resend_impossible": "This email cannot be resent:",
+        "resend_no_no_case": "There is no such case.",
+        "resend_no_case_state": "The case is {state}, not ambiguous or failed.",
+        "resend_no_never_queued": "No email was ever queued for this case (its history says "
+                                  "why).",
+        "resend_no_email_state": "Its email is {state}.",
+        "resend_no_content_gone": "The mail server refused it permanently and its content is "
+                                  "gone; there is nothing to resend.",
+        "resend_no_moved": "Another process moved this email first; open the page again.",
         "done_resent": "The email is back in the queue (same Message-ID); the next cycle sends it.",
         "waiting_decision": "Emails waiting for a decision",
         "waiting_decision_lead": "Ambiguous emails (it is unknown whether they arrived) and emails "
