@@ -235,7 +235,7 @@ def transition_many(conn: Connection, changes: list[dict[str, Any]], to: CaseSta
     same = {k: changes[0][k] for k in columns
             if k != "reason" and all(ch[k] == changes[0][k] for ch in changes)}
     for ids in _chunks([ch["id"] for ch in changes]):
-        moved.update(conn.scalars(_move(tuple(same), len(ids)), dict(
+        moved.update(conn.scalars(_move(tuple(same), t.id_arity(ids)), dict(
             t.id_params(ids), from_state=from_state.value, to_state=to.value, now=now,
             **same)))
     columns = tuple(k for k in columns if k not in same)

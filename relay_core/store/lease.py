@@ -129,9 +129,21 @@ class Holder:
         here = host_id() if "/" in self.host else socket.gethostname()  # older holders
         return self.host == here and not pid_alive(self.pid, self.start)
 
+    @property
+    def host_name(self) -> str:
+        """The host without its pid namespace."""
+        return self.host.split("/")[0]
+
     def describe(self) -> str:
         since = f" since {self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else ""
-        return f"host {self.host.split('/')[0]}, pid {self.pid}{since}"
+        return f"host {self.host_name}, pid {self.pid}{since}"
+
+    def stale(self, expires_at: datetime, now: datetime) -> str:
+        """Why this holder's lock may be taken over ("" while it holds): the one judgement of
+        `acquire` and `lock_view`."""
+        if self.gone():
+            return "its process is gone"
+        return "its lease expired" if expires_at < now else ""
 
 
 def db_now(conn) -> datetime:
@@ -228,15 +240,14 @@ def acquire(engine: Engine, name: str, ttl: timedelta = TTL) -> Lease:
             if row is None:
                 continue
             other = Holder.parse(row.holder)
-            expired, gone = row.expires_at < now, other.gone()
-            if not (expired or gone):
+            why = other.stale(row.expires_at, now)
+            if not why:
                 raise _held(name, other, now)
             taken = conn.execute(update(t.locks).where(
                 t.locks.c.name == name, t.locks.c.holder == row.holder)
                 .values(holder=mine, expires_at=now + ttl)).rowcount == 1
             if taken:
-                log.warning("took over the %s lock from %s (%s)", name, other.describe(),
-                            "its process is gone" if gone else "its lease expired")
+                log.warning("took over the %s lock from %s (%s)", name, other.describe(), why)
                 return _started(Lease(engine, name, holder, ttl))
     raise LockedError(f"the {name} lock changes hands too fast to take; try again")
 
@@ -259,9 +270,8 @@ def lock_view(conn: Connection, name: str = "run") -> LockView | None:
     if row is None:
         return None
     holder = Holder.parse(row.holder)
-    stale = ("its process is gone" if holder.gone()
-             else "its lease expired" if row.expires_at < db_now(conn) else "")
-    return LockView(holder.host.split("/")[0], holder.pid, holder.since, row.expires_at, stale)
+    return LockView(holder.host_name, holder.pid, holder.since, row.expires_at,
+                    holder.stale(row.expires_at, db_now(conn)))
 
 
 def _started(lease: Lease) -> Lease:

@@ -156,7 +156,7 @@ def claim_many(conn: Connection, ids: list[int], holder: str, until: datetime, n
     those still pending and due, with their bytes, in id order."""
     if not ids:
         return []
-    rows = conn.execute(_claim_many(len(ids)), dict(t.id_params(ids), now=now, holder=holder,
+    rows = conn.execute(_claim_many(t.id_arity(ids)), dict(t.id_params(ids), now=now, holder=holder,
                                                     until=until)).all()
     return sorted((_message(r, r.message) for r in rows), key=lambda m: m.id)
 
@@ -166,7 +166,7 @@ def mark_handing_over_many(conn: Connection, ids: list[int], holder: str, until:
     """`mark_handing_over` for several messages in one statement: the ids still ours."""
     if not ids:
         return set()
-    return set(conn.scalars(_handing_over_many(len(ids)), dict(
+    return set(conn.scalars(_handing_over_many(t.id_arity(ids)), dict(
         t.id_params(ids), holder=holder, until=until, at=at)))
 
 
@@ -182,7 +182,7 @@ def mark_sent(conn: Connection, ids: list[int]) -> None:
     """Accepted by the server (also one a recovery thought ambiguous): the bytes go."""
     at = utcnow()
     for chunk in _chunks(ids):
-        conn.execute(_sent(len(chunk)), dict(t.id_params(chunk), at=at))
+        conn.execute(_sent(t.id_arity(chunk)), dict(t.id_params(chunk), at=at))
 
 
 def mark_retry(conn: Connection, message_id: int, next_attempt_at: datetime, error: str, *,

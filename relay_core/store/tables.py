@@ -51,10 +51,17 @@ def utcnow() -> datetime:
 FIXED_IN = 16   # up to this many ids, an IN list of its own bound parameters
 
 
+def id_arity(ids: list[int]) -> int:
+    """The `n` of id_in for these ids: their number, or one shape for every longer list (the
+    same expanding statement, so a cache keyed by it holds one entry for all of them)."""
+    return min(len(ids), FIXED_IN + 1)
+
+
 def id_in(column: ColumnElement, n: int) -> ColumnElement:
-    """`column IN (...)` for `n` ids, with id_params(ids). The delivery loop runs statements
-    for a few ids many times a second: an "expanding" IN is rendered again at every execution
-    (a fifth of its cost), while a statement with n parameters is compiled once per n."""
+    """`column IN (...)` for `n` (id_arity) ids, with id_params(ids). The delivery loop runs
+    statements for a few ids many times a second: an "expanding" IN is rendered again at every
+    execution (a fifth of its cost), while a statement with n parameters is compiled once per
+    n."""
     if n > FIXED_IN:
         return column.in_(bindparam("ids", expanding=True))
     return column.in_([bindparam(f"id_{i}", type_=Integer) for i in range(n)])
