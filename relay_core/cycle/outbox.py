@@ -331,13 +331,17 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
         # The outcome of this connection's last message travels with the next message's "DATA
         # now" (one commit for both, finish first); it goes alone when nothing is next in line.
         carried: list[tuple[OutboxMessage, BaseException | None]] = []
+
+        def report_carried() -> None:   # alone: nothing is next in line to take them along
+            for row, outcome in carried:
+                events.put(("done", row, outcome, None))
+            carried.clear()
+
         while True:
             try:
                 item = ready.get_nowait()
             except queue.Empty:
-                for row, outcome in carried:
-                    events.put(("done", row, outcome, None))
-                carried.clear()
+                report_carried()
                 item = ready.get()
             if item is None:
                 break
@@ -345,16 +349,13 @@ def _in_parallel(transport: Transport, rows: list[OutboxMessage], steps: _Steps,
             try:
                 mine.hand_over(mail, before_data=lambda row=row: data_now(row, carried))
             except BaseException as exc:   # reported to the delivering thread, which decides
-                for done_row, outcome in carried:
-                    events.put(("done", done_row, outcome, None))
-                carried.clear()
+                report_carried()
                 events.put(("done", row, exc, None))
                 if not isinstance(exc, Exception):
                     return   # interrupted: so is this connection
                 continue
             carried.append((row, None))
-        for row, outcome in carried:
-            events.put(("done", row, outcome, None))
+        report_carried()
 
     todo: Iterator[OutboxMessage] = iter(rows)
     left = len(rows)

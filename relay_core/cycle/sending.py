@@ -114,6 +114,7 @@ class _Batch:
     token rows are inserted with the claim), and what is decided without building anything."""
 
     cases: list[RelayCase]
+    kind: str                            # the rejection template (mail.mode)
     bare: set[int]                       # sent without the invitation (blockers)
     jobs: list[MailJob] = field(default_factory=list)
     tokens: dict[int, list[dict]] = field(default_factory=dict)
@@ -126,7 +127,7 @@ def plan_batch(config: Config, batch: list[RelayCase], now: datetime, key: bytes
     kind = template_names("rejection", mode=config.mail.mode)
     domain = message_id_domain(config)
     ttl = timedelta(days=config.relay.invitation_ttl_days)
-    plan = _Batch(batch, {c.id for c in batch if c.invite and blockers})
+    plan = _Batch(batch, kind, {c.id for c in batch if c.invite and blockers})
     for case in batch:
         url = expires = stop_url = None
         rows = []
@@ -155,7 +156,6 @@ def commit_batch(store: Store, config: Config, plan: _Batch, built: list[BuiltMa
     """scheduled → sending for a planned, built batch, with its mails in the outbox, all in
     one transaction. A case another process claimed first is left to it (its mail is not
     queued); a case whose mail cannot be built fails with the reason."""
-    kind = template_names("rejection", mode=config.mail.mode)
     withheld = ("sent without the relay invitation: " + "; ".join(blockers))[:1000]
     message_ids = {job.case.id: job.message_id for job in plan.jobs}
     batch = plan.cases
@@ -187,7 +187,7 @@ def commit_batch(store: Store, config: Config, plan: _Batch, built: list[BuiltMa
             ids[mail.case_id] = message_ids[mail.case_id]
             mails.append(QueuedMail(mail.case_id, ids[mail.case_id], mail.recipient, mail.data))
         consents.add_invitations(conn, invitations)
-        outbox.enqueue(conn, kind, mails, now)
+        outbox.enqueue(conn, plan.kind, mails, now)
         cases.set_message_ids(conn, ids)
         cases.transition_many(conn, failures, CaseState.FAILED, from_state=CaseState.SENDING,
                               actor="send", now=now)

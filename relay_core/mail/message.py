@@ -240,7 +240,7 @@ def build_message(config: Config, *, to_addr: str, to_name: str, subject: str, t
                   language: str | None = None) -> EmailMessage:
     msg = _assemble(config, to_addr=to_addr, to_name=to_name, subject=subject, text=text,
                     html=html, message_id=message_id, date=date, language=language)
-    _verify_generated(msg, serialize(msg))
+    _verify_headers(list(msg.keys()), serialize(msg))
     return msg
 
 
@@ -305,10 +305,6 @@ def _assemble(config: Config, *, to_addr: str, to_name: str, subject: str, text:
         # After the parts: set_content clears Content-* headers, add_alternative moves them.
         msg["Content-Language"] = CONTENT_LANGUAGE[language]
     return msg
-
-
-def _verify_generated(msg: EmailMessage, data: bytes) -> None:
-    _verify_headers(list(msg.keys()), data)
 
 
 def _verify_headers(wrote: list[str], data: bytes) -> None:
