@@ -20,6 +20,11 @@ class Category(enum.StrEnum):
     OTHER = "other"
 
 
+# Case ids are a 32-bit integer column on both databases: a larger id from a URL or the command
+# line is refused before any query (the drivers fail with an error, not "no such case").
+CASE_ID_MAX = 2**31 - 1
+
+
 class CaseState(enum.StrEnum):
     DETECTED = "detected"
     SKIPPED = "skipped"

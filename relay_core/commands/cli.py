@@ -24,6 +24,7 @@ from typer.exceptions import TyperException
 from relay_core import __version__
 from relay_core.contract.times import read_time
 from relay_core.errors import ConfigError, LockedError, RelayError, TemplateError
+from relay_core.models import CASE_ID_MAX
 
 EXIT_FAILURES, EXIT_CONFIG, EXIT_INTERNAL, EXIT_LOCKED = 1, 2, 70, 75
 # When output goes to a file or a pipe (cron, `> f.html`), nothing is wrapped or cut to fit
@@ -383,9 +384,8 @@ def preview(config: ConfigOpt = DEFAULT_CONFIG,
     sys.stdout.write(f"Subject: {rendered.subject}\n\n{rendered.text}")
 
 
-# Case ids are a 32-bit column on both databases: a larger one is refused as a usage error
-# before any query (PostgreSQL raised "integer out of range" from the driver).
-CaseIds = Annotated[list[int] | None, typer.Option("--case", min=1, max=2**31 - 1,
+# A larger id than the database holds (models.CASE_ID_MAX) is a usage error, not a traceback.
+CaseIds = Annotated[list[int] | None, typer.Option("--case", min=1, max=CASE_ID_MAX,
                                                    help="A case id (repeatable).")]
 
 

@@ -22,7 +22,7 @@ from relay_core.cycle.outbox import CASE_KINDS
 from relay_core.cycle.preview import preview_case_mail
 from relay_core.cycle.recovery import resend_cases, resend_check
 from relay_core.errors import ConfigError, RelayError
-from relay_core.models import CaseState
+from relay_core.models import CASE_ID_MAX, CaseState
 from relay_core.records.consent.records import consent_for_case, relay_status
 from relay_core.store import consents, utcnow
 from relay_core.store.console import (
@@ -41,9 +41,9 @@ router = APIRouter(prefix="/admin")
 PAGE_SIZE = 50
 STATES = [s.value for s in CaseState]
 # The mail frame shows the HTML part only: no script, no fetches, styles inline, in a sandbox.
-# A case id the database can hold (a 32-bit integer column): a larger one in a URL is refused
-# with 422 before any query, where SQLite and PostgreSQL would fail with a 500.
-CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+# A case id the database can hold (models.CASE_ID_MAX): a larger one in a URL is a 422, where
+# SQLite and PostgreSQL would fail with a 500.
+CaseId = Annotated[int, Path(ge=1, le=CASE_ID_MAX)]
 FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
              "frame-ancestors 'self'; sandbox")
 
